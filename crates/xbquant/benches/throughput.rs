@@ -1,0 +1,143 @@
+//! Throughput of the kernels against a plain copy of the same buffers, measured in one run.
+//!
+//! `cargo bench -p xbquant` prints, per path and size, the median time per call, elements per
+//! second and the ratio to a copy (a rayon-parallel `copy_from_slice` above the kernels'
+//! parallel threshold, the plain one below it): 1.00x means as fast as the copy.
+//! `-- --quick` runs fewer repetitions and sizes.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use xbquant::{Element, FixedPoint, Overflow, Rounding};
+
+const PARALLEL_COPY_MIN: usize = 1 << 17;
+
+fn median_time(reps: usize, mut f: impl FnMut()) -> Duration {
+    f(); // warm up: page faults, thread pool start
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[reps / 2]
+}
+
+fn copy<T: Element>(src: &[T], dst: &mut [T]) {
+    if src.len() >= PARALLEL_COPY_MIN {
+        dst.par_chunks_mut(1 << 15)
+            .zip(src.par_chunks(1 << 15))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+fn inputs<T: Element>(n: usize) -> Vec<T> {
+    // Values around the format's range: a mix of in-range and saturating inputs.
+    (0..n)
+        .map(|i| T::from_f64(((i as f64) * 0.618_033_988_7).sin() * 5.0))
+        .collect()
+}
+
+struct Report {
+    size_label: String,
+    copy: Duration,
+    n: usize,
+}
+
+impl Report {
+    fn line(&self, path: &str, t: Duration) {
+        let rate = self.n as f64 / t.as_secs_f64();
+        println!(
+            "{:<44} {:>6} {:>11.3} us {:>9.0} Melem/s {:>7.2}x copy",
+            path,
+            self.size_label,
+            t.as_secs_f64() * 1e6,
+            rate / 1e6,
+            self.copy.as_secs_f64() / t.as_secs_f64()
+        );
+    }
+}
+
+fn bench_type<T: Element>(sizes: &[(usize, &str)], reps: usize, full: bool) {
+    let fmt = FixedPoint::new(8, 5).unwrap();
+    let saturate = fmt.with_overflow(Overflow::Saturate).unwrap();
+    for &(n, label) in sizes {
+        let src: Vec<T> = inputs(n);
+        let mut dst: Vec<T> = vec![T::from_f64(0.0); n];
+        let mut mask = vec![false; n];
+        let reps = if n >= 1 << 20 { reps } else { reps * 20 };
+        let copy_t = median_time(reps, || copy(black_box(&src), &mut dst));
+        let report = Report {
+            size_label: label.to_string(),
+            copy: copy_t,
+            n,
+        };
+        report.line(&format!("{} copy", T::NAME), copy_t);
+        let into = |f: &FixedPoint, r: Rounding, dst: &mut [T]| {
+            f.quantize_into(black_box(&src), dst, r).unwrap()
+        };
+        let t = median_time(reps, || into(&fmt, Rounding::NearestEven, &mut dst));
+        report.line(&format!("{} into nearest saturate-symmetric", T::NAME), t);
+        let t = median_time(reps, || into(&saturate, Rounding::NearestEven, &mut dst));
+        report.line(&format!("{} into nearest saturate", T::NAME), t);
+        let t = median_time(reps, || {
+            into(&fmt, Rounding::Stochastic { seed: 1 }, &mut dst)
+        });
+        report.line(&format!("{} into stochastic", T::NAME), t);
+        let mut buf = src.clone();
+        let t = median_time(reps, || {
+            fmt.quantize_in_place(&mut buf, Rounding::NearestEven)
+        });
+        report.line(&format!("{} in place nearest", T::NAME), t);
+        let t = median_time(reps, || {
+            fmt.quantize_into_with_mask(&src, &mut dst, &mut mask, Rounding::NearestEven)
+                .unwrap()
+        });
+        report.line(&format!("{} into nearest with mask", T::NAME), t);
+        if !full {
+            continue;
+        }
+        for r in Rounding::DETERMINISTIC.into_iter().skip(1) {
+            let t = median_time(reps, || into(&saturate, r, &mut dst));
+            report.line(&format!("{} into {r} saturate", T::NAME), t);
+        }
+        for o in [
+            Overflow::SaturateZero,
+            Overflow::Wrap { sat_bits: 0 },
+            Overflow::Wrap { sat_bits: 2 },
+            Overflow::WrapSignMagnitude { sat_bits: 0 },
+            Overflow::WrapSignMagnitude { sat_bits: 1 },
+            Overflow::Unbounded,
+        ] {
+            let f = fmt.with_overflow(o).unwrap();
+            let t = median_time(reps, || into(&f, Rounding::NearestEven, &mut dst));
+            report.line(&format!("{} into nearest {o}", T::NAME), t);
+        }
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 5 } else { 15 };
+    println!(
+        "threads: {}; medians of {reps} calls (x20 below 1M elements); format ap_fixed<8,3>, 16M inputs ~40% saturating",
+        rayon::current_num_threads()
+    );
+    let sizes: &[(usize, &str)] = if quick {
+        &[(1 << 10, "1K"), (1 << 20, "1M"), (1 << 24, "16M")]
+    } else {
+        &[
+            (1 << 10, "1K"),
+            (1 << 16, "64K"),
+            (1 << 20, "1M"),
+            (1 << 24, "16M"),
+        ]
+    };
+    bench_type::<f32>(sizes, reps, true);
+    bench_type::<f64>(sizes, reps, !quick);
+}

@@ -1,0 +1,171 @@
+//! Integer codes for deployment: quantize straight to the codes a fixed-point datapath stores,
+//! and turn codes back into values.
+
+use crate::kernel::{check_len, codes_with};
+use crate::{Element, Error, FixedPoint, Rounding};
+
+/// An integer type that can hold fixed-point codes: `i8` to `i64`, and `u8` to `u64` for unsigned
+/// formats.
+pub trait Code: Copy + Send + Sync + std::fmt::Debug + sealed::Sealed + 'static {
+    /// The type's name, as `i8`.
+    const NAME: &'static str;
+    /// Its width in bits.
+    const BITS: u32;
+    /// Whether it is signed.
+    const SIGNED: bool;
+    /// From an `i128` known to fit.
+    fn from_i128(value: i128) -> Self;
+    /// To `i128`, exactly.
+    fn to_i128(self) -> i128;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! impl_code {
+    ($($t:ty: $signed:expr),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Code for $t {
+            const NAME: &'static str = stringify!($t);
+            const BITS: u32 = <$t>::BITS;
+            const SIGNED: bool = $signed;
+            #[inline(always)]
+            fn from_i128(value: i128) -> Self {
+                value as $t
+            }
+            #[inline(always)]
+            fn to_i128(self) -> i128 {
+                i128::from(self)
+            }
+        }
+    )*};
+}
+impl_code!(i8: true, i16: true, i32: true, i64: true, u8: false, u16: false, u32: false, u64: false);
+
+impl FixedPoint {
+    fn check_code_type<C: Code>(&self) -> Result<(), Error> {
+        let wl = self.word_length();
+        let fits = match (self.is_signed(), C::SIGNED) {
+            (true, true) | (false, false) => wl <= C::BITS,
+            (false, true) => wl < C::BITS,
+            (true, false) => false,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::CodeTypeTooNarrow {
+                code_type: C::NAME,
+                word_length: self.word_length(),
+                signed: self.is_signed(),
+            })
+        }
+    }
+
+    /// Quantizes `x` to integer codes `k` (the value is `k * 2^-fl`), as `i64`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnboundedCodes`] when the overflow mode is [`Overflow::Unbounded`](crate::Overflow::Unbounded);
+    /// [`Error::CodeTypeTooNarrow`] for an unsigned format wider than 63 bits (use
+    /// [`to_codes_into`](FixedPoint::to_codes_into) with `u64`); [`Error::NanInput`] when an
+    /// input is NaN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let fmt = FixedPoint::new(8, 4)?;
+    /// let codes = fmt.to_codes(&[0.5f32, -1.03, 100.0], Rounding::NearestEven)?;
+    /// assert_eq!(codes, [8, -16, 127]);
+    /// assert_eq!(fmt.from_codes::<_, f32>(&codes)?, [0.5, -1.0, 7.9375]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn to_codes<T: Element>(&self, x: &[T], rounding: Rounding) -> Result<Vec<i64>, Error> {
+        let mut out = vec![0i64; x.len()];
+        self.to_codes_into(x, &mut out, rounding)?;
+        Ok(out)
+    }
+
+    /// Quantizes `x` to integer codes in the caller's buffer: `i8` .. `i64` hold signed words up
+    /// to their width and unsigned words one bit narrower; `u8` .. `u64` hold unsigned words.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`]; [`Error::CodeTypeTooNarrow`] when the word does not fit `C` or
+    /// the signedness differs; [`Error::UnboundedCodes`]; [`Error::NanInput`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let fmt = FixedPoint::new(8, 7)?.with_symmetric(false);
+    /// let mut codes = [0i8; 3];
+    /// fmt.to_codes_into(&[0.5f32, -1.0, 0.99], &mut codes, Rounding::NearestEven)?;
+    /// assert_eq!(codes, [64, -128, 127]);
+    /// let mut too_narrow = [0i8; 3];
+    /// assert!(FixedPoint::new(12, 7)?.to_codes_into(&[0.0f32; 3], &mut too_narrow, Rounding::NearestEven).is_err());
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn to_codes_into<T: Element, C: Code>(
+        &self,
+        x: &[T],
+        out: &mut [C],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        if !self.clamps() {
+            return Err(Error::UnboundedCodes);
+        }
+        self.check_code_type::<C>()?;
+        let (lo, hi) = self.word_codes();
+        codes_with(self, rounding, x, |i, value, code| {
+            if value.is_nan() {
+                return Err(Error::NanInput { index: i });
+            }
+            // Exact below 2^53; beyond, the nearest f64 of an in-range code, clamped back into
+            // the word (2^63 - 1 is held as 2^63).
+            out[i] = C::from_i128((code as i128).clamp(lo, hi));
+            Ok(())
+        })
+    }
+
+    /// The values of integer codes, `k * 2^-fl`, in the element type `T` (exact when the code
+    /// fits `T`'s significand, else the nearest value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CodeOutOfRange`] when a code lies outside the word's code range.
+    pub fn from_codes<C: Code, T: Element>(&self, codes: &[C]) -> Result<Vec<T>, Error> {
+        let mut out = vec![T::from_f64(0.0); codes.len()];
+        self.from_codes_into(codes, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`from_codes`](FixedPoint::from_codes) into the caller's buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`]; [`Error::CodeOutOfRange`].
+    pub fn from_codes_into<C: Code, T: Element>(
+        &self,
+        codes: &[C],
+        out: &mut [T],
+    ) -> Result<(), Error> {
+        check_len(codes.len(), out.len())?;
+        let (lo, hi) = self.word_codes();
+        if let Some((index, code)) = codes
+            .iter()
+            .map(|c| c.to_i128())
+            .enumerate()
+            .find(|(_, c)| *c < lo || *c > hi)
+        {
+            return Err(Error::CodeOutOfRange { index, code });
+        }
+        let step = self.step();
+        for (o, c) in out.iter_mut().zip(codes) {
+            *o = T::from_f64(c.to_i128() as f64 * step);
+        }
+        Ok(())
+    }
+}

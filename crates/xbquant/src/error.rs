@@ -1,0 +1,151 @@
+//! The one error type of the crate. Every fallible operation returns it; kernels never panic on
+//! any input value.
+
+use std::fmt;
+
+/// Everything that can go wrong in `xbquant`.
+///
+/// Messages are short and lowercase, in the style of the standard library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The word length is 0 or wider than the 64-bit integer codes.
+    InvalidWordLength {
+        /// The word length that was asked for.
+        word_length: u32,
+    },
+    /// The fractional length would put the step or the range outside the `f64` range.
+    FracLengthOutOfRange {
+        /// The fractional length that was asked for.
+        frac_length: i32,
+        /// The smallest fractional length allowed for this word length.
+        min: i32,
+        /// The largest fractional length allowed.
+        max: i32,
+    },
+    /// A rounding-mode name that is not known.
+    UnknownRounding(String),
+    /// An overflow-mode name that is not known.
+    UnknownOverflow(String),
+    /// The number of saturation bits of a wrap mode is larger than the word length.
+    InvalidSatBits {
+        /// The saturation bits asked for.
+        sat_bits: u32,
+        /// The word length of the format.
+        word_length: u32,
+    },
+    /// The overflow mode is only defined for signed formats.
+    SignedOnly {
+        /// The overflow mode, by name.
+        overflow: String,
+    },
+    /// An input buffer and an output buffer have different lengths.
+    LengthMismatch {
+        /// The length of the input.
+        input: usize,
+        /// The length of the output.
+        output: usize,
+    },
+    /// A string is not a valid HLS fixed-point type such as `ap_fixed<8,3,AP_RND_CONV,AP_SAT>`.
+    InvalidHlsType {
+        /// The string that was parsed.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The format cannot be written as an HLS type (no HLS type has this rounding or overflow).
+    NotExpressibleInHls(String),
+    /// The integer code type is too narrow (or of the wrong signedness) for the format's words.
+    CodeTypeTooNarrow {
+        /// The code type, such as `i8`.
+        code_type: &'static str,
+        /// The word length of the format.
+        word_length: u32,
+        /// Whether the format is signed.
+        signed: bool,
+    },
+    /// Integer codes need a bounded word: the format's overflow mode is `unbounded`.
+    UnboundedCodes,
+    /// An input is NaN where a number is required (integer codes have no NaN).
+    NanInput {
+        /// The index of the first NaN.
+        index: usize,
+    },
+    /// An integer code lies outside the code range of the format.
+    CodeOutOfRange {
+        /// The index of the first offending code.
+        index: usize,
+        /// Its value.
+        code: i128,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidWordLength { word_length } => write!(
+                f,
+                "invalid word length {word_length}: it must be between 1 and 64 bits"
+            ),
+            Error::FracLengthOutOfRange {
+                frac_length,
+                min,
+                max,
+            } => write!(
+                f,
+                "fractional length {frac_length} is out of range: it must be between {min} and {max} for this word length"
+            ),
+            Error::UnknownRounding(name) => write!(
+                f,
+                "unknown rounding mode {name:?}: expected one of nearest, nearest-up, nearest-down, \
+                 nearest-toward-zero, nearest-away, floor, toward-zero, stochastic (or stochastic:SEED), \
+                 or an HLS name such as AP_RND_CONV"
+            ),
+            Error::UnknownOverflow(name) => write!(
+                f,
+                "unknown overflow mode {name:?}: expected one of saturate, saturate-symmetric, \
+                 saturate-zero, wrap, wrap-sign-magnitude, unbounded, or an HLS name such as AP_SAT"
+            ),
+            Error::InvalidSatBits {
+                sat_bits,
+                word_length,
+            } => write!(
+                f,
+                "{sat_bits} saturation bits do not fit a {word_length}-bit word"
+            ),
+            Error::SignedOnly { overflow } => {
+                write!(f, "overflow mode {overflow} is only defined for signed formats")
+            }
+            Error::LengthMismatch { input, output } => write!(
+                f,
+                "length mismatch: the input has {input} elements but the output has {output}"
+            ),
+            Error::InvalidHlsType { input, reason } => {
+                write!(f, "invalid HLS type {input:?}: {reason}")
+            }
+            Error::NotExpressibleInHls(what) => write!(f, "no HLS type expresses {what}"),
+            Error::CodeTypeTooNarrow {
+                code_type,
+                word_length,
+                signed,
+            } => write!(
+                f,
+                "{code_type} cannot hold the codes of a {word_length}-bit {} word",
+                if *signed { "signed" } else { "unsigned" }
+            ),
+            Error::UnboundedCodes => write!(
+                f,
+                "integer codes need a bounded word: choose an overflow mode other than unbounded"
+            ),
+            Error::NanInput { index } => {
+                write!(f, "input {index} is NaN, which has no integer code")
+            }
+            Error::CodeOutOfRange { index, code } => write!(
+                f,
+                "code {code} at index {index} is outside the code range of the format"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,714 @@
+//! The slice kernels: quantize into a buffer, in place, with a saturation mask. One per-element
+//! definition of the maths (`code_of`), specialised per rounding and overflow mode at compile
+//! time, split over threads in fixed chunks above a size threshold.
+
+use rayon::prelude::*;
+
+use crate::format::pow2;
+use crate::random::{stream_key, uniform};
+use crate::{Element, Error, FixedPoint, Overflow, Rounding};
+
+/// Elements per parallel task. Fixed, so that the work split never depends on the thread count.
+const CHUNK: usize = 1 << 15;
+/// Below this many elements a call stays on the calling thread (no hand-off cost).
+const PARALLEL_MIN: usize = 1 << 17;
+
+/// Everything a kernel needs, derived once per call from the format and the rounding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    scale: f64,
+    inv_scale: f64,
+    /// Code bounds for the overflow test and for clamping (nearest `f64` beyond 53 bits).
+    lo: f64,
+    hi: f64,
+    /// `2^wl`, `2^-wl` and `2^(wl-1)`, for the wrap modes.
+    modulus: f64,
+    inv_modulus: f64,
+    half_modulus: f64,
+    signed: bool,
+    word_length: u32,
+    sat_bits: u32,
+    key: u64,
+}
+
+impl Plan {
+    pub(crate) fn new(format: &FixedPoint, rounding: Rounding) -> (Plan, Rounding) {
+        let rounding = rounding.resolve();
+        let key = match rounding {
+            Rounding::Stochastic { seed } => stream_key(seed),
+            _ => 0,
+        };
+        let (lo, hi) = format.code_range();
+        let wl = i64::from(format.word_length());
+        let fl = i64::from(format.frac_length());
+        let plan = Plan {
+            scale: pow2(fl),
+            inv_scale: pow2(-fl),
+            lo: lo as f64,
+            hi: hi as f64,
+            modulus: pow2(wl),
+            inv_modulus: pow2(-wl),
+            half_modulus: pow2(wl - 1),
+            signed: format.is_signed(),
+            word_length: format.word_length(),
+            sat_bits: format.overflow().sat_bits(),
+            key,
+        };
+        (plan, rounding)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rounding: `t` is the exactly scaled value, `u` a uniform draw in [0, 1) (stochastic only).
+// Every operation used is exact in f64: round_ties_even, floor, trunc, round, and `a - floor(a)`
+// for `a >= 0`. Values with |t| >= 2^52 are integers already and pass through unchanged.
+
+pub(crate) trait RoundOp {
+    const STOCHASTIC: bool = false;
+    fn round(t: f64, u: f64) -> f64;
+}
+
+/// Whether `t` lies exactly halfway between two integers.
+#[inline(always)]
+fn is_tie(t: f64) -> bool {
+    let a = t.abs();
+    a - a.floor() == 0.5
+}
+
+pub(crate) struct NearestEven;
+impl RoundOp for NearestEven {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        t.round_ties_even()
+    }
+}
+
+pub(crate) struct NearestUp;
+impl RoundOp for NearestUp {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        if is_tie(t) {
+            t.ceil()
+        } else {
+            t.round_ties_even()
+        }
+    }
+}
+
+pub(crate) struct NearestDown;
+impl RoundOp for NearestDown {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        if is_tie(t) {
+            t.floor()
+        } else {
+            t.round_ties_even()
+        }
+    }
+}
+
+pub(crate) struct NearestTowardZero;
+impl RoundOp for NearestTowardZero {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        if is_tie(t) {
+            t.trunc()
+        } else {
+            t.round_ties_even()
+        }
+    }
+}
+
+pub(crate) struct NearestAway;
+impl RoundOp for NearestAway {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        t.round()
+    }
+}
+
+pub(crate) struct Floor;
+impl RoundOp for Floor {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        t.floor()
+    }
+}
+
+pub(crate) struct TowardZero;
+impl RoundOp for TowardZero {
+    #[inline(always)]
+    fn round(t: f64, _: f64) -> f64 {
+        t.trunc()
+    }
+}
+
+/// Rounds the magnitude up with probability equal to its fraction, then puts the sign back:
+/// `P(up) = t - floor(t)` for either sign, since rounding `-a` down is rounding `a` up.
+pub(crate) struct Stochastic;
+impl RoundOp for Stochastic {
+    const STOCHASTIC: bool = true;
+    #[inline(always)]
+    fn round(t: f64, u: f64) -> f64 {
+        let a = t.abs();
+        let whole = a.floor();
+        let frac = a - whole; // exact for a >= 0; NaN for inf, which never rounds up
+        let up = if u < frac { 1.0 } else { 0.0 };
+        (whole + up).copysign(t)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overflow: maps a rounded code `k` to the code the format produces, and reports whether `k` was
+// out of range. `t` is the scaled value before rounding (the sign-magnitude wrap needs it).
+
+pub(crate) trait OverflowOp {
+    const UNBOUNDED: bool = false;
+    fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool);
+}
+
+#[inline(always)]
+fn out_of_range(k: f64, p: &Plan) -> bool {
+    k < p.lo || k > p.hi
+}
+
+/// Saturate and saturate-symmetric: the plan's bounds already differ.
+pub(crate) struct Clamp;
+impl OverflowOp for Clamp {
+    #[inline(always)]
+    fn apply(k: f64, _: f64, p: &Plan) -> (f64, bool) {
+        (k.max(p.lo).min(p.hi), out_of_range(k, p))
+    }
+}
+
+pub(crate) struct Zero;
+impl OverflowOp for Zero {
+    #[inline(always)]
+    fn apply(k: f64, _: f64, p: &Plan) -> (f64, bool) {
+        let over = out_of_range(k, p);
+        (if over { 0.0 } else { k }, over)
+    }
+}
+
+/// `k` reduced modulo `2^wl` into the word's code range, exactly (every step is an exact float
+/// operation: a power-of-two scale, a rounding, and a subtraction whose result is representable).
+/// Infinities, multiples of every power of two, reduce to 0.
+#[inline(always)]
+fn wrapped(k: f64, p: &Plan) -> f64 {
+    let r = if p.signed {
+        let r = k - p.modulus * (k * p.inv_modulus).round_ties_even();
+        if r >= p.half_modulus {
+            r - p.modulus
+        } else {
+            r
+        }
+    } else {
+        k - p.modulus * (k * p.inv_modulus).floor()
+    };
+    if k.is_finite() {
+        r
+    } else {
+        0.0
+    }
+}
+
+pub(crate) struct Wrap;
+impl OverflowOp for Wrap {
+    #[inline(always)]
+    fn apply(k: f64, _: f64, p: &Plan) -> (f64, bool) {
+        let over = out_of_range(k, p);
+        (if over { wrapped(k, p) } else { k }, over)
+    }
+}
+
+/// Wrap with saturation bits (signed formats only).
+pub(crate) struct WrapSaturating;
+impl OverflowOp for WrapSaturating {
+    #[inline(always)]
+    fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool) {
+        let over = out_of_range(k, p);
+        (if over { wrap_bits(k, t, p, false) } else { k }, over)
+    }
+}
+
+pub(crate) struct WrapSignMagnitude;
+impl OverflowOp for WrapSignMagnitude {
+    #[inline(always)]
+    fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool) {
+        let over = out_of_range(k, p);
+        (if over { wrap_bits(k, t, p, true) } else { k }, over)
+    }
+}
+
+pub(crate) struct Unbounded;
+impl OverflowOp for Unbounded {
+    const UNBOUNDED: bool = true;
+    #[inline(always)]
+    fn apply(k: f64, _: f64, _: &Plan) -> (f64, bool) {
+        (k, false)
+    }
+}
+
+#[inline(always)]
+fn low_mask(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+#[inline(always)]
+fn sign_extend(v: u64, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    ((v << shift) as i64) >> shift
+}
+
+/// The bit-level overflow rules of `AP_WRAP` with `N > 0` and of `AP_WRAP_SM`, on an
+/// overflowing code `k` of a signed word.
+#[cold]
+fn wrap_bits(k: f64, t: f64, p: &Plan, sign_magnitude: bool) -> f64 {
+    let wl = p.word_length;
+    let n = p.sat_bits;
+    let v = (wrapped(k, p) as i64 as u64) & low_mask(wl);
+    let negative = k < 0.0;
+    let out = if sign_magnitude && n == 0 {
+        // Compare the bit just above the word in the truncated source with the new sign bit;
+        // when they differ the magnitude has wrapped: fold it back (ones' complement) and take
+        // the source's sign.
+        let floor = t.floor();
+        let above = (floor * p.inv_modulus).floor();
+        let beyond = u64::from(above - 2.0 * (above * 0.5).floor() == 1.0);
+        let sign = (v >> (wl - 1)) & 1;
+        if beyond == sign {
+            v
+        } else {
+            (!v & low_mask(wl - 1)) | (beyond << (wl - 1))
+        }
+    } else {
+        let kept = wl - n;
+        let mut low = v & low_mask(kept);
+        if sign_magnitude {
+            // Fold the kept bits back when the first forced bit changes value.
+            let forced = u64::from(if n == 1 { negative } else { !negative });
+            if (v >> kept) & 1 != forced {
+                low = !v & low_mask(kept);
+            }
+        }
+        let top = u64::from(negative) << (wl - 1);
+        let middle = if negative {
+            0
+        } else {
+            low_mask(wl - 1) & !low_mask(kept)
+        };
+        low | top | middle
+    };
+    sign_extend(out, wl) as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-element maths, and the loops.
+
+/// The smallest positive subnormal: stands in for an `f64` input scaled below it, whose sign is
+/// all that any rounding mode needs.
+const TINY: f64 = f64::from_bits(1);
+
+/// The code of `x` (as an exact integer-valued `f64`) and whether it overflowed.
+#[inline(always)]
+fn code_of<R: RoundOp, O: OverflowOp>(x: f64, index: u64, p: &Plan) -> (f64, f64, bool) {
+    let scaled = x * p.scale;
+    let t = if scaled == 0.0 && x != 0.0 {
+        TINY.copysign(x)
+    } else {
+        scaled
+    };
+    let u = if R::STOCHASTIC {
+        uniform(p.key, index)
+    } else {
+        0.0
+    };
+    let (k, over) = O::apply(R::round(t, u), t, p);
+    (k, t, over)
+}
+
+/// The quantized value of `x` and whether it overflowed (never for NaN).
+#[inline(always)]
+fn value_of<R: RoundOp, O: OverflowOp>(x: f64, index: u64, p: &Plan) -> (f64, bool) {
+    let (k, t, over) = code_of::<R, O>(x, index, p);
+    // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
+    let mut q = k * p.inv_scale + 0.0;
+    if O::UNBOUNDED && t.is_infinite() {
+        // x * 2^fl overflowed, so x is a multiple of the step already.
+        q = x;
+    }
+    if x.is_nan() {
+        (x, false)
+    } else {
+        (q, over)
+    }
+}
+
+fn serial_into<T: Element, R: RoundOp, O: OverflowOp>(
+    src: &[T],
+    dst: &mut [T],
+    mask: Option<&mut [bool]>,
+    base: u64,
+    p: &Plan,
+) {
+    match mask {
+        None => {
+            for (i, (x, y)) in src.iter().zip(dst.iter_mut()).enumerate() {
+                *y = T::from_f64(value_of::<R, O>(x.to_f64(), base + i as u64, p).0);
+            }
+        }
+        Some(mask) => {
+            for (i, ((x, y), m)) in src.iter().zip(dst.iter_mut()).zip(mask).enumerate() {
+                let (q, over) = value_of::<R, O>(x.to_f64(), base + i as u64, p);
+                *y = T::from_f64(q);
+                *m = over;
+            }
+        }
+    }
+}
+
+fn serial_in_place<T: Element, R: RoundOp, O: OverflowOp>(
+    buf: &mut [T],
+    mask: Option<&mut [bool]>,
+    base: u64,
+    p: &Plan,
+) {
+    match mask {
+        None => {
+            for (i, y) in buf.iter_mut().enumerate() {
+                *y = T::from_f64(value_of::<R, O>(y.to_f64(), base + i as u64, p).0);
+            }
+        }
+        Some(mask) => {
+            for (i, (y, m)) in buf.iter_mut().zip(mask).enumerate() {
+                let (q, over) = value_of::<R, O>(y.to_f64(), base + i as u64, p);
+                *y = T::from_f64(q);
+                *m = over;
+            }
+        }
+    }
+}
+
+/// The buffers of one call. `mask`, when present, has the same length as the data.
+pub(crate) enum Job<'a, T> {
+    Into {
+        src: &'a [T],
+        dst: &'a mut [T],
+        mask: Option<&'a mut [bool]>,
+    },
+    InPlace {
+        buf: &'a mut [T],
+        mask: Option<&'a mut [bool]>,
+    },
+}
+
+impl<T> Job<'_, T> {
+    fn len(&self) -> usize {
+        match self {
+            Job::Into { src, .. } => src.len(),
+            Job::InPlace { buf, .. } => buf.len(),
+        }
+    }
+}
+
+fn run<T: Element, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
+    let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+    if !parallel {
+        return match job {
+            Job::Into { src, dst, mask } => serial_into::<T, R, O>(src, dst, mask, 0, p),
+            Job::InPlace { buf, mask } => serial_in_place::<T, R, O>(buf, mask, 0, p),
+        };
+    }
+    let base = |chunk: usize| (chunk * CHUNK) as u64;
+    match job {
+        Job::Into {
+            src,
+            dst,
+            mask: None,
+        } => src
+            .par_chunks(CHUNK)
+            .zip(dst.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (s, d))| serial_into::<T, R, O>(s, d, None, base(c), p)),
+        Job::Into {
+            src,
+            dst,
+            mask: Some(mask),
+        } => src
+            .par_chunks(CHUNK)
+            .zip(dst.par_chunks_mut(CHUNK))
+            .zip(mask.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, ((s, d), m))| serial_into::<T, R, O>(s, d, Some(m), base(c), p)),
+        Job::InPlace { buf, mask: None } => buf
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, b)| serial_in_place::<T, R, O>(b, None, base(c), p)),
+        Job::InPlace {
+            buf,
+            mask: Some(mask),
+        } => buf
+            .par_chunks_mut(CHUNK)
+            .zip(mask.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (b, m))| serial_in_place::<T, R, O>(b, Some(m), base(c), p)),
+    }
+}
+
+/// Picks the compiled kernel for a rounding and an overflow mode: `$body` is instantiated with
+/// the type aliases `R` and `O` set to the two operation types.
+macro_rules! with_ops {
+    ($rounding:expr, $overflow:expr, $body:ident ! ()) => {
+        match $rounding {
+            Rounding::NearestEven => with_ops!(@o NearestEven, $overflow, $body),
+            Rounding::NearestUp => with_ops!(@o NearestUp, $overflow, $body),
+            Rounding::NearestDown => with_ops!(@o NearestDown, $overflow, $body),
+            Rounding::NearestTowardZero => with_ops!(@o NearestTowardZero, $overflow, $body),
+            Rounding::NearestAway => with_ops!(@o NearestAway, $overflow, $body),
+            Rounding::Floor => with_ops!(@o Floor, $overflow, $body),
+            Rounding::TowardZero => with_ops!(@o TowardZero, $overflow, $body),
+            Rounding::Stochastic { .. } | Rounding::StochasticFresh => {
+                with_ops!(@o Stochastic, $overflow, $body)
+            }
+        }
+    };
+    (@o $r:ident, $overflow:expr, $body:ident) => {
+        match $overflow {
+            Overflow::Saturate | Overflow::SaturateSymmetric => $body!($r, Clamp),
+            Overflow::SaturateZero => $body!($r, Zero),
+            Overflow::Wrap { sat_bits: 0 } => $body!($r, Wrap),
+            Overflow::Wrap { .. } => $body!($r, WrapSaturating),
+            Overflow::WrapSignMagnitude { .. } => $body!($r, WrapSignMagnitude),
+            Overflow::Unbounded => $body!($r, Unbounded),
+        }
+    };
+}
+
+pub(crate) fn execute<T: Element>(format: &FixedPoint, rounding: Rounding, job: Job<'_, T>) {
+    let (plan, rounding) = Plan::new(format, rounding);
+    macro_rules! go {
+        ($r:ident, $o:ident) => {
+            run::<T, $r, $o>(job, &plan)
+        };
+    }
+    with_ops!(rounding, format.overflow(), go!())
+}
+
+/// Codes for [`crate::codes`]: the rounded, overflow-handled code of each element, as an exact
+/// integer-valued `f64`, through `sink(index, x, code)`.
+pub(crate) fn codes_with<T: Element>(
+    format: &FixedPoint,
+    rounding: Rounding,
+    src: &[T],
+    mut sink: impl FnMut(usize, f64, f64) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let (plan, rounding) = Plan::new(format, rounding);
+    macro_rules! go {
+        ($r:ident, $o:ident) => {{
+            for (i, x) in src.iter().enumerate() {
+                let x = x.to_f64();
+                let (k, _, _) = code_of::<$r, $o>(x, i as u64, &plan);
+                sink(i, x, k)?;
+            }
+            Ok(())
+        }};
+    }
+    with_ops!(rounding, format.overflow(), go!())
+}
+
+impl FixedPoint {
+    /// Quantizes `x` into a new vector of the same type.
+    ///
+    /// `T` is `f32` or `f64` (and `f16`, `bf16` with the `half` feature). NaN stays NaN, zero
+    /// comes out as `+0.0`, `+-inf` follows the overflow mode (see [`Overflow`]). Large inputs
+    /// are split over rayon's threads; the result never depends on the thread count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let fmt = FixedPoint::new(8, 4)?; // step 1/16, range +-7.9375
+    /// let y = fmt.quantize(&[0.03125f64, 0.09375, 100.0, f64::NAN], Rounding::NearestEven);
+    /// assert_eq!(&y[..3], &[0.0, 0.125, 7.9375]); // ties to even, then saturate
+    /// assert!(y[3].is_nan());
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[must_use]
+    pub fn quantize<T: Element>(&self, x: &[T], rounding: Rounding) -> Vec<T> {
+        let mut out = vec![T::from_f64(0.0); x.len()];
+        execute(
+            self,
+            rounding,
+            Job::Into {
+                src: x,
+                dst: &mut out,
+                mask: None,
+            },
+        );
+        out
+    }
+
+    /// Quantizes `x` into the caller's buffer `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] when `out.len() != x.len()`; nothing is written then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let fmt = FixedPoint::new(4, 2)?;
+    /// let mut y = [0.0f32; 3];
+    /// fmt.quantize_into(&[0.3f32, -0.6, 5.0], &mut y, Rounding::NearestEven)?;
+    /// assert_eq!(y, [0.25, -0.5, 1.75]);
+    /// assert!(fmt.quantize_into(&[1.0f32], &mut y, Rounding::NearestEven).is_err());
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn quantize_into<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        execute(
+            self,
+            rounding,
+            Job::Into {
+                src: x,
+                dst: out,
+                mask: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Quantizes `x` in place.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let fmt = FixedPoint::new(8, 0)?;
+    /// let mut x = vec![0.5f32; 10_000];
+    /// fmt.quantize_in_place(&mut x, Rounding::Stochastic { seed: 7 });
+    /// assert!(x.iter().all(|&v| v == 0.0 || v == 1.0));
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn quantize_in_place<T: Element>(&self, x: &mut [T], rounding: Rounding) {
+        execute(self, rounding, Job::InPlace { buf: x, mask: None });
+    }
+
+    /// Quantizes `x` and reports which elements overflowed (their rounded code was outside the
+    /// range, so the overflow mode changed it): the mask for a clamp-aware straight-through
+    /// gradient. NaN is never marked; with [`Overflow::Unbounded`] nothing is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let fmt = FixedPoint::new(4, 2)?; // values -1.75..=1.75 (symmetric)
+    /// let (y, saturated) = fmt.quantize_with_mask(&[0.5f32, 1.9, -2.0], Rounding::NearestEven);
+    /// assert_eq!(y, [0.5, 1.75, -1.75]);
+    /// assert_eq!(saturated, [false, true, true]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[must_use]
+    pub fn quantize_with_mask<T: Element>(
+        &self,
+        x: &[T],
+        rounding: Rounding,
+    ) -> (Vec<T>, Vec<bool>) {
+        let mut out = vec![T::from_f64(0.0); x.len()];
+        let mut mask = vec![false; x.len()];
+        execute(
+            self,
+            rounding,
+            Job::Into {
+                src: x,
+                dst: &mut out,
+                mask: Some(&mut mask),
+            },
+        );
+        (out, mask)
+    }
+
+    /// [`quantize_with_mask`](FixedPoint::quantize_with_mask) into the caller's buffers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] when `out` or `mask` differs in length from `x`.
+    pub fn quantize_into_with_mask<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        mask: &mut [bool],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        check_len(x.len(), mask.len())?;
+        execute(
+            self,
+            rounding,
+            Job::Into {
+                src: x,
+                dst: out,
+                mask: Some(mask),
+            },
+        );
+        Ok(())
+    }
+
+    /// [`quantize_in_place`](FixedPoint::quantize_in_place) that also writes the overflow mask.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] when `mask` differs in length from `x`.
+    pub fn quantize_in_place_with_mask<T: Element>(
+        &self,
+        x: &mut [T],
+        mask: &mut [bool],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), mask.len())?;
+        execute(
+            self,
+            rounding,
+            Job::InPlace {
+                buf: x,
+                mask: Some(mask),
+            },
+        );
+        Ok(())
+    }
+
+    /// One value, quantized (a convenience for scalars; use the slice functions for arrays).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// assert_eq!(FixedPoint::new(4, 2)?.quantize_value(0.375, Rounding::NearestEven), 0.5);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[must_use]
+    pub fn quantize_value(&self, x: f64, rounding: Rounding) -> f64 {
+        let mut one = [x];
+        self.quantize_in_place(&mut one, rounding);
+        one[0]
+    }
+}
+
+#[inline]
+pub(crate) fn check_len(input: usize, output: usize) -> Result<(), Error> {
+    if input == output {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch { input, output })
+    }
+}

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod codes;
+mod element;
+mod error;
+mod format;
+mod hls;
+mod kernel;
+mod overflow;
+mod random;
+mod rounding;
+
+pub use codes::Code;
+pub use element::Element;
+pub use error::Error;
+pub use format::{
+    get_range_fixed_point, FixedPoint, FixedPointFormat, MAX_FRAC_LENGTH, MAX_WORD_LENGTH,
+};
+pub use overflow::Overflow;
+pub use rounding::{Rounding, SeedStream};
+
+/// `half::f16` and `half::bf16`, re-exported for the `half` feature's element types.
+#[cfg(feature = "half")]
+pub use half;
