@@ -20,6 +20,11 @@ pub use format::{
 pub use overflow::Overflow;
 pub use rounding::{Rounding, SeedStream};
 
+// The repository's README: its Rust examples run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct RepositoryReadme;
+
 /// `half::f16` and `half::bf16`, re-exported for the `half` feature's element types.
 #[cfg(feature = "half")]
 pub use half;
