@@ -83,41 +83,29 @@ impl RoundOp for NearestEven {
     }
 }
 
-pub(crate) struct NearestUp;
-impl RoundOp for NearestUp {
+/// Nearest code, with `TIE` choosing the code at exact ties: the other modes' rounding applied
+/// to the tie alone.
+pub(crate) struct NearestTies<const TIE: u8>;
+const TIE_UP: u8 = 0;
+const TIE_DOWN: u8 = 1;
+const TIE_TOWARD_ZERO: u8 = 2;
+impl<const TIE: u8> RoundOp for NearestTies<TIE> {
     #[inline(always)]
     fn round(t: f64, _: f64) -> f64 {
         if is_tie(t) {
-            t.ceil()
+            match TIE {
+                TIE_UP => t.ceil(),
+                TIE_DOWN => t.floor(),
+                _ => t.trunc(),
+            }
         } else {
             t.round_ties_even()
         }
     }
 }
-
-pub(crate) struct NearestDown;
-impl RoundOp for NearestDown {
-    #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
-        if is_tie(t) {
-            t.floor()
-        } else {
-            t.round_ties_even()
-        }
-    }
-}
-
-pub(crate) struct NearestTowardZero;
-impl RoundOp for NearestTowardZero {
-    #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
-        if is_tie(t) {
-            t.trunc()
-        } else {
-            t.round_ties_even()
-        }
-    }
-}
+type NearestUp = NearestTies<TIE_UP>;
+type NearestDown = NearestTies<TIE_DOWN>;
+type NearestTowardZero = NearestTies<TIE_TOWARD_ZERO>;
 
 pub(crate) struct NearestAway;
 impl RoundOp for NearestAway {
@@ -221,24 +209,23 @@ impl OverflowOp for Wrap {
     }
 }
 
-/// Wrap with saturation bits (signed formats only).
-pub(crate) struct WrapSaturating;
-impl OverflowOp for WrapSaturating {
+/// Wrap with saturation bits (`SIGN_MAGNITUDE = false`, signed formats only) and the
+/// sign-magnitude wrap (`true`): the bit-level rules of [`wrap_bits`].
+pub(crate) struct WrapBits<const SIGN_MAGNITUDE: bool>;
+impl<const SIGN_MAGNITUDE: bool> OverflowOp for WrapBits<SIGN_MAGNITUDE> {
     #[inline(always)]
     fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool) {
         let over = out_of_range(k, p);
-        (if over { wrap_bits(k, t, p, false) } else { k }, over)
+        let code = if over {
+            wrap_bits(k, t, p, SIGN_MAGNITUDE)
+        } else {
+            k
+        };
+        (code, over)
     }
 }
-
-pub(crate) struct WrapSignMagnitude;
-impl OverflowOp for WrapSignMagnitude {
-    #[inline(always)]
-    fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool) {
-        let over = out_of_range(k, p);
-        (if over { wrap_bits(k, t, p, true) } else { k }, over)
-    }
-}
+type WrapSaturating = WrapBits<false>;
+type WrapSignMagnitude = WrapBits<true>;
 
 pub(crate) struct Unbounded;
 impl OverflowOp for Unbounded {

@@ -129,16 +129,16 @@ impl Overflow {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSatBits`] when `sat_bits > 0` for a mode without saturation bits.
+    /// [`Error::UnknownOverflow`] when `sat_bits > 0` for a mode without saturation bits.
     pub fn with_sat_bits(self, sat_bits: u32) -> Result<Overflow, Error> {
         match self {
             Overflow::Wrap { .. } => Ok(Overflow::Wrap { sat_bits }),
             Overflow::WrapSignMagnitude { .. } => Ok(Overflow::WrapSignMagnitude { sat_bits }),
             other if sat_bits == 0 => Ok(other),
-            _ => Err(Error::InvalidSatBits {
-                sat_bits,
-                word_length: 0,
-            }),
+            other => Err(Error::UnknownOverflow(format!(
+                "{}:{sat_bits}",
+                other.name()
+            ))),
         }
     }
 }
