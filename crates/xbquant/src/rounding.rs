@@ -41,8 +41,13 @@ use crate::Error;
 /// let x = [0.125f32, 0.375, -0.125];
 /// assert_eq!(fmt.quantize(&x, Rounding::NearestEven), [0.0, 0.5, 0.0]);
 /// assert_eq!(fmt.quantize(&x, Rounding::NearestUp), [0.25, 0.5, 0.0]);
+/// assert_eq!(fmt.quantize(&x, Rounding::NearestDown), [0.0, 0.25, -0.25]);
+/// assert_eq!(fmt.quantize(&x, Rounding::NearestTowardZero), [0.0, 0.25, 0.0]);
 /// assert_eq!(fmt.quantize(&x, Rounding::NearestAway), [0.25, 0.5, -0.25]);
 /// assert_eq!(fmt.quantize(&x, Rounding::Floor), [0.0, 0.25, -0.25]);
+/// assert_eq!(fmt.quantize(&[0.9f32, -0.9], Rounding::TowardZero), [0.75, -0.75]);
+/// let q = fmt.quantize(&[0.1f32], Rounding::Stochastic { seed: 1 });
+/// assert!(q == [0.0] || q == [0.25]);
 ///
 /// // Names parse, ours and the HLS ones alike.
 /// assert_eq!("nearest".parse::<Rounding>()?, Rounding::NearestEven);
