@@ -405,7 +405,7 @@ impl<T> Job<'_, T> {
 }
 
 /// Runs `f`, inlined, in a copy compiled for the best instruction set of this CPU (AVX-512,
-/// AVX2+FMA, SSE4.1, or the baseline), chosen at run time: the per-element maths then compiles
+/// AVX2+FMA, SSE4.2, or the baseline), chosen at run time: the per-element maths then compiles
 /// to vector instructions (`roundpd`, `vminpd`, ...) even in a default build.
 #[inline(always)]
 fn simd<R>(f: impl FnOnce() -> R) -> R {
