@@ -404,9 +404,9 @@ impl<T> Job<'_, T> {
     }
 }
 
-/// Runs `f`, inlined, in a copy compiled for the best instruction set of this CPU (AVX-512,
-/// AVX2+FMA, SSE4.2, or the baseline), chosen at run time: the per-element maths then compiles
-/// to vector instructions (`roundpd`, `vminpd`, ...) even in a default build.
+/// Runs `f`, inlined, in a copy compiled for the best instruction set of this CPU (AVX2+FMA,
+/// SSE4.2, or the baseline), chosen at run time: the per-element maths then compiles to vector
+/// instructions (`vroundpd`, `vminpd`, ...) even in a default build.
 #[inline(always)]
 fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
