@@ -321,3 +321,26 @@ fn codes_into_narrow_types() {
     assert!(fmt.to_codes(&[f32::NAN], Rounding::NearestEven).is_err());
     assert!(fmt.from_codes::<i16, f32>(&[200]).is_err());
 }
+
+/// `Element::SIGNIFICAND_BITS` is the widest word whose codes the type holds exactly.
+#[test]
+fn significand_bits_bound_exact_codes() {
+    use xbquant::half::{bf16, f16};
+    use xbquant::Element;
+    fn check<T: Element>() {
+        let wl = T::SIGNIFICAND_BITS;
+        let fmt = FixedPoint::new(wl, 0).unwrap().with_symmetric(false);
+        let (kmin, kmax) = fmt.word_codes();
+        assert_eq!(fmt.levels(), (kmax - kmin + 1) as u128);
+        let q = fmt.quantize(
+            &[T::from_f64(1e30), T::from_f64(-1e30)],
+            Rounding::NearestEven,
+        );
+        assert_eq!(q[0].to_f64(), kmax as f64, "{}", T::NAME);
+        assert_eq!(q[1].to_f64(), kmin as f64, "{}", T::NAME);
+    }
+    check::<f32>();
+    check::<f64>();
+    check::<f16>();
+    check::<bf16>();
+}
