@@ -1,6 +1,13 @@
 //! The slice kernels: quantize into a buffer, in place, with a saturation mask. One per-element
-//! definition of the maths (`code_of`), specialised per rounding and overflow mode at compile
-//! time, split over threads in fixed chunks above a size threshold.
+//! definition of the maths (`code_of`), generic over the float type it runs in and specialised
+//! per rounding and overflow mode at compile time, split over threads in fixed chunks above a
+//! size threshold.
+//!
+//! The maths runs in `f64` by default. For `f32`, `f16` and `bf16` data it runs in `f32` (twice
+//! the vector width) whenever that gives the same bits: when `2^fl` and `2^-fl` are normal `f32`
+//! numbers and every code of the word is exact in `f32` (see [`Plan::narrow`]).
+
+use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
@@ -13,18 +20,163 @@ const CHUNK: usize = 1 << 15;
 /// Below this many elements a call stays on the calling thread (no hand-off cost).
 const PARALLEL_MIN: usize = 1 << 17;
 
+/// The float type the per-element maths runs in: `f64`, or `f32` where [`Plan::narrow`] allows.
+pub(crate) trait Lane:
+    Copy
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Send
+    + Sync
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    /// The smallest positive subnormal: stands in for an input scaled below it, whose sign is all
+    /// that any deterministic rounding needs.
+    const TINY: Self;
+    fn abs(self) -> Self;
+    fn floor(self) -> Self;
+    fn ceil(self) -> Self;
+    fn trunc(self) -> Self;
+    fn round(self) -> Self;
+    fn round_ties_even(self) -> Self;
+    fn copysign(self, sign: Self) -> Self;
+    fn max(self, other: Self) -> Self;
+    fn min(self, other: Self) -> Self;
+    fn is_nan(self) -> bool;
+    fn is_finite(self) -> bool;
+    fn is_infinite(self) -> bool;
+    /// The value as `f64` (exact).
+    fn widen(self) -> f64;
+    /// `v` in this lane; exact for the values the kernels pass (codes of an eligible word).
+    fn narrow(v: f64) -> Self;
+    fn bounds(p: &Plan) -> &Bounds<Self>;
+    /// An element of the data, in this lane (exact: only types that fit are run narrow).
+    #[inline(always)]
+    fn load<T: Element>(x: T) -> Self {
+        Self::narrow(x.to_f64())
+    }
+    /// A result back to the element type, rounded once (nearest, ties to even).
+    #[inline(always)]
+    fn store<T: Element>(self) -> T {
+        T::from_f64(self.widen())
+    }
+}
+
+macro_rules! impl_lane {
+    ($t:ty, $field:ident) => {
+        impl Lane for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const TINY: Self = <$t>::from_bits(1);
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            #[inline(always)]
+            fn ceil(self) -> Self {
+                <$t>::ceil(self)
+            }
+            #[inline(always)]
+            fn trunc(self) -> Self {
+                <$t>::trunc(self)
+            }
+            #[inline(always)]
+            fn round(self) -> Self {
+                <$t>::round(self)
+            }
+            #[inline(always)]
+            fn round_ties_even(self) -> Self {
+                <$t>::round_ties_even(self)
+            }
+            #[inline(always)]
+            fn copysign(self, sign: Self) -> Self {
+                <$t>::copysign(self, sign)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                <$t>::min(self, other)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline(always)]
+            fn is_infinite(self) -> bool {
+                <$t>::is_infinite(self)
+            }
+            #[inline(always)]
+            fn widen(self) -> f64 {
+                f64::from(self)
+            }
+            #[inline(always)]
+            #[allow(clippy::cast_possible_truncation)]
+            fn narrow(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn bounds(p: &Plan) -> &Bounds<Self> {
+                &p.$field
+            }
+        }
+    };
+}
+impl_lane!(f64, wide);
+impl_lane!(f32, narrow);
+
+/// The format's constants in one lane type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds<F> {
+    scale: F,
+    inv_scale: F,
+    /// Code bounds for the overflow test and for clamping (nearest `f64` beyond 53 bits).
+    lo: F,
+    hi: F,
+    /// `2^wl`, `2^-wl` and `2^(wl-1)`, for the wrap modes.
+    modulus: F,
+    inv_modulus: F,
+    half_modulus: F,
+}
+
+impl Bounds<f64> {
+    fn to_f32(self) -> Bounds<f32> {
+        let n = <f32 as Lane>::narrow;
+        Bounds {
+            scale: n(self.scale),
+            inv_scale: n(self.inv_scale),
+            lo: n(self.lo),
+            hi: n(self.hi),
+            modulus: n(self.modulus),
+            inv_modulus: n(self.inv_modulus),
+            half_modulus: n(self.half_modulus),
+        }
+    }
+}
+
 /// Everything a kernel needs, derived once per call from the format and the rounding.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
-    scale: f64,
-    inv_scale: f64,
-    /// Code bounds for the overflow test and for clamping (nearest `f64` beyond 53 bits).
-    lo: f64,
-    hi: f64,
-    /// `2^wl`, `2^-wl` and `2^(wl-1)`, for the wrap modes.
-    modulus: f64,
-    inv_modulus: f64,
-    half_modulus: f64,
+    wide: Bounds<f64>,
+    narrow: Bounds<f32>,
+    /// Whether the `f32` lane gives the same bits as the `f64` lane for data that fits `f32`:
+    /// `2^fl` and `2^-fl` are normal `f32` numbers (so scaling is exact except below the normal
+    /// range, which the rounding ops handle), and the word's codes are exact in `f32` (or the
+    /// format is unbounded, where a rounded `f32` is its own code).
+    can_narrow: bool,
     signed: bool,
     word_length: u32,
     sat_bits: u32,
@@ -41,7 +193,7 @@ impl Plan {
         let (lo, hi) = format.code_range();
         let wl = i64::from(format.word_length());
         let fl = i64::from(format.frac_length());
-        let plan = Plan {
+        let wide = Bounds {
             scale: pow2(fl),
             inv_scale: pow2(-fl),
             lo: lo as f64,
@@ -49,6 +201,12 @@ impl Plan {
             modulus: pow2(wl),
             inv_modulus: pow2(-wl),
             half_modulus: pow2(wl - 1),
+        };
+        let plan = Plan {
+            wide,
+            narrow: wide.to_f32(),
+            can_narrow: (-126..=126).contains(&fl)
+                && (wl <= 24 || format.overflow() == Overflow::Unbounded),
             signed: format.is_signed(),
             word_length: format.word_length(),
             sat_bits: format.overflow().sat_bits(),
@@ -60,25 +218,25 @@ impl Plan {
 
 // ---------------------------------------------------------------------------------------------
 // Rounding: `t` is the exactly scaled value, `u` a uniform draw in [0, 1) (stochastic only).
-// Every operation used is exact in f64: round_ties_even, floor, trunc, round, and `a - floor(a)`
-// for `a >= 0`. Values with |t| >= 2^52 are integers already and pass through unchanged.
+// Every operation used is exact: round_ties_even, floor, trunc, round, and `a - floor(a)` for `a >= 0`.
+// Values at or beyond 2^(significand bits - 1) are integers already and pass through unchanged.
 
 pub(crate) trait RoundOp {
     const STOCHASTIC: bool = false;
-    fn round(t: f64, u: f64) -> f64;
+    fn round<F: Lane>(t: F, u: f64) -> F;
 }
 
 /// Whether `t` lies exactly halfway between two integers.
 #[inline(always)]
-fn is_tie(t: f64) -> bool {
+fn is_tie<F: Lane>(t: F) -> bool {
     let a = t.abs();
-    a - a.floor() == 0.5
+    a - a.floor() == F::narrow(0.5)
 }
 
 pub(crate) struct NearestEven;
 impl RoundOp for NearestEven {
     #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
+    fn round<F: Lane>(t: F, _: f64) -> F {
         t.round_ties_even()
     }
 }
@@ -91,7 +249,7 @@ const TIE_DOWN: u8 = 1;
 const TIE_TOWARD_ZERO: u8 = 2;
 impl<const TIE: u8> RoundOp for NearestTies<TIE> {
     #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
+    fn round<F: Lane>(t: F, _: f64) -> F {
         if is_tie(t) {
             match TIE {
                 TIE_UP => t.ceil(),
@@ -110,7 +268,7 @@ type NearestTowardZero = NearestTies<TIE_TOWARD_ZERO>;
 pub(crate) struct NearestAway;
 impl RoundOp for NearestAway {
     #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
+    fn round<F: Lane>(t: F, _: f64) -> F {
         t.round()
     }
 }
@@ -118,7 +276,7 @@ impl RoundOp for NearestAway {
 pub(crate) struct Floor;
 impl RoundOp for Floor {
     #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
+    fn round<F: Lane>(t: F, _: f64) -> F {
         t.floor()
     }
 }
@@ -126,22 +284,26 @@ impl RoundOp for Floor {
 pub(crate) struct TowardZero;
 impl RoundOp for TowardZero {
     #[inline(always)]
-    fn round(t: f64, _: f64) -> f64 {
+    fn round<F: Lane>(t: F, _: f64) -> F {
         t.trunc()
     }
 }
 
 /// Rounds the magnitude up with probability equal to its fraction, then puts the sign back:
-/// `P(up) = t - floor(t)` for either sign, since rounding `-a` down is rounding `a` up.
+/// `P(up) = t - floor(t)` for either sign, since rounding `-a` down is rounding `a` up. The
+/// fraction is compared with the draw in `f64`, so both lanes make the same choice.
 pub(crate) struct Stochastic;
 impl RoundOp for Stochastic {
     const STOCHASTIC: bool = true;
     #[inline(always)]
-    fn round(t: f64, u: f64) -> f64 {
+    fn round<F: Lane>(t: F, u: f64) -> F {
         let a = t.abs();
         let whole = a.floor();
-        let frac = a - whole; // exact for a >= 0; NaN for inf, which never rounds up
-        let up = if u < frac { 1.0 } else { 0.0 };
+        // Exact for a >= 0; NaN for inf, which never rounds up. Below `f32`'s normal range the
+        // narrow lane's `t` may have lost bits, but it is still positive (see `code_of`) and below
+        // the smallest positive draw, 2^-52, as the exact fraction is: both round up iff u == 0.
+        let frac = (a - whole).widen();
+        let up = if u < frac { F::ONE } else { F::ZERO };
         (whole + up).copysign(t)
     }
 }
@@ -152,29 +314,30 @@ impl RoundOp for Stochastic {
 
 pub(crate) trait OverflowOp {
     const UNBOUNDED: bool = false;
-    fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool);
+    fn apply<F: Lane>(k: F, t: F, p: &Plan) -> (F, bool);
 }
 
 #[inline(always)]
-fn out_of_range(k: f64, p: &Plan) -> bool {
-    k < p.lo || k > p.hi
+fn out_of_range<F: Lane>(k: F, b: &Bounds<F>) -> bool {
+    (k < b.lo) | (k > b.hi)
 }
 
 /// Saturate and saturate-symmetric: the plan's bounds already differ.
 pub(crate) struct Clamp;
 impl OverflowOp for Clamp {
     #[inline(always)]
-    fn apply(k: f64, _: f64, p: &Plan) -> (f64, bool) {
-        (k.max(p.lo).min(p.hi), out_of_range(k, p))
+    fn apply<F: Lane>(k: F, _: F, p: &Plan) -> (F, bool) {
+        let b = F::bounds(p);
+        (k.max(b.lo).min(b.hi), out_of_range(k, b))
     }
 }
 
 pub(crate) struct Zero;
 impl OverflowOp for Zero {
     #[inline(always)]
-    fn apply(k: f64, _: f64, p: &Plan) -> (f64, bool) {
-        let over = out_of_range(k, p);
-        (if over { 0.0 } else { k }, over)
+    fn apply<F: Lane>(k: F, _: F, p: &Plan) -> (F, bool) {
+        let over = out_of_range(k, F::bounds(p));
+        (if over { F::ZERO } else { k }, over)
     }
 }
 
@@ -182,42 +345,48 @@ impl OverflowOp for Zero {
 /// operation: a power-of-two scale, a rounding, and a subtraction whose result is representable).
 /// Infinities, multiples of every power of two, reduce to 0.
 #[inline(always)]
-fn wrapped(k: f64, p: &Plan) -> f64 {
-    let r = if p.signed {
-        let r = k - p.modulus * (k * p.inv_modulus).round_ties_even();
-        if r >= p.half_modulus {
-            r - p.modulus
+fn wrapped<F: Lane>(k: F, signed: bool, b: &Bounds<F>) -> F {
+    let r = if signed {
+        let r = k - b.modulus * (k * b.inv_modulus).round_ties_even();
+        if r >= b.half_modulus {
+            r - b.modulus
         } else {
             r
         }
     } else {
-        k - p.modulus * (k * p.inv_modulus).floor()
+        k - b.modulus * (k * b.inv_modulus).floor()
     };
     if k.is_finite() {
         r
     } else {
-        0.0
+        F::ZERO
     }
 }
 
-pub(crate) struct Wrap;
-impl OverflowOp for Wrap {
+/// Wrap (`AP_WRAP`, no saturation bits), for signed or unsigned words: fixed at compile time so
+/// that the loop has no branch left.
+pub(crate) struct Wrap<const SIGNED: bool>;
+impl<const SIGNED: bool> OverflowOp for Wrap<SIGNED> {
     #[inline(always)]
-    fn apply(k: f64, _: f64, p: &Plan) -> (f64, bool) {
-        let over = out_of_range(k, p);
-        (if over { wrapped(k, p) } else { k }, over)
+    fn apply<F: Lane>(k: F, _: F, p: &Plan) -> (F, bool) {
+        let b = F::bounds(p);
+        let over = out_of_range(k, b);
+        let w = wrapped(k, SIGNED, b);
+        (if over { w } else { k }, over)
     }
 }
+type WrapSigned = Wrap<true>;
+type WrapUnsigned = Wrap<false>;
 
 /// Wrap with saturation bits (`SIGN_MAGNITUDE = false`, signed formats only) and the
 /// sign-magnitude wrap (`true`): the bit-level rules of [`wrap_bits`].
 pub(crate) struct WrapBits<const SIGN_MAGNITUDE: bool>;
 impl<const SIGN_MAGNITUDE: bool> OverflowOp for WrapBits<SIGN_MAGNITUDE> {
     #[inline(always)]
-    fn apply(k: f64, t: f64, p: &Plan) -> (f64, bool) {
-        let over = out_of_range(k, p);
+    fn apply<F: Lane>(k: F, t: F, p: &Plan) -> (F, bool) {
+        let over = out_of_range(k, F::bounds(p));
         let code = if over {
-            wrap_bits(k, t, p, SIGN_MAGNITUDE)
+            F::narrow(wrap_bits(k.widen(), t.widen(), p, SIGN_MAGNITUDE))
         } else {
             k
         };
@@ -231,7 +400,7 @@ pub(crate) struct Unbounded;
 impl OverflowOp for Unbounded {
     const UNBOUNDED: bool = true;
     #[inline(always)]
-    fn apply(k: f64, _: f64, _: &Plan) -> (f64, bool) {
+    fn apply<F: Lane>(k: F, _: F, _: &Plan) -> (F, bool) {
         (k, false)
     }
 }
@@ -252,19 +421,22 @@ fn sign_extend(v: u64, bits: u32) -> i64 {
 }
 
 /// The bit-level overflow rules of `AP_WRAP` with `N > 0` and of `AP_WRAP_SM`, on an
-/// overflowing code `k` of a signed word.
+/// overflowing code `k` of a signed word. Runs in `f64` from either lane: `k` and `t` widen
+/// exactly, and an `f32` infinity (a scaled value beyond `f32`) wraps as the huge finite value
+/// it stands for does, since both are multiples of `2^(wl+1)` for an `f32`-eligible word.
 #[cold]
 fn wrap_bits(k: f64, t: f64, p: &Plan, sign_magnitude: bool) -> f64 {
     let wl = p.word_length;
     let n = p.sat_bits;
-    let v = (wrapped(k, p) as i64 as u64) & low_mask(wl);
+    let b = &p.wide;
+    let v = (wrapped(k, p.signed, b) as i64 as u64) & low_mask(wl);
     let negative = k < 0.0;
     let out = if sign_magnitude && n == 0 {
         // Compare the bit just above the word in the truncated source with the new sign bit;
         // when they differ the magnitude has wrapped: fold it back (ones' complement) and take
         // the source's sign.
         let floor = t.floor();
-        let above = (floor * p.inv_modulus).floor();
+        let above = (floor * b.inv_modulus).floor();
         let beyond = u64::from(above - 2.0 * (above * 0.5).floor() == 1.0);
         let sign = (v >> (wl - 1)) & 1;
         if beyond == sign {
@@ -296,16 +468,14 @@ fn wrap_bits(k: f64, t: f64, p: &Plan, sign_magnitude: bool) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // The per-element maths, and the loops.
 
-/// The smallest positive subnormal: stands in for an `f64` input scaled below it, whose sign is
-/// all that any rounding mode needs.
-const TINY: f64 = f64::from_bits(1);
-
-/// The code of `x` (as an exact integer-valued `f64`) and whether it overflowed.
+/// The code of `x` (as an exact integer-valued float), the scaled value, and whether it
+/// overflowed.
 #[inline(always)]
-fn code_of<R: RoundOp, O: OverflowOp>(x: f64, index: u64, p: &Plan) -> (f64, f64, bool) {
-    let scaled = x * p.scale;
-    let t = if scaled == 0.0 && x != 0.0 {
-        TINY.copysign(x)
+fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, index: u64, p: &Plan) -> (F, F, bool) {
+    let b = F::bounds(p);
+    let scaled = x * b.scale;
+    let t = if scaled == F::ZERO && x != F::ZERO {
+        F::TINY.copysign(x)
     } else {
         scaled
     };
@@ -320,10 +490,10 @@ fn code_of<R: RoundOp, O: OverflowOp>(x: f64, index: u64, p: &Plan) -> (f64, f64
 
 /// The quantized value of `x` and whether it overflowed (never for NaN).
 #[inline(always)]
-fn value_of<R: RoundOp, O: OverflowOp>(x: f64, index: u64, p: &Plan) -> (f64, bool) {
-    let (k, t, over) = code_of::<R, O>(x, index, p);
+fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, index: u64, p: &Plan) -> (F, bool) {
+    let (k, t, over) = code_of::<F, R, O>(x, index, p);
     // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
-    let mut q = k * p.inv_scale + 0.0;
+    let mut q = k * F::bounds(p).inv_scale + F::ZERO;
     if O::UNBOUNDED && t.is_infinite() {
         // x * 2^fl overflowed, so x is a multiple of the step already.
         q = x;
@@ -336,7 +506,7 @@ fn value_of<R: RoundOp, O: OverflowOp>(x: f64, index: u64, p: &Plan) -> (f64, bo
 }
 
 #[inline(always)]
-fn serial_into<T: Element, R: RoundOp, O: OverflowOp>(
+fn serial_into<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(
     src: &[T],
     dst: &mut [T],
     mask: Option<&mut [bool]>,
@@ -346,13 +516,13 @@ fn serial_into<T: Element, R: RoundOp, O: OverflowOp>(
     match mask {
         None => {
             for (i, (x, y)) in src.iter().zip(dst.iter_mut()).enumerate() {
-                *y = T::from_f64(value_of::<R, O>(x.to_f64(), base + i as u64, p).0);
+                *y = value_of::<F, R, O>(F::load(*x), base + i as u64, p).0.store();
             }
         }
         Some(mask) => {
             for (i, ((x, y), m)) in src.iter().zip(dst.iter_mut()).zip(mask).enumerate() {
-                let (q, over) = value_of::<R, O>(x.to_f64(), base + i as u64, p);
-                *y = T::from_f64(q);
+                let (q, over) = value_of::<F, R, O>(F::load(*x), base + i as u64, p);
+                *y = q.store();
                 *m = over;
             }
         }
@@ -360,7 +530,7 @@ fn serial_into<T: Element, R: RoundOp, O: OverflowOp>(
 }
 
 #[inline(always)]
-fn serial_in_place<T: Element, R: RoundOp, O: OverflowOp>(
+fn serial_in_place<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(
     buf: &mut [T],
     mask: Option<&mut [bool]>,
     base: u64,
@@ -369,13 +539,13 @@ fn serial_in_place<T: Element, R: RoundOp, O: OverflowOp>(
     match mask {
         None => {
             for (i, y) in buf.iter_mut().enumerate() {
-                *y = T::from_f64(value_of::<R, O>(y.to_f64(), base + i as u64, p).0);
+                *y = value_of::<F, R, O>(F::load(*y), base + i as u64, p).0.store();
             }
         }
         Some(mask) => {
             for (i, (y, m)) in buf.iter_mut().zip(mask).enumerate() {
-                let (q, over) = value_of::<R, O>(y.to_f64(), base + i as u64, p);
-                *y = T::from_f64(q);
+                let (q, over) = value_of::<F, R, O>(F::load(*y), base + i as u64, p);
+                *y = q.store();
                 *m = over;
             }
         }
@@ -412,12 +582,12 @@ fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
-fn run<T: Element, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
+fn run<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
     let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
     if !parallel {
         return match job {
-            Job::Into { src, dst, mask } => simd(|| serial_into::<T, R, O>(src, dst, mask, 0, p)),
-            Job::InPlace { buf, mask } => simd(|| serial_in_place::<T, R, O>(buf, mask, 0, p)),
+            Job::Into { src, dst, mask } => simd(|| serial_into::<T, F, R, O>(src, dst, mask, 0, p)),
+            Job::InPlace { buf, mask } => simd(|| serial_in_place::<T, F, R, O>(buf, mask, 0, p)),
         };
     }
     let base = |chunk: usize| (chunk * CHUNK) as u64;
@@ -430,7 +600,7 @@ fn run<T: Element, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
             .par_chunks(CHUNK)
             .zip(dst.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(c, (s, d))| simd(|| serial_into::<T, R, O>(s, d, None, base(c), p))),
+            .for_each(|(c, (s, d))| simd(|| serial_into::<T, F, R, O>(s, d, None, base(c), p))),
         Job::Into {
             src,
             dst,
@@ -441,12 +611,12 @@ fn run<T: Element, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
             .zip(mask.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each(|(c, ((s, d), m))| {
-                simd(|| serial_into::<T, R, O>(s, d, Some(m), base(c), p))
+                simd(|| serial_into::<T, F, R, O>(s, d, Some(m), base(c), p))
             }),
         Job::InPlace { buf, mask: None } => buf
             .par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(c, b)| simd(|| serial_in_place::<T, R, O>(b, None, base(c), p))),
+            .for_each(|(c, b)| simd(|| serial_in_place::<T, F, R, O>(b, None, base(c), p))),
         Job::InPlace {
             buf,
             mask: Some(mask),
@@ -454,32 +624,33 @@ fn run<T: Element, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
             .par_chunks_mut(CHUNK)
             .zip(mask.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(c, (b, m))| simd(|| serial_in_place::<T, R, O>(b, Some(m), base(c), p))),
+            .for_each(|(c, (b, m))| simd(|| serial_in_place::<T, F, R, O>(b, Some(m), base(c), p))),
     }
 }
 
 /// Picks the compiled kernel for a rounding and an overflow mode: `$body` is instantiated with
 /// the type aliases `R` and `O` set to the two operation types.
 macro_rules! with_ops {
-    ($rounding:expr, $overflow:expr, $body:ident ! ()) => {
+    ($rounding:expr, $format:expr, $body:ident ! ()) => {
         match $rounding {
-            Rounding::NearestEven => with_ops!(@o NearestEven, $overflow, $body),
-            Rounding::NearestUp => with_ops!(@o NearestUp, $overflow, $body),
-            Rounding::NearestDown => with_ops!(@o NearestDown, $overflow, $body),
-            Rounding::NearestTowardZero => with_ops!(@o NearestTowardZero, $overflow, $body),
-            Rounding::NearestAway => with_ops!(@o NearestAway, $overflow, $body),
-            Rounding::Floor => with_ops!(@o Floor, $overflow, $body),
-            Rounding::TowardZero => with_ops!(@o TowardZero, $overflow, $body),
+            Rounding::NearestEven => with_ops!(@o NearestEven, $format, $body),
+            Rounding::NearestUp => with_ops!(@o NearestUp, $format, $body),
+            Rounding::NearestDown => with_ops!(@o NearestDown, $format, $body),
+            Rounding::NearestTowardZero => with_ops!(@o NearestTowardZero, $format, $body),
+            Rounding::NearestAway => with_ops!(@o NearestAway, $format, $body),
+            Rounding::Floor => with_ops!(@o Floor, $format, $body),
+            Rounding::TowardZero => with_ops!(@o TowardZero, $format, $body),
             Rounding::Stochastic { .. } | Rounding::StochasticFresh => {
-                with_ops!(@o Stochastic, $overflow, $body)
+                with_ops!(@o Stochastic, $format, $body)
             }
         }
     };
-    (@o $r:ident, $overflow:expr, $body:ident) => {
-        match $overflow {
+    (@o $r:ident, $format:expr, $body:ident) => {
+        match $format.overflow() {
             Overflow::Saturate | Overflow::SaturateSymmetric => $body!($r, Clamp),
             Overflow::SaturateZero => $body!($r, Zero),
-            Overflow::Wrap { sat_bits: 0 } => $body!($r, Wrap),
+            Overflow::Wrap { sat_bits: 0 } if $format.is_signed() => $body!($r, WrapSigned),
+            Overflow::Wrap { sat_bits: 0 } => $body!($r, WrapUnsigned),
             Overflow::Wrap { .. } => $body!($r, WrapSaturating),
             Overflow::WrapSignMagnitude { .. } => $body!($r, WrapSignMagnitude),
             Overflow::Unbounded => $body!($r, Unbounded),
@@ -491,10 +662,14 @@ pub(crate) fn execute<T: Element>(format: &FixedPoint, rounding: Rounding, job: 
     let (plan, rounding) = Plan::new(format, rounding);
     macro_rules! go {
         ($r:ident, $o:ident) => {
-            run::<T, $r, $o>(job, &plan)
+            if T::SIGNIFICAND_BITS <= 24 && plan.can_narrow {
+                run::<T, f32, $r, $o>(job, &plan)
+            } else {
+                run::<T, f64, $r, $o>(job, &plan)
+            }
         };
     }
-    with_ops!(rounding, format.overflow(), go!())
+    with_ops!(rounding, format, go!())
 }
 
 /// Codes for [`crate::codes`]: the rounded, overflow-handled code of each element, as an exact
@@ -510,13 +685,13 @@ pub(crate) fn codes_with<T: Element>(
         ($r:ident, $o:ident) => {{
             for (i, x) in src.iter().enumerate() {
                 let x = x.to_f64();
-                let (k, _, _) = code_of::<$r, $o>(x, i as u64, &plan);
+                let (k, _, _) = code_of::<f64, $r, $o>(x, i as u64, &plan);
                 sink(i, x, k)?;
             }
             Ok(())
         }};
     }
-    with_ops!(rounding, format.overflow(), go!())
+    with_ops!(rounding, format, go!())
 }
 
 impl FixedPoint {

@@ -227,6 +227,49 @@ proptest! {
         }
     }
 
+    /// `f32` data (run in the `f32` lane where that is exact) gives the same bits as the same
+    /// values quantized as `f64` and then rounded to `f32`, in every mode, across the whole `f32`
+    /// range: subnormals, values whose scaled form leaves `f32`, infinities, NaN, every `fl` the
+    /// narrow lane takes and beyond, words up to 26 bits (around the narrow lane's limit).
+    #[test]
+    fn f32_lane_equals_f64_lane(wl in 1u32..=26, fl in prop_oneof![3 => -8i32..34, 1 => -140i32..140],
+                                signed in any::<bool>(), overflow in any_overflow(), r in any_rounding(),
+                                x in prop::collection::vec(prop_oneof![
+                                    any::<f32>(),
+                                    (-1.0f32..1.0).prop_map(|u| u * 300.0),
+                                    (-4000i32..4000).prop_map(|k| k as f32 / 64.0),
+                                    Just(f32::MIN_POSITIVE), Just(-1e-45f32), Just(f32::MAX),
+                                    Just(f32::INFINITY), Just(f32::NEG_INFINITY), Just(-0.0f32),
+                                ], 1..48)) {
+        let Some(fmt) = FixedPoint::new(wl, fl).ok()
+            .and_then(|f| f.with_signed(signed).ok())
+            .and_then(|f| f.with_overflow(overflow).ok()) else {
+            return Ok(());
+        };
+        // Values at and just beyond the ends of the word's codes, where a bound that f32 cannot
+        // hold would show.
+        let mut x = x;
+        let (kmin, kmax) = fmt.word_codes();
+        for k in [kmin, kmax] {
+            for d in -2..=2 {
+                x.push(((k + d) as f64 * fmt.step()) as f32);
+            }
+        }
+        let (q32, m32) = fmt.quantize_with_mask(&x, r);
+        let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let (q64, m64) = fmt.quantize_with_mask(&wide, r);
+        for i in 0..x.len() {
+            let want = q64[i] as f32;
+            prop_assert!(q32[i].to_bits() == want.to_bits() || (q32[i].is_nan() && want.is_nan()),
+                "{} {}: {:e} -> {:e} in f32, {:e} in f64", fmt, r, x[i], q32[i], q64[i]);
+            prop_assert_eq!(m32[i], m64[i]);
+        }
+        let mut in_place = x.clone();
+        fmt.quantize_in_place(&mut in_place, r);
+        prop_assert_eq!(in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        q32.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+
     /// Integer codes round-trip to the quantized values.
     #[test]
     fn codes_round_trip((fmt, x) in format_and_inputs(), r in deterministic_rounding()) {
