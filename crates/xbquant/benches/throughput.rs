@@ -3,7 +3,8 @@
 //! `cargo bench -p xbquant` prints, per path and size, the median time per call, elements per
 //! second and the ratio to a copy (a rayon-parallel `copy_from_slice` above the kernels'
 //! parallel threshold, the plain one below it): 1.00x means as fast as the copy.
-//! `-- --quick` runs fewer repetitions and sizes.
+//! `-- --quick` runs fewer repetitions and sizes; `-- --only TEXT` only the paths whose name
+//! contains TEXT.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -47,9 +48,21 @@ struct Report {
     size_label: String,
     copy: Duration,
     n: usize,
+    reps: usize,
+    filter: Option<String>,
 }
 
 impl Report {
+    /// Times `f` and prints its line, unless a filter was given that the path does not contain.
+    fn run(&self, path: &str, f: impl FnMut()) {
+        if let Some(filter) = &self.filter {
+            if !path.contains(filter.as_str()) {
+                return;
+            }
+        }
+        self.line(path, median_time(self.reps, f));
+    }
+
     fn line(&self, path: &str, t: Duration) {
         let rate = self.n as f64 / t.as_secs_f64();
         println!(
@@ -63,7 +76,12 @@ impl Report {
     }
 }
 
-fn bench_type<T: Element>(sizes: &[(usize, &str)], reps: usize, full: bool) {
+fn bench_type<T: Element>(
+    sizes: &[(usize, &str)],
+    reps: usize,
+    full: bool,
+    filter: &Option<String>,
+) {
     let fmt = FixedPoint::new(8, 5).unwrap();
     let saturate = fmt.with_overflow(Overflow::Saturate).unwrap();
     for &(n, label) in sizes {
@@ -76,35 +94,38 @@ fn bench_type<T: Element>(sizes: &[(usize, &str)], reps: usize, full: bool) {
             size_label: label.to_string(),
             copy: copy_t,
             n,
+            reps,
+            filter: filter.clone(),
         };
         report.line(&format!("{} copy", T::NAME), copy_t);
         let into = |f: &FixedPoint, r: Rounding, dst: &mut [T]| {
             f.quantize_into(black_box(&src), dst, r).unwrap()
         };
-        let t = median_time(reps, || into(&fmt, Rounding::NearestEven, &mut dst));
-        report.line(&format!("{} into nearest saturate-symmetric", T::NAME), t);
-        let t = median_time(reps, || into(&saturate, Rounding::NearestEven, &mut dst));
-        report.line(&format!("{} into nearest saturate", T::NAME), t);
-        let t = median_time(reps, || {
+        report.run(
+            &format!("{} into nearest saturate-symmetric", T::NAME),
+            || into(&fmt, Rounding::NearestEven, &mut dst),
+        );
+        report.run(&format!("{} into nearest saturate", T::NAME), || {
+            into(&saturate, Rounding::NearestEven, &mut dst)
+        });
+        report.run(&format!("{} into stochastic", T::NAME), || {
             into(&fmt, Rounding::Stochastic { seed: 1 }, &mut dst)
         });
-        report.line(&format!("{} into stochastic", T::NAME), t);
         let mut buf = src.clone();
-        let t = median_time(reps, || {
+        report.run(&format!("{} in place nearest", T::NAME), || {
             fmt.quantize_in_place(&mut buf, Rounding::NearestEven)
         });
-        report.line(&format!("{} in place nearest", T::NAME), t);
-        let t = median_time(reps, || {
+        report.run(&format!("{} into nearest with mask", T::NAME), || {
             fmt.quantize_into_with_mask(&src, &mut dst, &mut mask, Rounding::NearestEven)
                 .unwrap()
         });
-        report.line(&format!("{} into nearest with mask", T::NAME), t);
         if !full {
             continue;
         }
         for r in Rounding::DETERMINISTIC.into_iter().skip(1) {
-            let t = median_time(reps, || into(&saturate, r, &mut dst));
-            report.line(&format!("{} into {r} saturate", T::NAME), t);
+            report.run(&format!("{} into {r} saturate", T::NAME), || {
+                into(&saturate, r, &mut dst)
+            });
         }
         for o in [
             Overflow::SaturateZero,
@@ -115,14 +136,21 @@ fn bench_type<T: Element>(sizes: &[(usize, &str)], reps: usize, full: bool) {
             Overflow::Unbounded,
         ] {
             let f = fmt.with_overflow(o).unwrap();
-            let t = median_time(reps, || into(&f, Rounding::NearestEven, &mut dst));
-            report.line(&format!("{} into nearest {o}", T::NAME), t);
+            report.run(&format!("{} into nearest {o}", T::NAME), || {
+                into(&f, Rounding::NearestEven, &mut dst)
+            });
         }
     }
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `-- --only TEXT`: only the paths whose name contains TEXT (the copy is always measured).
+    let filter = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let reps = if quick { 5 } else { 15 };
     println!(
         "threads: {}; medians of {reps} calls (x20 below 1M elements); format ap_fixed<8,3>, 16M inputs ~40% saturating",
@@ -138,6 +166,6 @@ fn main() {
             (1 << 24, "16M"),
         ]
     };
-    bench_type::<f32>(sizes, reps, true);
-    bench_type::<f64>(sizes, reps, !quick);
+    bench_type::<f32>(sizes, reps, true, &filter);
+    bench_type::<f64>(sizes, reps, !quick, &filter);
 }

@@ -150,6 +150,9 @@ pub(crate) struct Bounds<F> {
     modulus: F,
     inv_modulus: F,
     half_modulus: F,
+    /// `2^(wl-N)` and its inverse: the bits the saturation-bit wrap modes keep.
+    kept_modulus: F,
+    inv_kept: F,
 }
 
 impl Bounds<f64> {
@@ -163,6 +166,8 @@ impl Bounds<f64> {
             modulus: n(self.modulus),
             inv_modulus: n(self.inv_modulus),
             half_modulus: n(self.half_modulus),
+            kept_modulus: n(self.kept_modulus),
+            inv_kept: n(self.inv_kept),
         }
     }
 }
@@ -177,9 +182,9 @@ pub(crate) struct Plan {
     /// range, which the rounding ops handle), and the word's codes are exact in `f32` (or the
     /// format is unbounded, where a rounded `f32` is its own code).
     can_narrow: bool,
-    signed: bool,
-    word_length: u32,
-    sat_bits: u32,
+    /// For the sign-magnitude wrap with N > 1: the first forced bit is the complement of the
+    /// sign.
+    flip_forced: bool,
     key: u64,
 }
 
@@ -193,6 +198,7 @@ impl Plan {
         let (lo, hi) = format.code_range();
         let wl = i64::from(format.word_length());
         let fl = i64::from(format.frac_length());
+        let sat_bits = i64::from(format.overflow().sat_bits());
         let wide = Bounds {
             scale: pow2(fl),
             inv_scale: pow2(-fl),
@@ -201,15 +207,15 @@ impl Plan {
             modulus: pow2(wl),
             inv_modulus: pow2(-wl),
             half_modulus: pow2(wl - 1),
+            kept_modulus: pow2(wl - sat_bits),
+            inv_kept: pow2(sat_bits - wl),
         };
         let plan = Plan {
             wide,
             narrow: wide.to_f32(),
             can_narrow: (-126..=126).contains(&fl)
                 && (wl <= 24 || format.overflow() == Overflow::Unbounded),
-            signed: format.is_signed(),
-            word_length: format.word_length(),
-            sat_bits: format.overflow().sat_bits(),
+            flip_forced: format.overflow().sat_bits() > 1,
             key,
         };
         (plan, rounding)
@@ -378,23 +384,26 @@ impl<const SIGNED: bool> OverflowOp for Wrap<SIGNED> {
 type WrapSigned = Wrap<true>;
 type WrapUnsigned = Wrap<false>;
 
-/// Wrap with saturation bits (`SIGN_MAGNITUDE = false`, signed formats only) and the
-/// sign-magnitude wrap (`true`): the bit-level rules of [`wrap_bits`].
-pub(crate) struct WrapBits<const SIGN_MAGNITUDE: bool>;
-impl<const SIGN_MAGNITUDE: bool> OverflowOp for WrapBits<SIGN_MAGNITUDE> {
+/// The bit-level wrap modes of [`wrap_bits`]: `MODE` is one of [`SATURATING_WRAP`],
+/// [`SIGN_MAGNITUDE_SAT`] and [`SIGN_MAGNITUDE`], fixed at compile time.
+pub(crate) struct WrapBits<const MODE: u8>;
+/// `AP_WRAP` with N > 0 saturation bits (signed formats only).
+const SATURATING_WRAP: u8 = 0;
+/// `AP_WRAP_SM` with N > 0.
+const SIGN_MAGNITUDE_SAT: u8 = 1;
+/// `AP_WRAP_SM` with N = 0.
+const SIGN_MAGNITUDE: u8 = 2;
+impl<const MODE: u8> OverflowOp for WrapBits<MODE> {
     #[inline(always)]
     fn apply<F: Lane>(k: F, t: F, p: &Plan) -> (F, bool) {
         let over = out_of_range(k, F::bounds(p));
-        let code = if over {
-            F::narrow(wrap_bits(k.widen(), t.widen(), p, SIGN_MAGNITUDE))
-        } else {
-            k
-        };
-        (code, over)
+        let code = wrap_bits::<F, MODE>(k, t, p);
+        (if over { code } else { k }, over)
     }
 }
-type WrapSaturating = WrapBits<false>;
-type WrapSignMagnitude = WrapBits<true>;
+type WrapSaturating = WrapBits<SATURATING_WRAP>;
+type WrapSignMagnitudeSat = WrapBits<SIGN_MAGNITUDE_SAT>;
+type WrapSignMagnitude = WrapBits<SIGN_MAGNITUDE>;
 
 pub(crate) struct Unbounded;
 impl OverflowOp for Unbounded {
@@ -405,64 +414,62 @@ impl OverflowOp for Unbounded {
     }
 }
 
+/// Whether the integer-valued `v` is odd (false for infinities and NaN).
 #[inline(always)]
-fn low_mask(bits: u32) -> u64 {
-    if bits >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << bits) - 1
-    }
+fn is_odd<F: Lane>(v: F) -> bool {
+    v - F::narrow(2.0) * (v * F::narrow(0.5)).floor() == F::ONE
 }
 
+/// The bit-level overflow rules of `AP_WRAP` with `N > 0` and of `AP_WRAP_SM`, for an
+/// overflowing code `k` of a signed word, written as exact float operations so that they
+/// vectorize. With `v` the word's bits of `k` (`k` modulo `2^wl`) and `kept = wl - N`:
+///
+/// - `AP_WRAP`, N > 0: the low `kept` bits of `v`, and above them N bits that all carry the sign
+///   of `k` (`1 0...0` when negative, `0 1...1` otherwise).
+/// - `AP_WRAP_SM`, N > 0: the same, but the low bits are inverted (ones' complement) when bit
+///   `kept` of `v` differs from the first forced bit.
+/// - `AP_WRAP_SM`, N = 0: compare the bit just above the word in the truncated source with the
+///   new sign bit; when they differ the magnitude has wrapped: invert the low `wl - 1` bits and
+///   take the source's sign.
+///
+/// Infinities (and, in the `f32` lane, scaled values beyond `f32`, which stand for multiples of
+/// `2^(wl+1)`) have every word bit and the bit above it clear.
 #[inline(always)]
-fn sign_extend(v: u64, bits: u32) -> i64 {
-    let shift = 64 - bits;
-    ((v << shift) as i64) >> shift
-}
-
-/// The bit-level overflow rules of `AP_WRAP` with `N > 0` and of `AP_WRAP_SM`, on an
-/// overflowing code `k` of a signed word. Runs in `f64` from either lane: `k` and `t` widen
-/// exactly, and an `f32` infinity (a scaled value beyond `f32`) wraps as the huge finite value
-/// it stands for does, since both are multiples of `2^(wl+1)` for an `f32`-eligible word.
-#[cold]
-fn wrap_bits(k: f64, t: f64, p: &Plan, sign_magnitude: bool) -> f64 {
-    let wl = p.word_length;
-    let n = p.sat_bits;
-    let b = &p.wide;
-    let v = (wrapped(k, p.signed, b) as i64 as u64) & low_mask(wl);
-    let negative = k < 0.0;
-    let out = if sign_magnitude && n == 0 {
-        // Compare the bit just above the word in the truncated source with the new sign bit;
-        // when they differ the magnitude has wrapped: fold it back (ones' complement) and take
-        // the source's sign.
-        let floor = t.floor();
-        let above = (floor * b.inv_modulus).floor();
-        let beyond = u64::from(above - 2.0 * (above * 0.5).floor() == 1.0);
-        let sign = (v >> (wl - 1)) & 1;
+fn wrap_bits<F: Lane, const MODE: u8>(k: F, t: F, p: &Plan) -> F {
+    let b = F::bounds(p);
+    let negative = k < F::ZERO;
+    if MODE == SIGN_MAGNITUDE {
+        let w = wrapped(k, true, b); // the word as a two's-complement code
+        let beyond = is_odd((t.floor() * b.inv_modulus).floor());
+        let sign = w < F::ZERO;
+        // The low wl - 1 bits of the word, inverted.
+        let low = w + if sign { b.half_modulus } else { F::ZERO };
+        let folded = b.half_modulus - F::ONE - low - if beyond { b.half_modulus } else { F::ZERO };
         if beyond == sign {
-            v
+            w
         } else {
-            (!v & low_mask(wl - 1)) | (beyond << (wl - 1))
+            folded
         }
     } else {
-        let kept = wl - n;
-        let mut low = v & low_mask(kept);
-        if sign_magnitude {
-            // Fold the kept bits back when the first forced bit changes value.
-            let forced = u64::from(if n == 1 { negative } else { !negative });
-            if (v >> kept) & 1 != forced {
-                low = !v & low_mask(kept);
-            }
+        let above = (k * b.inv_kept).floor();
+        let low = k - b.kept_modulus * above; // k modulo 2^kept, as an unsigned number
+        let mut low = if k.is_finite() { low } else { F::ZERO };
+        if MODE == SIGN_MAGNITUDE_SAT {
+            // The first forced bit is the sign for N = 1, its complement for N > 1.
+            let forced = negative ^ p.flip_forced;
+            let inverted = b.kept_modulus - F::ONE - low;
+            low = if is_odd(above) == forced {
+                low
+            } else {
+                inverted
+            };
         }
-        let top = u64::from(negative) << (wl - 1);
-        let middle = if negative {
-            0
+        low + if negative {
+            F::ZERO - b.half_modulus
         } else {
-            low_mask(wl - 1) & !low_mask(kept)
-        };
-        low | top | middle
-    };
-    sign_extend(out, wl) as f64
+            b.half_modulus - b.kept_modulus
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,7 +523,9 @@ fn serial_into<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(
     match mask {
         None => {
             for (i, (x, y)) in src.iter().zip(dst.iter_mut()).enumerate() {
-                *y = value_of::<F, R, O>(F::load(*x), base + i as u64, p).0.store();
+                *y = value_of::<F, R, O>(F::load(*x), base + i as u64, p)
+                    .0
+                    .store();
             }
         }
         Some(mask) => {
@@ -539,7 +548,9 @@ fn serial_in_place<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(
     match mask {
         None => {
             for (i, y) in buf.iter_mut().enumerate() {
-                *y = value_of::<F, R, O>(F::load(*y), base + i as u64, p).0.store();
+                *y = value_of::<F, R, O>(F::load(*y), base + i as u64, p)
+                    .0
+                    .store();
             }
         }
         Some(mask) => {
@@ -586,7 +597,9 @@ fn run<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan
     let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
     if !parallel {
         return match job {
-            Job::Into { src, dst, mask } => simd(|| serial_into::<T, F, R, O>(src, dst, mask, 0, p)),
+            Job::Into { src, dst, mask } => {
+                simd(|| serial_into::<T, F, R, O>(src, dst, mask, 0, p))
+            }
             Job::InPlace { buf, mask } => simd(|| serial_in_place::<T, F, R, O>(buf, mask, 0, p)),
         };
     }
@@ -652,7 +665,8 @@ macro_rules! with_ops {
             Overflow::Wrap { sat_bits: 0 } if $format.is_signed() => $body!($r, WrapSigned),
             Overflow::Wrap { sat_bits: 0 } => $body!($r, WrapUnsigned),
             Overflow::Wrap { .. } => $body!($r, WrapSaturating),
-            Overflow::WrapSignMagnitude { .. } => $body!($r, WrapSignMagnitude),
+            Overflow::WrapSignMagnitude { sat_bits: 0 } => $body!($r, WrapSignMagnitude),
+            Overflow::WrapSignMagnitude { .. } => $body!($r, WrapSignMagnitudeSat),
             Overflow::Unbounded => $body!($r, Unbounded),
         }
     };
