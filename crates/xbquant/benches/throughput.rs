@@ -143,14 +143,9 @@ fn bench_type<T: Element>(
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    // `-- --only TEXT`: only the paths whose name contains TEXT (the copy is always measured).
-    let filter = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+/// Runs the benchmark: `quick` for fewer repetitions and sizes, `filter` to keep only the paths
+/// whose name contains it. (`xbquant bench` runs this same code.)
+pub fn run(quick: bool, filter: Option<String>) {
     let reps = if quick { 5 } else { 15 };
     println!(
         "threads: {}; medians of {reps} calls (x20 below 1M elements); format ap_fixed<8,3>, 16M inputs ~40% saturating",
@@ -168,4 +163,16 @@ fn main() {
     };
     bench_type::<f32>(sizes, reps, true, &filter);
     bench_type::<f64>(sizes, reps, !quick, &filter);
+}
+
+#[allow(dead_code)] // the entry point of `cargo bench`; `xbquant bench` calls `run`
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `-- --only TEXT`: only the paths whose name contains TEXT (the copy is always measured).
+    let filter = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    run(quick, filter);
 }
