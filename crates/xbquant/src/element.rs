@@ -1,5 +1,6 @@
-//! The floating-point element types the kernels accept. All arithmetic runs in `f64`, which holds
-//! every `f32`, `f16` and `bf16` value exactly, so one definition of the maths serves them all.
+//! The floating-point element types the kernels accept. `f64` holds every `f32`, `f16` and `bf16`
+//! value exactly, so one definition of the maths, written for `f64`, serves them all; the kernels
+//! run it in `f32` for the narrow types where that gives the same bits (see `kernel`).
 
 /// A floating-point element type: `f32`, `f64`, and with the `half` feature `f16` and `bf16`.
 ///
