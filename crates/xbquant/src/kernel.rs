@@ -585,23 +585,49 @@ impl<T> Job<'_, T> {
     }
 }
 
-/// Runs `f`, inlined, in a copy compiled for the best instruction set of this CPU (AVX2+FMA,
-/// SSE4.2, or the baseline), chosen at run time: the per-element maths then compiles to vector
-/// instructions (`vroundpd`, `vminpd`, ...) even in a default build.
+/// One serial piece of work: a job whose first element has stream index `base`.
+struct Piece<'a, 'p, T, F, R, O> {
+    job: Job<'a, T>,
+    base: u64,
+    plan: &'p Plan,
+    ops: std::marker::PhantomData<(F, R, O)>,
+}
+
+impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Piece<'_, '_, T, F, R, O> {
+    type Output = ();
+
+    /// Inlined (always) into the copy `pulp` compiles for each instruction set, so the loops are
+    /// compiled with that set's features: `vroundps`, `vminps`, ... rather than calls to `libm`.
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        match self.job {
+            Job::Into { src, dst, mask } => {
+                serial_into::<T, F, R, O>(src, dst, mask, self.base, self.plan);
+            }
+            Job::InPlace { buf, mask } => {
+                serial_in_place::<T, F, R, O>(buf, mask, self.base, self.plan);
+            }
+        }
+    }
+}
+
+/// Runs one piece in a copy compiled for the best instruction set of this CPU (AVX2+FMA,
+/// SSE4.2, or the baseline), chosen at run time, so that the per-element maths compiles to vector
+/// instructions even in a default build.
 #[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+fn piece<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, base: u64, plan: &Plan) {
+    pulp::Arch::new().dispatch(Piece::<T, F, R, O> {
+        job,
+        base,
+        plan,
+        ops: std::marker::PhantomData,
+    });
 }
 
 fn run<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan) {
     let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
     if !parallel {
-        return match job {
-            Job::Into { src, dst, mask } => {
-                simd(|| serial_into::<T, F, R, O>(src, dst, mask, 0, p))
-            }
-            Job::InPlace { buf, mask } => simd(|| serial_in_place::<T, F, R, O>(buf, mask, 0, p)),
-        };
+        return piece::<T, F, R, O>(job, 0, p);
     }
     let base = |chunk: usize| (chunk * CHUNK) as u64;
     match job {
@@ -613,7 +639,17 @@ fn run<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan
             .par_chunks(CHUNK)
             .zip(dst.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(c, (s, d))| simd(|| serial_into::<T, F, R, O>(s, d, None, base(c), p))),
+            .for_each(|(c, (src, dst))| {
+                piece::<T, F, R, O>(
+                    Job::Into {
+                        src,
+                        dst,
+                        mask: None,
+                    },
+                    base(c),
+                    p,
+                );
+            }),
         Job::Into {
             src,
             dst,
@@ -623,13 +659,19 @@ fn run<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan
             .zip(dst.par_chunks_mut(CHUNK))
             .zip(mask.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(c, ((s, d), m))| {
-                simd(|| serial_into::<T, F, R, O>(s, d, Some(m), base(c), p))
+            .for_each(|(c, ((src, dst), m))| {
+                let job = Job::Into {
+                    src,
+                    dst,
+                    mask: Some(m),
+                };
+                piece::<T, F, R, O>(job, base(c), p);
             }),
-        Job::InPlace { buf, mask: None } => buf
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, b)| simd(|| serial_in_place::<T, F, R, O>(b, None, base(c), p))),
+        Job::InPlace { buf, mask: None } => {
+            buf.par_chunks_mut(CHUNK).enumerate().for_each(|(c, buf)| {
+                piece::<T, F, R, O>(Job::InPlace { buf, mask: None }, base(c), p);
+            });
+        }
         Job::InPlace {
             buf,
             mask: Some(mask),
@@ -637,7 +679,9 @@ fn run<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, p: &Plan
             .par_chunks_mut(CHUNK)
             .zip(mask.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(c, (b, m))| simd(|| serial_in_place::<T, F, R, O>(b, Some(m), base(c), p))),
+            .for_each(|(c, (buf, m))| {
+                piece::<T, F, R, O>(Job::InPlace { buf, mask: Some(m) }, base(c), p);
+            }),
     }
 }
 
