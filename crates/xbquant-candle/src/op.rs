@@ -239,10 +239,8 @@ impl CustomOp1 for FixedPointQuantF {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Quantizer {
-    format: FixedPoint,
-    rounding: Rounding,
-    gradient: Gradient,
-    backward: Option<(FixedPoint, Rounding)>,
+    /// The op's settings, with the rounding as given (stochastic noise is drawn per `op()`).
+    spec: FixedPointQuantF,
 }
 
 impl Quantizer {
@@ -250,39 +248,44 @@ impl Quantizer {
     #[must_use]
     pub fn new(format: FixedPoint, rounding: Rounding) -> Self {
         Quantizer {
-            format,
-            rounding,
-            gradient: Gradient::StraightThrough,
-            backward: None,
+            spec: FixedPointQuantF {
+                format,
+                rounding,
+                gradient: Gradient::StraightThrough,
+                backward: None,
+            },
         }
     }
 
     /// The same quantizer with another gradient rule.
     #[must_use]
-    pub fn with_gradient(mut self, gradient: Gradient) -> Self {
-        self.gradient = gradient;
-        self
+    pub fn with_gradient(self, gradient: Gradient) -> Self {
+        Quantizer {
+            spec: self.spec.with_gradient(gradient),
+        }
     }
 
     /// The same quantizer, whose backward pass also quantizes the gradient.
     #[must_use]
-    pub fn with_backward(mut self, format: FixedPoint, rounding: Rounding) -> Self {
-        self.backward = Some((format, rounding));
-        self
+    pub fn with_backward(self, format: FixedPoint, rounding: Rounding) -> Self {
+        Quantizer {
+            spec: self.spec.with_backward(format, rounding),
+        }
     }
 
     /// The forward format.
     #[must_use]
     pub fn format(&self) -> FixedPoint {
-        self.format
+        self.spec.format
     }
 
     /// The op for one application (stochastic noise drawn now).
     #[must_use]
     pub fn op(&self) -> FixedPointQuantF {
-        let mut op = FixedPointQuantF::new(self.format, self.rounding).with_gradient(self.gradient);
-        op.backward = self.backward;
-        op
+        FixedPointQuantF {
+            rounding: self.spec.rounding.resolve(),
+            ..self.spec
+        }
     }
 
     /// Quantizes `x`, recording the op for backpropagation.
