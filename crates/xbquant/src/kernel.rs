@@ -5,7 +5,7 @@
 //!
 //! The maths runs in `f64` by default. For `f32`, `f16` and `bf16` data it runs in `f32` (twice
 //! the vector width) whenever that gives the same bits: when `2^fl` and `2^-fl` are normal `f32`
-//! numbers and every code of the word is exact in `f32` (see [`Plan::narrow`]).
+//! numbers and every code of the word is exact in `f32` (see [`Plan::can_narrow`]).
 
 use std::ops::{Add, Mul, Sub};
 
@@ -20,7 +20,7 @@ const CHUNK: usize = 1 << 15;
 /// Below this many elements a call stays on the calling thread (no hand-off cost).
 const PARALLEL_MIN: usize = 1 << 17;
 
-/// The float type the per-element maths runs in: `f64`, or `f32` where [`Plan::narrow`] allows.
+/// The float type the per-element maths runs in: `f64`, or `f32` where [`Plan::can_narrow`] allows.
 pub(crate) trait Lane:
     Copy
     + PartialOrd
