@@ -1,0 +1,27 @@
+"""Exact, fast fixed-point quantization for PyTorch and numpy, computed by Rust kernels.
+
+- :mod:`xbquant.quantizers`: XBTorch's API (``FixedPointQuantF``,
+  ``fixed_point_quantize_wrapper``, ``get_range_fixed_point``), with the same names and defaults.
+- QPyTorch's API: :func:`fixed_point_quantize`, :class:`FixedPoint`, :func:`quantizer`.
+- :func:`quantize`: every rounding and overflow mode of the HLS ``ap_fixed`` types.
+"""
+
+from ._api import (
+    FixedPoint,
+    fixed_point_quantize,
+    get_range_fixed_point,
+    parse_hls,
+    quantize,
+    quantizer,
+)
+from ._xbquant import __version__
+
+__all__ = [
+    "FixedPoint",
+    "fixed_point_quantize",
+    "get_range_fixed_point",
+    "parse_hls",
+    "quantize",
+    "quantizer",
+    "__version__",
+]

@@ -1,0 +1,328 @@
+"""The general entry point, :func:`quantize`, and the QPyTorch drop-in: `fixed_point_quantize`,
+`FixedPoint` and `quantizer`, with QPyTorch's signatures and defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+from . import _core, _xbquant
+
+__all__ = [
+    "quantize",
+    "fixed_point_quantize",
+    "FixedPoint",
+    "quantizer",
+    "parse_hls",
+    "get_range_fixed_point",
+]
+
+
+def parse_hls(name: str) -> dict:
+    """The format and rounding of an HLS type such as ``"ap_fixed<8,3,AP_RND_CONV,AP_SAT>"``, as
+    keyword arguments of :func:`quantize`.
+
+    >>> parse_hls("ap_fixed<8,3,AP_RND_CONV,AP_WRAP>")
+    {'wl': 8, 'fl': 5, 'signed': True, 'overflow': 'wrap', 'rounding': 'nearest'}
+    """
+    wl, fl, signed, overflow, rounding = _xbquant.parse_hls(_core.check_name(name, "name"))
+    return {"wl": wl, "fl": fl, "signed": signed, "overflow": overflow, "rounding": rounding}
+
+
+def quantize(
+    x,
+    wl=None,
+    fl=None,
+    *,
+    rounding: str = "nearest",
+    overflow: str = "saturate",
+    sat_bits: int = 0,
+    signed: bool = True,
+    seed: Optional[int] = None,
+    hls: Optional[str] = None,
+    return_mask: bool = False,
+):
+    """Quantizes ``x`` to fixed point, with every rounding and overflow mode of the HLS
+    ``ap_fixed`` types. Not differentiable (see :func:`quantizer` and
+    :mod:`xbquant.quantizers` for autograd).
+
+    Args:
+        x: a float32, float64, float16 or bfloat16 tensor (any device, shape and strides) or
+            numpy array. The result is new, with the same type, dtype, shape and device.
+        wl: word length in bits, sign included (1 to 64).
+        fl: fractional length: the step is ``2**-fl``.
+        rounding: ``"nearest"`` (ties to even), ``"nearest-up"``, ``"nearest-down"``,
+            ``"nearest-toward-zero"``, ``"nearest-away"``, ``"floor"``, ``"toward-zero"`` or
+            ``"stochastic"``; the HLS names (``"AP_RND_CONV"``, ``"AP_TRN"``, ...) work too.
+        overflow: ``"saturate"``, ``"saturate-symmetric"``, ``"saturate-zero"``, ``"wrap"``,
+            ``"wrap-sign-magnitude"`` or ``"unbounded"`` (no clamping), or an HLS name.
+        sat_bits: saturation bits of the wrap modes (``AP_WRAP`` / ``AP_WRAP_SM`` with N > 0).
+        signed: ``False`` for an unsigned format (codes ``0 .. 2**wl - 1``).
+        seed: the seed of stochastic rounding. Without one, each call draws a fresh seed from
+            torch's default generator (tensors) or numpy's global one (arrays), so
+            ``torch.manual_seed`` / ``numpy.random.seed`` make a run repeat.
+        hls: an HLS type such as ``"ap_fixed<8,3,AP_RND,AP_SAT>"``, instead of ``wl``, ``fl``,
+            ``signed``, ``rounding`` and ``overflow``.
+        return_mask: also return a bool mask of the elements whose rounded code overflowed.
+
+    Raises:
+        ValueError: a bad format or an unknown mode name.
+        TypeError: data that is not floating point.
+
+    Example::
+
+        >>> import numpy as np
+        >>> x = np.array([-2.375, 0.375, 2.5], dtype=np.float32)
+        >>> quantize(x, 4, 2)
+        array([-2.  ,  0.5 ,  1.75], dtype=float32)
+        >>> quantize(x, 4, 2, rounding="floor", overflow="wrap")
+        array([ 1.5 ,  0.25, -1.5 ], dtype=float32)
+        >>> quantize(x, hls="ap_fixed<4,2,AP_TRN,AP_WRAP_SM>")
+        array([-1.75,  0.25,  1.25], dtype=float32)
+    """
+    if hls is not None:
+        if wl is not None or fl is not None:
+            raise ValueError("give either wl and fl or hls, not both")
+        parsed = parse_hls(hls)
+        wl, fl = parsed["wl"], parsed["fl"]
+        signed, overflow, rounding = parsed["signed"], parsed["overflow"], parsed["rounding"]
+    elif wl is None or fl is None:
+        raise TypeError("quantize needs wl and fl (or hls)")
+    spec = _core.make_spec(
+        wl,
+        fl,
+        overflow=_core.overflow_name(overflow, sat_bits),
+        rounding=rounding,
+        signed=signed,
+        seed=seed,
+    )
+    out, mask = _core.quantize_data(x, spec, with_mask=return_mask)
+    return (out, mask) if return_mask else out
+
+
+def _qpytorch_overflow(clamp: Any, symmetric: Any) -> str:
+    if not clamp:
+        return "unbounded"
+    return "saturate-symmetric" if symmetric else "saturate"
+
+
+def fixed_point_quantize(
+    x,
+    wl,
+    fl,
+    clamp=True,
+    symmetric=False,
+    rounding="stochastic",
+    *,
+    overflow: Optional[str] = None,
+    sat_bits: int = 0,
+    signed: bool = True,
+    seed: Optional[int] = None,
+):
+    """QPyTorch's ``qtorch.quant.fixed_point_quantize``: same signature, same defaults
+    (note: stochastic rounding by default), exact results.
+
+    ``clamp=False`` ignores the word length (only the step applies); ``symmetric=True`` drops the
+    most negative code. The keyword-only arguments go beyond QPyTorch: ``overflow`` (which then
+    replaces ``clamp`` and ``symmetric``), ``sat_bits``, ``signed`` and ``seed``, as in
+    :func:`quantize`. Like QPyTorch's, the result carries no gradient; use :func:`quantizer` or
+    :mod:`xbquant.quantizers` for autograd.
+
+    Unlike QPyTorch it accepts float64, float16 and bfloat16, non-contiguous data and numpy
+    arrays; rounds ties to even on every device; and its stochastic rounding is unbiased at every
+    magnitude and never moves values that are already on the grid.
+    """
+    if overflow is None:
+        overflow = _qpytorch_overflow(clamp, symmetric)
+    spec = _core.make_spec(
+        wl,
+        fl,
+        overflow=_core.overflow_name(overflow, sat_bits),
+        rounding=rounding,
+        signed=signed,
+        seed=seed,
+    )
+    return _core.quantize_data(x, spec)[0]
+
+
+class FixedPoint:
+    """QPyTorch's fixed-point number format: ``FixedPoint(wl, fl, clamp=True, symmetric=False)``.
+
+    Also usable with :func:`xbquant.quantizers.get_range_fixed_point`. The keyword-only
+    ``overflow``, ``sat_bits`` and ``signed`` choose the hardware modes of :func:`quantize`
+    (``overflow`` replaces ``clamp`` and ``symmetric`` when given).
+
+    >>> FixedPoint(8, 4)
+    FixedPoint (wl=8, fl=4)
+    """
+
+    def __init__(
+        self,
+        wl,
+        fl,
+        clamp=True,
+        symmetric=False,
+        *,
+        overflow: Optional[str] = None,
+        sat_bits: int = 0,
+        signed: bool = True,
+    ):
+        self.wl = _core.check_length(wl, "wl")
+        self.fl = _core.check_length(fl, "fl")
+        self.clamp = bool(clamp)
+        self.symmetric = bool(symmetric)
+        self.signed = bool(signed)
+        self.overflow = _core.overflow_name(
+            overflow if overflow is not None else _qpytorch_overflow(clamp, symmetric), sat_bits
+        )
+        # Check now, so that a bad format fails where it is written.
+        self.spec("nearest")
+
+    def spec(self, rounding: str, seed: Optional[int] = None) -> _core.Spec:
+        """The checked format with a rounding (internal)."""
+        return _core.make_spec(
+            self.wl, self.fl, overflow=self.overflow, rounding=rounding, signed=self.signed, seed=seed
+        )
+
+    def __repr__(self) -> str:
+        return f"FixedPoint (wl={self.wl:d}, fl={self.fl:d})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, FixedPoint):
+            return NotImplemented
+        return (self.wl, self.fl, self.signed, self.overflow, self.symmetric) == (
+            other.wl,
+            other.fl,
+            other.signed,
+            other.overflow,
+            other.symmetric,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.wl, self.fl, self.signed, self.overflow, self.symmetric))
+
+
+def _as_fixed_point(number, role: str) -> Optional[FixedPoint]:
+    """A number format given to `quantizer`: ours, or any object with QPyTorch's fixed-point
+    attributes (``wl``, ``fl``, and optionally ``clamp`` and ``symmetric``)."""
+    if number is None or isinstance(number, FixedPoint):
+        return number
+    if hasattr(number, "wl") and hasattr(number, "fl"):
+        return FixedPoint(
+            number.wl,
+            number.fl,
+            getattr(number, "clamp", True),
+            getattr(number, "symmetric", False),
+        )
+    raise TypeError(
+        f"{role} must be a fixed-point number format (xbquant.FixedPoint or an object with wl "
+        f"and fl), got {type(number).__name__}; floating-point and block formats are not supported"
+    )
+
+
+def quantizer(
+    forward_number=None,
+    backward_number=None,
+    forward_rounding="stochastic",
+    backward_rounding="stochastic",
+    clamping_grad_zero=False,
+    backward_hooks: Sequence[Callable] = [],  # noqa: B006 - QPyTorch's signature
+):
+    """QPyTorch's ``qtorch.quant.quantizer``: returns a function that quantizes a tensor to
+    ``forward_number`` in the forward pass and its gradient to ``backward_number`` in the
+    backward pass (either may be ``None``: no quantization in that direction).
+
+    ``clamping_grad_zero=True`` zeroes the gradient of the elements whose forward code overflowed
+    the format (a clamp-aware straight-through estimator). ``backward_hooks`` are functions
+    applied, in order, to the incoming gradient before it is quantized.
+
+    Example::
+
+        >>> import torch
+        >>> q = quantizer(FixedPoint(4, 2), forward_rounding="nearest", clamping_grad_zero=True)
+        >>> x = torch.tensor([0.3, 5.0], requires_grad=True)
+        >>> y = q(x); y.sum().backward()
+        >>> y.detach(), x.grad
+        (tensor([0.2500, 1.7500]), tensor([1., 0.]))
+    """
+    import torch
+
+    forward = _as_fixed_point(forward_number, "forward_number")
+    backward = _as_fixed_point(backward_number, "backward_number")
+    # Check the names now rather than at the first call.
+    for number, rounding in ((forward, forward_rounding), (backward, backward_rounding)):
+        (number or FixedPoint(8, 0)).spec(_core.check_name(rounding, "rounding"))
+    hooks = list(backward_hooks)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"backward hooks must be callable, got {type(hook).__name__}")
+
+    class Rounding(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            if forward is None:
+                return x.clone()
+            spec = forward.spec(forward_rounding)
+            out, mask = _core.quantize_data(x, spec, with_mask=clamping_grad_zero)
+            if clamping_grad_zero:
+                ctx.save_for_backward(mask)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            grad = grad_output
+            for hook in hooks:
+                grad = hook(grad)
+            if clamping_grad_zero and forward is not None:
+                (mask,) = ctx.saved_tensors
+                grad = grad.masked_fill(mask, 0)
+            if backward is not None:
+                grad = _core.quantize_data(grad, backward.spec(backward_rounding))[0]
+            return grad
+
+    def quantize_function(x):
+        return Rounding.apply(x)
+
+    return quantize_function
+
+
+def get_range_fixed_point(num_format) -> Tuple[float, float]:
+    """The ``(min, max)`` that a fixed-point format can represent.
+
+    ``num_format`` is any object with the attributes ``wl``, ``fl`` and ``symmetric``: a
+    namedtuple, :class:`xbquant.FixedPoint`, QPyTorch's ``FixedPoint``... An object that also has
+    ``signed = False`` is an unsigned format, with range ``(0, 2**(wl-fl) - 2**-fl)``.
+
+    For a signed format (the values are exact: powers of two, rounded once to a Python float):
+
+    ========= ============================== ==========================
+    symmetric min                            max
+    ========= ============================== ==========================
+    True      ``-(2**(wl-fl-1) - 2**-fl)``   ``2**(wl-fl-1) - 2**-fl``
+    False     ``-2**(wl-fl-1)``              ``2**(wl-fl-1) - 2**-fl``
+    ========= ============================== ==========================
+
+    Raises:
+        TypeError: ``num_format`` lacks ``wl``, ``fl`` or ``symmetric``.
+        ValueError: the format is not valid.
+
+    Example::
+
+        >>> from collections import namedtuple
+        >>> Format = namedtuple("Format", "wl fl symmetric")
+        >>> get_range_fixed_point(Format(8, 4, True))
+        (-7.9375, 7.9375)
+        >>> get_range_fixed_point(Format(8, 4, False))
+        (-8.0, 7.9375)
+    """
+    missing = [name for name in ("wl", "fl", "symmetric") if not hasattr(num_format, name)]
+    if missing:
+        raise TypeError(
+            "get_range_fixed_point needs an object with attributes wl, fl and symmetric; "
+            f"{type(num_format).__name__} has no {', '.join(missing)}"
+        )
+    wl = _core.check_length(num_format.wl, "wl")
+    fl = _core.check_length(num_format.fl, "fl")
+    signed = bool(getattr(num_format, "signed", True))
+    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62:
+        raise ValueError(f"no format has wl = {wl}, fl = {fl}")
+    return _xbquant.format_range(wl, fl, bool(num_format.symmetric), signed)

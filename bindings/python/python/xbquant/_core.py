@@ -1,0 +1,240 @@
+"""The one entry point every public function goes through: checks the arguments, picks the seed
+of stochastic rounding, and sends the data to the Rust kernels (CPU tensors, numpy arrays) or to
+the pure-torch path (tensors on other devices)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from . import _xbquant
+
+_NUMPY_DTYPES = {
+    np.dtype(np.float32): "float32",
+    np.dtype(np.float64): "float64",
+    np.dtype(np.float16): "float16",
+}
+
+
+def _torch():
+    """torch, if the caller has it (the package works on numpy arrays without it)."""
+    return sys.modules.get("torch")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A checked format and rounding, as the kernels see them."""
+
+    wl: int
+    fl: int
+    signed: bool
+    overflow: str
+    rounding: str
+    seed: Optional[int]
+    sat_bits: int
+    code_min: float
+    code_max: float
+
+    @property
+    def stochastic(self) -> bool:
+        return self.rounding == "stochastic"
+
+
+def check_length(value: Any, name: str) -> int:
+    """An integer word or fractional length: whole numbers of any numeric type are accepted
+    (`8`, `numpy.int64(8)`, `8.0`); anything else is an error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def check_name(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_seed(seed: Any) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"seed {seed} does not fit in 64 bits")
+    return seed % 2**64
+
+
+def overflow_name(overflow: str, sat_bits: Any) -> str:
+    overflow = check_name(overflow, "overflow")
+    bits = check_length(sat_bits, "sat_bits")
+    if bits < 0:
+        raise ValueError(f"sat_bits must be 0 or more, got {bits}")
+    return f"{overflow}:{bits}" if bits else overflow
+
+
+def make_spec(
+    wl: Any,
+    fl: Any,
+    *,
+    overflow: str = "saturate",
+    rounding: str = "nearest",
+    signed: bool = True,
+    seed: Any = None,
+) -> Spec:
+    """Checks everything about a call but the data; raises ValueError or TypeError."""
+    wl = check_length(wl, "wl")
+    fl = check_length(fl, "fl")
+    overflow = check_name(overflow, "overflow")
+    rounding = check_name(rounding, "rounding")
+    seed = check_seed(seed)
+    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62:
+        raise ValueError(f"no format has wl = {wl}, fl = {fl}")
+    name, rounding, sat_bits, lo, hi, fixed_seed = _xbquant.describe(
+        wl, fl, bool(signed), overflow, rounding, seed
+    )
+    return Spec(wl, fl, bool(signed), name, rounding, fixed_seed, sat_bits, lo, hi)
+
+
+def draw_seed(data: Any) -> int:
+    """A fresh 64-bit seed: from torch's default generator for tensors (so `torch.manual_seed`
+    makes a run repeat), from numpy's global generator for arrays (`numpy.random.seed`)."""
+    torch = _torch()
+    if torch is not None and isinstance(data, torch.Tensor):
+        drawn = torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64).item()
+        return int(drawn) % 2**64
+    return int(np.random.randint(0, 2**63, dtype=np.int64)) * 2 + int(np.random.randint(0, 2))
+
+
+def resolve(spec: Spec, data: Any) -> Spec:
+    """The spec of one call: stochastic rounding without a seed gets a fresh one."""
+    if spec.stochastic and spec.seed is None:
+        return Spec(**{**spec.__dict__, "seed": draw_seed(data)})
+    return spec
+
+
+def _float_dtype_error(dtype: Any) -> TypeError:
+    return TypeError(
+        f"expected floating-point data (float32, float64, float16 or bfloat16), got {dtype}"
+    )
+
+
+def _call(spec: Spec, src, dst, mask, dtype: str) -> None:
+    _xbquant.quantize(
+        src,
+        dst,
+        mask,
+        dtype,
+        spec.wl,
+        spec.fl,
+        spec.signed,
+        spec.overflow,
+        "stochastic" if spec.stochastic else spec.rounding,
+        spec.seed,
+    )
+
+
+def _numpy_view(array: np.ndarray, dtype: str) -> np.ndarray:
+    return array.view(np.uint16) if dtype in ("float16", "bfloat16") else array
+
+
+def quantize_array(x: np.ndarray, spec: Spec, with_mask: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """A numpy array: always a new array of the same shape and dtype."""
+    dtype = _NUMPY_DTYPES.get(x.dtype)
+    if dtype is None and x.dtype.name == "bfloat16":  # ml_dtypes' bfloat16
+        dtype = "bfloat16"
+    if dtype is None:
+        raise _float_dtype_error(f"numpy {x.dtype}")
+    spec = resolve(spec, x)
+    src = np.ascontiguousarray(x)
+    out = np.empty_like(src, order="C")
+    mask = np.empty(src.shape, dtype=np.bool_) if with_mask else None
+    _call(spec, _numpy_view(src, dtype), _numpy_view(out, dtype), mask, dtype)
+    return out, mask
+
+
+def tensor_dtype_name(x) -> str:
+    torch = _torch()
+    names = {
+        torch.float32: "float32",
+        torch.float64: "float64",
+        torch.float16: "float16",
+        torch.bfloat16: "bfloat16",
+    }
+    name = names.get(x.dtype)
+    if name is None:
+        raise _float_dtype_error(x.dtype)
+    return name
+
+
+def _tensor_numpy(t, dtype: str) -> np.ndarray:
+    """A zero-copy numpy view of a contiguous CPU tensor."""
+    torch = _torch()
+    if dtype in ("float16", "bfloat16"):
+        return t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()
+
+
+def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False):
+    """A CPU tensor through the Rust kernels, with no copy of contiguous data. Returns a new
+    tensor (or `x` itself when `in_place`) and the overflow mask."""
+    torch = _torch()
+    dtype = tensor_dtype_name(x)
+    spec = resolve(spec, x)
+    data = x.detach()
+    mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
+    mask_np = mask.numpy() if mask is not None else None
+    if in_place:
+        if data.is_contiguous():
+            _call(spec, _tensor_numpy(data, dtype), None, mask_np, dtype)
+        else:
+            work = data.contiguous()
+            _call(spec, _tensor_numpy(work, dtype), None, mask_np, dtype)
+            data.copy_(work)
+        return x, mask
+    if data.is_contiguous():
+        out = torch.empty_like(data, memory_format=torch.contiguous_format)
+        _call(spec, _tensor_numpy(data, dtype), _tensor_numpy(out, dtype), mask_np, dtype)
+    else:
+        # The contiguous copy is ours: quantize it where it lies.
+        out = data.contiguous()
+        _call(spec, _tensor_numpy(out, dtype), None, mask_np, dtype)
+    return out, mask
+
+
+def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = False):
+    """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`."""
+    torch = _torch()
+    if torch is not None and isinstance(x, torch.Tensor):
+        tensor_dtype_name(x)
+        if x.device.type == "cpu":
+            return quantize_tensor_cpu(x, spec, with_mask, in_place)
+        from . import _torch_ops
+
+        out, mask = _torch_ops.quantize(x, resolve(spec, x), with_mask)
+        if in_place:
+            with torch.no_grad():
+                x.copy_(out)
+            return x, mask
+        return out, mask
+    if isinstance(x, np.ndarray):
+        if in_place:
+            out, mask = quantize_array(x, spec, with_mask)
+            x[...] = out
+            return x, mask
+        return quantize_array(x, spec, with_mask)
+    if isinstance(x, np.generic) and x.dtype.kind == "f":
+        out, mask = quantize_array(np.asarray(x), spec, with_mask)
+        return out[()], (mask[()] if mask is not None else None)
+    raise TypeError(
+        f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}"
+    )

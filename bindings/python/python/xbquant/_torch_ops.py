@@ -1,0 +1,158 @@
+"""Quantization written with torch operations, for tensors that are not on the CPU (CUDA, ...).
+
+It follows the Rust kernels' float64 path step by step: the same exact scaling, roundings,
+overflow rules and counter-based random numbers, so that it gives the same bits. The test suite
+runs it on CPU tensors and compares it with the Rust kernels in every mode.
+
+Two cases go through the Rust kernels on a CPU copy instead: devices without float64 (Apple's MPS),
+and float16 / bfloat16 data with a bounded word longer than 24 bits (torch converts float64 to those
+types through float32, which can round twice)."""
+
+from __future__ import annotations
+
+import torch
+
+from ._core import Spec, quantize_tensor_cpu
+
+_MASK64 = (1 << 64) - 1
+_TINY = 5e-324  # the smallest positive float64 subnormal
+
+
+def _signed(value: int) -> int:
+    """A 64-bit pattern as the int64 that holds it."""
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _mix64_int(z: int) -> int:
+    z &= _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 bit patterns (torch's `>>` is arithmetic)."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    # int64 multiplication wraps modulo 2^64, as u64 wrapping_mul does.
+    z = (z ^ _shift_right(z, 30)) * _signed(0xBF58476D1CE4E5B9)
+    z = (z ^ _shift_right(z, 27)) * _signed(0x94D049BB133111EB)
+    return z ^ _shift_right(z, 31)
+
+
+def uniform(seed: int, count: int, device) -> torch.Tensor:
+    """The kernels' uniform draws in [0, 1) for elements 0..count of the stream of `seed`."""
+    key = _mix64_int(seed ^ 0x6A09E667F3BCC909)
+    index = torch.arange(count, dtype=torch.int64, device=device)
+    bits = _mix64(index * _signed(0x9E3779B97F4A7C15) + _signed(key))
+    return _shift_right(bits, 12).to(torch.float64) * 2.0**-52
+
+
+def _is_odd(v: torch.Tensor) -> torch.Tensor:
+    return v - 2.0 * torch.floor(v * 0.5) == 1.0
+
+
+def _round(t: torch.Tensor, spec: Spec) -> torch.Tensor:
+    mode = spec.rounding
+    if mode == "nearest":
+        return torch.round(t)
+    if mode == "floor":
+        return torch.floor(t)
+    if mode == "toward-zero":
+        return torch.trunc(t)
+    if mode == "stochastic":
+        a = t.abs()
+        whole = torch.floor(a)
+        u = uniform(spec.seed, t.numel(), t.device).reshape(t.shape)
+        up = (u < a - whole).to(torch.float64)
+        return torch.copysign(whole + up, t)
+    a = t.abs()
+    tie = a - torch.floor(a) == 0.5
+    if mode == "nearest-up":
+        at_tie = torch.ceil(t)
+    elif mode == "nearest-down":
+        at_tie = torch.floor(t)
+    elif mode == "nearest-toward-zero":
+        at_tie = torch.trunc(t)
+    elif mode == "nearest-away":
+        at_tie = t + torch.copysign(torch.full_like(t, 0.5), t)
+    else:  # pragma: no cover - the names come from the Rust side
+        raise ValueError(f"unknown rounding {mode!r}")
+    return torch.where(tie, at_tie, torch.round(t))
+
+
+def _wrapped(k: torch.Tensor, signed: bool, wl: int) -> torch.Tensor:
+    modulus, inv_modulus, half = 2.0**wl, 2.0**-wl, 2.0 ** (wl - 1)
+    if signed:
+        r = k - modulus * torch.round(k * inv_modulus)
+        r = torch.where(r >= half, r - modulus, r)
+    else:
+        r = k - modulus * torch.floor(k * inv_modulus)
+    return torch.where(torch.isfinite(k), r, torch.zeros_like(r))
+
+
+def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec: Spec) -> torch.Tensor:
+    wl, n = spec.wl, spec.sat_bits
+    half, inv_modulus = 2.0 ** (wl - 1), 2.0**-wl
+    zero = torch.zeros_like(k)
+    negative = k < 0
+    if spec.overflow.startswith("wrap-sign-magnitude") and n == 0:
+        w = _wrapped(k, True, wl)
+        beyond = _is_odd(torch.floor(torch.floor(t) * inv_modulus))
+        sign = w < 0
+        low = w + torch.where(sign, zero + half, zero)
+        folded = half - 1.0 - low - torch.where(beyond, zero + half, zero)
+        return torch.where(beyond == sign, w, folded)
+    kept, inv_kept = 2.0 ** (wl - n), 2.0 ** (n - wl)
+    above = torch.floor(k * inv_kept)
+    low = k - kept * above
+    low = torch.where(torch.isfinite(k), low, zero)
+    if spec.overflow.startswith("wrap-sign-magnitude"):
+        forced = negative ^ (n > 1)
+        low = torch.where(_is_odd(above) == forced, low, kept - 1.0 - low)
+    return low + torch.where(negative, zero - half, zero + (half - kept))
+
+
+def _overflow(k: torch.Tensor, t: torch.Tensor, spec: Spec):
+    """The code the format produces from the rounded code `k`, and the overflow mask."""
+    over = (k < spec.code_min) | (k > spec.code_max)
+    mode = spec.overflow
+    if mode == "unbounded":
+        return k, torch.zeros_like(over)
+    if mode in ("saturate", "saturate-symmetric"):
+        return torch.clamp(k, spec.code_min, spec.code_max), over
+    if mode == "saturate-zero":
+        return torch.where(over, torch.zeros_like(k), k), over
+    if mode == "wrap":
+        return torch.where(over, _wrapped(k, spec.signed, spec.wl), k), over
+    return torch.where(over, _wrap_bits(k, t, spec), k), over
+
+
+def _needs_kernels(x: torch.Tensor, spec: Spec) -> bool:
+    if x.device.type == "mps":
+        return True
+    narrow = x.dtype in (torch.float16, torch.bfloat16)
+    return narrow and spec.wl > 24 and spec.overflow != "unbounded"
+
+
+def quantize(x: torch.Tensor, spec: Spec, with_mask: bool):
+    """`x` quantized on its own device; `spec` has its seed resolved already."""
+    if _needs_kernels(x, spec):
+        out, mask = quantize_tensor_cpu(x.detach().cpu(), spec, with_mask)
+        return out.to(x.device), (mask.to(x.device) if mask is not None else None)
+    v = x.detach().to(torch.float64)
+    scaled = v * 2.0**spec.fl
+    t = torch.where(
+        (scaled == 0) & (v != 0), torch.copysign(torch.full_like(v, _TINY), v), scaled
+    )
+    k, over = _overflow(_round(t, spec), t, spec)
+    q = k * 2.0**-spec.fl + 0.0  # + 0.0: no negative zero
+    if spec.overflow == "unbounded":
+        q = torch.where(torch.isinf(t), v, q)
+    nan = torch.isnan(v)
+    q = torch.where(nan, v, q)
+    mask = (over & ~nan) if with_mask else None
+    return q.to(x.dtype).contiguous(), mask
