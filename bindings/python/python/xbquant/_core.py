@@ -4,10 +4,11 @@ the pure-torch path (tensors on other devices)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -22,8 +23,18 @@ _NUMPY_DTYPES = {
 
 
 def _torch():
-    """torch, if the caller has it (the package works on numpy arrays without it)."""
+    """torch, if the caller has loaded it (the package works on numpy arrays without it)."""
     return sys.modules.get("torch")
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_dtype_names(torch) -> dict:
+    return {
+        torch.float32: "float32",
+        torch.float64: "float64",
+        torch.float16: "float16",
+        torch.bfloat16: "bfloat16",
+    }
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class Spec:
 def check_length(value: Any, name: str) -> int:
     """An integer word or fractional length: whole numbers of any numeric type are accepted
     (`8`, `numpy.int64(8)`, `8.0`); anything else is an error."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if isinstance(value, numbers.Integral):
@@ -99,10 +112,17 @@ def make_spec(
     seed = check_seed(seed)
     if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62:
         raise ValueError(f"no format has wl = {wl}, fl = {fl}")
+    return _described(wl, fl, bool(signed), overflow, rounding, seed)
+
+
+@functools.lru_cache(maxsize=1024)
+def _described(wl: int, fl: int, signed: bool, overflow: str, rounding: str, seed) -> Spec:
+    # Cached: a training loop asks for the same few formats millions of times. Errors are
+    # raised, not cached.
     name, rounding, sat_bits, lo, hi, fixed_seed = _xbquant.describe(
-        wl, fl, bool(signed), overflow, rounding, seed
+        wl, fl, signed, overflow, rounding, seed
     )
-    return Spec(wl, fl, bool(signed), name, rounding, fixed_seed, sat_bits, lo, hi)
+    return Spec(wl, fl, signed, name, rounding, fixed_seed, sat_bits, lo, hi)
 
 
 def draw_seed(data: Any) -> int:
@@ -118,7 +138,7 @@ def draw_seed(data: Any) -> int:
 def resolve(spec: Spec, data: Any) -> Spec:
     """The spec of one call: stochastic rounding without a seed gets a fresh one."""
     if spec.stochastic and spec.seed is None:
-        return Spec(**{**spec.__dict__, "seed": draw_seed(data)})
+        return replace(spec, seed=draw_seed(data))
     return spec
 
 
@@ -163,14 +183,7 @@ def quantize_array(x: np.ndarray, spec: Spec, with_mask: bool) -> Tuple[np.ndarr
 
 
 def tensor_dtype_name(x) -> str:
-    torch = _torch()
-    names = {
-        torch.float32: "float32",
-        torch.float64: "float64",
-        torch.float16: "float16",
-        torch.bfloat16: "bfloat16",
-    }
-    name = names.get(x.dtype)
+    name = _torch_dtype_names(_torch()).get(x.dtype)
     if name is None:
         raise _float_dtype_error(x.dtype)
     return name
@@ -184,11 +197,11 @@ def _tensor_numpy(t, dtype: str) -> np.ndarray:
     return t.numpy()
 
 
-def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False):
+def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, dtype=None):
     """A CPU tensor through the Rust kernels, with no copy of contiguous data. Returns a new
     tensor (or `x` itself when `in_place`) and the overflow mask."""
     torch = _torch()
-    dtype = tensor_dtype_name(x)
+    dtype = dtype or tensor_dtype_name(x)
     spec = resolve(spec, x)
     data = x.detach()
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
@@ -215,9 +228,9 @@ def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = 
     """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`."""
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
-        tensor_dtype_name(x)
+        dtype = tensor_dtype_name(x)
         if x.device.type == "cpu":
-            return quantize_tensor_cpu(x, spec, with_mask, in_place)
+            return quantize_tensor_cpu(x, spec, with_mask, in_place, dtype)
         from . import _torch_ops
 
         out, mask = _torch_ops.quantize(x, resolve(spec, x), with_mask)

@@ -1,0 +1,54 @@
+"""Time the Python entry points on a large CPU tensor against `tensor.clone()` (one read and one
+write of the same buffer, allocating its output, as quantization does), in one process.
+
+    python bindings/python/bench.py [--elements N] [--repeats R] [--dtype float32]
+
+Prints the median time of each and its ratio to the clone (below 1.0 = slower than a copy).
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import xbquant
+from xbquant.quantizers import fixed_point_quantize_wrapper
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--elements", type=int, default=16 * 2**20)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    x = (torch.randn(args.elements) * 4).to(dtype)
+    cases = {
+        "tensor.clone()": lambda: x.clone(),
+        "fixed_point_quantize_wrapper(x, 8, 5)": lambda: fixed_point_quantize_wrapper(x, 8, 5),
+        "  ... rounding='stochastic'": lambda: fixed_point_quantize_wrapper(x, 8, 5, rounding="stochastic"),
+        "fixed_point_quantize(x, 8, 5) (stochastic)": lambda: xbquant.fixed_point_quantize(x, 8, 5),
+        "quantize(x, 8, 5, overflow='wrap')": lambda: xbquant.quantize(x, 8, 5, overflow="wrap"),
+        "x.requires_grad_() through the wrapper": None,
+    }
+    xg = x.clone().requires_grad_()
+    cases["x.requires_grad_() through the wrapper"] = lambda: fixed_point_quantize_wrapper(xg, 8, 5)
+    print(f"{args.elements:,} {args.dtype} elements, {torch.get_num_threads()} torch threads, "
+          f"median of {args.repeats}")
+    # Interleave the repeats so that a slow spell of a shared machine hits every case alike.
+    timings = {name: [] for name in cases}
+    for fn in cases.values():
+        fn()
+    for _ in range(args.repeats):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            timings[name].append(time.perf_counter() - start)
+    copy = statistics.median(timings["tensor.clone()"])
+    for name, values in timings.items():
+        t = statistics.median(values)
+        print(f"{name:45s} {t * 1e3:8.2f} ms   {copy / t:5.2f}x clone")
+
+if __name__ == "__main__":
+    main()

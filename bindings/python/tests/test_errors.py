@@ -1,0 +1,106 @@
+"""Bad input gives ValueError or TypeError with a clear message, never a crash."""
+
+import numpy as np
+import pytest
+import torch
+
+import xbquant
+from xbquant.quantizers import FixedPointQuantF, fixed_point_quantize_wrapper
+
+X = torch.tensor([0.5, -1.0])
+
+
+@pytest.mark.parametrize(
+    "wl, fl, match",
+    [
+        (0, 0, "word length"),
+        (-3, 0, "word length"),
+        (65, 0, "word length"),
+        (2**40, 0, "word length"),
+        (8, 2000, "fractional length"),
+        (8, -2000, "fractional length"),
+        (8, 10**30, "no format"),
+        (8.5, 2, "whole number"),
+        (8, float("nan"), "whole number"),
+    ],
+)
+def test_bad_formats_are_value_errors(wl, fl, match):
+    with pytest.raises(ValueError, match=match):
+        fixed_point_quantize_wrapper(X, wl, fl)
+    with pytest.raises(ValueError):
+        xbquant.fixed_point_quantize(X, wl, fl)
+    with pytest.raises(ValueError):
+        FixedPointQuantF.apply(X, wl, fl)
+
+
+def test_whole_floats_and_numpy_integers_are_accepted():
+    assert fixed_point_quantize_wrapper(X, 8.0, np.int64(2)).tolist() == [0.5, -1.0]
+
+
+@pytest.mark.parametrize("bad", ["eight", None, [8], True])
+def test_non_numbers_are_type_errors(bad):
+    with pytest.raises(TypeError, match="wl must be an integer"):
+        fixed_point_quantize_wrapper(X, bad, 2)
+
+
+def test_unknown_modes_are_value_errors():
+    with pytest.raises(ValueError, match="rounding"):
+        fixed_point_quantize_wrapper(X, 8, 2, rounding="up-ish")
+    with pytest.raises(ValueError, match="overflow"):
+        xbquant.quantize(X, 8, 2, overflow="bounce")
+    with pytest.raises(ValueError, match="saturation bits"):
+        xbquant.quantize(X, 4, 2, overflow="wrap", sat_bits=5)
+    with pytest.raises(ValueError):
+        xbquant.quantize(X, 4, 2, overflow="saturate", sat_bits=1)
+    with pytest.raises(ValueError, match="signed"):
+        xbquant.quantize(X, 4, 2, overflow="wrap-sign-magnitude", signed=False)
+    with pytest.raises(ValueError, match="not stochastic"):
+        xbquant.quantize(X, 4, 2, rounding="nearest", seed=3)
+    with pytest.raises(ValueError):
+        xbquant.quantize(X, hls="ap_fixed<8>")
+    with pytest.raises(TypeError, match="rounding must be a string"):
+        xbquant.quantize(X, 4, 2, rounding=1)
+    with pytest.raises(TypeError, match="seed"):
+        xbquant.quantize(X, 4, 2, rounding="stochastic", seed=1.5)
+    with pytest.raises(ValueError, match="64 bits"):
+        xbquant.quantize(X, 4, 2, rounding="stochastic", seed=2**64)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        torch.tensor([1, 2]),
+        torch.tensor([True, False]),
+        torch.tensor([1 + 2j]),
+        np.array([1, 2]),
+        np.array(["a"]),
+    ],
+)
+def test_non_float_data_is_a_type_error(data):
+    with pytest.raises(TypeError, match="floating-point"):
+        xbquant.quantize(data, 8, 2)
+    with pytest.raises(TypeError, match="floating-point"):
+        fixed_point_quantize_wrapper(data, 8, 2)
+
+
+@pytest.mark.parametrize("data", [[0.5, 1.0], 0.5, "x", None])
+def test_non_arrays_are_type_errors(data):
+    with pytest.raises(TypeError, match="torch.Tensor or a numpy array"):
+        xbquant.quantize(data, 8, 2)
+
+
+def test_the_extension_checks_its_buffers():
+    from xbquant import _xbquant
+
+    a = np.zeros(4, np.float32)
+    args = ("float32", 8, 2, True, "saturate", "nearest", None)
+    with pytest.raises(ValueError, match="length"):
+        _xbquant.quantize(a, np.zeros(3, np.float32), None, *args)
+    with pytest.raises(TypeError, match="float32"):
+        _xbquant.quantize(a, np.zeros(4, np.float64), None, *args)
+    with pytest.raises(ValueError, match="contiguous"):
+        _xbquant.quantize(np.zeros(8, np.float32)[::2], None, None, *args)
+    with pytest.raises(ValueError, match="shares memory"):
+        _xbquant.quantize(a, a, None, *args)
+    with pytest.raises(TypeError, match="dtype"):
+        _xbquant.quantize(a, None, None, "int8", 8, 2, True, "saturate", "nearest", None)

@@ -1,0 +1,111 @@
+"""Data in every shape the users have: dtypes, strides, 0-d, empty, requires_grad, numpy."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import DTYPES, assert_same, sample
+
+import xbquant
+from xbquant import _core
+from xbquant.quantizers import fixed_point_quantize_wrapper
+
+
+def reference(x, wl, fl, **kw):
+    """The same data made contiguous and float64 first: the kernels' f64 path, cast back."""
+    q = xbquant.quantize(x.detach().contiguous().to(torch.float64), wl, fl, **kw)
+    return q.to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dtype_in_is_dtype_out(dtype):
+    x = sample(dtype)
+    for kw in ({}, {"overflow": "wrap"}, {"rounding": "nearest-up", "overflow": "saturate-zero"}):
+        q = xbquant.quantize(x, 6, 3, **kw)
+        assert q.dtype == dtype and q.shape == x.shape
+        # The narrow types give the correctly rounded f64 result (exact here: 6-bit codes).
+        assert_same(q, reference(x, 6, 3, **kw), f"{dtype} {kw}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views(dtype):
+    base = sample(dtype, n=6000)[:6000].reshape(60, 100)
+    views = {
+        "transposed": base.t(),
+        "step": base[::3, 1::2],
+        "offset": base[5:, 7:],
+        "expanded": base[:1].expand(4, 100),
+        "channels_last": base.reshape(3, 4, 5, 100).to(memory_format=torch.channels_last),
+    }
+    for name, view in views.items():
+        original = view.clone()
+        q = xbquant.quantize(view, 8, 4)
+        assert q.shape == view.shape and q.dtype == dtype
+        assert_same(q, reference(view, 8, 4), name)
+        assert_same(view, original, f"{name}: the input is unchanged")
+        torch.manual_seed(3)
+        s = xbquant.quantize(view, 8, 4, rounding="stochastic")
+        torch.manual_seed(3)
+        # The draw of an element follows its position in the logical (row-major) order.
+        assert_same(s, xbquant.quantize(view.contiguous(), 8, 4, rounding="stochastic"), name)
+
+
+def test_zero_dim_empty_and_requires_grad():
+    scalar = torch.tensor(0.3)
+    q = xbquant.quantize(scalar, 4, 2)
+    assert q.shape == () and q.item() == 0.25
+    empty = torch.empty(0, 3)
+    assert xbquant.quantize(empty, 4, 2).shape == (0, 3)
+    assert fixed_point_quantize_wrapper(torch.empty(0, requires_grad=True), 4, 2).shape == (0,)
+    x = torch.tensor([0.3, 0.6], requires_grad=True)
+    q = xbquant.fixed_point_quantize(x, 4, 2, rounding="nearest")
+    assert q.tolist() == [0.25, 0.5] and not q.requires_grad  # as QPyTorch: no gradient here
+    assert x.grad is None
+
+
+def test_outputs_are_new_and_inputs_untouched():
+    x = sample(torch.float32)
+    before = x.clone()
+    q = xbquant.quantize(x, 4, 1)
+    assert q.data_ptr() != x.data_ptr()
+    assert_same(x, before, "input")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cpu_tensors_reach_the_kernels_without_a_copy(dtype):
+    x = sample(dtype)
+    view = _core._tensor_numpy(x, _core.tensor_dtype_name(x))
+    assert view.__array_interface__["data"][0] == x.data_ptr()
+    assert view.size == x.numel()
+
+
+def test_numpy_arrays():
+    with np.errstate(over="ignore"):  # the huge samples become inf in the narrow types
+        x = sample(torch.float64).numpy()
+        narrow = {dtype: x.astype(dtype) for dtype in (np.float32, np.float64, np.float16)}
+    for dtype in (np.float32, np.float64, np.float16):
+        a = narrow[dtype]
+        q = xbquant.quantize(a, 7, 3, overflow="wrap")
+        assert isinstance(q, np.ndarray) and q.dtype == dtype and q.shape == a.shape
+        want = reference(torch.from_numpy(a), 7, 3, overflow="wrap").numpy()
+        np.testing.assert_array_equal(q, want)
+    strided = narrow[np.float32][::2]
+    np.testing.assert_array_equal(
+        xbquant.quantize(strided, 7, 3), xbquant.quantize(np.ascontiguousarray(strided), 7, 3)
+    )
+    # Stochastic rounding on arrays follows numpy's global generator.
+    np.random.seed(4)
+    a = xbquant.fixed_point_quantize(np.full(1000, 0.3, np.float32), 8, 2)
+    np.random.seed(4)
+    assert np.array_equal(a, xbquant.fixed_point_quantize(np.full(1000, 0.3, np.float32), 8, 2))
+    scalar = xbquant.quantize(np.float32(0.3), 4, 2)
+    assert scalar == np.float32(0.25)
+
+
+def test_large_tensor_runs_in_parallel_chunks_identically():
+    # Above the kernels' thread threshold the work is split; the result and the noise must not
+    # depend on it.
+    x = torch.randn(300_001, dtype=torch.float32) * 3
+    q = xbquant.quantize(x, 8, 4, rounding="stochastic", seed=11)
+    head = xbquant.quantize(x[:1000], 8, 4, rounding="stochastic", seed=11)
+    assert_same(q[:1000], head, "prefix")
+    assert_same(q, xbquant.quantize(x.to(torch.float64), 8, 4, rounding="stochastic", seed=11).float(), "f64")
