@@ -109,3 +109,37 @@ def test_large_tensor_runs_in_parallel_chunks_identically():
     head = xbquant.quantize(x[:1000], 8, 4, rounding="stochastic", seed=11)
     assert_same(q[:1000], head, "prefix")
     assert_same(q, xbquant.quantize(x.to(torch.float64), 8, 4, rounding="stochastic", seed=11).float(), "f64")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place(dtype):
+    x = sample(dtype, n=2000)
+    want = xbquant.quantize(x, 6, 2, overflow="wrap")
+    ptr = x.data_ptr()
+    assert xbquant.quantize_(x, 6, 2, overflow="wrap") is x
+    assert x.data_ptr() == ptr
+    assert_same(x, want, "contiguous")
+    # A strided view writes through to its base.
+    base = sample(dtype, n=2000)[:2000].reshape(40, 50)
+    view = base.t()[::2]
+    want = xbquant.quantize(view, 5, 1)
+    xbquant.quantize_(view, 5, 1)
+    assert_same(view, want, "view")
+    assert_same(base.t()[::2], want, "base")
+    # A parameter between training steps.
+    p = torch.nn.Parameter(torch.tensor([0.3, -9.0]))
+    with torch.no_grad():
+        xbquant.quantize_(p, 4, 2)
+    assert p.tolist() == [0.25, -2.0] and p.requires_grad
+
+
+def test_in_place_numpy():
+    a = np.array([0.3, -9.0, 0.6], dtype=np.float64)
+    assert xbquant.quantize_(a, 4, 2) is a and a.tolist() == [0.25, -2.0, 0.5]
+    strided = np.array([0.3, 7.0, -9.0, 7.0], dtype=np.float32)
+    xbquant.quantize_(strided[::2], 4, 2)
+    assert strided.tolist() == [0.25, 7.0, -2.0, 7.0]
+    frozen = np.array([0.3], dtype=np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        xbquant.quantize_(frozen, 4, 2)

@@ -3,7 +3,8 @@
 - :mod:`xbquant.quantizers`: XBTorch's API (``FixedPointQuantF``,
   ``fixed_point_quantize_wrapper``, ``get_range_fixed_point``), with the same names and defaults.
 - QPyTorch's API: :func:`fixed_point_quantize`, :class:`FixedPoint`, :func:`quantizer`.
-- :func:`quantize`: every rounding and overflow mode of the HLS ``ap_fixed`` types.
+- :func:`quantize` (and in place, :func:`quantize_`): every rounding and overflow mode of the
+  HLS ``ap_fixed`` types.
 """
 
 from ._api import (
@@ -12,6 +13,7 @@ from ._api import (
     get_range_fixed_point,
     parse_hls,
     quantize,
+    quantize_,
     quantizer,
 )
 from ._xbquant import __version__
@@ -22,6 +24,7 @@ __all__ = [
     "get_range_fixed_point",
     "parse_hls",
     "quantize",
+    "quantize_",
     "quantizer",
     "__version__",
 ]

@@ -9,6 +9,7 @@ from . import _core, _xbquant
 
 __all__ = [
     "quantize",
+    "quantize_",
     "fixed_point_quantize",
     "FixedPoint",
     "quantizer",
@@ -26,6 +27,25 @@ def parse_hls(name: str) -> dict:
     """
     wl, fl, signed, overflow, rounding = _xbquant.parse_hls(_core.check_name(name, "name"))
     return {"wl": wl, "fl": fl, "signed": signed, "overflow": overflow, "rounding": rounding}
+
+
+def _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls) -> _core.Spec:
+    if hls is not None:
+        if wl is not None or fl is not None:
+            raise ValueError("give either wl and fl or hls, not both")
+        parsed = parse_hls(hls)
+        wl, fl = parsed["wl"], parsed["fl"]
+        signed, overflow, rounding = parsed["signed"], parsed["overflow"], parsed["rounding"]
+    elif wl is None or fl is None:
+        raise TypeError("quantize needs wl and fl (or hls)")
+    return _core.make_spec(
+        wl,
+        fl,
+        overflow=_core.overflow_name(overflow, sat_bits),
+        rounding=rounding,
+        signed=signed,
+        seed=seed,
+    )
 
 
 def quantize(
@@ -79,24 +99,42 @@ def quantize(
         >>> quantize(x, hls="ap_fixed<4,2,AP_TRN,AP_WRAP_SM>")
         array([-1.75,  0.25,  1.25], dtype=float32)
     """
-    if hls is not None:
-        if wl is not None or fl is not None:
-            raise ValueError("give either wl and fl or hls, not both")
-        parsed = parse_hls(hls)
-        wl, fl = parsed["wl"], parsed["fl"]
-        signed, overflow, rounding = parsed["signed"], parsed["overflow"], parsed["rounding"]
-    elif wl is None or fl is None:
-        raise TypeError("quantize needs wl and fl (or hls)")
-    spec = _core.make_spec(
-        wl,
-        fl,
-        overflow=_core.overflow_name(overflow, sat_bits),
-        rounding=rounding,
-        signed=signed,
-        seed=seed,
-    )
+    spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     out, mask = _core.quantize_data(x, spec, with_mask=return_mask)
     return (out, mask) if return_mask else out
+
+
+def quantize_(
+    x,
+    wl=None,
+    fl=None,
+    *,
+    rounding: str = "nearest",
+    overflow: str = "saturate",
+    sat_bits: int = 0,
+    signed: bool = True,
+    seed: Optional[int] = None,
+    hls: Optional[str] = None,
+):
+    """In-place :func:`quantize`: overwrites ``x`` (a tensor or a writeable numpy array) with its
+    quantized values and returns it. The arguments are those of :func:`quantize`.
+
+    Meant for weights between training steps or after training (post-training quantization)::
+
+        with torch.no_grad():
+            for p in model.parameters():
+                xbquant.quantize_(p, 8, 6)
+
+    Like writing to ``tensor.data``, the change is invisible to autograd. A contiguous CPU tensor
+    or array is quantized where it lies, with no temporary buffer.
+
+    >>> import numpy as np
+    >>> w = np.array([0.3, -5.0], dtype=np.float32)
+    >>> quantize_(w, 4, 2) is w, w
+    (True, array([ 0.25, -2.  ], dtype=float32))
+    """
+    spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
+    return _core.quantize_data(x, spec, in_place=True)[0]
 
 
 def _qpytorch_overflow(clamp: Any, symmetric: Any) -> str:

@@ -240,12 +240,19 @@ def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = 
             return x, mask
         return out, mask
     if isinstance(x, np.ndarray):
-        if in_place:
-            out, mask = quantize_array(x, spec, with_mask)
-            x[...] = out
+        if not in_place:
+            return quantize_array(x, spec, with_mask)
+        if not x.flags.writeable:
+            raise ValueError("cannot quantize in place: the array is read-only")
+        if x.flags.c_contiguous and x.dtype in _NUMPY_DTYPES:
+            dtype = _NUMPY_DTYPES[x.dtype]
+            mask = np.empty(x.shape, dtype=np.bool_) if with_mask else None
+            _call(resolve(spec, x), _numpy_view(x, dtype), None, mask, dtype)
             return x, mask
-        return quantize_array(x, spec, with_mask)
-    if isinstance(x, np.generic) and x.dtype.kind == "f":
+        out, mask = quantize_array(x, spec, with_mask)
+        x[...] = out
+        return x, mask
+    if isinstance(x, np.generic) and x.dtype.kind == "f" and not in_place:
         out, mask = quantize_array(np.asarray(x), spec, with_mask)
         return out[()], (mask[()] if mask is not None else None)
     raise TypeError(
