@@ -611,9 +611,11 @@ impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Piece<'_
     }
 }
 
-/// Runs one piece in a copy compiled for the best instruction set of this CPU (AVX2+FMA,
-/// SSE4.2, or the baseline), chosen at run time, so that the per-element maths compiles to vector
-/// instructions even in a default build.
+/// Runs one piece in a copy compiled for the best instruction set of this CPU (AVX-512 as in
+/// x86-64-v4, AVX2+FMA as in x86-64-v3, or the baseline), chosen at run time, so that the
+/// per-element maths compiles to vector instructions even in a default build. AVX-512 matters
+/// most to stochastic rounding: its random generator multiplies 64-bit integers, which only
+/// AVX-512 does in vector registers.
 #[inline(always)]
 fn piece<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(job: Job<'_, T>, base: u64, plan: &Plan) {
     pulp::Arch::new().dispatch(Piece::<T, F, R, O> {
