@@ -334,7 +334,11 @@ impl OverflowOp for Clamp {
     #[inline(always)]
     fn apply<F: Lane>(k: F, _: F, p: &Plan) -> (F, bool) {
         let b = F::bounds(p);
-        (k.max(b.lo).min(b.hi), out_of_range(k, b))
+        // Plain compare-and-select rather than `max`/`min`, whose NaN rules cost two more
+        // instructions each: a NaN code only comes from a NaN input, whose result is the input.
+        let above_lo = if k < b.lo { b.lo } else { k };
+        let clamped = if above_lo > b.hi { b.hi } else { above_lo };
+        (clamped, out_of_range(k, b))
     }
 }
 
