@@ -132,7 +132,7 @@ def draw_seed(data: Any) -> int:
     if torch is not None and isinstance(data, torch.Tensor):
         drawn = torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64).item()
         return int(drawn) % 2**64
-    return int(np.random.randint(0, 2**63, dtype=np.int64)) * 2 + int(np.random.randint(0, 2))
+    return int(np.random.randint(0, 2**64, dtype=np.uint64))
 
 
 def resolve(spec: Spec, data: Any) -> Spec:
@@ -158,7 +158,7 @@ def _call(spec: Spec, src, dst, mask, dtype: str) -> None:
         spec.fl,
         spec.signed,
         spec.overflow,
-        "stochastic" if spec.stochastic else spec.rounding,
+        spec.rounding,
         spec.seed,
     )
 
@@ -167,7 +167,9 @@ def _numpy_view(array: np.ndarray, dtype: str) -> np.ndarray:
     return array.view(np.uint16) if dtype in ("float16", "bfloat16") else array
 
 
-def quantize_array(x: np.ndarray, spec: Spec, with_mask: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def quantize_array(
+    x: np.ndarray, spec: Spec, with_mask: bool
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """A numpy array: always a new array of the same shape and dtype."""
     dtype = _NUMPY_DTYPES.get(x.dtype)
     if dtype is None and x.dtype.name == "bfloat16":  # ml_dtypes' bfloat16
