@@ -43,8 +43,6 @@ pub(crate) trait Lane:
     fn round(self) -> Self;
     fn round_ties_even(self) -> Self;
     fn copysign(self, sign: Self) -> Self;
-    fn max(self, other: Self) -> Self;
-    fn min(self, other: Self) -> Self;
     fn is_nan(self) -> bool;
     fn is_finite(self) -> bool;
     fn is_infinite(self) -> bool;
@@ -98,14 +96,6 @@ macro_rules! impl_lane {
             #[inline(always)]
             fn copysign(self, sign: Self) -> Self {
                 <$t>::copysign(self, sign)
-            }
-            #[inline(always)]
-            fn max(self, other: Self) -> Self {
-                <$t>::max(self, other)
-            }
-            #[inline(always)]
-            fn min(self, other: Self) -> Self {
-                <$t>::min(self, other)
             }
             #[inline(always)]
             fn is_nan(self) -> bool {
