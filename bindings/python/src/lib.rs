@@ -63,8 +63,8 @@ impl Spec {
     }
 }
 
-/// How the elements of a numpy buffer are read: the numpy element type `E` and the core element
-/// type `T` it holds (the same type, or `u16` bits of a half-precision float).
+/// How the elements of a numpy buffer are read: the numpy element type `Numpy` and the core
+/// element type `Core` it holds (the same type, or a half-precision float held as `u16` bits).
 trait Layout {
     type Numpy: numpy::Element + Send + Sync;
     type Core: Element;

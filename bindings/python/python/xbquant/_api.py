@@ -171,14 +171,7 @@ def fixed_point_quantize(
     """
     if overflow is None:
         overflow = _qpytorch_overflow(clamp, symmetric)
-    spec = _core.make_spec(
-        wl,
-        fl,
-        overflow=_core.overflow_name(overflow, sat_bits),
-        rounding=rounding,
-        signed=signed,
-        seed=seed,
-    )
+    spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls=None)
     return _core.quantize_data(x, spec)[0]
 
 
@@ -286,9 +279,9 @@ def quantizer(
 
     forward = _as_fixed_point(forward_number, "forward_number")
     backward = _as_fixed_point(backward_number, "backward_number")
-    # Check the names now rather than at the first call.
-    for number, rounding in ((forward, forward_rounding), (backward, backward_rounding)):
-        (number or FixedPoint(8, 0)).spec(_core.check_name(rounding, "rounding"))
+    # Check the rounding names now rather than at the first call.
+    for rounding in (forward_rounding, backward_rounding):
+        _core.make_spec(8, 0, rounding=rounding)
     hooks = list(backward_hooks)
     for hook in hooks:
         if not callable(hook):

@@ -16,14 +16,14 @@ from typing import Any
 import torch
 
 from . import _core
-from ._api import get_range_fixed_point
+from ._api import _qpytorch_overflow, get_range_fixed_point
 
 __all__ = ["FixedPointQuantF", "fixed_point_quantize_wrapper", "get_range_fixed_point"]
 
 
 def _seed_overflow(symmetric: Any) -> str:
     # The seed always clamps; `symmetric` chooses between the two saturating modes.
-    return "saturate-symmetric" if bool(symmetric) else "saturate"
+    return _qpytorch_overflow(True, symmetric)
 
 
 class FixedPointQuantF(torch.autograd.Function):
