@@ -7,12 +7,12 @@
 //! the vector width) whenever that gives the same bits: when `2^fl` and `2^-fl` are normal `f32`
 //! numbers and every code of the word is exact in `f32` (see [`Plan::can_narrow`]).
 
-use std::ops::{Add, Mul, Sub};
+use std::ops::{Add, Mul, Range, Sub};
 
 use rayon::prelude::*;
 
 use crate::format::pow2;
-use crate::random::{stream_key, uniform};
+use crate::random::{counter, stream_key, uniform, STEP};
 use crate::{Element, Error, FixedPoint, Overflow, Rounding};
 
 /// Elements per parallel task. Fixed, so that the work split never depends on the thread count.
@@ -51,6 +51,11 @@ pub(crate) trait Lane:
     /// `v` in this lane; exact for the values the kernels pass (codes of an eligible word).
     fn narrow(v: f64) -> Self;
     fn bounds(p: &Plan) -> &Bounds<Self>;
+    /// The stochastic draw of a stream counter ([`uniform`]) in this lane, rounded down when it
+    /// is not exact. For a fraction `f` of this lane, `draw < f` then holds exactly when the
+    /// exact draw is below `f` (a number of the lane below `f` is at most the largest one at or
+    /// below the draw), so both lanes make the same choice.
+    fn draw(counter: u64) -> Self;
     /// An element of the data, in this lane (exact: only types that fit are run narrow).
     #[inline(always)]
     fn load<T: Element>(x: T) -> Self {
@@ -64,7 +69,7 @@ pub(crate) trait Lane:
 }
 
 macro_rules! impl_lane {
-    ($t:ty, $field:ident) => {
+    ($t:ty, $field:ident, $draw:expr) => {
         impl Lane for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -122,11 +127,25 @@ macro_rules! impl_lane {
             fn bounds(p: &Plan) -> &Bounds<Self> {
                 &p.$field
             }
+            #[inline(always)]
+            fn draw(counter: u64) -> Self {
+                $draw(uniform(counter))
+            }
         }
     };
 }
-impl_lane!(f64, wide);
-impl_lane!(f32, narrow);
+impl_lane!(f64, wide, std::convert::identity);
+impl_lane!(f32, narrow, draw_down);
+
+/// `u`, a multiple of `2^-52` in `[0, 1)`, rounded toward zero to an `f32`: clearing the low 29
+/// bits of its significand leaves 24 significant bits, an `f32` number since a nonzero `u` is at
+/// least 2^-52, in `f32`'s normal range. (Cheaper than converting to nearest, then stepping down
+/// where that went up.)
+#[inline(always)]
+#[allow(clippy::cast_possible_truncation)]
+fn draw_down(u: f64) -> f32 {
+    f64::from_bits(u.to_bits() & !((1 << 29) - 1)) as f32
+}
 
 /// The format's constants in one lane type.
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +238,7 @@ impl Plan {
 
 pub(crate) trait RoundOp {
     const STOCHASTIC: bool = false;
-    fn round<F: Lane>(t: F, u: f64) -> F;
+    fn round<F: Lane>(t: F, u: F) -> F;
 }
 
 /// Whether `t` lies exactly halfway between two integers.
@@ -232,7 +251,7 @@ fn is_tie<F: Lane>(t: F) -> bool {
 pub(crate) struct NearestEven;
 impl RoundOp for NearestEven {
     #[inline(always)]
-    fn round<F: Lane>(t: F, _: f64) -> F {
+    fn round<F: Lane>(t: F, _: F) -> F {
         t.round_ties_even()
     }
 }
@@ -245,7 +264,7 @@ const TIE_DOWN: u8 = 1;
 const TIE_TOWARD_ZERO: u8 = 2;
 impl<const TIE: u8> RoundOp for NearestTies<TIE> {
     #[inline(always)]
-    fn round<F: Lane>(t: F, _: f64) -> F {
+    fn round<F: Lane>(t: F, _: F) -> F {
         if is_tie(t) {
             match TIE {
                 TIE_UP => t.ceil(),
@@ -264,7 +283,7 @@ type NearestTowardZero = NearestTies<TIE_TOWARD_ZERO>;
 pub(crate) struct NearestAway;
 impl RoundOp for NearestAway {
     #[inline(always)]
-    fn round<F: Lane>(t: F, _: f64) -> F {
+    fn round<F: Lane>(t: F, _: F) -> F {
         t.round()
     }
 }
@@ -272,7 +291,7 @@ impl RoundOp for NearestAway {
 pub(crate) struct Floor;
 impl RoundOp for Floor {
     #[inline(always)]
-    fn round<F: Lane>(t: F, _: f64) -> F {
+    fn round<F: Lane>(t: F, _: F) -> F {
         t.floor()
     }
 }
@@ -280,25 +299,26 @@ impl RoundOp for Floor {
 pub(crate) struct TowardZero;
 impl RoundOp for TowardZero {
     #[inline(always)]
-    fn round<F: Lane>(t: F, _: f64) -> F {
+    fn round<F: Lane>(t: F, _: F) -> F {
         t.trunc()
     }
 }
 
 /// Rounds the magnitude up with probability equal to its fraction, then puts the sign back:
 /// `P(up) = t - floor(t)` for either sign, since rounding `-a` down is rounding `a` up. The
-/// fraction is compared with the draw in `f64`, so both lanes make the same choice.
+/// fraction is compared with the draw in the lane (see [`Lane::draw`]), so both lanes make the
+/// same choice.
 pub(crate) struct Stochastic;
 impl RoundOp for Stochastic {
     const STOCHASTIC: bool = true;
     #[inline(always)]
-    fn round<F: Lane>(t: F, u: f64) -> F {
+    fn round<F: Lane>(t: F, u: F) -> F {
         let a = t.abs();
         let whole = a.floor();
         // Exact for a >= 0; NaN for inf, which never rounds up. Below `f32`'s normal range the
         // narrow lane's `t` may have lost bits, but it is still positive (see `code_of`) and below
         // the smallest positive draw, 2^-52, as the exact fraction is: both round up iff u == 0.
-        let frac = (a - whole).widen();
+        let frac = a - whole;
         let up = if u < frac { F::ONE } else { F::ZERO };
         (whole + up).copysign(t)
     }
@@ -470,9 +490,9 @@ fn wrap_bits<F: Lane, const MODE: u8>(k: F, t: F, p: &Plan) -> F {
 // The per-element maths, and the loops.
 
 /// The code of `x` (as an exact integer-valued float), the scaled value, and whether it
-/// overflowed.
+/// overflowed. `u` is the element's draw for stochastic rounding (see [`Lane::draw`]).
 #[inline(always)]
-fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, index: u64, p: &Plan) -> (F, F, bool) {
+fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, F, bool) {
     let b = F::bounds(p);
     let scaled = x * b.scale;
     let t = if scaled == F::ZERO && x != F::ZERO {
@@ -480,19 +500,14 @@ fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, index: u64, p: &Plan) -> (F
     } else {
         scaled
     };
-    let u = if R::STOCHASTIC {
-        uniform(p.key, index)
-    } else {
-        0.0
-    };
     let (k, over) = O::apply(R::round(t, u), t, p);
     (k, t, over)
 }
 
 /// The quantized value of `x` and whether it overflowed (never for NaN).
 #[inline(always)]
-fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, index: u64, p: &Plan) -> (F, bool) {
-    let (k, t, over) = code_of::<F, R, O>(x, index, p);
+fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, bool) {
+    let (k, t, over) = code_of::<F, R, O>(x, u, p);
     // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
     let mut q = k * F::bounds(p).inv_scale + F::ZERO;
     if O::UNBOUNDED && t.is_infinite() {
@@ -503,57 +518,6 @@ fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, index: u64, p: &Plan) -> (
         (x, false)
     } else {
         (q, over)
-    }
-}
-
-#[inline(always)]
-fn serial_into<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(
-    src: &[T],
-    dst: &mut [T],
-    mask: Option<&mut [bool]>,
-    base: u64,
-    p: &Plan,
-) {
-    match mask {
-        None => {
-            for (i, (x, y)) in src.iter().zip(dst.iter_mut()).enumerate() {
-                *y = value_of::<F, R, O>(F::load(*x), base + i as u64, p)
-                    .0
-                    .store();
-            }
-        }
-        Some(mask) => {
-            for (i, ((x, y), m)) in src.iter().zip(dst.iter_mut()).zip(mask).enumerate() {
-                let (q, over) = value_of::<F, R, O>(F::load(*x), base + i as u64, p);
-                *y = q.store();
-                *m = over;
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn serial_in_place<T: Element, F: Lane, R: RoundOp, O: OverflowOp>(
-    buf: &mut [T],
-    mask: Option<&mut [bool]>,
-    base: u64,
-    p: &Plan,
-) {
-    match mask {
-        None => {
-            for (i, y) in buf.iter_mut().enumerate() {
-                *y = value_of::<F, R, O>(F::load(*y), base + i as u64, p)
-                    .0
-                    .store();
-            }
-        }
-        Some(mask) => {
-            for (i, (y, m)) in buf.iter_mut().zip(mask).enumerate() {
-                let (q, over) = value_of::<F, R, O>(F::load(*y), base + i as u64, p);
-                *y = q.store();
-                *m = over;
-            }
-        }
     }
 }
 
@@ -587,20 +551,85 @@ struct Piece<'a, 'p, T, F, R, O> {
     ops: std::marker::PhantomData<(F, R, O)>,
 }
 
+/// Draws per block of stochastic rounding. A block's draws are made in one loop and used in the
+/// next, so that each loop vectorizes at its own width: the generator's 64-bit integers 8 to a
+/// 512-bit register, the `f32` lane's maths 16.
+const BLOCK: usize = 256;
+
+impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> Piece<'_, '_, T, F, R, O> {
+    /// Quantizes the elements in `range`, the `i`-th with the `i`-th of `draws`.
+    #[inline(always)]
+    fn sweep(&mut self, range: Range<usize>, draws: impl Iterator<Item = F>) {
+        let p = self.plan;
+        let value = |x: T, u: F| value_of::<F, R, O>(F::load(x), u, p);
+        match &mut self.job {
+            Job::Into {
+                src,
+                dst,
+                mask: None,
+            } => {
+                for ((x, y), u) in src[range.clone()].iter().zip(&mut dst[range]).zip(draws) {
+                    *y = value(*x, u).0.store();
+                }
+            }
+            Job::Into {
+                src,
+                dst,
+                mask: Some(mask),
+            } => {
+                let slots = dst[range.clone()].iter_mut().zip(&mut mask[range.clone()]);
+                for ((x, (y, m)), u) in src[range].iter().zip(slots).zip(draws) {
+                    let (q, over) = value(*x, u);
+                    *y = q.store();
+                    *m = over;
+                }
+            }
+            Job::InPlace { buf, mask: None } => {
+                for (y, u) in buf[range].iter_mut().zip(draws) {
+                    *y = value(*y, u).0.store();
+                }
+            }
+            Job::InPlace {
+                buf,
+                mask: Some(mask),
+            } => {
+                for ((y, m), u) in buf[range.clone()]
+                    .iter_mut()
+                    .zip(&mut mask[range])
+                    .zip(draws)
+                {
+                    let (q, over) = value(*y, u);
+                    *y = q.store();
+                    *m = over;
+                }
+            }
+        }
+    }
+}
+
 impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Piece<'_, '_, T, F, R, O> {
     type Output = ();
 
     /// Inlined (always) into the copy `pulp` compiles for each instruction set, so the loops are
     /// compiled with that set's features: `vroundps`, `vminps`, ... rather than calls to `libm`.
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        match self.job {
-            Job::Into { src, dst, mask } => {
-                serial_into::<T, F, R, O>(src, dst, mask, self.base, self.plan);
+    fn with_simd<S: pulp::Simd>(mut self, _: S) {
+        let len = self.job.len();
+        if !R::STOCHASTIC {
+            return self.sweep(0..len, std::iter::repeat(F::ZERO));
+        }
+        // The stream's counter steps by one addition per element (no multiply).
+        let mut next = counter(self.plan.key, self.base);
+        let mut draws = [F::ZERO; BLOCK];
+        let mut start = 0;
+        while start < len {
+            let end = len.min(start + BLOCK);
+            for u in &mut draws[..end - start] {
+                *u = F::draw(next);
+                next = next.wrapping_add(STEP);
             }
-            Job::InPlace { buf, mask } => {
-                serial_in_place::<T, F, R, O>(buf, mask, self.base, self.plan);
-            }
+            self.sweep(start..end, draws.iter().copied());
+            start = end;
         }
     }
 }
@@ -739,7 +768,12 @@ pub(crate) fn codes_with<T: Element>(
         ($r:ident, $o:ident) => {{
             for (i, x) in src.iter().enumerate() {
                 let x = x.to_f64();
-                let (k, _, _) = code_of::<f64, $r, $o>(x, i as u64, &plan);
+                let u = if $r::STOCHASTIC {
+                    uniform(counter(plan.key, i as u64))
+                } else {
+                    0.0
+                };
+                let (k, _, _) = code_of::<f64, $r, $o>(x, u, &plan);
                 sink(i, x, k)?;
             }
             Ok(())
@@ -938,5 +972,79 @@ pub(crate) fn check_len(input: usize, output: usize) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::LengthMismatch { input, output })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `f32` lane's draw is the largest `f32` at or below the exact draw, so a fraction is
+    /// above it exactly when it is above the exact draw: checked at the draw's neighbours, where
+    /// a draw rounded the other way would decide differently.
+    #[test]
+    fn f32_draw_is_the_exact_draw_rounded_down() {
+        let key = stream_key(11);
+        let edges = [
+            0,
+            1,
+            2,
+            (1 << 24) - 1,
+            1 << 24,
+            (1 << 24) + 1,
+            (1 << 25) + 3,
+            (1 << 51) + 1,
+            (1 << 52) - 1,
+        ]
+        .map(|h: u64| h as f64 * pow2(-52));
+        let draws = (0..10_000).map(|i| uniform(counter(key, i)));
+        for u in edges.into_iter().chain(draws) {
+            let d = draw_down(u);
+            let above = f32::from_bits(d.to_bits() + 1);
+            assert!(f64::from(d) <= u && f64::from(above) > u, "{u:e} -> {d:e}");
+            let below = f32::from_bits(d.to_bits().saturating_sub(1));
+            for frac in [below, d, above] {
+                assert_eq!(
+                    d < frac,
+                    u < f64::from(frac),
+                    "draw {u:e}, fraction {frac:e}"
+                );
+            }
+        }
+    }
+
+    /// Each element's fraction set to its own `f32` draw never rounds up, and to the next `f32`
+    /// above it always does: in both lanes, through every loop, over several blocks of draws and
+    /// a short tail. (Where the stream's draws or their order went wrong, these would not hold.)
+    #[test]
+    fn stochastic_rounding_decides_at_each_elements_draw() {
+        let seed = 3;
+        let key = stream_key(seed);
+        let r = Rounding::Stochastic { seed };
+        let fmt = FixedPoint::new(8, 0).unwrap(); // step 1: the scaled value is the input
+        let n = 3 * BLOCK + 17;
+        let (x, want): (Vec<f32>, Vec<f32>) = (0..n)
+            .map(|i| {
+                let d = draw_down(uniform(counter(key, i as u64)));
+                let above = f32::from_bits(d.to_bits() + 1);
+                match i % 4 {
+                    0 => (d, 0.0),
+                    1 => (above, 1.0),
+                    2 => (-d, 0.0),
+                    _ => (-above, -1.0),
+                }
+            })
+            .unzip();
+        let bits = |v: &[f32]| v.iter().map(|q| q.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fmt.quantize(&x, r)), bits(&want));
+        let (q, mask) = fmt.quantize_with_mask(&x, r);
+        assert_eq!(bits(&q), bits(&want));
+        assert!(mask.iter().all(|m| !m));
+        let mut in_place = x.clone();
+        fmt.quantize_in_place(&mut in_place, r);
+        assert_eq!(bits(&in_place), bits(&want));
+        let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let q64: Vec<f32> = fmt.quantize(&wide, r).iter().map(|&v| v as f32).collect();
+        assert_eq!(bits(&q64), bits(&want));
     }
 }

@@ -289,5 +289,5 @@ fn fresh_seed() -> u64 {
         h.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    mix64(key.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    mix64(crate::random::counter(key, n))
 }
