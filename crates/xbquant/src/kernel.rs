@@ -7,7 +7,7 @@
 //! the vector width) whenever that gives the same bits: when `2^fl` and `2^-fl` are normal `f32`
 //! numbers and every code of the word is exact in `f32` (see [`Plan::can_narrow`]).
 
-use std::ops::{Add, Mul, Range, Sub};
+use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
@@ -551,24 +551,19 @@ struct Piece<'a, 'p, T, F, R, O> {
     ops: std::marker::PhantomData<(F, R, O)>,
 }
 
-/// Draws per block of stochastic rounding. A block's draws are made in one loop and used in the
-/// next, so that each loop vectorizes at its own width: the generator's 64-bit integers 8 to a
-/// 512-bit register, the `f32` lane's maths 16.
-const BLOCK: usize = 256;
-
 impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> Piece<'_, '_, T, F, R, O> {
-    /// Quantizes the elements in `range`, the `i`-th with the `i`-th of `draws`.
+    /// Quantizes the job's elements, the `i`-th with the `i`-th of `draws`.
     #[inline(always)]
-    fn sweep(&mut self, range: Range<usize>, draws: impl Iterator<Item = F>) {
+    fn sweep(self, draws: impl Iterator<Item = F>) {
         let p = self.plan;
         let value = |x: T, u: F| value_of::<F, R, O>(F::load(x), u, p);
-        match &mut self.job {
+        match self.job {
             Job::Into {
                 src,
                 dst,
                 mask: None,
             } => {
-                for ((x, y), u) in src[range.clone()].iter().zip(&mut dst[range]).zip(draws) {
+                for ((x, y), u) in src.iter().zip(dst).zip(draws) {
                     *y = value(*x, u).0.store();
                 }
             }
@@ -577,15 +572,14 @@ impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> Piece<'_, '_, T, F, R, O> {
                 dst,
                 mask: Some(mask),
             } => {
-                let slots = dst[range.clone()].iter_mut().zip(&mut mask[range.clone()]);
-                for ((x, (y, m)), u) in src[range].iter().zip(slots).zip(draws) {
+                for ((x, (y, m)), u) in src.iter().zip(dst.iter_mut().zip(mask)).zip(draws) {
                     let (q, over) = value(*x, u);
                     *y = q.store();
                     *m = over;
                 }
             }
             Job::InPlace { buf, mask: None } => {
-                for (y, u) in buf[range].iter_mut().zip(draws) {
+                for (y, u) in buf.iter_mut().zip(draws) {
                     *y = value(*y, u).0.store();
                 }
             }
@@ -593,11 +587,7 @@ impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> Piece<'_, '_, T, F, R, O> {
                 buf,
                 mask: Some(mask),
             } => {
-                for ((y, m), u) in buf[range.clone()]
-                    .iter_mut()
-                    .zip(&mut mask[range])
-                    .zip(draws)
-                {
+                for ((y, m), u) in buf.iter_mut().zip(mask).zip(draws) {
                     let (q, over) = value(*y, u);
                     *y = q.store();
                     *m = over;
@@ -613,24 +603,17 @@ impl<T: Element, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Piece<'_
     /// Inlined (always) into the copy `pulp` compiles for each instruction set, so the loops are
     /// compiled with that set's features: `vroundps`, `vminps`, ... rather than calls to `libm`.
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(mut self, _: S) {
-        let len = self.job.len();
+    fn with_simd<S: pulp::Simd>(self, _: S) {
         if !R::STOCHASTIC {
-            return self.sweep(0..len, std::iter::repeat(F::ZERO));
+            return self.sweep(std::iter::repeat(F::ZERO));
         }
-        // The stream's counter steps by one addition per element (no multiply).
+        // The stream's counter steps by one addition per element, not a multiplication.
         let mut next = counter(self.plan.key, self.base);
-        let mut draws = [F::ZERO; BLOCK];
-        let mut start = 0;
-        while start < len {
-            let end = len.min(start + BLOCK);
-            for u in &mut draws[..end - start] {
-                *u = F::draw(next);
-                next = next.wrapping_add(STEP);
-            }
-            self.sweep(start..end, draws.iter().copied());
-            start = end;
-        }
+        self.sweep(std::iter::repeat_with(move || {
+            let u = F::draw(next);
+            next = next.wrapping_add(STEP);
+            u
+        }));
     }
 }
 
@@ -1014,15 +997,15 @@ mod tests {
     }
 
     /// Each element's fraction set to its own `f32` draw never rounds up, and to the next `f32`
-    /// above it always does: in both lanes, through every loop, over several blocks of draws and
-    /// a short tail. (Where the stream's draws or their order went wrong, these would not hold.)
+    /// above it always does: in both lanes, through every loop, with a tail shorter than a
+    /// vector. (Were any element's draw wrong, or out of order, this would not hold.)
     #[test]
     fn stochastic_rounding_decides_at_each_elements_draw() {
         let seed = 3;
         let key = stream_key(seed);
         let r = Rounding::Stochastic { seed };
         let fmt = FixedPoint::new(8, 0).unwrap(); // step 1: the scaled value is the input
-        let n = 3 * BLOCK + 17;
+        let n = 1000 + 13;
         let (x, want): (Vec<f32>, Vec<f32>) = (0..n)
             .map(|i| {
                 let d = draw_down(uniform(counter(key, i as u64)));
