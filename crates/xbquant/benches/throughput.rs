@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p xbquant` prints, per path and size, the median time per call, elements per
 //! second and the ratio to a copy (a rayon-parallel `copy_from_slice` above the kernels'
-//! parallel threshold, the plain one below it): 1.00x means as fast as the copy.
+//! parallel threshold, the plain one below it): 1.00x means as fast as the copy. Each call of a
+//! kernel is timed right after a call of the copy, and the ratio is the median of these pairs'
+//! ratios, so that a busy machine slows both sides of a ratio alike.
 //! `-- --quick` runs fewer repetitions and sizes; `-- --only TEXT` only the paths whose name
 //! contains TEXT.
 
@@ -14,17 +16,15 @@ use xbquant::{Element, FixedPoint, Overflow, Rounding};
 
 const PARALLEL_COPY_MIN: usize = 1 << 17;
 
-fn median_time(reps: usize, mut f: impl FnMut()) -> Duration {
-    f(); // warm up: page faults, thread pool start
-    let mut times: Vec<Duration> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[reps / 2]
+fn timed(f: &mut impl FnMut()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn median<V: PartialOrd + Copy>(mut v: Vec<V>) -> V {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
 }
 
 fn copy<T: Element>(src: &[T], dst: &mut [T]) {
@@ -44,26 +44,39 @@ fn inputs<T: Element>(n: usize) -> Vec<T> {
         .collect()
 }
 
-struct Report {
+struct Report<'c> {
     size_label: String,
-    copy: Duration,
+    /// A copy of the size's input into a buffer of its own.
+    copy: Box<dyn FnMut() + 'c>,
     n: usize,
     reps: usize,
     filter: Option<String>,
 }
 
-impl Report {
+impl Report<'_> {
     /// Times `f` and prints its line, unless a filter was given that the path does not contain.
-    fn run(&self, path: &str, f: impl FnMut()) {
+    /// Each call of `f` follows a call of the copy, so that both meet the same conditions on a
+    /// busy machine; the ratio printed is the median of the calls' ratios.
+    fn run(&mut self, path: &str, mut f: impl FnMut()) {
         if let Some(filter) = &self.filter {
             if !path.contains(filter.as_str()) {
                 return;
             }
         }
-        self.line(path, median_time(self.reps, f));
+        // Warm up: page faults, the thread pool's start.
+        (self.copy)();
+        f();
+        let (times, ratios): (Vec<Duration>, Vec<f64>) = (0..self.reps)
+            .map(|_| {
+                let c = timed(&mut self.copy);
+                let t = timed(&mut f);
+                (t, c.as_secs_f64() / t.as_secs_f64())
+            })
+            .unzip();
+        self.line(path, median(times), median(ratios));
     }
 
-    fn line(&self, path: &str, t: Duration) {
+    fn line(&self, path: &str, t: Duration, ratio: f64) {
         let rate = self.n as f64 / t.as_secs_f64();
         println!(
             "{:<44} {:>6} {:>11.3} us {:>9.0} Melem/s {:>7.2}x copy",
@@ -71,8 +84,15 @@ impl Report {
             self.size_label,
             t.as_secs_f64() * 1e6,
             rate / 1e6,
-            self.copy.as_secs_f64() / t.as_secs_f64()
+            ratio
         );
+    }
+
+    /// The copy's own line.
+    fn copy_line(&mut self, path: &str) {
+        (self.copy)();
+        let times = (0..self.reps).map(|_| timed(&mut self.copy)).collect();
+        self.line(path, median(times), 1.0);
     }
 }
 
@@ -88,16 +108,15 @@ fn bench_type<T: Element>(
         let src: Vec<T> = inputs(n);
         let mut dst: Vec<T> = vec![T::from_f64(0.0); n];
         let mut mask = vec![false; n];
-        let reps = if n >= 1 << 20 { reps } else { reps * 20 };
-        let copy_t = median_time(reps, || copy(black_box(&src), &mut dst));
-        let report = Report {
+        let mut copy_dst = dst.clone();
+        let mut report = Report {
             size_label: label.to_string(),
-            copy: copy_t,
+            copy: Box::new(|| copy(black_box(&src), &mut copy_dst)),
             n,
-            reps,
+            reps: if n >= 1 << 20 { reps } else { reps * 20 },
             filter: filter.clone(),
         };
-        report.line(&format!("{} copy", T::NAME), copy_t);
+        report.copy_line(&format!("{} copy", T::NAME));
         let into = |f: &FixedPoint, r: Rounding, dst: &mut [T]| {
             f.quantize_into(black_box(&src), dst, r).unwrap()
         };
@@ -148,7 +167,7 @@ fn bench_type<T: Element>(
 pub fn run(quick: bool, filter: Option<String>) {
     let reps = if quick { 5 } else { 15 };
     println!(
-        "threads: {}; medians of {reps} calls (x20 below 1M elements); format ap_fixed<8,3>, 16M inputs ~40% saturating",
+        "threads: {}; medians of {reps} calls (x20 below 1M elements), each after a copy; format ap_fixed<8,3>, 16M inputs ~40% saturating",
         rayon::current_num_threads()
     );
     let sizes: &[(usize, &str)] = if quick {
