@@ -752,7 +752,7 @@ pub(crate) fn codes_with<T: Element>(
             for (i, x) in src.iter().enumerate() {
                 let x = x.to_f64();
                 let u = if $r::STOCHASTIC {
-                    uniform(counter(plan.key, i as u64))
+                    <f64 as Lane>::draw(counter(plan.key, i as u64))
                 } else {
                     0.0
                 };
