@@ -1,6 +1,10 @@
-//! The Rust side of the `xbquant` Python package: a thin layer that turns numpy buffers and
-//! mode names into calls of the core kernels. Everything users see is written in Python
-//! (`python/xbquant/`); this module is `xbquant._xbquant`, a private implementation detail.
+//! The Rust side of the `xbquant` Python package: a thin layer that turns numpy buffers into calls
+//! of the core kernels. Everything users see is written in Python (`python/xbquant/`); this
+//! module is `xbquant._xbquant`, a private implementation detail.
+//!
+//! A format and its rounding cross the boundary once, as a [`Spec`] (the core's `QuantSpec` in a
+//! frozen Python object that the Python layer caches per distinct format); each call passes the
+//! spec, the buffers and, for stochastic rounding without a fixed seed, the seed of that call.
 //!
 //! Buffers arrive as C-contiguous numpy arrays: `float32`, `float64`, or `uint16` holding the bits
 //! of `float16` / `bfloat16` (numpy has no `bfloat16`; the Python layer makes the zero-copy view).
@@ -11,55 +15,166 @@ use half::{bf16, f16};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use xbquant::{Element, FixedPoint, Overflow, Rounding};
+use xbquant::{noise, Element, FixedPoint, Overflow, QuantSpec, Rounding};
 
 /// A core error as the Python exception users expect: every core error is about a bad value.
 fn value_error(err: xbquant::Error) -> PyErr {
     PyValueError::new_err(err.to_string())
 }
 
-/// The format and rounding of one call, checked.
-struct Spec {
-    format: FixedPoint,
-    rounding: Rounding,
+fn word_length(value: i64) -> PyResult<u32> {
+    u32::try_from(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "invalid word length {value}: expected 1 to {}",
+            xbquant::MAX_WORD_LENGTH
+        ))
+    })
 }
 
+fn frac_length(value: i64) -> PyResult<i32> {
+    i32::try_from(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "fractional length {value} is out of range: expected -{m} to {m}",
+            m = xbquant::MAX_FRAC_LENGTH
+        ))
+    })
+}
+
+/// A checked fixed-point format and rounding mode: what every quantize call of the Python layer
+/// takes. Immutable and hashable.
+#[pyclass(frozen, eq, hash, module = "xbquant._xbquant")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Spec(QuantSpec);
+
+#[pymethods]
 impl Spec {
+    /// Parses the names once: `overflow` is a mode name (ours or HLS, optionally `name:N`),
+    /// `sat_bits` the saturation bits of a wrap mode (0 keeps those of the name), `rounding` a
+    /// rounding name and `seed` fixes stochastic rounding's noise.
+    #[new]
+    #[pyo3(signature = (wl, fl, signed, overflow, sat_bits, rounding, seed))]
     fn new(
-        word_length: i64,
-        frac_length: i64,
+        wl: i64,
+        fl: i64,
         signed: bool,
         overflow: &str,
+        sat_bits: u32,
         rounding: &str,
         seed: Option<u64>,
     ) -> PyResult<Spec> {
-        let wl = u32::try_from(word_length).map_err(|_| {
-            PyValueError::new_err(format!(
-                "invalid word length {word_length}: expected 1 to {}",
-                xbquant::MAX_WORD_LENGTH
-            ))
-        })?;
-        let fl = i32::try_from(frac_length).map_err(|_| {
-            PyValueError::new_err(format!(
-                "fractional length {frac_length} is out of range: expected -{m} to {m}",
-                m = xbquant::MAX_FRAC_LENGTH
-            ))
-        })?;
-        let overflow: Overflow = overflow.parse().map_err(value_error)?;
-        let format = FixedPoint::new(wl, fl)
+        let mut overflow: Overflow = overflow.parse().map_err(value_error)?;
+        if sat_bits > 0 {
+            overflow = overflow.with_sat_bits(sat_bits).map_err(value_error)?;
+        }
+        let format = FixedPoint::new(word_length(wl)?, frac_length(fl)?)
             .and_then(|f| f.with_signed(signed))
             .and_then(|f| f.with_overflow(overflow))
             .map_err(value_error)?;
-        let mut rounding: Rounding = rounding.parse().map_err(value_error)?;
-        if let Some(seed) = seed {
-            if !rounding.is_stochastic() {
-                return Err(PyValueError::new_err(format!(
-                    "a seed was given, but rounding {rounding} is not stochastic"
-                )));
-            }
-            rounding = Rounding::Stochastic { seed };
+        let rounding: Rounding = rounding.parse().map_err(value_error)?;
+        let spec = QuantSpec::new(format, rounding);
+        Ok(Spec(match seed {
+            Some(seed) => spec.with_seed(seed).map_err(value_error)?,
+            None => spec,
+        }))
+    }
+
+    /// The spec of an HLS type such as `ap_fixed<8,3,AP_RND_CONV,AP_SAT>`.
+    #[staticmethod]
+    fn from_hls(name: &str) -> PyResult<Spec> {
+        QuantSpec::from_hls(name).map(Spec).map_err(value_error)
+    }
+
+    /// The same spec with stochastic rounding's noise fixed by `seed`.
+    fn with_seed(&self, seed: u64) -> PyResult<Spec> {
+        self.0.with_seed(seed).map(Spec).map_err(value_error)
+    }
+
+    /// Word length in bits.
+    #[getter]
+    fn wl(&self) -> u32 {
+        self.0.format().word_length()
+    }
+
+    /// Fractional length in bits.
+    #[getter]
+    fn fl(&self) -> i32 {
+        self.0.format().frac_length()
+    }
+
+    /// Whether the codes are signed.
+    #[getter]
+    fn signed(&self) -> bool {
+        self.0.format().is_signed()
+    }
+
+    /// The overflow mode's name, without its saturation bits (`"wrap"`, `"saturate"`, ...).
+    #[getter]
+    fn overflow(&self) -> String {
+        self.0
+            .format()
+            .overflow()
+            .with_sat_bits(0)
+            .map_or_else(|_| self.0.format().overflow().name(), |o| o.name())
+    }
+
+    /// The saturation bits of a wrap mode (0 otherwise).
+    #[getter]
+    fn sat_bits(&self) -> u32 {
+        self.0.format().overflow().sat_bits()
+    }
+
+    /// The rounding mode's name, without a seed (`"nearest"`, ..., `"stochastic"`).
+    #[getter]
+    fn rounding(&self) -> String {
+        match self.0.rounding() {
+            Rounding::Stochastic { .. } => "stochastic".to_string(),
+            other => other.name(),
         }
-        Ok(Spec { format, rounding })
+    }
+
+    /// Whether the rounding is stochastic.
+    #[getter]
+    fn stochastic(&self) -> bool {
+        self.0.rounding().is_stochastic()
+    }
+
+    /// The fixed seed of stochastic rounding, or `None`.
+    #[getter]
+    fn seed(&self) -> Option<u64> {
+        match self.0.rounding() {
+            Rounding::Stochastic { seed } => Some(seed),
+            _ => None,
+        }
+    }
+
+    /// The smallest code quantization produces when it clamps, as the kernels hold it (`float`).
+    #[getter]
+    #[allow(clippy::cast_precision_loss)]
+    fn code_min(&self) -> f64 {
+        self.0.format().code_range().0 as f64
+    }
+
+    /// The largest code, as [`code_min`](Spec::code_min).
+    #[getter]
+    #[allow(clippy::cast_precision_loss)]
+    fn code_max(&self) -> f64 {
+        self.0.format().code_range().1 as f64
+    }
+
+    /// `(min, max)` of the format: XBTorch's `get_range_fixed_point`.
+    #[getter]
+    fn range(&self) -> (f64, f64) {
+        self.0.format().range()
+    }
+
+    /// The full HLS type, or a `ValueError` where none expresses the spec.
+    #[pyo3(name = "to_hls")]
+    fn hls_type(&self) -> PyResult<String> {
+        self.0.to_hls().map_err(value_error)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Spec({})", self.0)
     }
 }
 
@@ -132,13 +247,12 @@ fn overlap(what: &str) -> PyErr {
 /// Runs one call on buffers of one layout.
 fn run<L: Layout>(
     py: Python<'_>,
-    spec: &Spec,
+    spec: &QuantSpec,
     src: &Bound<'_, PyAny>,
     dst: Option<&Bound<'_, PyAny>>,
     mask: Option<&Bound<'_, PyAny>>,
     dtype: &str,
 ) -> PyResult<()> {
-    let (format, rounding) = (spec.format, spec.rounding);
     let src = typed::<L::Numpy>(src, "the input", dtype)?;
     let mut mask = match mask {
         Some(m) => Some(
@@ -162,10 +276,10 @@ fn run<L: Layout>(
             let buf = L::view_mut(buf.as_slice_mut().map_err(slice_err)?);
             py.detach(|| match mask {
                 None => {
-                    format.quantize_in_place(buf, rounding);
+                    spec.quantize_in_place(buf);
                     Ok(())
                 }
-                Some(mask) => format.quantize_in_place_with_mask(buf, mask, rounding),
+                Some(mask) => spec.quantize_in_place_with_mask(buf, mask),
             })
         }
         Some(dst) => {
@@ -175,34 +289,33 @@ fn run<L: Layout>(
             let x = L::view(input.as_slice().map_err(slice_err)?);
             let out = L::view_mut(output.as_slice_mut().map_err(slice_err)?);
             py.detach(|| match mask {
-                None => format.quantize_into(x, out, rounding),
-                Some(mask) => format.quantize_into_with_mask(x, out, mask, rounding),
+                None => spec.quantize_into(x, out),
+                Some(mask) => spec.quantize_into_with_mask(x, out, mask),
             })
         }
     }
     .map_err(value_error)
 }
 
-/// Quantizes `src` into `dst` (or in place when `dst` is `None`), writing the overflow mask into
-/// `mask` when given. `dtype` names the element type: `float32`, `float64`, or `float16` /
-/// `bfloat16` for `uint16` arrays of their bits.
+/// Quantizes `src` into `dst` (or in place when `dst` is `None`) with `spec`, writing the
+/// overflow mask into `mask` when given. `dtype` names the element type: `float32`, `float64`,
+/// or `float16` / `bfloat16` for `uint16` arrays of their bits. `seed` fixes the noise of a
+/// stochastic spec without a seed of its own for this call.
 #[pyfunction]
-#[pyo3(signature = (src, dst, mask, dtype, word_length, frac_length, signed, overflow, rounding, seed))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (spec, src, dst, mask, dtype, seed))]
 fn quantize(
     py: Python<'_>,
+    spec: &Spec,
     src: &Bound<'_, PyAny>,
     dst: Option<&Bound<'_, PyAny>>,
     mask: Option<&Bound<'_, PyAny>>,
     dtype: &str,
-    word_length: i64,
-    frac_length: i64,
-    signed: bool,
-    overflow: &str,
-    rounding: &str,
     seed: Option<u64>,
 ) -> PyResult<()> {
-    let spec = Spec::new(word_length, frac_length, signed, overflow, rounding, seed)?;
+    let spec = match seed {
+        Some(seed) => spec.0.with_seed(seed).map_err(value_error)?,
+        None => spec.0,
+    };
     match dtype {
         "float32" => run::<Same<f32>>(py, &spec, src, dst, mask, dtype),
         "float64" => run::<Same<f64>>(py, &spec, src, dst, mask, dtype),
@@ -214,37 +327,6 @@ fn quantize(
     }
 }
 
-/// Checks a format and a rounding, and returns what the pure-torch path needs to compute the
-/// same result: the canonical overflow and rounding names, the saturation bits, the code bounds
-/// (as the kernels hold them, in `float64`) and the seed (`None` unless stochastic with a seed).
-#[pyfunction]
-#[pyo3(signature = (word_length, frac_length, signed, overflow, rounding, seed))]
-fn describe(
-    word_length: i64,
-    frac_length: i64,
-    signed: bool,
-    overflow: &str,
-    rounding: &str,
-    seed: Option<u64>,
-) -> PyResult<(String, String, u32, f64, f64, Option<u64>)> {
-    let spec = Spec::new(word_length, frac_length, signed, overflow, rounding, seed)?;
-    let overflow = spec.format.overflow();
-    let (lo, hi) = spec.format.code_range();
-    let (name, seed) = match spec.rounding {
-        Rounding::Stochastic { seed } => ("stochastic".to_string(), Some(seed)),
-        other => (other.name(), None),
-    };
-    #[allow(clippy::cast_precision_loss)]
-    Ok((
-        overflow.name(),
-        name,
-        overflow.sat_bits(),
-        lo as f64,
-        hi as f64,
-        seed,
-    ))
-}
-
 /// The `(min, max)` of a format by the seed's formula (`get_range_fixed_point`).
 #[pyfunction]
 #[pyo3(signature = (word_length, frac_length, symmetric, signed))]
@@ -254,36 +336,35 @@ fn format_range(
     symmetric: bool,
     signed: bool,
 ) -> PyResult<(f64, f64)> {
-    let overflow = if symmetric {
-        "saturate-symmetric"
-    } else {
-        "saturate"
-    };
-    let spec = Spec::new(word_length, frac_length, signed, overflow, "nearest", None)?;
-    Ok(xbquant::get_range_fixed_point(&spec.format))
+    let format = FixedPoint::new(
+        self::word_length(word_length)?,
+        self::frac_length(frac_length)?,
+    )
+    .map_err(value_error)?
+    .with_symmetric(symmetric)
+    .with_signed(signed)
+    .map_err(value_error)?;
+    Ok(xbquant::get_range_fixed_point(&format))
 }
 
-/// Parses an HLS type such as `ap_fixed<8,3,AP_RND_CONV,AP_SAT>` into
-/// `(word_length, frac_length, signed, overflow, rounding)`.
+/// The stream key of a seed (see the core's `noise` module).
 #[pyfunction]
-fn parse_hls(name: &str) -> PyResult<(u32, i32, bool, String, String)> {
-    let (format, rounding) = FixedPoint::from_hls(name).map_err(value_error)?;
-    Ok((
-        format.word_length(),
-        format.frac_length(),
-        format.is_signed(),
-        format.overflow().name(),
-        rounding.name(),
-    ))
+fn stream_key(seed: u64) -> u64 {
+    noise::stream_key(seed)
 }
 
 /// The private extension module of the `xbquant` package.
 #[pymodule]
 fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Spec>()?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
-    m.add_function(wrap_pyfunction!(describe, m)?)?;
     m.add_function(wrap_pyfunction!(format_range, m)?)?;
-    m.add_function(wrap_pyfunction!(parse_hls, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_key, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The noise generator's constants, for the torch operations that redraw it on other devices.
+    m.add("NOISE_STEP", noise::STEP)?;
+    m.add("NOISE_MIX", noise::MIX.to_vec())?;
+    m.add("NOISE_SHIFTS", noise::SHIFTS.to_vec())?;
+    m.add("NOISE_DRAW_BITS", noise::DRAW_BITS)?;
     Ok(())
 }

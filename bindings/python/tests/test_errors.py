@@ -93,14 +93,16 @@ def test_the_extension_checks_its_buffers():
     from xbquant import _xbquant
 
     a = np.zeros(4, np.float32)
-    args = ("float32", 8, 2, True, "saturate", "nearest", None)
+    spec = _xbquant.Spec(8, 2, True, "saturate", 0, "nearest", None)
     with pytest.raises(ValueError, match="length"):
-        _xbquant.quantize(a, np.zeros(3, np.float32), None, *args)
+        _xbquant.quantize(spec, a, np.zeros(3, np.float32), None, "float32", None)
     with pytest.raises(TypeError, match="float32"):
-        _xbquant.quantize(a, np.zeros(4, np.float64), None, *args)
+        _xbquant.quantize(spec, a, np.zeros(4, np.float64), None, "float32", None)
     with pytest.raises(ValueError, match="contiguous"):
-        _xbquant.quantize(np.zeros(8, np.float32)[::2], None, None, *args)
+        _xbquant.quantize(spec, np.zeros(8, np.float32)[::2], None, None, "float32", None)
     with pytest.raises(ValueError, match="shares memory"):
-        _xbquant.quantize(a, a, None, *args)
+        _xbquant.quantize(spec, a, a, None, "float32", None)
     with pytest.raises(TypeError, match="dtype"):
-        _xbquant.quantize(a, None, None, "int8", 8, 2, True, "saturate", "nearest", None)
+        _xbquant.quantize(spec, a, None, None, "int8", None)
+    with pytest.raises(ValueError, match="not stochastic"):
+        _xbquant.quantize(spec, a, None, None, "float32", 7)

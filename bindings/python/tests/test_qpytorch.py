@@ -152,7 +152,9 @@ def test_quantizer_accepts_qpytorch_like_numbers_and_rejects_others():
 
 def test_quantize_general_entry_point():
     x = sample(torch.float64, n=300)
-    q, mask = xbquant.quantize(x, 6, 2, rounding="nearest-away", return_mask=True)
+    q, mask = xbquant.quantize(
+        x, 6, 2, rounding="nearest-away", overflow="saturate", return_mask=True
+    )
     assert mask.dtype == torch.bool and mask.shape == x.shape
     # Codes of wl 6 are -32..31; the mask marks the rounded codes outside them, never NaN.
     t = x * 4

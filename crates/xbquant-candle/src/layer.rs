@@ -23,7 +23,7 @@ use crate::Quantizer;
 /// let device = Device::Cpu;
 /// let varmap = VarMap::new();
 /// let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-/// let weights = Quantizer::new(FixedPoint::new(4, 3)?, Rounding::NearestEven);
+/// let weights = Quantizer::new(FixedPoint::new(4, 3)?.with_rounding(Rounding::NearestEven));
 /// let layer = quant_linear(2, 2, weights, None, vb.pp("fc"))?;
 /// let mut opt = candle_nn::SGD::new(varmap.all_vars(), 0.1)?;
 ///

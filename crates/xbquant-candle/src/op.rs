@@ -2,9 +2,9 @@
 //! clamp-aware, optionally quantizing the gradient).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use xbquant::half::{bf16, f16};
-use xbquant::{Element, FixedPoint, Rounding};
+use candle_core::cpu_backend::unary_map;
+use candle_core::{map_dtype, CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
+use xbquant::{Element, FixedPoint, QuantSpec, Rounding};
 
 /// What the backward pass does with the upstream gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,7 +21,7 @@ pub enum Gradient {
 
 /// The op itself, XBTorch's `FixedPointQuantF` as a candle [`CustomOp1`]: forward quantizes with
 /// the core kernels, backward applies [`Gradient`] and, when given, quantizes the gradient with a
-/// second format and rounding (WAGE-style error quantization).
+/// second spec (WAGE-style error quantization).
 ///
 /// Build one with [`FixedPointQuantF::new`] and apply it with [`Tensor::apply_op1`], or use
 /// [`Quantizer`], which also draws fresh stochastic noise on every application.
@@ -31,10 +31,9 @@ pub enum Gradient {
 /// Metal tensors, give a candle error.
 #[derive(Debug, Clone, Copy)]
 pub struct FixedPointQuantF {
-    format: FixedPoint,
-    rounding: Rounding,
+    spec: QuantSpec,
     gradient: Gradient,
-    backward: Option<(FixedPoint, Rounding)>,
+    backward: Option<QuantSpec>,
 }
 
 impl FixedPointQuantF {
@@ -42,10 +41,9 @@ impl FixedPointQuantF {
     /// so that the backward pass of a clamp-aware op sees the same overflow mask as the forward
     /// pass; build a new op (or use [`Quantizer`]) for new noise.
     #[must_use]
-    pub fn new(format: FixedPoint, rounding: Rounding) -> Self {
+    pub fn new(spec: QuantSpec) -> Self {
         FixedPointQuantF {
-            format,
-            rounding: rounding.resolve(),
+            spec: spec.resolve(),
             gradient: Gradient::StraightThrough,
             backward: None,
         }
@@ -58,113 +56,80 @@ impl FixedPointQuantF {
         self
     }
 
-    /// The same op, whose backward pass also quantizes the gradient with `format` and
-    /// `rounding` (fresh noise on every backward pass for `Rounding::StochasticFresh`).
+    /// The same op, whose backward pass also quantizes the gradient with `spec` (fresh noise on
+    /// every backward pass for `Rounding::StochasticFresh`).
     #[must_use]
-    pub fn with_backward(mut self, format: FixedPoint, rounding: Rounding) -> Self {
-        self.backward = Some((format, rounding));
+    pub fn with_backward(mut self, spec: QuantSpec) -> Self {
+        self.backward = Some(spec);
         self
     }
 
-    /// The forward format.
+    /// The forward spec (stochastic rounding with its seed fixed).
     #[must_use]
-    pub fn format(&self) -> FixedPoint {
-        self.format
-    }
-
-    /// The forward rounding (stochastic rounding with its seed fixed).
-    #[must_use]
-    pub fn rounding(&self) -> Rounding {
-        self.rounding
+    pub fn spec(&self) -> QuantSpec {
+        self.spec
     }
 }
 
-fn unsupported_device(device: &str) -> candle_core::Error {
-    candle_core::Error::Msg(format!(
+fn unsupported_device(device: &str) -> Error {
+    Error::Msg(format!(
         "xbquant: {device} tensors are not supported yet; move the tensor to the CPU \
          (`tensor.to_device(&Device::Cpu)`) to quantize it"
     ))
 }
 
-fn unsupported_dtype(dtype: DType) -> candle_core::Error {
-    candle_core::Error::Msg(format!(
-        "xbquant: cannot quantize a {dtype:?} tensor; fixed-point quantization takes F32, F64, F16 \
-         or BF16"
-    ))
+/// The elements of a tensor in row-major order, as a new vector: candle's own strided map
+/// gathers a non-contiguous layout.
+fn gathered<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
+    unary_map(data, layout, |v| v)
 }
 
-/// The elements of a tensor in row-major order: a borrowed slice when the layout is contiguous,
-/// a gathered copy otherwise.
-fn elements<'a, T: Copy>(data: &'a [T], layout: &Layout) -> std::borrow::Cow<'a, [T]> {
-    if let Some((start, end)) = layout.contiguous_offsets() {
-        return std::borrow::Cow::Borrowed(&data[start..end]);
-    }
-    let dims = layout.dims();
-    let stride = layout.stride();
-    let n: usize = dims.iter().product();
-    let mut out = Vec::with_capacity(n);
-    if n == 0 {
-        return std::borrow::Cow::Owned(out);
-    }
-    let mut index = vec![0usize; dims.len()];
-    let mut offset = layout.start_offset();
-    for _ in 0..n {
-        out.push(data[offset]);
-        // Advance the multi-index (last axis fastest), keeping the storage offset in step.
-        for axis in (0..dims.len()).rev() {
-            index[axis] += 1;
-            offset += stride[axis];
-            if index[axis] < dims[axis] {
-                break;
-            }
-            offset -= stride[axis] * dims[axis];
-            index[axis] = 0;
+/// The quantized elements of a tensor of any layout: contiguous data is read where it lies,
+/// strided data is gathered once and quantized in place.
+fn quantized<T: Element + WithDType>(spec: &QuantSpec, data: &[T], layout: &Layout) -> Vec<T> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => spec.quantize(&data[start..end]),
+        None => {
+            let mut values = gathered(data, layout);
+            spec.quantize_in_place(&mut values);
+            values
         }
     }
-    std::borrow::Cow::Owned(out)
 }
 
-fn quantize_storage(
-    format: &FixedPoint,
-    rounding: Rounding,
-    storage: &CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<CpuStorage> {
-    fn go<T: Element>(format: &FixedPoint, rounding: Rounding, data: &[T], l: &Layout) -> Vec<T> {
-        format.quantize(&elements(data, l), rounding)
-    }
-    Ok(match storage {
-        CpuStorage::F32(d) => CpuStorage::F32(go::<f32>(format, rounding, d, layout)),
-        CpuStorage::F64(d) => CpuStorage::F64(go::<f64>(format, rounding, d, layout)),
-        CpuStorage::F16(d) => CpuStorage::F16(go::<f16>(format, rounding, d, layout)),
-        CpuStorage::BF16(d) => CpuStorage::BF16(go::<bf16>(format, rounding, d, layout)),
-        other => return Err(unsupported_dtype(other.dtype())),
-    })
-}
-
-/// The overflow mask of quantizing `x` (contiguous or not), as a `U8` tensor of its shape.
-fn overflow_mask(
-    format: &FixedPoint,
-    rounding: Rounding,
-    x: &Tensor,
-) -> candle_core::Result<Tensor> {
-    fn go<T: Element + candle_core::WithDType>(
-        format: &FixedPoint,
-        rounding: Rounding,
-        x: &Tensor,
-    ) -> candle_core::Result<Vec<u8>> {
-        let values = x.flatten_all()?.to_vec1::<T>()?;
-        let (_, mask) = format.quantize_with_mask(&values, rounding);
-        Ok(mask.into_iter().map(u8::from).collect())
-    }
-    let mask = match x.dtype() {
-        DType::F32 => go::<f32>(format, rounding, x)?,
-        DType::F64 => go::<f64>(format, rounding, x)?,
-        DType::F16 => go::<f16>(format, rounding, x)?,
-        DType::BF16 => go::<bf16>(format, rounding, x)?,
-        other => return Err(unsupported_dtype(other)),
+/// The overflow mask of a tensor of any layout, as `u8`.
+fn overflow_mask<T: Element + WithDType>(spec: &QuantSpec, data: &[T], layout: &Layout) -> Vec<u8> {
+    let mask = match layout.contiguous_offsets() {
+        Some((start, end)) => spec.overflow_mask(&data[start..end]),
+        None => spec.overflow_mask(&gathered(data, layout)),
     };
-    Tensor::from_vec(mask, x.shape(), x.device())
+    mask.into_iter().map(u8::from).collect()
+}
+
+/// The backward pass's second op on `arg`: the overflow mask of the forward pass (same spec,
+/// same seed), as a `U8` tensor, computed by the mask kernel without the values.
+struct OverflowMask(QuantSpec);
+
+impl CustomOp1 for OverflowMask {
+    fn name(&self) -> &'static str {
+        "xbquant-overflow-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let spec = &self.0;
+        let mask = match storage {
+            CpuStorage::F32(d) => overflow_mask(spec, d, layout),
+            CpuStorage::F64(d) => overflow_mask(spec, d, layout),
+            CpuStorage::F16(d) => overflow_mask(spec, d, layout),
+            CpuStorage::BF16(d) => overflow_mask(spec, d, layout),
+            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), self.name()).bt())?,
+        };
+        Ok((CpuStorage::U8(mask), layout.shape().clone()))
+    }
 }
 
 impl CustomOp1 for FixedPointQuantF {
@@ -177,7 +142,13 @@ impl CustomOp1 for FixedPointQuantF {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = quantize_storage(&self.format, self.rounding, storage, layout)?;
+        let spec = &self.spec;
+        let out = map_dtype!(
+            self.name(),
+            storage,
+            |data| quantized(spec, data, layout),
+            (F32, F64, F16, BF16)
+        );
         Ok((out, layout.shape().clone()))
     }
 
@@ -205,17 +176,17 @@ impl CustomOp1 for FixedPointQuantF {
     ) -> candle_core::Result<Option<Tensor>> {
         let mut grad = grad.clone();
         if self.gradient == Gradient::ClampAware {
-            let mask = overflow_mask(&self.format, self.rounding, arg)?;
+            let mask = arg.apply_op1_no_bwd(&OverflowMask(self.spec))?;
             grad = mask.where_cond(&grad.zeros_like()?, &grad)?;
         }
-        if let Some((format, rounding)) = self.backward {
-            grad = grad.apply_op1_no_bwd(&FixedPointQuantF::new(format, rounding))?;
+        if let Some(spec) = self.backward {
+            grad = grad.apply_op1_no_bwd(&FixedPointQuantF::new(spec))?;
         }
         Ok(Some(grad))
     }
 }
 
-/// A reusable quantizer: a format, a rounding, a gradient rule and an optional gradient
+/// A reusable quantizer: a spec (format and rounding), a gradient rule and an optional gradient
 /// quantization. Each [`apply`](Quantizer::apply) builds a fresh [`FixedPointQuantF`], so
 /// `Rounding::StochasticFresh` draws new noise on every application (every training step),
 /// while `Rounding::Stochastic { seed }` repeats the same noise on purpose.
@@ -228,7 +199,7 @@ impl CustomOp1 for FixedPointQuantF {
 /// use xbquant_candle::{Gradient, Quantizer};
 ///
 /// let w = Var::new(&[0.3f32, -0.8, 5.0], &Device::Cpu)?;
-/// let q = Quantizer::new(FixedPoint::new(4, 2)?, Rounding::NearestEven)
+/// let q = Quantizer::new(FixedPoint::new(4, 2)?.with_rounding(Rounding::NearestEven))
 ///     .with_gradient(Gradient::ClampAware);
 /// let y = q.apply(w.as_tensor())?;
 /// assert_eq!(y.to_vec1::<f32>()?, [0.25, -0.75, 1.75]);
@@ -244,13 +215,12 @@ pub struct Quantizer {
 }
 
 impl Quantizer {
-    /// A straight-through quantizer to `format` with `rounding`.
+    /// A straight-through quantizer with `spec`.
     #[must_use]
-    pub fn new(format: FixedPoint, rounding: Rounding) -> Self {
+    pub fn new(spec: QuantSpec) -> Self {
         Quantizer {
             spec: FixedPointQuantF {
-                format,
-                rounding,
+                spec,
                 gradient: Gradient::StraightThrough,
                 backward: None,
             },
@@ -265,25 +235,25 @@ impl Quantizer {
         }
     }
 
-    /// The same quantizer, whose backward pass also quantizes the gradient.
+    /// The same quantizer, whose backward pass also quantizes the gradient with `spec`.
     #[must_use]
-    pub fn with_backward(self, format: FixedPoint, rounding: Rounding) -> Self {
+    pub fn with_backward(self, spec: QuantSpec) -> Self {
         Quantizer {
-            spec: self.spec.with_backward(format, rounding),
+            spec: self.spec.with_backward(spec),
         }
     }
 
-    /// The forward format.
+    /// The forward spec, with the rounding as given.
     #[must_use]
-    pub fn format(&self) -> FixedPoint {
-        self.spec.format
+    pub fn spec(&self) -> QuantSpec {
+        self.spec.spec
     }
 
     /// The op for one application (stochastic noise drawn now).
     #[must_use]
     pub fn op(&self) -> FixedPointQuantF {
         FixedPointQuantF {
-            rounding: self.spec.rounding.resolve(),
+            spec: self.spec.spec.resolve(),
             ..self.spec
         }
     }
@@ -335,7 +305,7 @@ pub fn fixed_point_quantize_wrapper(
     rounding: Rounding,
 ) -> candle_core::Result<Tensor> {
     let format = FixedPoint::new(wl, fl)
-        .map_err(candle_core::Error::wrap)?
+        .map_err(Error::wrap)?
         .with_symmetric(symmetric);
-    x.apply_op1(FixedPointQuantF::new(format, rounding))
+    x.apply_op1(FixedPointQuantF::new(format.with_rounding(rounding)))
 }

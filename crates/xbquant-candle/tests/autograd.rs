@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor, Var, D};
 use candle_nn::{loss, Optimizer, VarBuilder, VarMap};
-use xbquant::{FixedPoint, Overflow, Rounding};
+use xbquant::{FixedPoint, Overflow, QuantSpec, Rounding};
 use xbquant_candle::{
     fixed_point_quantize_wrapper, quant_linear, FixedPointQuantF, Gradient, Quantizer,
 };
@@ -38,9 +38,9 @@ fn formats() -> Vec<(FixedPoint, Rounding)> {
             Rounding::Floor,
         ),
         (
-            FixedPoint::from_hls("ap_fixed<6,3,AP_RND_CONV,AP_WRAP_SM>")
+            *QuantSpec::from_hls("ap_fixed<6,3,AP_RND_CONV,AP_WRAP_SM>")
                 .unwrap()
-                .0,
+                .format(),
             Rounding::NearestEven,
         ),
         (f.with_clamp(false), Rounding::TowardZero),
@@ -63,7 +63,7 @@ fn forward_equals_the_core_for_every_dtype_and_layout() -> Result<()> {
         for (name, input) in layouts {
             let flat: Vec<f64> = input.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
             for (format, rounding) in formats() {
-                let y = input.apply_op1(FixedPointQuantF::new(format, rounding))?;
+                let y = input.apply_op1(FixedPointQuantF::new(format.with_rounding(rounding)))?;
                 assert_eq!(y.dtype(), dtype);
                 assert_eq!(y.dims(), input.dims());
                 let got: Vec<f64> = y.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
@@ -164,10 +164,10 @@ fn clamp_aware_gradient_zeroes_saturated_elements() -> Result<()> {
     let upstream = Tensor::new(values(200, 5).as_slice(), &dev)?;
     for rounding in [Rounding::NearestEven, Rounding::StochasticFresh] {
         let format = FixedPoint::new(5, 2)?; // range +-3.75
-        let q = Quantizer::new(format, rounding).with_gradient(Gradient::ClampAware);
+        let q = Quantizer::new(format.with_rounding(rounding)).with_gradient(Gradient::ClampAware);
         let op = q.op();
         let y = x.as_tensor().apply_op1(op)?;
-        let (_, mask) = format.quantize_with_mask(&data, op.rounding());
+        let (_, mask) = format.quantize_with_mask(&data, op.spec().rounding());
         let grads = (y * &upstream)?.sum_all()?.backward()?;
         let g: Vec<f64> = grads.get(&x).unwrap().to_vec1()?;
         let up: Vec<f64> = upstream.to_vec1()?;
@@ -192,8 +192,8 @@ fn backward_quantizer_quantizes_the_gradient() -> Result<()> {
     let dev = Device::Cpu;
     let x = Var::new(&[0.1f32, 0.2, 0.3, 9.0], &dev)?;
     let grad_format = FixedPoint::new(4, 1)?; // step 0.5, range +-3.5
-    let q = Quantizer::new(FixedPoint::new(8, 4)?, Rounding::NearestEven)
-        .with_backward(grad_format, Rounding::NearestEven);
+    let q = Quantizer::new(FixedPoint::new(8, 4)?.with_rounding(Rounding::NearestEven))
+        .with_backward(grad_format.with_rounding(Rounding::NearestEven));
     let upstream = Tensor::new(&[0.3f32, -0.74, 10.0, 1.25], &dev)?;
     let grads = (q.apply(x.as_tensor())? * &upstream)?
         .sum_all()?
@@ -210,11 +210,11 @@ fn backward_quantizer_quantizes_the_gradient() -> Result<()> {
 fn stochastic_noise_is_fresh_unless_seeded() -> Result<()> {
     let x = Tensor::new(vec![0.3f32; 4096].as_slice(), &Device::Cpu)?;
     let fmt = FixedPoint::new(8, 2)?;
-    let fresh = Quantizer::new(fmt, Rounding::StochasticFresh);
+    let fresh = Quantizer::new(fmt.with_rounding(Rounding::StochasticFresh));
     let a = fresh.apply(&x)?.to_vec1::<f32>()?;
     let b = fresh.apply(&x)?.to_vec1::<f32>()?;
     assert_ne!(a, b);
-    let seeded = Quantizer::new(fmt, Rounding::Stochastic { seed: 9 });
+    let seeded = Quantizer::new(fmt.with_rounding(Rounding::Stochastic { seed: 9 }));
     assert_eq!(
         seeded.apply(&x)?.to_vec1::<f32>()?,
         seeded.apply(&x)?.to_vec1::<f32>()?
@@ -253,8 +253,8 @@ fn quantization_aware_training_lowers_the_loss() -> Result<()> {
     let labels = Tensor::new(labels.as_slice(), &dev)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let wq = Quantizer::new(FixedPoint::new(4, 3)?, Rounding::StochasticFresh);
-    let aq = Quantizer::new(FixedPoint::new(8, 5)?, Rounding::NearestEven);
+    let wq = Quantizer::new(FixedPoint::new(4, 3)?.with_rounding(Rounding::StochasticFresh));
+    let aq = Quantizer::new(FixedPoint::new(8, 5)?.with_rounding(Rounding::NearestEven));
     let l1 = quant_linear(4, 16, wq, Some(aq), vb.pp("l1"))?;
     let l2 = quant_linear(16, 2, wq, Some(aq), vb.pp("l2"))?;
     let forward =

@@ -147,8 +147,8 @@ impl Scheme {
         let w = FixedPoint::new(bits, bits as i32 - 1)?;
         let a = FixedPoint::new(ACT_WL, ACT_FL)?;
         Ok(Scheme {
-            weights: Some(Quantizer::new(w, Rounding::NearestEven)),
-            activations: Some(Quantizer::new(a, Rounding::NearestEven)),
+            weights: Some(Quantizer::new(w.with_rounding(Rounding::NearestEven))),
+            activations: Some(Quantizer::new(a.with_rounding(Rounding::NearestEven))),
         })
     }
 }

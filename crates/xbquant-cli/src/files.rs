@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -12,9 +12,32 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use xbquant::half::{bf16, f16};
-use xbquant::{Element, FixedPoint, Rounding};
+use xbquant::{Element, QuantSpec};
 
-use crate::{spec, QuantizeArgs};
+use crate::spec::{self, FormatArgs, ModeArgs};
+
+/// Options of `xbquant quantize`.
+#[derive(Debug, clap::Args)]
+pub struct QuantizeArgs {
+    /// Input file (.npy or .safetensors).
+    input: PathBuf,
+    /// Output file (same kind as the input).
+    output: PathBuf,
+    #[command(flatten)]
+    format: FormatArgs,
+    #[command(flatten)]
+    mode: ModeArgs,
+    /// Quantize only the float tensors whose name matches this regular expression
+    /// (.safetensors); the others are copied unchanged.
+    #[arg(long)]
+    tensors: Option<String>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
 /// Files with more elements than this get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_ELEMENTS: u64 = 1 << 22;
@@ -26,7 +49,8 @@ struct Report {
     shape: Vec<usize>,
     dtype: &'static str,
     quantized: bool,
-    saturated: f64,
+    /// The share of elements whose code overflowed the word (the overflow mode changed it).
+    overflow: f64,
     max_abs_error: f64,
     sqnr_db: f64,
 }
@@ -47,7 +71,7 @@ impl Report {
             "shape": self.shape,
             "dtype": self.dtype,
             "quantized": self.quantized,
-            "saturated": self.saturated,
+            "overflow": self.overflow,
             "max_abs_error": self.max_abs_error,
             "sqnr_db": finite(self.sqnr_db),
         })
@@ -55,13 +79,9 @@ impl Report {
 }
 
 /// Quantizes `values`, returning the result and the statistics of the change.
-fn quantize_values<T: Element>(
-    format: &FixedPoint,
-    rounding: Rounding,
-    values: &[T],
-) -> (Vec<T>, f64, f64, f64) {
-    let (out, mask) = format.quantize_with_mask(values, rounding);
-    let saturated = mask.iter().filter(|&&m| m).count();
+fn quantize_values<T: Element>(spec: &QuantSpec, values: &[T]) -> (Vec<T>, f64, f64, f64) {
+    let (out, mask) = spec.quantize_with_mask(values);
+    let overflowed = mask.iter().filter(|&&m| m).count();
     let (mut signal, mut noise, mut max_err) = (0.0f64, 0.0f64, 0.0f64);
     for (x, q) in values.iter().zip(&out) {
         let (x, q) = (x.to_f64(), q.to_f64());
@@ -80,7 +100,7 @@ fn quantize_values<T: Element>(
     let share = if values.is_empty() {
         0.0
     } else {
-        saturated as f64 / values.len() as f64
+        overflowed as f64 / values.len() as f64
     };
     (out, share, max_err, sqnr)
 }
@@ -91,7 +111,7 @@ fn report_for(name: &str, shape: &[usize], dtype: &'static str) -> Report {
         shape: shape.to_vec(),
         dtype,
         quantized: false,
-        saturated: 0.0,
+        overflow: 0.0,
         max_abs_error: 0.0,
         sqnr_db: f64::INFINITY,
     }
@@ -99,7 +119,7 @@ fn report_for(name: &str, shape: &[usize], dtype: &'static str) -> Report {
 
 /// `xbquant quantize`.
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
-    let (format, rounding) = spec::format_and_mode(&args.format, &args.mode)?;
+    let spec = spec::quant_spec(&args.format, &args.mode)?;
     let filter = match &args.tensors {
         Some(pattern) => {
             Some(regex::Regex::new(pattern).with_context(|| format!("--tensors {pattern:?}"))?)
@@ -140,13 +160,11 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
             if filter.is_some() {
                 bail!("--tensors applies to .safetensors files; a .npy file holds one tensor");
             }
-            quantize_npy(input, output, &format, rounding)?
+            quantize_npy(input, output, &spec)?
         }
-        Kind::Safetensors => {
-            quantize_safetensors(input, output, &format, rounding, filter.as_ref())?
-        }
+        Kind::Safetensors => quantize_safetensors(input, output, &spec, filter.as_ref())?,
     };
-    print_reports(&reports, &format, rounding, args.json);
+    print_reports(&reports, &spec, args.json);
     Ok(())
 }
 
@@ -205,12 +223,7 @@ fn write_atomically(output: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
     Ok(())
 }
 
-fn quantize_npy(
-    input: &Path,
-    output: &Path,
-    format: &FixedPoint,
-    rounding: Rounding,
-) -> Result<Vec<Report>> {
+fn quantize_npy(input: &Path, output: &Path, spec: &QuantSpec) -> Result<Vec<Report>> {
     let tensor = Tensor::read_npy(input)
         .map_err(|e| anyhow::anyhow!("{}: not a readable .npy file: {e}", input.display()))?;
     let shape = tensor.dims().to_vec();
@@ -220,9 +233,9 @@ fn quantize_npy(
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let spinner = progress(shape.iter().product::<usize>() as u64, 1);
     let (out, report) = match tensor.dtype() {
-        DType::F32 => quantize_tensor::<f32>(&name, &flat, &shape, format, rounding)?,
-        DType::F64 => quantize_tensor::<f64>(&name, &flat, &shape, format, rounding)?,
-        DType::F16 => quantize_tensor::<f16>(&name, &flat, &shape, format, rounding)?,
+        DType::F32 => quantize_tensor::<f32>(&name, &flat, &shape, spec)?,
+        DType::F64 => quantize_tensor::<f64>(&name, &flat, &shape, spec)?,
+        DType::F16 => quantize_tensor::<f16>(&name, &flat, &shape, spec)?,
         other => bail!(
             "{}: unsupported dtype {other:?} (quantize takes float32, float64 and float16 .npy files)",
             input.display()
@@ -241,14 +254,13 @@ fn quantize_tensor<T: Element + candle_core::WithDType>(
     name: &str,
     flat: &Tensor,
     shape: &[usize],
-    format: &FixedPoint,
-    rounding: Rounding,
+    spec: &QuantSpec,
 ) -> Result<(Tensor, Report)> {
     let values = flat.to_vec1::<T>()?;
-    let (out, saturated, max_abs_error, sqnr_db) = quantize_values(format, rounding, &values);
+    let (out, overflow, max_abs_error, sqnr_db) = quantize_values(spec, &values);
     let report = Report {
         quantized: true,
-        saturated,
+        overflow,
         max_abs_error,
         sqnr_db,
         ..report_for(name, shape, T::NAME)
@@ -283,35 +295,33 @@ fn decode<T: Element>(bytes: &[u8], from: impl Fn([u8; 8]) -> T, size: usize) ->
 fn quantize_bytes(
     dtype: Dtype,
     bytes: &[u8],
-    format: &FixedPoint,
-    rounding: Rounding,
+    spec: &QuantSpec,
 ) -> Option<(Vec<u8>, f64, f64, f64)> {
     fn go<T: Element>(
-        format: &FixedPoint,
-        rounding: Rounding,
+        spec: &QuantSpec,
         values: &[T],
         encode: impl Fn(&T) -> Vec<u8>,
     ) -> (Vec<u8>, f64, f64, f64) {
-        let (out, s, m, q) = quantize_values(format, rounding, values);
+        let (out, s, m, q) = quantize_values(spec, values);
         (out.iter().flat_map(encode).collect(), s, m, q)
     }
     let le2 = |b: [u8; 8]| [b[0], b[1]];
     Some(match dtype {
         Dtype::F32 => {
             let v = decode(bytes, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]), 4);
-            go(format, rounding, &v, |x| x.to_le_bytes().to_vec())
+            go(spec, &v, |x| x.to_le_bytes().to_vec())
         }
         Dtype::F64 => {
             let v = decode(bytes, f64::from_le_bytes, 8);
-            go(format, rounding, &v, |x| x.to_le_bytes().to_vec())
+            go(spec, &v, |x| x.to_le_bytes().to_vec())
         }
         Dtype::F16 => {
             let v = decode(bytes, |b| f16::from_le_bytes(le2(b)), 2);
-            go(format, rounding, &v, |x| x.to_le_bytes().to_vec())
+            go(spec, &v, |x| x.to_le_bytes().to_vec())
         }
         Dtype::BF16 => {
             let v = decode(bytes, |b| bf16::from_le_bytes(le2(b)), 2);
-            go(format, rounding, &v, |x| x.to_le_bytes().to_vec())
+            go(spec, &v, |x| x.to_le_bytes().to_vec())
         }
         _ => return None,
     })
@@ -342,8 +352,7 @@ type OutTensor<'a> = (String, Dtype, Vec<usize>, std::borrow::Cow<'a, [u8]>);
 fn quantize_safetensors(
     input: &Path,
     output: &Path,
-    format: &FixedPoint,
-    rounding: Rounding,
+    spec: &QuantSpec,
     filter: Option<&regex::Regex>,
 ) -> Result<Vec<Report>> {
     let buffer =
@@ -366,14 +375,14 @@ fn quantize_safetensors(
         let wanted = filter.is_none_or(|re| re.is_match(name));
         let mut report = report_for(name, view.shape(), dtype_name(view.dtype()));
         let quantized = if wanted {
-            quantize_bytes(view.dtype(), view.data(), format, rounding)
+            quantize_bytes(view.dtype(), view.data(), spec)
         } else {
             None
         };
         let data = match quantized {
-            Some((bytes, saturated, max_abs_error, sqnr_db)) => {
+            Some((bytes, overflow, max_abs_error, sqnr_db)) => {
                 report.quantized = true;
-                report.saturated = saturated;
+                report.overflow = overflow;
                 report.max_abs_error = max_abs_error;
                 report.sqnr_db = sqnr_db;
                 std::borrow::Cow::Owned(bytes)
@@ -401,20 +410,20 @@ fn quantize_safetensors(
     Ok(reports)
 }
 
-fn print_reports(reports: &[Report], format: &FixedPoint, rounding: Rounding, json: bool) {
+fn print_reports(reports: &[Report], spec: &QuantSpec, json: bool) {
     if json {
         let value = serde_json::json!({
-            "format": format.to_hls(rounding).unwrap_or_else(|_| format.to_string()),
-            "rounding": rounding.name(),
+            "format": spec.to_hls().unwrap_or_else(|_| spec.format().to_string()),
+            "rounding": spec.rounding().name(),
             "tensors": reports.iter().map(Report::json).collect::<Vec<_>>(),
         });
         println!("{value}");
         return;
     }
-    println!("{format}, rounding {rounding}");
+    println!("{spec}");
     println!(
         "{:<32} {:<16} {:<5} {:>10} {:>14} {:>10}",
-        "tensor", "shape", "dtype", "saturated", "max |error|", "SQNR dB"
+        "tensor", "shape", "dtype", "overflow", "max |error|", "SQNR dB"
     );
     for r in reports {
         let shape = format!("{:?}", r.shape);
@@ -424,7 +433,7 @@ fn print_reports(reports: &[Report], format: &FixedPoint, rounding: Rounding, js
                 r.name,
                 shape,
                 r.dtype,
-                100.0 * r.saturated,
+                100.0 * r.overflow,
                 r.max_abs_error,
                 r.sqnr_db
             );

@@ -1,15 +1,67 @@
 //! Formats and modes from the command line, and `xbquant range`.
 
 use anyhow::{bail, Context, Result};
-use xbquant::{FixedPoint, Overflow, Rounding};
+use xbquant::{FixedPoint, Overflow, QuantSpec, Rounding};
 
-use crate::{FormatArgs, ModeArgs};
+/// A format, as in the seed's wrapper: symmetric, clamping on by default.
+#[derive(Debug, clap::Args)]
+pub struct FormatArgs {
+    /// Word length in bits (1..=64).
+    #[arg(long, allow_negative_numbers = true)]
+    wl: Option<u32>,
+    /// Fractional length in bits (may be negative or exceed the word length).
+    #[arg(long, allow_negative_numbers = true)]
+    fl: Option<i32>,
+    /// Keep the most negative code (range [-2^(wl-1), 2^(wl-1)-1] steps) instead of the seed's
+    /// symmetric range.
+    #[arg(long)]
+    asymmetric: bool,
+    /// An unsigned word (codes 0..2^wl-1).
+    #[arg(long)]
+    unsigned: bool,
+    /// An HLS type such as "ap_fixed<8,3,AP_RND_CONV,AP_SAT>" instead of --wl/--fl.
+    #[arg(long, conflicts_with_all = ["wl", "fl", "asymmetric", "unsigned"])]
+    format: Option<String>,
+}
+
+/// How values are rounded and what happens beyond the range.
+#[derive(Debug, clap::Args)]
+pub struct ModeArgs {
+    /// Rounding: nearest (ties to even; the default), nearest-up, nearest-down,
+    /// nearest-toward-zero, nearest-away, floor, toward-zero, stochastic, or an HLS name
+    /// (AP_RND_CONV, AP_TRN, ...).
+    #[arg(long)]
+    rounding: Option<String>,
+    /// Seed for stochastic rounding (fresh noise on every run without it).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Overflow: saturate, saturate-symmetric (the default), saturate-zero, wrap,
+    /// wrap-sign-magnitude, unbounded, or an HLS name (AP_SAT, AP_WRAP, ...).
+    #[arg(long)]
+    overflow: Option<String>,
+    /// Saturation bits for the wrap modes (HLS N).
+    #[arg(long)]
+    sat_bits: Option<u32>,
+    /// No clamping: values beyond the range keep their rounded value.
+    #[arg(long, conflicts_with = "overflow")]
+    no_clamp: bool,
+}
+
+/// Options of `xbquant range`.
+#[derive(Debug, clap::Args)]
+pub struct RangeArgs {
+    #[command(flatten)]
+    format: FormatArgs,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
 
 /// The format of `--wl/--fl/...` or `--format`, and the rounding an HLS type names (if any).
-pub fn format(args: &FormatArgs) -> Result<(FixedPoint, Option<Rounding>)> {
+fn format(args: &FormatArgs) -> Result<(FixedPoint, Option<Rounding>)> {
     if let Some(hls) = &args.format {
-        let (format, rounding) = FixedPoint::from_hls(hls)?;
-        return Ok((format, Some(rounding)));
+        let spec = QuantSpec::from_hls(hls)?;
+        return Ok((*spec.format(), Some(spec.rounding())));
     }
     let (Some(wl), Some(fl)) = (args.wl, args.fl) else {
         bail!("give a format: --wl and --fl, or --format \"ap_fixed<W,I>\"");
@@ -21,8 +73,8 @@ pub fn format(args: &FormatArgs) -> Result<(FixedPoint, Option<Rounding>)> {
     Ok((format, None))
 }
 
-/// The format with the overflow options applied, and the rounding to use.
-pub fn format_and_mode(args: &FormatArgs, mode: &ModeArgs) -> Result<(FixedPoint, Rounding)> {
+/// The spec of the options: the format with the overflow options applied, and the rounding.
+pub fn quant_spec(args: &FormatArgs, mode: &ModeArgs) -> Result<QuantSpec> {
     let (mut format, hls_rounding) = format(args)?;
     if mode.no_clamp {
         format = format.with_clamp(false);
@@ -38,23 +90,22 @@ pub fn format_and_mode(args: &FormatArgs, mode: &ModeArgs) -> Result<(FixedPoint
             .with_context(|| format!("--sat-bits {bits}"))?;
         format = format.with_overflow(overflow)?;
     }
-    let mut rounding = match (&mode.rounding, hls_rounding) {
+    let rounding = match (&mode.rounding, hls_rounding) {
         (Some(name), _) => name.parse()?,
         (None, Some(r)) => r,
-        (None, None) => Rounding::NearestEven,
+        (None, None) => Rounding::default(),
     };
-    if let Some(seed) = mode.seed {
-        if !rounding.is_stochastic() {
-            bail!("--seed is for stochastic rounding, but the rounding is {rounding}");
-        }
-        rounding = Rounding::Stochastic { seed };
+    let spec = QuantSpec::new(format, rounding);
+    match mode.seed {
+        Some(seed) => Ok(spec.with_seed(seed).context("--seed")?),
+        None => Ok(spec),
     }
-    Ok((format, rounding))
 }
 
 /// `xbquant range`.
-pub fn range(args: &FormatArgs, json: bool) -> Result<()> {
-    let (format, _) = format(args)?;
+pub fn range(args: &RangeArgs) -> Result<()> {
+    let (format, _) = format(&args.format)?;
+    let json = args.json;
     let (min, max) = format.range();
     let levels = format.levels();
     if json {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use xbquant::half::f16;
-use xbquant::{FixedPoint, Rounding};
+use xbquant::{FixedPoint, QuantSpec, Rounding};
 
 fn xbquant(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xbquant"))
@@ -142,7 +142,7 @@ fn quantize_options_and_json_report() {
     let t = &report["tensors"][0];
     let (_, mask) = fmt.quantize_with_mask(&values, Rounding::NearestEven);
     let share = mask.iter().filter(|&&m| m).count() as f64 / 1000.0;
-    assert_eq!(t["saturated"].as_f64(), Some(share));
+    assert_eq!(t["overflow"].as_f64(), Some(share));
     let max_err = values
         .iter()
         .zip(&q)
@@ -187,8 +187,8 @@ fn quantize_options_and_json_report() {
         "d.npy",
         &["--format", "ap_fixed<6,3,AP_RND_CONV,AP_WRAP_SM>"],
     );
-    let (hls, r) = FixedPoint::from_hls("ap_fixed<6,3,AP_RND_CONV,AP_WRAP_SM>").unwrap();
-    assert_eq!(q, hls.quantize(&values, r));
+    let hls = QuantSpec::from_hls("ap_fixed<6,3,AP_RND_CONV,AP_WRAP_SM>").unwrap();
+    assert_eq!(q, hls.quantize(&values));
     let (q, _) = run(
         "e.npy",
         &["--wl", "5", "--fl", "2", "--asymmetric", "--no-clamp"],

@@ -1,7 +1,7 @@
 //! A tour of the semantics: one small format, every rounding and overflow mode, and the seed's
 //! defaults. Run with `cargo run --release --example tour`.
 
-use xbquant::{FixedPoint, Overflow, Rounding};
+use xbquant::{FixedPoint, Overflow, QuantSpec, Rounding};
 
 fn row(label: &str, values: &[f64]) {
     let cells: Vec<String> = values.iter().map(|v| format!("{v:>7}")).collect();
@@ -44,7 +44,7 @@ fn main() -> Result<(), xbquant::Error> {
     let (lo, hi) = seed.range();
     println!(
         "\nthe seed's default, wl=8 fl=6 symmetric nearest: range ({lo}, {hi}), {} as HLS",
-        seed.to_hls(Rounding::NearestEven)?
+        QuantSpec::new(seed, Rounding::NearestEven).to_hls()?
     );
     Ok(())
 }

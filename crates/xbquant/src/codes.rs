@@ -1,8 +1,12 @@
 //! Integer codes for deployment: quantize straight to the codes a fixed-point datapath stores,
 //! and turn codes back into values.
 
-use crate::kernel::{check_len, codes_with};
-use crate::{Element, Error, FixedPoint, Rounding};
+use crate::kernel::{codes, Plan};
+use crate::quantize::check_len;
+use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
+
+/// Elements per block of the codes loop (its `f64` buffers stay in the L1 cache).
+const BLOCK: usize = 256;
 
 /// An integer type that can hold fixed-point codes: `i8` to `i64`, and `u8` to `u64` for unsigned
 /// formats.
@@ -44,7 +48,7 @@ macro_rules! impl_code {
 impl_code!(i8: true, i16: true, i32: true, i64: true, u8: false, u16: false, u32: false, u64: false);
 
 impl FixedPoint {
-    fn check_code_type<C: Code>(&self) -> Result<(), Error> {
+    pub(crate) fn check_code_type<C: Code>(&self) -> Result<(), Error> {
         let wl = self.word_length();
         let fits = match (self.is_signed(), C::SIGNED) {
             (true, true) | (false, false) => wl <= C::BITS,
@@ -62,14 +66,12 @@ impl FixedPoint {
         }
     }
 
-    /// Quantizes `x` to integer codes `k` (the value is `k * 2^-fl`), as `i64`.
+    /// Quantizes `x` to integer codes `k` (the value is `k * 2^-fl`), as `i64`:
+    /// [`QuantSpec::to_codes`].
     ///
     /// # Errors
     ///
-    /// [`Error::UnboundedCodes`] when the overflow mode is [`Overflow::Unbounded`](crate::Overflow::Unbounded);
-    /// [`Error::CodeTypeTooNarrow`] for an unsigned format wider than 63 bits (use
-    /// [`to_codes_into`](FixedPoint::to_codes_into) with `u64`); [`Error::NanInput`] when an
-    /// input is NaN.
+    /// Those of [`QuantSpec::to_codes`].
     ///
     /// # Examples
     ///
@@ -82,52 +84,21 @@ impl FixedPoint {
     /// # Ok::<(), xbquant::Error>(())
     /// ```
     pub fn to_codes<T: Element>(&self, x: &[T], rounding: Rounding) -> Result<Vec<i64>, Error> {
-        let mut out = vec![0i64; x.len()];
-        self.to_codes_into(x, &mut out, rounding)?;
-        Ok(out)
+        QuantSpec::new(*self, rounding).to_codes(x)
     }
 
-    /// Quantizes `x` to integer codes in the caller's buffer: `i8` .. `i64` hold signed words up
-    /// to their width and unsigned words one bit narrower; `u8` .. `u64` hold unsigned words.
+    /// Quantizes `x` to integer codes in the caller's buffer: [`QuantSpec::to_codes_into`].
     ///
     /// # Errors
     ///
-    /// [`Error::LengthMismatch`]; [`Error::CodeTypeTooNarrow`] when the word does not fit `C` or
-    /// the signedness differs; [`Error::UnboundedCodes`]; [`Error::NanInput`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use xbquant::{FixedPoint, Rounding};
-    /// let fmt = FixedPoint::new(8, 7)?.with_symmetric(false);
-    /// let mut codes = [0i8; 3];
-    /// fmt.to_codes_into(&[0.5f32, -1.0, 0.99], &mut codes, Rounding::NearestEven)?;
-    /// assert_eq!(codes, [64, -128, 127]);
-    /// let mut too_narrow = [0i8; 3];
-    /// assert!(FixedPoint::new(12, 7)?.to_codes_into(&[0.0f32; 3], &mut too_narrow, Rounding::NearestEven).is_err());
-    /// # Ok::<(), xbquant::Error>(())
-    /// ```
+    /// Those of [`QuantSpec::to_codes_into`].
     pub fn to_codes_into<T: Element, C: Code>(
         &self,
         x: &[T],
         out: &mut [C],
         rounding: Rounding,
     ) -> Result<(), Error> {
-        check_len(x.len(), out.len())?;
-        if !self.clamps() {
-            return Err(Error::UnboundedCodes);
-        }
-        self.check_code_type::<C>()?;
-        let (lo, hi) = self.word_codes();
-        codes_with(self, rounding, x, |i, value, code| {
-            if value.is_nan() {
-                return Err(Error::NanInput { index: i });
-            }
-            // Exact below 2^53; beyond, the nearest f64 of an in-range code, clamped back into
-            // the word (2^63 - 1 is held as 2^63).
-            out[i] = C::from_i128((code as i128).clamp(lo, hi));
-            Ok(())
-        })
+        QuantSpec::new(*self, rounding).to_codes_into(x, out)
     }
 
     /// The values of integer codes, `k * 2^-fl`, in the element type `T` (exact when the code
@@ -165,6 +136,85 @@ impl FixedPoint {
         let step = self.step();
         for (o, c) in out.iter_mut().zip(codes) {
             *o = T::from_f64(c.to_i128() as f64 * step);
+        }
+        Ok(())
+    }
+}
+
+impl QuantSpec {
+    /// Quantizes `x` to integer codes `k` (the value is `k * 2^-fl`), as `i64`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnboundedCodes`] when the overflow mode is [`Overflow::Unbounded`](crate::Overflow::Unbounded);
+    /// [`Error::CodeTypeTooNarrow`] for an unsigned format wider than 63 bits (use
+    /// [`to_codes_into`](QuantSpec::to_codes_into) with `u64`); [`Error::NanInput`] when an
+    /// input is NaN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::QuantSpec;
+    /// let spec = QuantSpec::from_hls("ap_fixed<8,3,AP_RND_CONV,AP_SAT>")?;
+    /// let codes = spec.to_codes(&[1.0f32, -0.5, 100.0])?;
+    /// assert_eq!(codes, [32, -16, 127]);
+    /// assert_eq!(spec.format().from_codes::<_, f32>(&codes)?, [1.0, -0.5, 3.96875]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn to_codes<T: Element>(&self, x: &[T]) -> Result<Vec<i64>, Error> {
+        let mut out = vec![0i64; x.len()];
+        self.to_codes_into(x, &mut out)?;
+        Ok(out)
+    }
+
+    /// Quantizes `x` to integer codes in the caller's buffer: `i8` .. `i64` hold signed words up
+    /// to their width and unsigned words one bit narrower; `u8` .. `u64` hold unsigned words.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`]; [`Error::CodeTypeTooNarrow`] when the word does not fit `C` or
+    /// the signedness differs; [`Error::UnboundedCodes`]; [`Error::NanInput`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, QuantSpec};
+    /// let spec = QuantSpec::from(FixedPoint::new(8, 7)?.with_symmetric(false));
+    /// let mut codes = [0i8; 3];
+    /// spec.to_codes_into(&[0.5f32, -1.0, 0.99], &mut codes)?;
+    /// assert_eq!(codes, [64, -128, 127]);
+    /// let mut too_narrow = [0i8; 3];
+    /// let wide = QuantSpec::from(FixedPoint::new(12, 7)?);
+    /// assert!(wide.to_codes_into(&[0.0f32; 3], &mut too_narrow).is_err());
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn to_codes_into<T: Element, C: Code>(&self, x: &[T], out: &mut [C]) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        let format = self.format();
+        if !format.clamps() {
+            return Err(Error::UnboundedCodes);
+        }
+        format.check_code_type::<C>()?;
+        let (lo, hi) = format.word_codes();
+        let plan = Plan::new(format, self.rounding());
+        let mut values = [0.0f64; BLOCK];
+        let mut ks = [0.0f64; BLOCK];
+        for (b, (src, dst)) in x.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
+            let n = src.len();
+            for (v, s) in values.iter_mut().zip(src) {
+                *v = s.to_f64();
+            }
+            codes(&plan, &values[..n], &mut ks[..n], (b * BLOCK) as u64);
+            for (i, (k, o)) in ks[..n].iter().zip(dst).enumerate() {
+                if k.is_nan() {
+                    return Err(Error::NanInput {
+                        index: b * BLOCK + i,
+                    });
+                }
+                // Exact below 2^53; beyond, the nearest f64 of an in-range code, clamped back
+                // into the word (2^63 - 1 is held as 2^63).
+                *o = C::from_i128((*k as i128).clamp(lo, hi));
+            }
         }
         Ok(())
     }

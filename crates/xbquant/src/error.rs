@@ -71,6 +71,11 @@ pub enum Error {
         /// The index of the first NaN.
         index: usize,
     },
+    /// A seed was given for a rounding mode that draws no random numbers.
+    SeedWithoutStochastic {
+        /// The rounding mode, by name.
+        rounding: String,
+    },
     /// An integer code lies outside the code range of the format.
     CodeOutOfRange {
         /// The index of the first offending code.
@@ -140,6 +145,10 @@ impl fmt::Display for Error {
             Error::NanInput { index } => {
                 write!(f, "input {index} is NaN, which has no integer code")
             }
+            Error::SeedWithoutStochastic { rounding } => write!(
+                f,
+                "a seed was given, but rounding {rounding} is not stochastic: use stochastic rounding or drop the seed"
+            ),
             Error::CodeOutOfRange { index, code } => write!(
                 f,
                 "code {code} at index {index} is outside the code range of the format"

@@ -245,6 +245,22 @@ impl FixedPoint {
         Ok(self)
     }
 
+    /// This format with a rounding mode: the [`QuantSpec`](crate::QuantSpec) that quantizes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let spec = FixedPoint::new(4, 2)?.with_rounding(Rounding::Floor);
+    /// assert_eq!(spec.quantize(&[0.4f32, -0.1]), [0.25, -0.25]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn with_rounding(self, rounding: crate::Rounding) -> crate::QuantSpec {
+        crate::QuantSpec::new(self, rounding)
+    }
+
     /// Word length in bits.
     #[inline]
     #[must_use]
@@ -376,7 +392,7 @@ impl FixedPointFormat for FixedPoint {
 
 impl fmt::Display for FixedPoint {
     /// The HLS type name and our overflow name, such as `ap_fixed<8,2> saturate-symmetric`.
-    /// [`FixedPoint::to_hls`] gives a full HLS type that parses back.
+    /// [`QuantSpec::to_hls`](crate::QuantSpec::to_hls) gives a full HLS type that parses back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.hls_name(), self.overflow)
     }

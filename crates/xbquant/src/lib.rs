@@ -6,10 +6,13 @@ mod element;
 mod error;
 mod format;
 mod hls;
+mod isa;
 mod kernel;
 mod overflow;
+mod quantize;
 mod random;
 mod rounding;
+mod spec;
 
 pub use codes::Code;
 pub use element::Element;
@@ -17,8 +20,11 @@ pub use error::Error;
 pub use format::{
     get_range_fixed_point, FixedPoint, FixedPointFormat, MAX_FRAC_LENGTH, MAX_WORD_LENGTH,
 };
+pub use isa::{detected_instruction_set, instruction_set, set_max_instruction_set, InstructionSet};
 pub use overflow::Overflow;
+pub use random::noise;
 pub use rounding::{Rounding, SeedStream};
+pub use spec::QuantSpec;
 
 // The repository's README: its Rust examples run as doctests too.
 #[cfg(doctest)]

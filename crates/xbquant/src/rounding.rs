@@ -263,10 +263,7 @@ impl SeedStream {
     /// The next seed of the stream.
     pub fn next_seed(&mut self) -> u64 {
         self.counter = self.counter.wrapping_add(1);
-        mix64(
-            self.key
-                .wrapping_add(self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        )
+        mix64(crate::random::counter(self.key, self.counter))
     }
 
     /// `Rounding::Stochastic` with the next seed of the stream.

@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use xbquant::{get_range_fixed_point, FixedPoint, Rounding};
+use xbquant::{get_range_fixed_point, FixedPoint, QuantSpec, Rounding};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -161,7 +161,8 @@ fn hls_ap_fixed_every_mode_bit_exact() {
             case["overflow"].as_str().unwrap(),
             case["sat_bits"].as_u64().unwrap()
         );
-        let (fmt, rounding) = FixedPoint::from_hls(&hls).unwrap_or_else(|e| panic!("{hls}: {e}"));
+        let spec = QuantSpec::from_hls(&hls).unwrap_or_else(|e| panic!("{hls}: {e}"));
+        let (fmt, rounding) = (*spec.format(), spec.rounding());
         let x = f32s(&case["x_bits"]);
         let want = u64s(&case["q_bits64"]);
         let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();

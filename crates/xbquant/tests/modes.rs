@@ -1,7 +1,7 @@
 //! The worked example of the semantics (wl = 4, fl = 2: step 0.25, codes -8..=7) for every
 //! rounding and overflow mode, and the documented behaviour of special values.
 
-use xbquant::{FixedPoint, Overflow, Rounding};
+use xbquant::{FixedPoint, Overflow, QuantSpec, Rounding};
 
 const X: [f64; 13] = [
     -2.375, -2.0, -1.125, -0.625, -0.375, -0.125, 0.125, 0.375, 0.625, 1.125, 1.875, 2.5, 9.0,
@@ -248,19 +248,19 @@ fn names_parse_and_print_back() {
 
 #[test]
 fn hls_types_parse_print_and_reject() {
-    let (f, r) = FixedPoint::from_hls("ap_fixed<16,6,AP_RND_ZERO,AP_WRAP_SM,2>").unwrap();
+    let spec = QuantSpec::from_hls("ap_fixed<16,6,AP_RND_ZERO,AP_WRAP_SM,2>").unwrap();
+    let (f, r) = (*spec.format(), spec.rounding());
     assert_eq!(
         (f.word_length(), f.frac_length(), r),
         (16, 10, Rounding::NearestTowardZero)
     );
     assert_eq!(f.overflow(), Overflow::WrapSignMagnitude { sat_bits: 2 });
-    assert_eq!(FixedPoint::from_hls(&f.to_hls(r).unwrap()).unwrap(), (f, r));
+    assert_eq!(QuantSpec::from_hls(&spec.to_hls().unwrap()).unwrap(), spec);
+    assert_eq!(spec.to_hls().unwrap().parse::<QuantSpec>().unwrap(), spec);
     assert_eq!(f.to_string(), "ap_fixed<16,6> wrap-sign-magnitude:2");
-    let (u, _) = FixedPoint::from_hls("ap_ufixed<6,2>").unwrap();
-    assert_eq!(
-        u.to_hls(Rounding::Floor).unwrap(),
-        "ap_ufixed<6,2,AP_TRN,AP_WRAP,0>"
-    );
+    let u = QuantSpec::from_hls("ap_ufixed<6,2>").unwrap();
+    assert_eq!(u.to_string(), "ap_ufixed<6,2> wrap, rounding floor");
+    assert_eq!(u.to_hls().unwrap(), "ap_ufixed<6,2,AP_TRN,AP_WRAP,0>");
     for bad in [
         "ap_fixed<8>",
         "ap_fixed<8,3",
@@ -273,16 +273,14 @@ fn hls_types_parse_print_and_reject() {
         "ap_ufixed<8,3,AP_TRN,AP_WRAP_SM>",
         "ap_fixed<8,3,AP_TRN,AP_WRAP,0,1>",
     ] {
-        assert!(FixedPoint::from_hls(bad).is_err(), "{bad}");
+        assert!(QuantSpec::from_hls(bad).is_err(), "{bad}");
     }
-    assert!(FixedPoint::new(8, 2)
-        .unwrap()
-        .to_hls(Rounding::StochasticFresh)
+    let fmt = FixedPoint::new(8, 2).unwrap();
+    assert!(QuantSpec::new(fmt, Rounding::StochasticFresh)
+        .to_hls()
         .is_err());
-    assert!(FixedPoint::new(8, 2)
-        .unwrap()
-        .with_clamp(false)
-        .to_hls(Rounding::Floor)
+    assert!(QuantSpec::new(fmt.with_clamp(false), Rounding::Floor)
+        .to_hls()
         .is_err());
 }
 

@@ -2,7 +2,8 @@
 //! rounding with stated tolerances.
 
 use proptest::prelude::*;
-use xbquant::{Error, FixedPoint, Overflow, Rounding};
+use xbquant::half::{bf16, f16};
+use xbquant::{Element, Error, FixedPoint, Overflow, QuantSpec, Rounding};
 
 fn any_rounding() -> impl Strategy<Value = Rounding> {
     prop_oneof![
@@ -268,6 +269,51 @@ proptest! {
         fmt.quantize_in_place(&mut in_place, r);
         prop_assert_eq!(in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         q32.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// `f16` and `bf16` data (staged through `f32` or `f64` buffers) give the `f64` result of the
+    /// same values rounded once to the type, in every mode, with the same mask; so do the
+    /// in-place and mask-only calls. Sizes cross the staging blocks (1024 elements), so a draw
+    /// taken at the wrong index would show.
+    #[test]
+    fn half_types_equal_the_f64_result(wl in 1u32..=40, fl in prop_oneof![3 => -8i32..20, 1 => -140i32..140],
+                                       signed in any::<bool>(), overflow in any_overflow(), r in any_rounding(),
+                                       n in prop_oneof![1usize..40, 1000usize..2100],
+                                       scale in -6i32..12, seed in any::<u64>()) {
+        let Some(fmt) = FixedPoint::new(wl, fl).ok()
+            .and_then(|f| f.with_signed(signed).ok())
+            .and_then(|f| f.with_overflow(overflow).ok()) else {
+            return Ok(());
+        };
+        // Fix the noise once, so that every call below draws the same.
+        let spec = QuantSpec::new(fmt, r).resolve();
+        let spec = if r.is_stochastic() { spec.with_seed(seed).unwrap() } else { spec };
+        let wide: Vec<f64> = (0..n)
+            .map(|i| (i as f64 * 0.618_033_988_7 + seed as f64).sin() * 2f64.powi(scale))
+            .collect();
+        fn check<H: Element>(spec: &QuantSpec, wide: &[f64]) -> Result<(), TestCaseError> {
+            let x: Vec<H> = wide.iter().map(|&v| H::from_f64(v)).collect();
+            let exact: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
+            let (q64, m64) = spec.quantize_with_mask(&exact);
+            let (q, m) = spec.quantize_with_mask(&x);
+            for i in 0..x.len() {
+                let want = H::from_f64(q64[i]);
+                prop_assert!(q[i] == want || (q[i].to_f64().is_nan() && want.to_f64().is_nan()),
+                    "{} {}: {:?} -> {:?}, want {:?} ({:e})", H::NAME, spec, x[i], q[i], want, q64[i]);
+            }
+            prop_assert_eq!(&m, &m64);
+            let mut in_place = x.clone();
+            let mut m2 = vec![false; x.len()];
+            spec.quantize_in_place_with_mask(&mut in_place, &mut m2).unwrap();
+            prop_assert!(in_place.iter().zip(&q).all(|(a, b)| a == b || a.to_f64().is_nan()));
+            prop_assert_eq!(&m2, &m64);
+            prop_assert_eq!(&spec.overflow_mask(&x), &m64);
+            Ok(())
+        }
+        check::<f16>(&spec, &wide)?;
+        check::<bf16>(&spec, &wide)?;
+        check::<f32>(&spec, &wide)?;
+        prop_assert_eq!(spec.overflow_mask(&wide), spec.quantize_with_mask(&wide).1);
     }
 
     /// Integer codes round-trip to the quantized values.

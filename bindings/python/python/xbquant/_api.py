@@ -25,26 +25,28 @@ def parse_hls(name: str) -> dict:
     >>> parse_hls("ap_fixed<8,3,AP_RND_CONV,AP_WRAP>")
     {'wl': 8, 'fl': 5, 'signed': True, 'overflow': 'wrap', 'rounding': 'nearest'}
     """
-    wl, fl, signed, overflow, rounding = _xbquant.parse_hls(_core.check_name(name, "name"))
-    return {"wl": wl, "fl": fl, "signed": signed, "overflow": overflow, "rounding": rounding}
+    spec = _core.hls_spec(_core.check_name(name, "name"))
+    overflow = spec.overflow if spec.sat_bits == 0 else f"{spec.overflow}:{spec.sat_bits}"
+    return {
+        "wl": spec.wl,
+        "fl": spec.fl,
+        "signed": spec.signed,
+        "overflow": overflow,
+        "rounding": spec.rounding,
+    }
 
 
 def _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls) -> _core.Spec:
     if hls is not None:
         if wl is not None or fl is not None:
             raise ValueError("give either wl and fl or hls, not both")
-        parsed = parse_hls(hls)
-        wl, fl = parsed["wl"], parsed["fl"]
-        signed, overflow, rounding = parsed["signed"], parsed["overflow"], parsed["rounding"]
-    elif wl is None or fl is None:
+        spec = _core.hls_spec(_core.check_name(hls, "hls"))
+        seed = _core.check_seed(seed)
+        return spec if seed is None else spec.with_seed(seed)
+    if wl is None or fl is None:
         raise TypeError("quantize needs wl and fl (or hls)")
     return _core.make_spec(
-        wl,
-        fl,
-        overflow=_core.overflow_name(overflow, sat_bits),
-        rounding=rounding,
-        signed=signed,
-        seed=seed,
+        wl, fl, overflow=overflow, rounding=rounding, signed=signed, seed=seed, sat_bits=sat_bits
     )
 
 
@@ -54,7 +56,7 @@ def quantize(
     fl=None,
     *,
     rounding: str = "nearest",
-    overflow: str = "saturate",
+    overflow: str = _core.DEFAULT_OVERFLOW,
     sat_bits: int = 0,
     signed: bool = True,
     seed: Optional[int] = None,
@@ -73,8 +75,10 @@ def quantize(
         rounding: ``"nearest"`` (ties to even), ``"nearest-up"``, ``"nearest-down"``,
             ``"nearest-toward-zero"``, ``"nearest-away"``, ``"floor"``, ``"toward-zero"`` or
             ``"stochastic"``; the HLS names (``"AP_RND_CONV"``, ``"AP_TRN"``, ...) work too.
-        overflow: ``"saturate"``, ``"saturate-symmetric"``, ``"saturate-zero"``, ``"wrap"``,
-            ``"wrap-sign-magnitude"`` or ``"unbounded"`` (no clamping), or an HLS name.
+        overflow: ``"saturate-symmetric"`` (the default, as in Rust's ``FixedPoint::new`` and the
+            command line: the most negative code is left out), ``"saturate"``,
+            ``"saturate-zero"``, ``"wrap"``, ``"wrap-sign-magnitude"`` or ``"unbounded"`` (no
+            clamping), or an HLS name.
         sat_bits: saturation bits of the wrap modes (``AP_WRAP`` / ``AP_WRAP_SM`` with N > 0).
         signed: ``False`` for an unsigned format (codes ``0 .. 2**wl - 1``).
         seed: the seed of stochastic rounding. Without one, each call draws a fresh seed from
@@ -93,6 +97,8 @@ def quantize(
         >>> import numpy as np
         >>> x = np.array([-2.375, 0.375, 2.5], dtype=np.float32)
         >>> quantize(x, 4, 2)
+        array([-1.75,  0.5 ,  1.75], dtype=float32)
+        >>> quantize(x, 4, 2, overflow="saturate")
         array([-2.  ,  0.5 ,  1.75], dtype=float32)
         >>> quantize(x, 4, 2, rounding="floor", overflow="wrap")
         array([ 1.5 ,  0.25, -1.5 ], dtype=float32)
@@ -110,7 +116,7 @@ def quantize_(
     fl=None,
     *,
     rounding: str = "nearest",
-    overflow: str = "saturate",
+    overflow: str = _core.DEFAULT_OVERFLOW,
     sat_bits: int = 0,
     signed: bool = True,
     seed: Optional[int] = None,
@@ -131,7 +137,7 @@ def quantize_(
     >>> import numpy as np
     >>> w = np.array([0.3, -5.0], dtype=np.float32)
     >>> quantize_(w, 4, 2) is w, w
-    (True, array([ 0.25, -2.  ], dtype=float32))
+    (True, array([ 0.25, -1.75], dtype=float32))
     """
     spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     return _core.quantize_data(x, spec, in_place=True)[0]

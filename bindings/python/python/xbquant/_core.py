@@ -8,7 +8,6 @@ import functools
 import math
 import numbers
 import sys
-from dataclasses import dataclass, replace
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -37,23 +36,9 @@ def _torch_dtype_names(torch) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class Spec:
-    """A checked format and rounding, as the kernels see them."""
-
-    wl: int
-    fl: int
-    signed: bool
-    overflow: str
-    rounding: str
-    seed: Optional[int]
-    sat_bits: int
-    code_min: float
-    code_max: float
-
-    @property
-    def stochastic(self) -> bool:
-        return self.rounding == "stochastic"
+# The checked format and rounding of a call: `_xbquant.Spec`, built in Rust once per distinct
+# format (see `make_spec`) and passed to every kernel call.
+Spec = _xbquant.Spec
 
 
 def check_length(value: Any, name: str) -> int:
@@ -95,34 +80,80 @@ def overflow_name(overflow: str, sat_bits: Any) -> str:
     return f"{overflow}:{bits}" if bits else overflow
 
 
+# The overflow mode of the general entry points (Rust's `FixedPoint::new`, the command line's
+# `quantize`, Python's `quantize`): the seed's symmetric saturation.
+DEFAULT_OVERFLOW = "saturate-symmetric"
+
+# Specs already built, by their arguments: a training loop asks for the same few formats millions
+# of times. Errors are raised, not cached.
+_SPECS: dict = {}
+_MAX_SPECS = 4096
+
+
 def make_spec(
     wl: Any,
     fl: Any,
     *,
-    overflow: str = "saturate",
+    overflow: str = DEFAULT_OVERFLOW,
     rounding: str = "nearest",
     signed: bool = True,
     seed: Any = None,
+    sat_bits: Any = 0,
 ) -> Spec:
-    """Checks everything about a call but the data; raises ValueError or TypeError."""
+    """The spec of a call, checked once per distinct format; raises ValueError or TypeError."""
+    # Only plain ints make a cache key: 8.0 == 8 and True == 1 hash alike but are checked
+    # differently.
+    cacheable = (
+        type(wl) is int
+        and type(fl) is int
+        and type(sat_bits) is int
+        and (seed is None or type(seed) is int)
+        and type(overflow) is str
+        and type(rounding) is str
+    )
+    key = (wl, fl, overflow, rounding, bool(signed), seed, sat_bits) if cacheable else None
+    if key is not None:
+        spec = _SPECS.get(key)
+        if spec is not None:
+            return spec
     wl = check_length(wl, "wl")
     fl = check_length(fl, "fl")
     overflow = check_name(overflow, "overflow")
     rounding = check_name(rounding, "rounding")
     seed = check_seed(seed)
-    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62:
+    bits = check_length(sat_bits, "sat_bits")
+    if bits < 0:
+        raise ValueError(f"sat_bits must be 0 or more, got {bits}")
+    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62 or bits >= 2**32:
         raise ValueError(f"no format has wl = {wl}, fl = {fl}")
-    return _described(wl, fl, bool(signed), overflow, rounding, seed)
+    spec = Spec(wl, fl, bool(signed), overflow, bits, rounding, seed)
+    if key is not None:
+        if len(_SPECS) >= _MAX_SPECS:
+            _SPECS.clear()
+        _SPECS[key] = spec
+    return spec
+    wl = check_length(wl, "wl")
+    fl = check_length(fl, "fl")
+    overflow = check_name(overflow, "overflow")
+    rounding = check_name(rounding, "rounding")
+    seed = check_seed(seed)
+    bits = check_length(sat_bits, "sat_bits")
+    if bits < 0:
+        raise ValueError(f"sat_bits must be 0 or more, got {bits}")
+    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62 or bits >= 2**32:
+        raise ValueError(f"no format has wl = {wl}, fl = {fl}")
+    spec = Spec(wl, fl, bool(signed), overflow, bits, rounding, seed)
+    if key is not None and type(key[0]) is int and type(key[1]) is int:
+        if len(_SPECS) >= _MAX_SPECS:
+            _SPECS.clear()
+        _SPECS[key] = spec
+    return spec
 
 
-@functools.lru_cache(maxsize=1024)
-def _described(wl: int, fl: int, signed: bool, overflow: str, rounding: str, seed) -> Spec:
-    # Cached: a training loop asks for the same few formats millions of times. Errors are
-    # raised, not cached.
-    name, rounding, sat_bits, lo, hi, fixed_seed = _xbquant.describe(
-        wl, fl, signed, overflow, rounding, seed
-    )
-    return Spec(wl, fl, signed, name, rounding, fixed_seed, sat_bits, lo, hi)
+@functools.lru_cache(maxsize=256)
+def hls_spec(name: str) -> Spec:
+    """The spec of an HLS type name, parsed once per distinct name."""
+    return Spec.from_hls(name)
 
 
 def draw_seed(data: Any) -> int:
@@ -135,11 +166,18 @@ def draw_seed(data: Any) -> int:
     return int(np.random.randint(0, 2**64, dtype=np.uint64))
 
 
+def call_seed(spec: Spec, data: Any) -> Optional[int]:
+    """The seed of one call: a fresh one for stochastic rounding without a fixed seed, else
+    `None` (the spec's own, if any, applies)."""
+    if spec.stochastic and spec.seed is None:
+        return draw_seed(data)
+    return None
+
+
 def resolve(spec: Spec, data: Any) -> Spec:
     """The spec of one call: stochastic rounding without a seed gets a fresh one."""
-    if spec.stochastic and spec.seed is None:
-        return replace(spec, seed=draw_seed(data))
-    return spec
+    seed = call_seed(spec, data)
+    return spec if seed is None else spec.with_seed(seed)
 
 
 def _float_dtype_error(dtype: Any) -> TypeError:
@@ -148,19 +186,7 @@ def _float_dtype_error(dtype: Any) -> TypeError:
     )
 
 
-def _call(spec: Spec, src, dst, mask, dtype: str) -> None:
-    _xbquant.quantize(
-        src,
-        dst,
-        mask,
-        dtype,
-        spec.wl,
-        spec.fl,
-        spec.signed,
-        spec.overflow,
-        spec.rounding,
-        spec.seed,
-    )
+_call = _xbquant.quantize
 
 
 def _numpy_view(array: np.ndarray, dtype: str) -> np.ndarray:
@@ -176,11 +202,11 @@ def quantize_array(
         dtype = "bfloat16"
     if dtype is None:
         raise _float_dtype_error(f"numpy {x.dtype}")
-    spec = resolve(spec, x)
+    seed = call_seed(spec, x)
     src = np.ascontiguousarray(x)
     out = np.empty_like(src, order="C")
     mask = np.empty(src.shape, dtype=np.bool_) if with_mask else None
-    _call(spec, _numpy_view(src, dtype), _numpy_view(out, dtype), mask, dtype)
+    _call(spec, _numpy_view(src, dtype), _numpy_view(out, dtype), mask, dtype, seed)
     return out, mask
 
 
@@ -204,26 +230,43 @@ def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, 
     tensor (or `x` itself when `in_place`) and the overflow mask."""
     torch = _torch()
     dtype = dtype or tensor_dtype_name(x)
-    spec = resolve(spec, x)
-    data = x.detach()
+    seed = call_seed(spec, x) if spec.stochastic else None
+    data = x.detach() if x.requires_grad else x
+    if not with_mask and not in_place and dtype in ("float32", "float64") and data.is_contiguous():
+        # The common case, kept short: a training loop calls it on every step.
+        out = torch.empty_like(data, memory_format=torch.contiguous_format)
+        _call(spec, data.numpy(), out.numpy(), None, dtype, seed)
+        return out, None
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
     mask_np = mask.numpy() if mask is not None else None
     if in_place:
         if data.is_contiguous():
-            _call(spec, _tensor_numpy(data, dtype), None, mask_np, dtype)
+            _call(spec, _tensor_numpy(data, dtype), None, mask_np, dtype, seed)
         else:
             work = data.contiguous()
-            _call(spec, _tensor_numpy(work, dtype), None, mask_np, dtype)
+            _call(spec, _tensor_numpy(work, dtype), None, mask_np, dtype, seed)
             data.copy_(work)
         return x, mask
     if data.is_contiguous():
         out = torch.empty_like(data, memory_format=torch.contiguous_format)
-        _call(spec, _tensor_numpy(data, dtype), _tensor_numpy(out, dtype), mask_np, dtype)
+        _call(spec, _tensor_numpy(data, dtype), _tensor_numpy(out, dtype), mask_np, dtype, seed)
     else:
         # The contiguous copy is ours: quantize it where it lies.
         out = data.contiguous()
-        _call(spec, _tensor_numpy(out, dtype), None, mask_np, dtype)
+        _call(spec, _tensor_numpy(out, dtype), None, mask_np, dtype, seed)
     return out, mask
+
+
+def quantize_tensor_other(x, spec: Spec, with_mask: bool):
+    """A tensor on another device (CUDA, ...) through torch operations on that device; the two
+    cases those cannot do exactly go through the kernels on a CPU copy. `spec` has its seed
+    resolved already."""
+    from . import _torch_ops
+
+    if _torch_ops.needs_kernels(x, spec):
+        out, mask = quantize_tensor_cpu(x.detach().cpu(), spec, with_mask)
+        return out.to(x.device), (mask.to(x.device) if mask is not None else None)
+    return _torch_ops.quantize(x, spec, with_mask)
 
 
 def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = False):
@@ -233,9 +276,7 @@ def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = 
         dtype = tensor_dtype_name(x)
         if x.device.type == "cpu":
             return quantize_tensor_cpu(x, spec, with_mask, in_place, dtype)
-        from . import _torch_ops
-
-        out, mask = _torch_ops.quantize(x, resolve(spec, x), with_mask)
+        out, mask = quantize_tensor_other(x, resolve(spec, x), with_mask)
         if in_place:
             with torch.no_grad():
                 x.copy_(out)
@@ -249,7 +290,7 @@ def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = 
         if x.flags.c_contiguous and x.dtype in _NUMPY_DTYPES:
             dtype = _NUMPY_DTYPES[x.dtype]
             mask = np.empty(x.shape, dtype=np.bool_) if with_mask else None
-            _call(resolve(spec, x), _numpy_view(x, dtype), None, mask, dtype)
+            _call(spec, _numpy_view(x, dtype), None, mask, dtype, call_seed(spec, x))
             return x, mask
         out, mask = quantize_array(x, spec, with_mask)
         x[...] = out

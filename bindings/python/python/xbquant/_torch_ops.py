@@ -1,34 +1,33 @@
 """Quantization written with torch operations, for tensors that are not on the CPU (CUDA, ...).
 
-It follows the Rust kernels' float64 path step by step: the same exact scaling, roundings,
-overflow rules and counter-based random numbers, so that it gives the same bits. The test suite
-runs it on CPU tensors and compares it with the Rust kernels in every mode.
+The maths is written twice: here, and in the Rust kernels (`crates/xbquant/src/kernel/`), which
+are the definition. This follows the kernels' float64 path step by step: the same exact scaling,
+roundings, overflow rules and counter-based random numbers (whose constants it reads from the
+extension module), so that it gives the same bits. The test suite runs it on CPU tensors forced
+through it and compares it with the kernels in every mode; it has not been run on a GPU by the
+test suite.
 
-Two cases go through the Rust kernels on a CPU copy instead: devices without float64 (Apple's MPS),
-and float16 / bfloat16 data with a bounded word longer than 24 bits (torch converts float64 to those
-types through float32, which can round twice)."""
+Two cases must go through the Rust kernels on a CPU copy instead (see `needs_kernels`): devices
+without float64 (Apple's MPS), and float16 / bfloat16 data with a bounded word longer than 24 bits
+(torch converts float64 to those types through float32, which can round twice)."""
 
 from __future__ import annotations
 
 import torch
 
-from ._core import Spec, quantize_tensor_cpu
+from . import _xbquant
 
-_MASK64 = (1 << 64) - 1
 _TINY = 5e-324  # the smallest positive float64 subnormal
+_STEP = _xbquant.NOISE_STEP
+_MIX = _xbquant.NOISE_MIX
+_SHIFTS = _xbquant.NOISE_SHIFTS
+_DRAW_BITS = _xbquant.NOISE_DRAW_BITS
 
 
 def _signed(value: int) -> int:
     """A 64-bit pattern as the int64 that holds it."""
-    value &= _MASK64
+    value &= (1 << 64) - 1
     return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _mix64_int(z: int) -> int:
-    z &= _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
 
 
 def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
@@ -38,24 +37,24 @@ def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
 
 def _mix64(z: torch.Tensor) -> torch.Tensor:
     # int64 multiplication wraps modulo 2^64, as u64 wrapping_mul does.
-    z = (z ^ _shift_right(z, 30)) * _signed(0xBF58476D1CE4E5B9)
-    z = (z ^ _shift_right(z, 27)) * _signed(0x94D049BB133111EB)
-    return z ^ _shift_right(z, 31)
+    z = (z ^ _shift_right(z, _SHIFTS[0])) * _signed(_MIX[0])
+    z = (z ^ _shift_right(z, _SHIFTS[1])) * _signed(_MIX[1])
+    return z ^ _shift_right(z, _SHIFTS[2])
 
 
 def uniform(seed: int, count: int, device) -> torch.Tensor:
     """The kernels' uniform draws in [0, 1) for elements 0..count of the stream of `seed`."""
-    key = _mix64_int(seed ^ 0x6A09E667F3BCC909)
+    key = _xbquant.stream_key(seed)
     index = torch.arange(count, dtype=torch.int64, device=device)
-    bits = _mix64(index * _signed(0x9E3779B97F4A7C15) + _signed(key))
-    return _shift_right(bits, 12).to(torch.float64) * 2.0**-52
+    bits = _mix64(index * _signed(_STEP) + _signed(key))
+    return _shift_right(bits, 64 - _DRAW_BITS).to(torch.float64) * 2.0**-_DRAW_BITS
 
 
 def _is_odd(v: torch.Tensor) -> torch.Tensor:
     return v - 2.0 * torch.floor(v * 0.5) == 1.0
 
 
-def _round(t: torch.Tensor, spec: Spec) -> torch.Tensor:
+def _round(t: torch.Tensor, spec) -> torch.Tensor:
     mode = spec.rounding
     if mode == "nearest":
         return torch.round(t)
@@ -94,12 +93,12 @@ def _wrapped(k: torch.Tensor, signed: bool, wl: int) -> torch.Tensor:
     return torch.where(torch.isfinite(k), r, torch.zeros_like(r))
 
 
-def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec: Spec) -> torch.Tensor:
+def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec) -> torch.Tensor:
     wl, n = spec.wl, spec.sat_bits
     half, inv_modulus = 2.0 ** (wl - 1), 2.0**-wl
     zero = torch.zeros_like(k)
     negative = k < 0
-    if spec.overflow.startswith("wrap-sign-magnitude") and n == 0:
+    if spec.overflow == "wrap-sign-magnitude" and n == 0:
         w = _wrapped(k, True, wl)
         beyond = _is_odd(torch.floor(torch.floor(t) * inv_modulus))
         sign = w < 0
@@ -110,13 +109,13 @@ def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec: Spec) -> torch.Tensor:
     above = torch.floor(k * inv_kept)
     low = k - kept * above
     low = torch.where(torch.isfinite(k), low, zero)
-    if spec.overflow.startswith("wrap-sign-magnitude"):
+    if spec.overflow == "wrap-sign-magnitude":
         forced = negative ^ (n > 1)
         low = torch.where(_is_odd(above) == forced, low, kept - 1.0 - low)
     return low + torch.where(negative, zero - half, zero + (half - kept))
 
 
-def _overflow(k: torch.Tensor, t: torch.Tensor, spec: Spec):
+def _overflow(k: torch.Tensor, t: torch.Tensor, spec):
     """The code the format produces from the rounded code `k`, and the overflow mask."""
     over = (k < spec.code_min) | (k > spec.code_max)
     mode = spec.overflow
@@ -126,23 +125,23 @@ def _overflow(k: torch.Tensor, t: torch.Tensor, spec: Spec):
         return torch.clamp(k, spec.code_min, spec.code_max), over
     if mode == "saturate-zero":
         return torch.where(over, torch.zeros_like(k), k), over
-    if mode == "wrap":
+    if mode == "wrap" and spec.sat_bits == 0:
         return torch.where(over, _wrapped(k, spec.signed, spec.wl), k), over
     return torch.where(over, _wrap_bits(k, t, spec), k), over
 
 
-def _needs_kernels(x: torch.Tensor, spec: Spec) -> bool:
+def needs_kernels(x: torch.Tensor, spec) -> bool:
+    """Whether torch operations cannot give the kernels' bits for `x`: the caller runs the
+    kernels on a CPU copy instead."""
     if x.device.type == "mps":
         return True
     narrow = x.dtype in (torch.float16, torch.bfloat16)
     return narrow and spec.wl > 24 and spec.overflow != "unbounded"
 
 
-def quantize(x: torch.Tensor, spec: Spec, with_mask: bool):
-    """`x` quantized on its own device; `spec` has its seed resolved already."""
-    if _needs_kernels(x, spec):
-        out, mask = quantize_tensor_cpu(x.detach().cpu(), spec, with_mask)
-        return out.to(x.device), (mask.to(x.device) if mask is not None else None)
+def quantize(x: torch.Tensor, spec, with_mask: bool):
+    """`x` quantized on its own device with torch operations (`spec`, an `_xbquant.Spec`, has
+    its seed resolved already), unless `needs_kernels`."""
     v = x.detach().to(torch.float64)
     scaled = v * 2.0**spec.fl
     t = torch.where(

@@ -1,18 +1,19 @@
-//! Throughput of the kernels against a plain copy of the same buffers, measured in one run.
+//! Throughput of the `xbquant` kernels against a plain copy of the same buffers, measured in one
+//! run: the code behind `cargo bench -p xbquant-bench` and `xbquant bench`.
 //!
-//! `cargo bench -p xbquant` prints, per path and size, the median time per call, elements per
+//! [`run`] prints, per path and size, the median time per call, elements per
 //! second and the ratio to a copy (a rayon-parallel `copy_from_slice` above the kernels'
 //! parallel threshold, the plain one below it): 1.00x means as fast as the copy. Each call of a
 //! kernel is timed right after a call of the copy, and the ratio is the median of these pairs'
 //! ratios, so that a busy machine slows both sides of a ratio alike.
-//! `-- --quick` runs fewer repetitions and sizes; `-- --only TEXT` only the paths whose name
-//! contains TEXT.
+
+#![deny(missing_docs)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use xbquant::{Element, FixedPoint, Overflow, Rounding};
+use xbquant::{instruction_set, Element, FixedPoint, InstructionSet, Overflow, Rounding};
 
 const PARALLEL_COPY_MIN: usize = 1 << 17;
 
@@ -163,10 +164,32 @@ fn bench_type<T: Element>(
     }
 }
 
+/// An instruction set by name (`avx512`, `avx2`, `baseline`), for `--isa`.
+///
+/// # Errors
+///
+/// A message naming the accepted names.
+pub fn parse_isa(name: &str) -> Result<InstructionSet, String> {
+    match name.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "avx512" | "x8664v4" | "v4" => Ok(InstructionSet::Avx512),
+        "avx2" | "x8664v3" | "v3" => Ok(InstructionSet::Avx2),
+        "baseline" | "scalar" | "sse2" => Ok(InstructionSet::Baseline),
+        _ => Err(format!(
+            "unknown instruction set {name:?}: expected avx512, avx2 or baseline"
+        )),
+    }
+}
+
 /// Runs the benchmark: `quick` for fewer repetitions and sizes, `filter` to keep only the paths
-/// whose name contains it. (`xbquant bench` runs this same code.)
+/// whose name contains it. The kernels run with [`xbquant::instruction_set`], printed first
+/// (limit it with [`xbquant::set_max_instruction_set`]). (`xbquant bench` runs this same code.)
 pub fn run(quick: bool, filter: Option<String>) {
     let reps = if quick { 5 } else { 15 };
+    println!(
+        "instruction set: {} (this CPU: {})",
+        instruction_set(),
+        xbquant::detected_instruction_set()
+    );
     println!(
         "threads: {}; medians of {reps} calls (x20 below 1M elements), each after a copy; format ap_fixed<8,3>, 16M inputs ~40% saturating",
         rayon::current_num_threads()
@@ -183,16 +206,4 @@ pub fn run(quick: bool, filter: Option<String>) {
     };
     bench_type::<f32>(sizes, reps, true, &filter);
     bench_type::<f64>(sizes, reps, !quick, &filter);
-}
-
-#[allow(dead_code)] // the entry point of `cargo bench`; `xbquant bench` calls `run`
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    // `-- --only TEXT`: only the paths whose name contains TEXT (the copy is always measured).
-    let filter = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
-    run(quick, filter);
 }

@@ -1,0 +1,490 @@
+//! The per-element maths and the loops: the vectorized sweep (compiled for the CPU's best
+//! instruction set), the split over threads, the staging of in-place and half-precision work, and
+//! the serial loop of integer codes.
+
+use std::marker::PhantomData;
+
+use rayon::prelude::*;
+
+use super::lane::Lane;
+use super::overflow::OverflowOp;
+use super::round::RoundOp;
+use super::{with_ops, Plan};
+use crate::random::{counter, STEP};
+use crate::Element;
+
+/// Elements per parallel task. Fixed, so that the work split never depends on the thread count.
+const CHUNK: usize = 1 << 15;
+/// Below this many elements a call stays on the calling thread (no hand-off cost).
+const PARALLEL_MIN: usize = 1 << 17;
+/// Elements per staging buffer (in-place work, half-precision data, codes): small enough to stay
+/// in the L1 cache.
+const BLOCK: usize = 1 << 10;
+
+/// The buffers of one call. `mask`, when present, has the same length as the data.
+pub enum Job<'a, T> {
+    /// `src` quantized into `dst`.
+    Into {
+        src: &'a [T],
+        dst: &'a mut [T],
+        mask: Option<&'a mut [bool]>,
+    },
+    /// `buf` quantized where it lies.
+    InPlace {
+        buf: &'a mut [T],
+        mask: Option<&'a mut [bool]>,
+    },
+    /// The overflow mask of `src` alone (the values go to a staging buffer).
+    Mask { src: &'a [T], mask: &'a mut [bool] },
+}
+
+impl<T> Job<'_, T> {
+    fn len(&self) -> usize {
+        match self {
+            Job::Into { src, .. } => src.len(),
+            Job::InPlace { buf, .. } => buf.len(),
+            Job::Mask { src, .. } => src.len(),
+        }
+    }
+}
+
+/// The code of `x` (as an exact integer-valued float), the scaled value, and whether it
+/// overflowed. `u` is the element's draw for stochastic rounding (see [`Lane::draw`]).
+#[inline(always)]
+fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, F, bool) {
+    let b = F::bounds(p);
+    let scaled = x * b.scale;
+    let t = if scaled == F::ZERO && x != F::ZERO {
+        F::TINY.copysign(x)
+    } else {
+        scaled
+    };
+    let (k, over) = O::apply(R::round(t, u), t, p);
+    (k, t, over)
+}
+
+/// The quantized value of `x` and whether it overflowed (never for NaN).
+#[inline(always)]
+fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, bool) {
+    let (k, t, over) = code_of::<F, R, O>(x, u, p);
+    // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
+    let mut q = k * F::bounds(p).inv_scale + F::ZERO;
+    if O::UNBOUNDED && t.is_infinite() {
+        // x * 2^fl overflowed, so x is a multiple of the step already.
+        q = x;
+    }
+    if x.is_nan() {
+        (x, false)
+    } else {
+        (q, over)
+    }
+}
+
+/// The buffers of one sweep: a job's, or a staging buffer's.
+pub(crate) enum Buffers<'a, T> {
+    Into {
+        src: &'a [T],
+        dst: &'a mut [T],
+        mask: Option<&'a mut [bool]>,
+    },
+    InPlace {
+        buf: &'a mut [T],
+        mask: Option<&'a mut [bool]>,
+    },
+}
+
+/// A sweep: the buffers quantized, element `i` drawing from stream index `base + i`.
+type SweepFn<T> = fn(Buffers<'_, T>, u64, &Plan);
+
+/// The data types the sweeps are compiled for. Sealed by the crate: implemented for `f32` and
+/// `f64`.
+pub(crate) trait Native: Element + Default {
+    /// The sweep of the plan's modes, in the lane the plan allows.
+    fn sweep_fn(plan: &Plan) -> SweepFn<Self>;
+}
+
+impl Native for f32 {
+    fn sweep_fn(plan: &Plan) -> SweepFn<f32> {
+        if plan.can_narrow {
+            select::<f32, f32>(plan)
+        } else {
+            select::<f32, f64>(plan)
+        }
+    }
+}
+
+impl Native for f64 {
+    fn sweep_fn(plan: &Plan) -> SweepFn<f64> {
+        select::<f64, f64>(plan)
+    }
+}
+
+fn select<T: Native, F: Lane>(plan: &Plan) -> SweepFn<T> {
+    macro_rules! sweep_of {
+        ($r:ident, $o:ident) => {
+            sweep::<T, F, $r, $o> as SweepFn<T>
+        };
+    }
+    with_ops!(plan, sweep_of)
+}
+
+/// Runs the sweep in a copy compiled for the best instruction set of this CPU (AVX-512 as in
+/// x86-64-v4, AVX2+FMA as in x86-64-v3, or the baseline), chosen at run time (see
+/// [`crate::instruction_set`]), so that the
+/// per-element maths compiles to vector instructions even in a default build. AVX-512 matters
+/// most to stochastic rounding: its random generator multiplies 64-bit integers, which only
+/// AVX-512 does in vector registers.
+fn sweep<T: Native, F: Lane, R: RoundOp, O: OverflowOp>(
+    buffers: Buffers<'_, T>,
+    base: u64,
+    plan: &Plan,
+) {
+    crate::isa::arch().dispatch(Sweep::<T, F, R, O> {
+        buffers,
+        base,
+        plan,
+        ops: PhantomData,
+    });
+}
+
+struct Sweep<'a, T, F, R, O> {
+    buffers: Buffers<'a, T>,
+    base: u64,
+    plan: &'a Plan,
+    ops: PhantomData<(F, R, O)>,
+}
+
+impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Sweep<'_, T, F, R, O> {
+    /// Quantizes the elements, the `i`-th with the `i`-th of `draws`.
+    #[inline(always)]
+    fn run(self, draws: impl Iterator<Item = F>) {
+        let p = self.plan;
+        let value = |x: T, u: F| value_of::<F, R, O>(F::narrow(x.to_f64()), u, p);
+        match self.buffers {
+            Buffers::Into {
+                src,
+                dst,
+                mask: None,
+            } => {
+                for ((x, y), u) in src.iter().zip(dst).zip(draws) {
+                    *y = T::from_f64(value(*x, u).0.widen());
+                }
+            }
+            Buffers::Into {
+                src,
+                dst,
+                mask: Some(mask),
+            } => {
+                for ((x, (y, m)), u) in src.iter().zip(dst.iter_mut().zip(mask)).zip(draws) {
+                    let (q, over) = value(*x, u);
+                    *y = T::from_f64(q.widen());
+                    *m = over;
+                }
+            }
+            Buffers::InPlace { buf, mask: None } => {
+                for (y, u) in buf.iter_mut().zip(draws) {
+                    *y = T::from_f64(value(*y, u).0.widen());
+                }
+            }
+            Buffers::InPlace {
+                buf,
+                mask: Some(mask),
+            } => {
+                for ((y, m), u) in buf.iter_mut().zip(mask).zip(draws) {
+                    let (q, over) = value(*y, u);
+                    *y = T::from_f64(q.widen());
+                    *m = over;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Sweep<'_, T, F, R, O> {
+    type Output = ();
+
+    /// Inlined (always) into the copy `pulp` compiles for each instruction set, so the loops are
+    /// compiled with that set's features: `vroundps`, `vminps`, ... rather than calls to `libm`.
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        if !R::STOCHASTIC {
+            return self.run(std::iter::repeat(F::ZERO));
+        }
+        // The stream's counter steps by one addition per element, not a multiplication.
+        let mut next = counter(self.plan.key, self.base);
+        self.run(std::iter::repeat_with(move || {
+            let u = F::draw(next);
+            next = next.wrapping_add(STEP);
+            u
+        }));
+    }
+}
+
+/// Runs `piece` on the job, split into fixed chunks over rayon's threads when it is large; each
+/// piece gets the stream index of its first element.
+fn split<T: Send + Sync>(job: Job<'_, T>, piece: &(dyn Fn(Job<'_, T>, u64) + Sync)) {
+    let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+    if !parallel {
+        return piece(job, 0);
+    }
+    let base = |chunk: usize| (chunk * CHUNK) as u64;
+    match job {
+        Job::Into {
+            src,
+            dst,
+            mask: None,
+        } => src
+            .par_chunks(CHUNK)
+            .zip(dst.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (src, dst))| {
+                let mask = None;
+                piece(Job::Into { src, dst, mask }, base(c));
+            }),
+        Job::Into {
+            src,
+            dst,
+            mask: Some(mask),
+        } => src
+            .par_chunks(CHUNK)
+            .zip(dst.par_chunks_mut(CHUNK))
+            .zip(mask.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, ((src, dst), m))| {
+                let mask = Some(m);
+                piece(Job::Into { src, dst, mask }, base(c));
+            }),
+        Job::InPlace { buf, mask: None } => {
+            buf.par_chunks_mut(CHUNK).enumerate().for_each(|(c, buf)| {
+                piece(Job::InPlace { buf, mask: None }, base(c));
+            });
+        }
+        Job::InPlace {
+            buf,
+            mask: Some(mask),
+        } => buf
+            .par_chunks_mut(CHUNK)
+            .zip(mask.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (buf, m))| {
+                piece(Job::InPlace { buf, mask: Some(m) }, base(c));
+            }),
+        Job::Mask { src, mask } => src
+            .par_chunks(CHUNK)
+            .zip(mask.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (src, mask))| piece(Job::Mask { src, mask }, base(c))),
+    }
+}
+
+/// The part of `mask` for the block at `start` of length `n`.
+fn block_mask<'m>(
+    mask: &'m mut Option<&mut [bool]>,
+    start: usize,
+    n: usize,
+) -> Option<&'m mut [bool]> {
+    mask.as_deref_mut().map(|m| &mut m[start..start + n])
+}
+
+/// Runs a job on `f32` or `f64` data. A mask-only job is staged block by block: its values go
+/// to a buffer in the L1 cache.
+pub(crate) fn run_native<T: Native>(plan: &Plan, job: Job<'_, T>) {
+    let f = T::sweep_fn(plan);
+    split(job, &|job, base| match job {
+        Job::Into { src, dst, mask } => f(Buffers::Into { src, dst, mask }, base, plan),
+        Job::InPlace { buf, mask } => f(Buffers::InPlace { buf, mask }, base, plan),
+        Job::Mask { src, mask } => {
+            let mut values = [T::default(); BLOCK];
+            for (i, (src, mask)) in src.chunks(BLOCK).zip(mask.chunks_mut(BLOCK)).enumerate() {
+                let dst = &mut values[..src.len()];
+                let mask = Some(mask);
+                f(
+                    Buffers::Into { src, dst, mask },
+                    base + (i * BLOCK) as u64,
+                    plan,
+                );
+            }
+        }
+    });
+}
+
+/// A half-precision type, converted to and from the `f32` and `f64` data the sweeps take.
+pub(crate) trait Half: Element + Default {
+    fn load_f32(src: &[Self], dst: &mut [f32]);
+    fn store_f32(src: &[f32], dst: &mut [Self]);
+    fn load_f64(src: &[Self], dst: &mut [f64]);
+    fn store_f64(src: &[f64], dst: &mut [Self]);
+}
+
+/// Runs a job on half-precision data, staged through `f32` buffers where the plan runs in `f32`
+/// (every value of the type is exact there, so the result is that of the `f32` lane rounded
+/// once), else through `f64` buffers.
+pub(crate) fn run_half<H: Half>(plan: &Plan, job: Job<'_, H>) {
+    if plan.can_narrow {
+        let f = <f32 as Native>::sweep_fn(plan);
+        split(job, &|job, base| {
+            staged(job, base, f, plan, H::load_f32, H::store_f32)
+        });
+    } else {
+        let f = <f64 as Native>::sweep_fn(plan);
+        split(job, &|job, base| {
+            staged(job, base, f, plan, H::load_f64, H::store_f64)
+        });
+    }
+}
+
+fn staged<H: Copy + Default, S: Native>(
+    job: Job<'_, H>,
+    base: u64,
+    f: SweepFn<S>,
+    plan: &Plan,
+    load: fn(&[H], &mut [S]),
+    store: fn(&[S], &mut [H]),
+) {
+    let mut input = [S::default(); BLOCK];
+    let mut output = [S::default(); BLOCK];
+    let mut block = |src: &[H], dst: &mut [H], mask: Option<&mut [bool]>, start: usize| {
+        let n = src.len();
+        load(src, &mut input[..n]);
+        let (src, staged) = (&input[..n], &mut output[..n]);
+        let buffers = Buffers::Into {
+            src,
+            dst: staged,
+            mask,
+        };
+        f(buffers, base + start as u64, plan);
+        store(&output[..n], dst);
+    };
+    match job {
+        Job::Into { src, dst, mut mask } => {
+            for (i, (src, dst)) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)).enumerate() {
+                let start = i * BLOCK;
+                block(src, dst, block_mask(&mut mask, start, src.len()), start);
+            }
+        }
+        Job::InPlace { buf, mut mask } => {
+            let mut copy = [H::default(); BLOCK];
+            for (i, dst) in buf.chunks_mut(BLOCK).enumerate() {
+                let start = i * BLOCK;
+                let n = dst.len();
+                copy[..n].copy_from_slice(dst);
+                block(&copy[..n], dst, block_mask(&mut mask, start, n), start);
+            }
+        }
+        Job::Mask { src, mask } => {
+            for (i, (src, mask)) in src.chunks(BLOCK).zip(mask.chunks_mut(BLOCK)).enumerate() {
+                let n = src.len();
+                load(src, &mut input[..n]);
+                let start = base + (i * BLOCK) as u64;
+                let (src, dst) = (&input[..n], &mut output[..n]);
+                let mask = Some(mask);
+                f(Buffers::Into { src, dst, mask }, start, plan);
+            }
+        }
+    }
+}
+
+/// The codes of `src` (exact integer-valued `f64`, NaN for NaN) into `out`, element `i` drawing
+/// from stream index `base + i`. Serial and scalar: codes are for deployment, not training loops.
+pub(crate) fn codes(plan: &Plan, src: &[f64], out: &mut [f64], base: u64) {
+    macro_rules! loop_of {
+        ($r:ident, $o:ident) => {
+            codes_loop::<$r, $o> as fn(&[f64], &mut [f64], u64, &Plan)
+        };
+    }
+    with_ops!(plan, loop_of)(src, out, base, plan);
+}
+
+fn codes_loop<R: RoundOp, O: OverflowOp>(src: &[f64], out: &mut [f64], base: u64, p: &Plan) {
+    let mut next = counter(p.key, base);
+    for (x, k) in src.iter().zip(out) {
+        let u = if R::STOCHASTIC {
+            <f64 as Lane>::draw(next)
+        } else {
+            0.0
+        };
+        next = next.wrapping_add(STEP);
+        *k = if x.is_nan() {
+            f64::NAN
+        } else {
+            code_of::<f64, R, O>(*x, u, p).0
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lane::draw_down;
+    use super::*;
+    use crate::format::pow2;
+    use crate::random::{stream_key, uniform};
+    use crate::{FixedPoint, Rounding};
+    /// The `f32` lane's draw is the largest `f32` at or below the exact draw, so a fraction is
+    /// above it exactly when it is above the exact draw: checked at the draw's neighbours, where
+    /// a draw rounded the other way would decide differently.
+    #[test]
+    fn f32_draw_is_the_exact_draw_rounded_down() {
+        let key = stream_key(11);
+        let edges = [
+            0,
+            1,
+            2,
+            (1 << 24) - 1,
+            1 << 24,
+            (1 << 24) + 1,
+            (1 << 25) + 3,
+            (1 << 51) + 1,
+            (1 << 52) - 1,
+        ]
+        .map(|h: u64| h as f64 * pow2(-52));
+        let draws = (0..10_000).map(|i| uniform(counter(key, i)));
+        for u in edges.into_iter().chain(draws) {
+            let d = draw_down(u);
+            let above = f32::from_bits(d.to_bits() + 1);
+            assert!(f64::from(d) <= u && f64::from(above) > u, "{u:e} -> {d:e}");
+            let below = f32::from_bits(d.to_bits().saturating_sub(1));
+            for frac in [below, d, above] {
+                assert_eq!(
+                    d < frac,
+                    u < f64::from(frac),
+                    "draw {u:e}, fraction {frac:e}"
+                );
+            }
+        }
+    }
+
+    /// Each element's fraction set to its own `f32` draw never rounds up, and to the next `f32`
+    /// above it always does: in both lanes, through every loop, with a tail shorter than a
+    /// vector. (Were any element's draw wrong, or out of order, this would not hold.)
+    #[test]
+    fn stochastic_rounding_decides_at_each_elements_draw() {
+        let seed = 3;
+        let key = stream_key(seed);
+        let r = Rounding::Stochastic { seed };
+        let fmt = FixedPoint::new(8, 0).unwrap(); // step 1: the scaled value is the input
+        let n = 1000 + 13;
+        let (x, want): (Vec<f32>, Vec<f32>) = (0..n)
+            .map(|i| {
+                let d = draw_down(uniform(counter(key, i as u64)));
+                let above = f32::from_bits(d.to_bits() + 1);
+                match i % 4 {
+                    0 => (d, 0.0),
+                    1 => (above, 1.0),
+                    2 => (-d, 0.0),
+                    _ => (-above, -1.0),
+                }
+            })
+            .unzip();
+        let bits = |v: &[f32]| v.iter().map(|q| q.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fmt.quantize(&x, r)), bits(&want));
+        let (q, mask) = fmt.quantize_with_mask(&x, r);
+        assert_eq!(bits(&q), bits(&want));
+        assert!(mask.iter().all(|m| !m));
+        let mut in_place = x.clone();
+        fmt.quantize_in_place(&mut in_place, r);
+        assert_eq!(bits(&in_place), bits(&want));
+        let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let q64: Vec<f32> = fmt.quantize(&wide, r).iter().map(|&v| v as f32).collect();
+        assert_eq!(bits(&q64), bits(&want));
+    }
+}

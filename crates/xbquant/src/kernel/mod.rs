@@ -1,0 +1,157 @@
+//! The slice kernels. One per-element definition of the maths ([`driver`]'s `code_of`), generic
+//! over the float type it runs in ([`lane`]) and specialised per rounding rule ([`round`]) and
+//! overflow rule ([`overflow`]) at compile time, split over threads in fixed chunks.
+//!
+//! Every kernel is compiled here, once, for `f32` and `f64` data: other crates call the entry
+//! points of [`Element`](crate::Element), never a generic kernel. `f16` and `bf16` data are
+//! staged through `f32` (or `f64`) buffers, and in-place work through a small buffer, so that each
+//! mode has two loops per lane (with and without the overflow mask) rather than eight.
+//!
+//! The maths runs in `f64` by default. For `f32` data (and halves staged as `f32`) it runs in
+//! `f32`, twice the vector width, whenever that gives the same bits: when `2^fl` and `2^-fl` are
+//! normal `f32` numbers and every code of the word is exact in `f32` (see [`Plan::can_narrow`]).
+
+mod driver;
+mod lane;
+mod overflow;
+mod round;
+
+pub(crate) use driver::{codes, run_half, run_native, Half, Job};
+
+use crate::format::pow2;
+use crate::random::stream_key;
+use crate::{FixedPoint, Overflow, Rounding};
+use lane::Bounds;
+
+/// The rounding rule a kernel is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundKind {
+    NearestEven,
+    NearestUp,
+    NearestDown,
+    NearestTowardZero,
+    NearestAway,
+    Floor,
+    TowardZero,
+    Stochastic,
+}
+
+/// The overflow rule a kernel is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OverflowKind {
+    Clamp,
+    Zero,
+    WrapSigned,
+    WrapUnsigned,
+    WrapSaturating,
+    WrapSignMagnitudeSat,
+    WrapSignMagnitude,
+    Unbounded,
+}
+
+/// Everything a kernel needs, derived once per call from the format and the rounding.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    wide: Bounds<f64>,
+    narrow: Bounds<f32>,
+    /// Whether the `f32` lane gives the same bits as the `f64` lane for data that fits `f32`:
+    /// `2^fl` and `2^-fl` are normal `f32` numbers (so scaling is exact except below the normal
+    /// range, which the rounding ops handle), and the word's codes are exact in `f32` (or the
+    /// format is unbounded, where a rounded `f32` is its own code).
+    can_narrow: bool,
+    /// For the sign-magnitude wrap with N > 1: the first forced bit is the complement of the
+    /// sign.
+    flip_forced: bool,
+    key: u64,
+    round: RoundKind,
+    over: OverflowKind,
+}
+
+impl Plan {
+    /// The plan of one call: `rounding` is resolved here (fresh noise drawn once per call).
+    pub(crate) fn new(format: &FixedPoint, rounding: Rounding) -> Plan {
+        let rounding = rounding.resolve();
+        let key = match rounding {
+            Rounding::Stochastic { seed } => stream_key(seed),
+            _ => 0,
+        };
+        let round = match rounding {
+            Rounding::NearestEven => RoundKind::NearestEven,
+            Rounding::NearestUp => RoundKind::NearestUp,
+            Rounding::NearestDown => RoundKind::NearestDown,
+            Rounding::NearestTowardZero => RoundKind::NearestTowardZero,
+            Rounding::NearestAway => RoundKind::NearestAway,
+            Rounding::Floor => RoundKind::Floor,
+            Rounding::TowardZero => RoundKind::TowardZero,
+            Rounding::Stochastic { .. } | Rounding::StochasticFresh => RoundKind::Stochastic,
+        };
+        let overflow = format.overflow();
+        let over = match overflow {
+            Overflow::Saturate | Overflow::SaturateSymmetric => OverflowKind::Clamp,
+            Overflow::SaturateZero => OverflowKind::Zero,
+            Overflow::Wrap { sat_bits: 0 } if format.is_signed() => OverflowKind::WrapSigned,
+            Overflow::Wrap { sat_bits: 0 } => OverflowKind::WrapUnsigned,
+            Overflow::Wrap { .. } => OverflowKind::WrapSaturating,
+            Overflow::WrapSignMagnitude { sat_bits: 1.. } => OverflowKind::WrapSignMagnitudeSat,
+            Overflow::WrapSignMagnitude { sat_bits: 0 } => OverflowKind::WrapSignMagnitude,
+            Overflow::Unbounded => OverflowKind::Unbounded,
+        };
+        let (lo, hi) = format.code_range();
+        let wl = i64::from(format.word_length());
+        let fl = i64::from(format.frac_length());
+        let sat_bits = i64::from(overflow.sat_bits());
+        let wide = Bounds {
+            scale: pow2(fl),
+            inv_scale: pow2(-fl),
+            lo: lo as f64,
+            hi: hi as f64,
+            modulus: pow2(wl),
+            inv_modulus: pow2(-wl),
+            half_modulus: pow2(wl - 1),
+            kept_modulus: pow2(wl - sat_bits),
+            inv_kept: pow2(sat_bits - wl),
+        };
+        Plan {
+            wide,
+            narrow: wide.to_f32(),
+            can_narrow: (-126..=126).contains(&fl) && (wl <= 24 || overflow == Overflow::Unbounded),
+            flip_forced: sat_bits > 1,
+            key,
+            round,
+            over,
+        }
+    }
+}
+
+/// Expands `$body!(R, O)` for the plan's rounding and overflow rules: the one place where a
+/// mode becomes a compiled kernel.
+macro_rules! with_ops {
+    ($plan:expr, $body:ident) => {{
+        use $crate::kernel::overflow::*;
+        use $crate::kernel::round::*;
+        use $crate::kernel::{OverflowKind, RoundKind};
+        match $plan.round {
+            RoundKind::NearestEven => with_ops!(@o $plan, NearestEven, $body),
+            RoundKind::NearestUp => with_ops!(@o $plan, NearestUp, $body),
+            RoundKind::NearestDown => with_ops!(@o $plan, NearestDown, $body),
+            RoundKind::NearestTowardZero => with_ops!(@o $plan, NearestTowardZero, $body),
+            RoundKind::NearestAway => with_ops!(@o $plan, NearestAway, $body),
+            RoundKind::Floor => with_ops!(@o $plan, Floor, $body),
+            RoundKind::TowardZero => with_ops!(@o $plan, TowardZero, $body),
+            RoundKind::Stochastic => with_ops!(@o $plan, Stochastic, $body),
+        }
+    }};
+    (@o $plan:expr, $r:ident, $body:ident) => {
+        match $plan.over {
+            OverflowKind::Clamp => $body!($r, Clamp),
+            OverflowKind::Zero => $body!($r, Zero),
+            OverflowKind::WrapSigned => $body!($r, WrapSigned),
+            OverflowKind::WrapUnsigned => $body!($r, WrapUnsigned),
+            OverflowKind::WrapSaturating => $body!($r, WrapSaturating),
+            OverflowKind::WrapSignMagnitudeSat => $body!($r, WrapSignMagnitudeSat),
+            OverflowKind::WrapSignMagnitude => $body!($r, WrapSignMagnitude),
+            OverflowKind::Unbounded => $body!($r, Unbounded),
+        }
+    };
+}
+use with_ops;
