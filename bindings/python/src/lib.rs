@@ -327,6 +327,52 @@ fn quantize(
     }
 }
 
+/// `src` quantized into a new array of its shape and dtype: the short path of the common call (a
+/// C-contiguous `float32` or `float64` array, no mask), one crossing of the boundary.
+#[pyfunction]
+#[pyo3(signature = (spec, src, seed))]
+fn quantized<'py>(
+    py: Python<'py>,
+    spec: &Spec,
+    src: &Bound<'py, PyAny>,
+    seed: Option<u64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let spec = match seed {
+        Some(seed) => spec.0.with_seed(seed).map_err(value_error)?,
+        None => spec.0,
+    };
+    if let Ok(a) = src.cast::<PyArrayDyn<f32>>() {
+        return fresh(py, &spec, a).map(Bound::into_any);
+    }
+    if let Ok(a) = src.cast::<PyArrayDyn<f64>>() {
+        return fresh(py, &spec, a).map(Bound::into_any);
+    }
+    Err(PyTypeError::new_err(
+        "the input must be a numpy array of dtype float32 or float64",
+    ))
+}
+
+fn fresh<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    spec: &QuantSpec,
+    src: &Bound<'py, PyArrayDyn<T>>,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let input = src.try_readonly().map_err(|_| overlap("the input"))?;
+    let x = input
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("the input must be C-contiguous"))?;
+    let out = PyArrayDyn::<T>::zeros(py, src.dims(), false);
+    {
+        let mut output = out.try_readwrite().map_err(|_| overlap("the output"))?;
+        let y = output
+            .as_slice_mut()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        py.detach(|| spec.quantize_into(x, y))
+            .map_err(value_error)?;
+    }
+    Ok(out)
+}
+
 /// The `(min, max)` of a format by the seed's formula (`get_range_fixed_point`).
 #[pyfunction]
 #[pyo3(signature = (word_length, frac_length, symmetric, signed))]
@@ -358,6 +404,7 @@ fn stream_key(seed: u64) -> u64 {
 fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Spec>()?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(quantized, m)?)?;
     m.add_function(wrap_pyfunction!(format_range, m)?)?;
     m.add_function(wrap_pyfunction!(stream_key, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -8,6 +8,7 @@ from conftest import assert_same, sample
 
 import xbquant
 from xbquant import FixedPoint, fixed_point_quantize, quantizer
+from xbquant.quantizers import fixed_point_quantize_wrapper
 
 
 def test_signatures_and_defaults_are_qpytorchs():
@@ -166,3 +167,21 @@ def test_quantize_general_entry_point():
         xbquant.quantize(x, 6, 2, hls="ap_fixed<6,4>")
     with pytest.raises(TypeError):
         xbquant.quantize(x)
+
+
+def test_defaults_of_every_entry_point():
+    """The general entry point agrees with Rust's `FixedPoint::new` and the command line
+    (symmetric saturation, nearest); the drop-ins keep their originals' defaults."""
+    x = torch.tensor([-2.375, 0.375, 2.5, -0.125])
+    assert xbquant.quantize(x, 4, 2).tolist() == [-1.75, 0.5, 1.75, 0.0]
+    assert xbquant.quantize(x, 4, 2, overflow="saturate").tolist() == [-2.0, 0.5, 1.75, 0.0]
+    # XBTorch's wrapper: symmetric, nearest.
+    assert fixed_point_quantize_wrapper(x, 4, 2).tolist() == [-1.75, 0.5, 1.75, 0.0]
+    # QPyTorch's: clamp=True, symmetric=False, stochastic (every result is one of the two
+    # neighbours, and -2.375 saturates to -2.0, the most negative code).
+    torch.manual_seed(0)
+    q = xbquant.fixed_point_quantize(x, 4, 2)
+    assert q[0].item() == -2.0 and q[1].item() in (0.25, 0.5) and q[2].item() == 1.75
+    assert FixedPoint(4, 2).overflow == "saturate"
+    # An HLS type keeps the HLS defaults: AP_TRN, AP_WRAP.
+    assert xbquant.quantize(x, hls="ap_fixed<4,2>").tolist() == [1.5, 0.25, -1.5, -0.25]

@@ -130,15 +130,15 @@ def test_in_place(dtype):
     p = torch.nn.Parameter(torch.tensor([0.3, -9.0]))
     with torch.no_grad():
         xbquant.quantize_(p, 4, 2)
-    assert p.tolist() == [0.25, -2.0] and p.requires_grad
+    assert p.tolist() == [0.25, -1.75] and p.requires_grad
 
 
 def test_in_place_numpy():
     a = np.array([0.3, -9.0, 0.6], dtype=np.float64)
-    assert xbquant.quantize_(a, 4, 2) is a and a.tolist() == [0.25, -2.0, 0.5]
+    assert xbquant.quantize_(a, 4, 2) is a and a.tolist() == [0.25, -1.75, 0.5]
     strided = np.array([0.3, 7.0, -9.0, 7.0], dtype=np.float32)
     xbquant.quantize_(strided[::2], 4, 2)
-    assert strided.tolist() == [0.25, 7.0, -2.0, 7.0]
+    assert strided.tolist() == [0.25, 7.0, -1.75, 7.0]
     frozen = np.array([0.3], dtype=np.float32)
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):

@@ -8,6 +8,7 @@ import functools
 import math
 import numbers
 import sys
+import threading
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -26,14 +27,23 @@ def _torch():
     return sys.modules.get("torch")
 
 
-@functools.lru_cache(maxsize=None)
+# torch dtypes by name, and those of the short path (filled when torch is first seen).
+_TORCH_DTYPE_NAMES: dict = {}
+_TORCH_SHORT: set = set()
+
+
 def _torch_dtype_names(torch) -> dict:
-    return {
-        torch.float32: "float32",
-        torch.float64: "float64",
-        torch.float16: "float16",
-        torch.bfloat16: "bfloat16",
-    }
+    if not _TORCH_DTYPE_NAMES:
+        _TORCH_DTYPE_NAMES.update(
+            {
+                torch.float32: "float32",
+                torch.float64: "float64",
+                torch.float16: "float16",
+                torch.bfloat16: "bfloat16",
+            }
+        )
+        _TORCH_SHORT.update((torch.float32, torch.float64))
+    return _TORCH_DTYPE_NAMES
 
 
 # The checked format and rounding of a call: `_xbquant.Spec`, built in Rust once per distinct
@@ -88,6 +98,14 @@ DEFAULT_OVERFLOW = "saturate-symmetric"
 # of times. Errors are raised, not cached.
 _SPECS: dict = {}
 _MAX_SPECS = 4096
+
+
+def cached_spec(wl, fl, overflow, rounding, signed, sat_bits) -> Optional[Spec]:
+    """The spec of a call made before with the same plain arguments, or `None`."""
+    plain = type(wl) is int and type(fl) is int and type(sat_bits) is int
+    if plain and type(overflow) is str and type(rounding) is str:
+        return _SPECS.get((wl, fl, overflow, rounding, bool(signed), None, sat_bits))
+    return None
 
 
 def make_spec(
@@ -156,13 +174,21 @@ def hls_spec(name: str) -> Spec:
     return Spec.from_hls(name)
 
 
+# A scalar int64 tensor per thread, refilled from torch's default generator for each seed (a
+# third of the cost of `torch.randint`; per thread, so that two threads never read one draw).
+_SCRATCH = threading.local()
+
+
 def draw_seed(data: Any) -> int:
-    """A fresh 64-bit seed: from torch's default generator for tensors (so `torch.manual_seed`
-    makes a run repeat), from numpy's global generator for arrays (`numpy.random.seed`)."""
+    """A fresh seed: from torch's default generator for tensors (63 random bits, so that
+    `torch.manual_seed` makes a run repeat), from numpy's global generator for arrays (64 bits,
+    `numpy.random.seed`)."""
     torch = _torch()
     if torch is not None and isinstance(data, torch.Tensor):
-        drawn = torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64).item()
-        return int(drawn) % 2**64
+        scratch = getattr(_SCRATCH, "seed", None)
+        if scratch is None:
+            scratch = _SCRATCH.seed = torch.empty((), dtype=torch.int64)
+        return scratch.random_().item()
     return int(np.random.randint(0, 2**64, dtype=np.uint64))
 
 
@@ -203,6 +229,8 @@ def quantize_array(
     if dtype is None:
         raise _float_dtype_error(f"numpy {x.dtype}")
     seed = call_seed(spec, x)
+    if not with_mask and dtype in ("float32", "float64") and x.flags.c_contiguous:
+        return _xbquant.quantized(spec, x, seed), None
     src = np.ascontiguousarray(x)
     out = np.empty_like(src, order="C")
     mask = np.empty(src.shape, dtype=np.bool_) if with_mask else None
@@ -229,14 +257,13 @@ def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, 
     """A CPU tensor through the Rust kernels, with no copy of contiguous data. Returns a new
     tensor (or `x` itself when `in_place`) and the overflow mask."""
     torch = _torch()
-    dtype = dtype or tensor_dtype_name(x)
     seed = call_seed(spec, x) if spec.stochastic else None
     data = x.detach() if x.requires_grad else x
-    if not with_mask and not in_place and dtype in ("float32", "float64") and data.is_contiguous():
-        # The common case, kept short: a training loop calls it on every step.
-        out = torch.empty_like(data, memory_format=torch.contiguous_format)
-        _call(spec, data.numpy(), out.numpy(), None, dtype, seed)
-        return out, None
+    if not with_mask and not in_place and x.dtype in _TORCH_SHORT and data.is_contiguous():
+        # The common case, kept short (a training loop calls it on every step): one call
+        # that returns a new array, which the tensor wraps without a copy.
+        return torch.from_numpy(_xbquant.quantized(spec, data.numpy(), seed)), None
+    dtype = dtype or tensor_dtype_name(x)
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
     mask_np = mask.numpy() if mask is not None else None
     if in_place:
@@ -273,9 +300,14 @@ def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = 
     """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`."""
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
+        if x.is_cpu:
+            if not with_mask and not in_place and x.dtype in _TORCH_SHORT and x.is_contiguous():
+                # The common call, as short as it can be (see `quantize_tensor_cpu`).
+                seed = draw_seed(x) if spec.stochastic and spec.seed is None else None
+                data = x.detach() if x.requires_grad else x
+                return torch.from_numpy(_xbquant.quantized(spec, data.numpy(), seed)), None
+            return quantize_tensor_cpu(x, spec, with_mask, in_place, tensor_dtype_name(x))
         dtype = tensor_dtype_name(x)
-        if x.device.type == "cpu":
-            return quantize_tensor_cpu(x, spec, with_mask, in_place, dtype)
         out, mask = quantize_tensor_other(x, resolve(spec, x), with_mask)
         if in_place:
             with torch.no_grad():

@@ -16,14 +16,14 @@ from typing import Any
 import torch
 
 from . import _core
-from ._api import _qpytorch_overflow, get_range_fixed_point
+from ._api import get_range_fixed_point
 
 __all__ = ["FixedPointQuantF", "fixed_point_quantize_wrapper", "get_range_fixed_point"]
 
 
 def _seed_overflow(symmetric: Any) -> str:
     # The seed always clamps; `symmetric` chooses between the two saturating modes.
-    return _qpytorch_overflow(True, symmetric)
+    return "saturate-symmetric" if symmetric else "saturate"
 
 
 class FixedPointQuantF(torch.autograd.Function):
@@ -87,7 +87,11 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
         >>> q.sum().backward(); x.grad
         tensor([1., 1., 1.])
     """
-    if isinstance(input, torch.Tensor):
+    if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
-    spec = _core.make_spec(wl, fl, overflow=_seed_overflow(symmetric), rounding=rounding)
+    # Nothing to record for autograd: the same forward pass without the Function's overhead.
+    overflow = _seed_overflow(symmetric)
+    spec = _core.cached_spec(wl, fl, overflow, rounding, True, 0)
+    if spec is None:
+        spec = _core.make_spec(wl, fl, overflow=overflow, rounding=rounding)
     return _core.quantize_data(input, spec)[0]
