@@ -2,7 +2,7 @@
 //! of the core kernels. Everything users see is written in Python (`python/xbquant/`); this
 //! module is `xbquant._xbquant`, a private implementation detail.
 //!
-//! A format and its rounding cross the boundary once, as a [`Spec`] (the core's `QuantSpec` in a
+//! A format and its rounding cross the boundary once, as a `Spec` (the core's `QuantSpec` in a
 //! frozen Python object that the Python layer caches per distinct format); each call passes the
 //! spec, the buffers and, for stochastic rounding without a fixed seed, the seed of that call.
 //!

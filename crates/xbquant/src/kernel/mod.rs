@@ -4,12 +4,17 @@
 //!
 //! Every kernel is compiled here, once, for `f32` and `f64` data: other crates call the entry
 //! points of [`Element`](crate::Element), never a generic kernel. `f16` and `bf16` data are
-//! staged through `f32` (or `f64`) buffers, and in-place work through a small buffer, so that each
-//! mode has two loops per lane (with and without the overflow mask) rather than eight.
+//! staged through `f32` (or `f64`) buffers, and so are the values of a mask-only job, so that
+//! each mode has four loops (into a buffer or in place, with or without the overflow mask) in
+//! three (data, lane) pairs: `f32` in `f32`, `f32` in `f64`, `f64` in `f64`.
 //!
 //! The maths runs in `f64` by default. For `f32` data (and halves staged as `f32`) it runs in
 //! `f32`, twice the vector width, whenever that gives the same bits: when `2^fl` and `2^-fl` are
 //! normal `f32` numbers and every code of the word is exact in `f32` (see [`Plan::can_narrow`]).
+//!
+//! The maths is written a second time, with torch operations, in the Python package
+//! (`bindings/python/python/xbquant/_torch_ops.py`) for tensors on GPUs; its tests prove the two
+//! equal bit for bit in every mode. A change here is a change there.
 
 mod driver;
 mod lane;
