@@ -207,3 +207,25 @@ pub fn run(quick: bool, filter: Option<String>) {
     bench_type::<f32>(sizes, reps, true, &filter);
     bench_type::<f64>(sizes, reps, !quick, &filter);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instruction_sets_parse_by_name() {
+        assert_eq!(parse_isa("avx2"), Ok(InstructionSet::Avx2));
+        assert_eq!(parse_isa("AVX-512"), Ok(InstructionSet::Avx512));
+        assert_eq!(parse_isa("x86-64-v3"), Ok(InstructionSet::Avx2));
+        assert_eq!(parse_isa("baseline"), Ok(InstructionSet::Baseline));
+        assert!(parse_isa("neon")
+            .unwrap_err()
+            .contains("avx512, avx2 or baseline"));
+    }
+
+    #[test]
+    fn median_takes_the_middle() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+    }
+}
