@@ -106,3 +106,10 @@ def test_the_extension_checks_its_buffers():
         _xbquant.quantize(spec, a, None, None, "int8", None)
     with pytest.raises(ValueError, match="not stochastic"):
         _xbquant.quantize(spec, a, None, None, "float32", 7)
+    # The short path: a new array of the input's shape and dtype, or a clear error.
+    q = _xbquant.quantized(spec, np.array([[0.3, 99.0]], np.float64), None)
+    assert q.dtype == np.float64 and q.shape == (1, 2) and q.tolist() == [[0.25, 31.75]]
+    with pytest.raises(ValueError, match="contiguous"):
+        _xbquant.quantized(spec, np.zeros(8, np.float32)[::2], None)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _xbquant.quantized(spec, np.zeros(4, np.int32), None)

@@ -204,7 +204,7 @@ impl CustomOp1 for FixedPointQuantF {
 /// let y = q.apply(w.as_tensor())?;
 /// assert_eq!(y.to_vec1::<f32>()?, [0.25, -0.75, 1.75]);
 /// let grads = y.sum_all()?.backward()?;
-/// // Straight through, but zero where the forward pass saturated.
+/// // Straight through, but zero where the forward pass overflowed.
 /// assert_eq!(grads.get(&w).unwrap().to_vec1::<f32>()?, [1.0, 1.0, 0.0]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -171,8 +171,8 @@ fn clamp_aware_gradient_zeroes_saturated_elements() -> Result<()> {
         let grads = (y * &upstream)?.sum_all()?.backward()?;
         let g: Vec<f64> = grads.get(&x).unwrap().to_vec1()?;
         let up: Vec<f64> = upstream.to_vec1()?;
-        let saturated = mask.iter().filter(|&&m| m).count();
-        assert!(saturated > 20 && saturated < 180, "{saturated}");
+        let overflowed = mask.iter().filter(|&&m| m).count();
+        assert!(overflowed > 20 && overflowed < 180, "{overflowed}");
         for i in 0..data.len() {
             let want = if mask[i] { 0.0 } else { up[i] };
             assert_eq!(

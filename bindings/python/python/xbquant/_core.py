@@ -150,25 +150,8 @@ def make_spec(
             _SPECS.clear()
         _SPECS[key] = spec
     return spec
-    wl = check_length(wl, "wl")
-    fl = check_length(fl, "fl")
-    overflow = check_name(overflow, "overflow")
-    rounding = check_name(rounding, "rounding")
-    seed = check_seed(seed)
-    bits = check_length(sat_bits, "sat_bits")
-    if bits < 0:
-        raise ValueError(f"sat_bits must be 0 or more, got {bits}")
-    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62 or bits >= 2**32:
-        raise ValueError(f"no format has wl = {wl}, fl = {fl}")
-    spec = Spec(wl, fl, bool(signed), overflow, bits, rounding, seed)
-    if key is not None and type(key[0]) is int and type(key[1]) is int:
-        if len(_SPECS) >= _MAX_SPECS:
-            _SPECS.clear()
-        _SPECS[key] = spec
-    return spec
 
 
-@functools.lru_cache(maxsize=256)
 def hls_spec(name: str) -> Spec:
     """The spec of an HLS type name, parsed once per distinct name."""
     return Spec.from_hls(name)
