@@ -54,7 +54,7 @@ impl<T> Job<'_, T> {
 fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, F, bool) {
     let b = F::bounds(p);
     let scaled = x * b.scale;
-    let t = if scaled == F::ZERO && x != F::ZERO {
+    let t = if R::NEEDS_TINY && scaled == F::ZERO && x != F::ZERO {
         F::TINY.copysign(x)
     } else {
         scaled

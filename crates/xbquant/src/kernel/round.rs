@@ -7,6 +7,10 @@ use super::lane::Lane;
 /// One rounding rule, fixed at compile time so that the loops have no branch on the mode.
 pub(crate) trait RoundOp {
     const STOCHASTIC: bool = false;
+    /// Whether the sign of a nonzero input whose scaled value underflows to zero changes the
+    /// code (floor: -1 for a negative one; stochastic: a draw of 0 rounds it away from zero).
+    /// The other modes give 0 either way, so their loops skip the test.
+    const NEEDS_TINY: bool = false;
     /// The code of `t`; `u` is the element's draw, which only stochastic rounding reads.
     fn round<F: Lane>(t: F, u: F) -> F;
 }
@@ -59,6 +63,7 @@ impl RoundOp for NearestAway {
 /// Round down (`AP_TRN`).
 pub(crate) struct Floor;
 impl RoundOp for Floor {
+    const NEEDS_TINY: bool = true;
     #[inline(always)]
     fn round<F: Lane>(t: F, _: F) -> F {
         t.floor()
@@ -81,6 +86,7 @@ impl RoundOp for TowardZero {
 pub(crate) struct Stochastic;
 impl RoundOp for Stochastic {
     const STOCHASTIC: bool = true;
+    const NEEDS_TINY: bool = true;
     #[inline(always)]
     fn round<F: Lane>(t: F, u: F) -> F {
         let a = t.abs();
