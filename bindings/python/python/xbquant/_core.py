@@ -101,10 +101,14 @@ _MAX_SPECS = 4096
 
 
 def cached_spec(wl, fl, overflow, rounding, signed, sat_bits) -> Optional[Spec]:
-    """The spec of a call made before with the same plain arguments, or `None`."""
-    plain = type(wl) is int and type(fl) is int and type(sat_bits) is int
-    if plain and type(overflow) is str and type(rounding) is str:
-        return _SPECS.get((wl, fl, overflow, rounding, bool(signed), None, sat_bits))
+    """The spec of a call made before with the same arguments (integer lengths, no seed), or
+    `None`. Only `make_spec` fills the cache, with checked arguments, so any key that compares
+    equal to a cached one stands for the same format."""
+    if type(wl) is int and type(fl) is int:
+        try:
+            return _SPECS.get((wl, fl, overflow, rounding, signed, None, sat_bits))
+        except TypeError:  # an unhashable argument: make_spec explains what is wrong
+            return None
     return None
 
 
@@ -281,7 +285,7 @@ def quantize_tensor_other(x, spec: Spec, with_mask: bool):
 
 def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = False):
     """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`."""
-    torch = _torch()
+    torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
         if x.is_cpu:
             if not with_mask and not in_place and x.dtype in _TORCH_SHORT and x.is_contiguous():
