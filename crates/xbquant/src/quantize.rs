@@ -1,7 +1,7 @@
 //! The quantize methods of [`QuantSpec`] and [`FixedPoint`]: thin generic shims over the kernel
 //! entry points of [`Element`], so that a caller in any crate compiles a call, not a kernel.
 
-use crate::kernel::{Job, Plan};
+use crate::kernel::{Buffers, Job, Plan};
 use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
 
 #[inline]
@@ -40,7 +40,7 @@ impl QuantSpec {
     pub fn quantize<T: Element>(&self, x: &[T]) -> Vec<T> {
         let mut out = vec![T::from_f64(0.0); x.len()];
         let (src, dst, mask) = (x, out.as_mut_slice(), None);
-        run(self, Job::Into { src, dst, mask });
+        run(self, Job::Quantize(Buffers::Into { src, dst, mask }));
         out
     }
 
@@ -64,7 +64,7 @@ impl QuantSpec {
     pub fn quantize_into<T: Element>(&self, x: &[T], out: &mut [T]) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
         let (src, dst, mask) = (x, out, None);
-        run(self, Job::Into { src, dst, mask });
+        run(self, Job::Quantize(Buffers::Into { src, dst, mask }));
         Ok(())
     }
 
@@ -81,7 +81,7 @@ impl QuantSpec {
     /// # Ok::<(), xbquant::Error>(())
     /// ```
     pub fn quantize_in_place<T: Element>(&self, x: &mut [T]) {
-        run(self, Job::InPlace { buf: x, mask: None });
+        run(self, Job::Quantize(Buffers::InPlace { buf: x, mask: None }));
     }
 
     /// Quantizes `x` and reports which elements overflowed (their rounded code was outside the
@@ -103,14 +103,14 @@ impl QuantSpec {
     pub fn quantize_with_mask<T: Element>(&self, x: &[T]) -> (Vec<T>, Vec<bool>) {
         let mut out = vec![T::from_f64(0.0); x.len()];
         let mut mask = vec![false; x.len()];
-        let (src, dst) = (x, out.as_mut_slice());
+        let (src, dst, mask_buf) = (x, out.as_mut_slice(), Some(mask.as_mut_slice()));
         run(
             self,
-            Job::Into {
+            Job::Quantize(Buffers::Into {
                 src,
                 dst,
-                mask: Some(&mut mask),
-            },
+                mask: mask_buf,
+            }),
         );
         (out, mask)
     }
@@ -128,15 +128,8 @@ impl QuantSpec {
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
         check_len(x.len(), mask.len())?;
-        let (src, dst) = (x, out);
-        run(
-            self,
-            Job::Into {
-                src,
-                dst,
-                mask: Some(mask),
-            },
-        );
+        let (src, dst, mask) = (x, out, Some(mask));
+        run(self, Job::Quantize(Buffers::Into { src, dst, mask }));
         Ok(())
     }
 
@@ -151,13 +144,8 @@ impl QuantSpec {
         mask: &mut [bool],
     ) -> Result<(), Error> {
         check_len(x.len(), mask.len())?;
-        run(
-            self,
-            Job::InPlace {
-                buf: x,
-                mask: Some(mask),
-            },
-        );
+        let (buf, mask) = (x, Some(mask));
+        run(self, Job::Quantize(Buffers::InPlace { buf, mask }));
         Ok(())
     }
 

@@ -21,8 +21,16 @@ const PARALLEL_MIN: usize = 1 << 17;
 /// in the L1 cache.
 const BLOCK: usize = 1 << 10;
 
-/// The buffers of one call. `mask`, when present, has the same length as the data.
+/// The work of one call. A `mask`, when present, has the same length as the data.
 pub enum Job<'a, T> {
+    /// Quantize into a buffer or in place.
+    Quantize(Buffers<'a, T>),
+    /// The overflow mask of `src` alone (the values go to a staging buffer).
+    Mask { src: &'a [T], mask: &'a mut [bool] },
+}
+
+/// The buffers of a quantization: a call's, or a staging buffer's.
+pub enum Buffers<'a, T> {
     /// `src` quantized into `dst`.
     Into {
         src: &'a [T],
@@ -34,16 +42,13 @@ pub enum Job<'a, T> {
         buf: &'a mut [T],
         mask: Option<&'a mut [bool]>,
     },
-    /// The overflow mask of `src` alone (the values go to a staging buffer).
-    Mask { src: &'a [T], mask: &'a mut [bool] },
 }
 
 impl<T> Job<'_, T> {
     fn len(&self) -> usize {
         match self {
-            Job::Into { src, .. } => src.len(),
-            Job::InPlace { buf, .. } => buf.len(),
-            Job::Mask { src, .. } => src.len(),
+            Job::Quantize(Buffers::Into { src, .. }) | Job::Mask { src, .. } => src.len(),
+            Job::Quantize(Buffers::InPlace { buf, .. }) => buf.len(),
         }
     }
 }
@@ -78,19 +83,6 @@ fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, boo
     } else {
         (q, over)
     }
-}
-
-/// The buffers of one sweep: a job's, or a staging buffer's.
-pub(crate) enum Buffers<'a, T> {
-    Into {
-        src: &'a [T],
-        dst: &'a mut [T],
-        mask: Option<&'a mut [bool]>,
-    },
-    InPlace {
-        buf: &'a mut [T],
-        mask: Option<&'a mut [bool]>,
-    },
 }
 
 /// A sweep: the buffers quantized, element `i` drawing from stream index `base + i`.
@@ -229,45 +221,46 @@ fn split<T: Send + Sync>(job: Job<'_, T>, piece: &(dyn Fn(Job<'_, T>, u64) + Syn
     }
     let base = |chunk: usize| (chunk * CHUNK) as u64;
     match job {
-        Job::Into {
+        Job::Quantize(Buffers::Into {
             src,
             dst,
             mask: None,
-        } => src
+        }) => src
             .par_chunks(CHUNK)
             .zip(dst.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each(|(c, (src, dst))| {
                 let mask = None;
-                piece(Job::Into { src, dst, mask }, base(c));
+                piece(Job::Quantize(Buffers::Into { src, dst, mask }), base(c));
             }),
-        Job::Into {
+        Job::Quantize(Buffers::Into {
             src,
             dst,
             mask: Some(mask),
-        } => src
+        }) => src
             .par_chunks(CHUNK)
             .zip(dst.par_chunks_mut(CHUNK))
             .zip(mask.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each(|(c, ((src, dst), m))| {
                 let mask = Some(m);
-                piece(Job::Into { src, dst, mask }, base(c));
+                piece(Job::Quantize(Buffers::Into { src, dst, mask }), base(c));
             }),
-        Job::InPlace { buf, mask: None } => {
+        Job::Quantize(Buffers::InPlace { buf, mask: None }) => {
             buf.par_chunks_mut(CHUNK).enumerate().for_each(|(c, buf)| {
-                piece(Job::InPlace { buf, mask: None }, base(c));
+                piece(Job::Quantize(Buffers::InPlace { buf, mask: None }), base(c));
             });
         }
-        Job::InPlace {
+        Job::Quantize(Buffers::InPlace {
             buf,
             mask: Some(mask),
-        } => buf
+        }) => buf
             .par_chunks_mut(CHUNK)
             .zip(mask.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each(|(c, (buf, m))| {
-                piece(Job::InPlace { buf, mask: Some(m) }, base(c));
+                let mask = Some(m);
+                piece(Job::Quantize(Buffers::InPlace { buf, mask }), base(c));
             }),
         Job::Mask { src, mask } => src
             .par_chunks(CHUNK)
@@ -291,8 +284,7 @@ fn block_mask<'m>(
 pub(crate) fn run_native<T: Native>(plan: &Plan, job: Job<'_, T>) {
     let f = T::sweep_fn(plan);
     split(job, &|job, base| match job {
-        Job::Into { src, dst, mask } => f(Buffers::Into { src, dst, mask }, base, plan),
-        Job::InPlace { buf, mask } => f(Buffers::InPlace { buf, mask }, base, plan),
+        Job::Quantize(buffers) => f(buffers, base, plan),
         Job::Mask { src, mask } => {
             let mut values = [T::default(); BLOCK];
             for (i, (src, mask)) in src.chunks(BLOCK).zip(mask.chunks_mut(BLOCK)).enumerate() {
@@ -356,13 +348,13 @@ fn staged<H: Copy + Default, S: Native>(
         store(&output[..n], dst);
     };
     match job {
-        Job::Into { src, dst, mut mask } => {
+        Job::Quantize(Buffers::Into { src, dst, mut mask }) => {
             for (i, (src, dst)) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)).enumerate() {
                 let start = i * BLOCK;
                 block(src, dst, block_mask(&mut mask, start, src.len()), start);
             }
         }
-        Job::InPlace { buf, mut mask } => {
+        Job::Quantize(Buffers::InPlace { buf, mut mask }) => {
             let mut copy = [H::default(); BLOCK];
             for (i, dst) in buf.chunks_mut(BLOCK).enumerate() {
                 let start = i * BLOCK;

@@ -21,7 +21,7 @@ mod lane;
 mod overflow;
 mod round;
 
-pub(crate) use driver::{codes, run_half, run_native, Half, Job};
+pub(crate) use driver::{codes, run_half, run_native, Buffers, Half, Job};
 
 use crate::format::pow2;
 use crate::random::stream_key;
