@@ -37,10 +37,6 @@ def parse_hls(name: str) -> dict:
 
 
 def _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls) -> _core.Spec:
-    if hls is None and seed is None:
-        spec = _core.cached_spec(wl, fl, overflow, rounding, signed, sat_bits)
-        if spec is not None:
-            return spec
     if hls is not None:
         if wl is not None or fl is not None:
             raise ValueError("give either wl and fl or hls, not both")
@@ -49,9 +45,7 @@ def _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls) -> _core.Spec
         return spec if seed is None else spec.with_seed(seed)
     if wl is None or fl is None:
         raise TypeError("quantize needs wl and fl (or hls)")
-    return _core.make_spec(
-        wl, fl, overflow=overflow, rounding=rounding, signed=signed, seed=seed, sat_bits=sat_bits
-    )
+    return _core.spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits)
 
 
 def quantize(
@@ -109,11 +103,7 @@ def quantize(
         >>> quantize(x, hls="ap_fixed<4,2,AP_TRN,AP_WRAP_SM>")
         array([-1.75,  0.25,  1.25], dtype=float32)
     """
-    spec = None
-    if hls is None and seed is None:
-        spec = _core.cached_spec(wl, fl, overflow, rounding, signed, sat_bits)
-    if spec is None:
-        spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
+    spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     out, mask = _core.quantize_data(x, spec, return_mask)
     return (out, mask) if return_mask else out
 

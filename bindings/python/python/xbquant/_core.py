@@ -100,18 +100,6 @@ _SPECS: dict = {}
 _MAX_SPECS = 4096
 
 
-def cached_spec(wl, fl, overflow, rounding, signed, sat_bits) -> Optional[Spec]:
-    """The spec of a call made before with the same arguments (integer lengths, no seed), or
-    `None`. Only `make_spec` fills the cache, with checked arguments, so any key that compares
-    equal to a cached one stands for the same format."""
-    if type(wl) is int and type(fl) is int:
-        try:
-            return _SPECS.get((wl, fl, overflow, rounding, signed, None, sat_bits))
-        except TypeError:  # an unhashable argument: make_spec explains what is wrong
-            return None
-    return None
-
-
 def make_spec(
     wl: Any,
     fl: Any,
@@ -123,19 +111,21 @@ def make_spec(
     sat_bits: Any = 0,
 ) -> Spec:
     """The spec of a call, checked once per distinct format; raises ValueError or TypeError."""
-    # Only plain ints make a cache key: 8.0 == 8 and True == 1 hash alike but are checked
-    # differently.
-    cacheable = (
-        type(wl) is int
-        and type(fl) is int
-        and type(sat_bits) is int
-        and (seed is None or type(seed) is int)
-        and type(overflow) is str
-        and type(rounding) is str
-    )
-    key = (wl, fl, overflow, rounding, bool(signed), seed, sat_bits) if cacheable else None
-    if key is not None:
-        spec = _SPECS.get(key)
+    return spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits)
+
+
+def spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits) -> Spec:
+    """`make_spec` with positional arguments, for the entry points a training loop calls."""
+    # A call made before with the same arguments finds its spec here. Only checked arguments fill
+    # the cache (below), so a key that compares equal to a cached one stands for the same format;
+    # the lengths and the seed must be plain ints, since 8.0 == 8 and True == 1 hash alike but
+    # are checked differently.
+    cacheable = type(wl) is int and type(fl) is int and (seed is None or type(seed) is int)
+    if cacheable:
+        try:
+            spec = _SPECS.get((wl, fl, overflow, rounding, signed, seed, sat_bits))
+        except TypeError:  # an unhashable argument: the checks below say what is wrong
+            spec, cacheable = None, False
         if spec is not None:
             return spec
     wl = check_length(wl, "wl")
@@ -149,10 +139,10 @@ def make_spec(
     if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62 or bits >= 2**32:
         raise ValueError(f"no format has wl = {wl}, fl = {fl}")
     spec = Spec(wl, fl, bool(signed), overflow, bits, rounding, seed)
-    if key is not None:
+    if cacheable:
         if len(_SPECS) >= _MAX_SPECS:
             _SPECS.clear()
-        _SPECS[key] = spec
+        _SPECS[(wl, fl, overflow, rounding, bool(signed), seed, bits)] = spec
     return spec
 
 
@@ -244,7 +234,7 @@ def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, 
     """A CPU tensor through the Rust kernels, with no copy of contiguous data. Returns a new
     tensor (or `x` itself when `in_place`) and the overflow mask."""
     torch = _torch()
-    seed = call_seed(spec, x) if spec.stochastic else None
+    seed = call_seed(spec, x)
     data = x.detach() if x.requires_grad else x
     if not with_mask and not in_place and x.dtype in _TORCH_SHORT and data.is_contiguous():
         # The common case, kept short (a training loop calls it on every step): one call
@@ -285,16 +275,11 @@ def quantize_tensor_other(x, spec: Spec, with_mask: bool):
 
 def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = False):
     """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`."""
-    torch = sys.modules.get("torch")
+    torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
         if x.is_cpu:
-            if not with_mask and not in_place and x.dtype in _TORCH_SHORT and x.is_contiguous():
-                # The common call, as short as it can be (see `quantize_tensor_cpu`).
-                seed = draw_seed(x) if spec.stochastic and spec.seed is None else None
-                data = x.detach() if x.requires_grad else x
-                return torch.from_numpy(_xbquant.quantized(spec, data.numpy(), seed)), None
-            return quantize_tensor_cpu(x, spec, with_mask, in_place, tensor_dtype_name(x))
-        dtype = tensor_dtype_name(x)
+            return quantize_tensor_cpu(x, spec, with_mask, in_place)
+        tensor_dtype_name(x)  # a TypeError for data that is not floating point
         out, mask = quantize_tensor_other(x, resolve(spec, x), with_mask)
         if in_place:
             with torch.no_grad():

@@ -47,7 +47,7 @@ class FixedPointQuantF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, wl, fl, symmetric=True, rounding="nearest"):  # noqa: A002
-        spec = _core.make_spec(wl, fl, overflow=_seed_overflow(symmetric), rounding=rounding)
+        spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
         out, _ = _core.quantize_data(input, spec)
         return out
 
@@ -90,8 +90,5 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
     # Nothing to record for autograd: the same forward pass without the Function's overhead.
-    overflow = _seed_overflow(symmetric)
-    spec = _core.cached_spec(wl, fl, overflow, rounding, True, 0)
-    if spec is None:
-        spec = _core.make_spec(wl, fl, overflow=overflow, rounding=rounding)
+    spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
     return _core.quantize_data(input, spec)[0]

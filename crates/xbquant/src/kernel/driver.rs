@@ -17,8 +17,8 @@ use crate::Element;
 const CHUNK: usize = 1 << 15;
 /// Below this many elements a call stays on the calling thread (no hand-off cost).
 const PARALLEL_MIN: usize = 1 << 17;
-/// Elements per staging buffer (in-place work, half-precision data, codes): small enough to stay
-/// in the L1 cache.
+/// Elements per staging buffer (half-precision data, the values of a mask-only job): small enough
+/// to stay in the L1 cache.
 const BLOCK: usize = 1 << 10;
 
 /// The work of one call. A `mask`, when present, has the same length as the data.
@@ -122,10 +122,9 @@ fn select<T: Native, F: Lane>(plan: &Plan) -> SweepFn<T> {
 
 /// Runs the sweep in a copy compiled for the best instruction set of this CPU (AVX-512 as in
 /// x86-64-v4, AVX2+FMA as in x86-64-v3, or the baseline), chosen at run time (see
-/// [`crate::instruction_set`]), so that the
-/// per-element maths compiles to vector instructions even in a default build. AVX-512 matters
-/// most to stochastic rounding: its random generator multiplies 64-bit integers, which only
-/// AVX-512 does in vector registers.
+/// [`crate::instruction_set`]), so that the per-element maths compiles to vector instructions
+/// even in a default build. AVX-512 matters most to stochastic rounding: its random generator
+/// multiplies 64-bit integers, which only AVX-512 does in vector registers.
 fn sweep<T: Native, F: Lane, R: RoundOp, O: OverflowOp>(
     buffers: Buffers<'_, T>,
     base: u64,

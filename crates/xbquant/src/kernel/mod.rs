@@ -28,32 +28,6 @@ use crate::random::stream_key;
 use crate::{FixedPoint, Overflow, Rounding};
 use lane::Bounds;
 
-/// The rounding rule a kernel is compiled for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RoundKind {
-    NearestEven,
-    NearestUp,
-    NearestDown,
-    NearestTowardZero,
-    NearestAway,
-    Floor,
-    TowardZero,
-    Stochastic,
-}
-
-/// The overflow rule a kernel is compiled for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OverflowKind {
-    Clamp,
-    Zero,
-    WrapSigned,
-    WrapUnsigned,
-    WrapSaturating,
-    WrapSignMagnitudeSat,
-    WrapSignMagnitude,
-    Unbounded,
-}
-
 /// Everything a kernel needs, derived once per call from the format and the rounding.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -68,8 +42,11 @@ pub struct Plan {
     /// sign.
     flip_forced: bool,
     key: u64,
-    round: RoundKind,
-    over: OverflowKind,
+    /// The rounding, resolved (fresh noise drawn), and the overflow mode and signedness: what
+    /// picks the compiled kernel.
+    rounding: Rounding,
+    overflow: Overflow,
+    signed: bool,
 }
 
 impl Plan {
@@ -80,27 +57,7 @@ impl Plan {
             Rounding::Stochastic { seed } => stream_key(seed),
             _ => 0,
         };
-        let round = match rounding {
-            Rounding::NearestEven => RoundKind::NearestEven,
-            Rounding::NearestUp => RoundKind::NearestUp,
-            Rounding::NearestDown => RoundKind::NearestDown,
-            Rounding::NearestTowardZero => RoundKind::NearestTowardZero,
-            Rounding::NearestAway => RoundKind::NearestAway,
-            Rounding::Floor => RoundKind::Floor,
-            Rounding::TowardZero => RoundKind::TowardZero,
-            Rounding::Stochastic { .. } | Rounding::StochasticFresh => RoundKind::Stochastic,
-        };
         let overflow = format.overflow();
-        let over = match overflow {
-            Overflow::Saturate | Overflow::SaturateSymmetric => OverflowKind::Clamp,
-            Overflow::SaturateZero => OverflowKind::Zero,
-            Overflow::Wrap { sat_bits: 0 } if format.is_signed() => OverflowKind::WrapSigned,
-            Overflow::Wrap { sat_bits: 0 } => OverflowKind::WrapUnsigned,
-            Overflow::Wrap { .. } => OverflowKind::WrapSaturating,
-            Overflow::WrapSignMagnitude { sat_bits: 1.. } => OverflowKind::WrapSignMagnitudeSat,
-            Overflow::WrapSignMagnitude { sat_bits: 0 } => OverflowKind::WrapSignMagnitude,
-            Overflow::Unbounded => OverflowKind::Unbounded,
-        };
         let (lo, hi) = format.code_range();
         let wl = i64::from(format.word_length());
         let fl = i64::from(format.frac_length());
@@ -122,8 +79,9 @@ impl Plan {
             can_narrow: (-126..=126).contains(&fl) && (wl <= 24 || overflow == Overflow::Unbounded),
             flip_forced: sat_bits > 1,
             key,
-            round,
-            over,
+            rounding,
+            overflow,
+            signed: format.is_signed(),
         }
     }
 }
@@ -134,28 +92,30 @@ macro_rules! with_ops {
     ($plan:expr, $body:ident) => {{
         use $crate::kernel::overflow::*;
         use $crate::kernel::round::*;
-        use $crate::kernel::{OverflowKind, RoundKind};
-        match $plan.round {
-            RoundKind::NearestEven => with_ops!(@o $plan, NearestEven, $body),
-            RoundKind::NearestUp => with_ops!(@o $plan, NearestUp, $body),
-            RoundKind::NearestDown => with_ops!(@o $plan, NearestDown, $body),
-            RoundKind::NearestTowardZero => with_ops!(@o $plan, NearestTowardZero, $body),
-            RoundKind::NearestAway => with_ops!(@o $plan, NearestAway, $body),
-            RoundKind::Floor => with_ops!(@o $plan, Floor, $body),
-            RoundKind::TowardZero => with_ops!(@o $plan, TowardZero, $body),
-            RoundKind::Stochastic => with_ops!(@o $plan, Stochastic, $body),
+        use $crate::{Overflow, Rounding};
+        match $plan.rounding {
+            Rounding::NearestEven => with_ops!(@o $plan, NearestEven, $body),
+            Rounding::NearestUp => with_ops!(@o $plan, NearestUp, $body),
+            Rounding::NearestDown => with_ops!(@o $plan, NearestDown, $body),
+            Rounding::NearestTowardZero => with_ops!(@o $plan, NearestTowardZero, $body),
+            Rounding::NearestAway => with_ops!(@o $plan, NearestAway, $body),
+            Rounding::Floor => with_ops!(@o $plan, Floor, $body),
+            Rounding::TowardZero => with_ops!(@o $plan, TowardZero, $body),
+            Rounding::Stochastic { .. } | Rounding::StochasticFresh => {
+                with_ops!(@o $plan, Stochastic, $body)
+            }
         }
     }};
     (@o $plan:expr, $r:ident, $body:ident) => {
-        match $plan.over {
-            OverflowKind::Clamp => $body!($r, Clamp),
-            OverflowKind::Zero => $body!($r, Zero),
-            OverflowKind::WrapSigned => $body!($r, WrapSigned),
-            OverflowKind::WrapUnsigned => $body!($r, WrapUnsigned),
-            OverflowKind::WrapSaturating => $body!($r, WrapSaturating),
-            OverflowKind::WrapSignMagnitudeSat => $body!($r, WrapSignMagnitudeSat),
-            OverflowKind::WrapSignMagnitude => $body!($r, WrapSignMagnitude),
-            OverflowKind::Unbounded => $body!($r, Unbounded),
+        match $plan.overflow {
+            Overflow::Saturate | Overflow::SaturateSymmetric => $body!($r, Clamp),
+            Overflow::SaturateZero => $body!($r, Zero),
+            Overflow::Wrap { sat_bits: 0 } if $plan.signed => $body!($r, WrapSigned),
+            Overflow::Wrap { sat_bits: 0 } => $body!($r, WrapUnsigned),
+            Overflow::Wrap { .. } => $body!($r, WrapSaturating),
+            Overflow::WrapSignMagnitude { sat_bits: 0 } => $body!($r, WrapSignMagnitude),
+            Overflow::WrapSignMagnitude { .. } => $body!($r, WrapSignMagnitudeSat),
+            Overflow::Unbounded => $body!($r, Unbounded),
         }
     };
 }

@@ -4,8 +4,9 @@
 use super::lane::{Bounds, Lane};
 use super::Plan;
 
-/// One overflow rule, fixed at compile time (its variants, such as signed or unsigned wrap, are
-/// runtime flags of the plan: they cost a select, not a kernel).
+/// One overflow rule, fixed at compile time: each variant (signed or unsigned wrap, `AP_WRAP` or
+/// `AP_WRAP_SM` with saturation bits) is a kernel of its own, since a variant chosen at run time
+/// stopped the loops from vectorizing.
 pub(crate) trait OverflowOp {
     const UNBOUNDED: bool = false;
     fn apply<F: Lane>(k: F, t: F, p: &Plan) -> (F, bool);
@@ -88,8 +89,7 @@ fn is_odd<F: Lane>(v: F) -> bool {
 /// modulo `2^wl`) and `kept = wl - N`: the low `kept` bits of `v`, and above them N bits that all
 /// carry the sign of `k` (`1 0...0` when negative, `0 1...1` otherwise). `AP_WRAP_SM` inverts the
 /// low bits (ones' complement) when bit `kept` of `v` differs from the first forced bit, which is
-/// the sign for N = 1 and its complement for N > 1.
-/// `SIGN_MAGNITUDE` selects `AP_WRAP_SM`, at compile time.
+/// the sign for N = 1 and its complement for N > 1. `SIGN_MAGNITUDE` selects `AP_WRAP_SM`.
 pub(crate) struct WrapBits<const SIGN_MAGNITUDE: bool>;
 pub(crate) type WrapSaturating = WrapBits<false>;
 pub(crate) type WrapSignMagnitudeSat = WrapBits<true>;
