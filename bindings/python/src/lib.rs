@@ -110,11 +110,9 @@ impl Spec {
     /// The overflow mode's name, without its saturation bits (`"wrap"`, `"saturate"`, ...).
     #[getter]
     fn overflow(&self) -> String {
-        self.0
-            .format()
-            .overflow()
-            .with_sat_bits(0)
-            .map_or_else(|_| self.0.format().overflow().name(), |o| o.name())
+        // Every mode takes zero saturation bits, so this never falls back.
+        let overflow = self.0.format().overflow();
+        overflow.with_sat_bits(0).unwrap_or(overflow).name()
     }
 
     /// The saturation bits of a wrap mode (0 otherwise).
