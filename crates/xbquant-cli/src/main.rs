@@ -22,8 +22,11 @@ struct Cli {
 enum Command {
     /// Print the range, step and levels of a fixed-point format.
     Range(spec::RangeArgs),
-    /// Quantize the float tensors of a .npy or .safetensors file into a new file.
+    /// Quantize the float tensors of a .npy or .safetensors file, or of a sharded model, into a
+    /// new file or directory.
     Quantize(files::QuantizeArgs),
+    /// Turn the integer codes written by `quantize --codes` back into values.
+    Dequantize(files::DequantizeArgs),
     /// Train a 64-64-10 MLP on the embedded digits data set: float, quantization-aware training
     /// and post-training quantization at several weight widths.
     Demo(demo::DemoArgs),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Range(args) => spec::range(&args),
         Command::Quantize(args) => files::quantize(&args),
+        Command::Dequantize(args) => files::dequantize(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

@@ -375,11 +375,14 @@ fn errors_leave_files_untouched() {
         ],
         "garbage.safetensors",
     );
+    // An array of Python objects (pickled): nothing to quantize or copy safely.
     let ints = p("ints.npy");
-    Tensor::new(&[1i64, 2], &Device::Cpu)
-        .unwrap()
-        .write_npy(&ints)
-        .unwrap();
+    let mut objects = b"\x93NUMPY\x01\x00".to_vec();
+    let text = b"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }           \n";
+    objects.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    objects.extend_from_slice(text);
+    objects.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&ints, objects).unwrap();
     assert_fails(
         &[
             "quantize",
@@ -390,7 +393,7 @@ fn errors_leave_files_untouched() {
             "--fl",
             "2",
         ],
-        "unsupported dtype",
+        "unsupported descr",
     );
     assert_fails(
         &[

@@ -196,7 +196,7 @@ impl QuantSpec {
         }
         format.check_code_type::<C>()?;
         let (lo, hi) = format.word_codes();
-        let plan = Plan::new(format, self.rounding());
+        let plan = Plan::of(self);
         let mut values = [0.0f64; BLOCK];
         let mut ks = [0.0f64; BLOCK];
         for (b, (src, dst)) in x.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {

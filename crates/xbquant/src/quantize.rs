@@ -6,7 +6,7 @@ use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
 
 #[inline]
 fn run<T: Element>(spec: &QuantSpec, job: Job<'_, T>) {
-    T::run(&Plan::new(spec.format(), spec.rounding()), job);
+    T::run(&Plan::of(spec), job);
 }
 
 #[inline]

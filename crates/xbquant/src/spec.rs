@@ -37,6 +37,8 @@ use crate::{Error, FixedPoint, Rounding};
 pub struct QuantSpec {
     format: FixedPoint,
     rounding: Rounding,
+    /// The stream index of a call's first element (stochastic rounding).
+    stream_start: u64,
 }
 
 impl QuantSpec {
@@ -44,7 +46,11 @@ impl QuantSpec {
     #[inline]
     #[must_use]
     pub const fn new(format: FixedPoint, rounding: Rounding) -> Self {
-        QuantSpec { format, rounding }
+        QuantSpec {
+            format,
+            rounding,
+            stream_start: 0,
+        }
     }
 
     /// Parses an HLS fixed-point type, `ap_fixed<W, I, Q, O, N>` or `ap_ufixed<...>`: the format
@@ -155,6 +161,42 @@ impl QuantSpec {
     #[must_use]
     pub fn resolve(self) -> Self {
         self.with_rounding(self.rounding.resolve())
+    }
+
+    /// The same spec for a part of a longer tensor that begins at element `start`: element `i`
+    /// of a call draws the noise of stream index `start + i` (by default `start` is 0). With a
+    /// seeded stochastic rounding, quantizing a tensor part by part, each part with its own
+    /// start, gives exactly the result of one call on the whole tensor: this is how files are
+    /// quantized in bounded memory. Other roundings ignore it; [`Rounding::StochasticFresh`]
+    /// draws new noise per call, so [`resolve`](QuantSpec::resolve) it first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, QuantSpec, Rounding};
+    /// let spec = QuantSpec::new(FixedPoint::new(8, 2)?, Rounding::Stochastic { seed: 9 });
+    /// let x: Vec<f32> = (0..1000).map(|i| i as f32 * 0.013).collect();
+    /// let whole = spec.quantize(&x);
+    /// let mut parts = spec.quantize(&x[..300]);
+    /// parts.extend(spec.with_stream_start(300).quantize(&x[300..]));
+    /// assert_eq!(parts, whole);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn with_stream_start(self, start: u64) -> Self {
+        QuantSpec {
+            stream_start: start,
+            ..self
+        }
+    }
+
+    /// The stream index of a call's first element (see
+    /// [`with_stream_start`](QuantSpec::with_stream_start)).
+    #[inline]
+    #[must_use]
+    pub const fn stream_start(&self) -> u64 {
+        self.stream_start
     }
 
     /// The format.

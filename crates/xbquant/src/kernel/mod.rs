@@ -24,7 +24,7 @@ mod round;
 pub(crate) use driver::{codes, run_half, run_native, Buffers, Half, Job};
 
 use crate::format::pow2;
-use crate::random::stream_key;
+use crate::random::{counter, stream_key};
 use crate::{FixedPoint, Overflow, Rounding};
 use lane::Bounds;
 
@@ -50,6 +50,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan of one call of a spec: its stream begins at the spec's stream start.
+    pub(crate) fn of(spec: &crate::QuantSpec) -> Plan {
+        let mut plan = Plan::new(spec.format(), spec.rounding());
+        plan.key = counter(plan.key, spec.stream_start());
+        plan
+    }
+
     /// The plan of one call: `rounding` is resolved here (fresh noise drawn once per call).
     pub(crate) fn new(format: &FixedPoint, rounding: Rounding) -> Plan {
         let rounding = rounding.resolve();

@@ -1,0 +1,657 @@
+//! `xbquant quantize` and `xbquant dequantize` on files as users have them: every float dtype
+//! in both `.npy` orders and byte orders, `.safetensors` of every float dtype, sharded models,
+//! integer codes, tensors larger than one streamed piece, and files that must be refused.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use xbquant::half::{bf16, f16};
+use xbquant::{Element, FixedPoint, QuantSpec, Rounding};
+
+fn xbquant(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xbquant"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = xbquant(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn sample(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| ((i as f64) * 0.618_033_988_7).sin() * 5.0 + if i % 7 == 0 { 0.0625 } else { 0.0 })
+        .collect()
+}
+
+/// A `.npy` file, version 1, with the header padded as numpy pads it.
+fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let f = if fortran { "True" } else { "False" };
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': {f}, 'shape': {tuple}, }}");
+    while (10 + text.len() + 1) % 64 != 0 {
+        text.push(' ');
+    }
+    text.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn bytes_of<T: Element>(values: &[T], big: bool) -> Vec<u8> {
+    let size = std::mem::size_of::<T>();
+    let mut out = Vec::with_capacity(std::mem::size_of_val(values));
+    for v in values {
+        let le: Vec<u8> = match size {
+            2 => (f32_bits_16(v)).to_vec(),
+            4 => (v.to_f64() as f32).to_le_bytes().to_vec(),
+            _ => v.to_f64().to_le_bytes().to_vec(),
+        };
+        if big {
+            out.extend(le.iter().rev());
+        } else {
+            out.extend(le);
+        }
+    }
+    out
+}
+
+/// The little-endian bytes of a 16-bit float element (f16 or bf16, by its name).
+fn f32_bits_16<T: Element>(v: &T) -> [u8; 2] {
+    if T::NAME == "bf16" {
+        bf16::from_f64(v.to_f64()).to_le_bytes()
+    } else {
+        f16::from_f64(v.to_f64()).to_le_bytes()
+    }
+}
+
+fn values_of<T: Element>(bytes: &[u8], big: bool) -> Vec<T> {
+    let size = std::mem::size_of::<T>();
+    bytes
+        .chunks_exact(size)
+        .map(|c| {
+            let mut b = c.to_vec();
+            if big {
+                b.reverse();
+            }
+            let v = match size {
+                2 if T::NAME == "bf16" => bf16::from_le_bytes([b[0], b[1]]).to_f64(),
+                2 => f16::from_le_bytes([b[0], b[1]]).to_f64(),
+                4 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                _ => f64::from_le_bytes(b.try_into().unwrap()),
+            };
+            T::from_f64(v)
+        })
+        .collect()
+}
+
+fn spec() -> QuantSpec {
+    QuantSpec::new(FixedPoint::new(8, 5).unwrap(), Rounding::NearestEven)
+}
+
+/// Every float dtype of .npy, C and Fortran order, little and big endian: the header is kept
+/// byte for byte and each element equals the core's quantization.
+#[test]
+fn npy_every_dtype_and_order() {
+    fn check<T: Element>(dir: &Path, kind: &str) {
+        let x: Vec<T> = sample(60).into_iter().map(T::from_f64).collect();
+        let want = spec().quantize(&x);
+        for (fortran, big) in [(false, false), (true, false), (false, true), (true, true)] {
+            let descr = format!("{}{kind}", if big { '>' } else { '<' });
+            let input = dir.join(format!("in-{kind}-{big}-{fortran}.npy"));
+            let output = input.with_extension("q.npy");
+            let file = npy(&descr, fortran, &[3, 4, 5], &bytes_of(&x, big));
+            std::fs::write(&input, &file).unwrap();
+            ok(&["quantize", s(&input), s(&output), "--wl", "8", "--fl", "5"]);
+            let out = std::fs::read(&output).unwrap();
+            let start = file.len() - x.len() * std::mem::size_of::<T>();
+            assert_eq!(out[..start], file[..start], "{descr} header");
+            let got: Vec<T> = values_of(&out[start..], big);
+            assert_eq!(got, want, "{descr} fortran={fortran}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    check::<f16>(dir.path(), "f2");
+    check::<f32>(dir.path(), "f4");
+    check::<f64>(dir.path(), "f8");
+
+    // Other dtypes are copied unchanged, and the report says so.
+    let ints = dir.path().join("ints.npy");
+    let file = npy("<i4", false, &[2], &[1, 0, 0, 0, 2, 0, 0, 0]);
+    std::fs::write(&ints, &file).unwrap();
+    let out = dir.path().join("ints-q.npy");
+    let report = ok(&["quantize", s(&ints), s(&out), "--wl", "8", "--fl", "5"]);
+    assert!(report.contains("copied"), "{report}");
+    assert_eq!(std::fs::read(&out).unwrap(), file);
+}
+
+/// A safetensors file of the given float tensors and an `I32` one, with free-form metadata.
+fn write_safetensors(path: &Path, tensors: &[(&str, Dtype, Vec<u8>, Vec<usize>)]) {
+    let mut views = Vec::new();
+    for (name, dtype, data, shape) in tensors {
+        views.push((
+            name.to_string(),
+            TensorView::new(*dtype, shape.clone(), data).unwrap(),
+        ));
+    }
+    let meta = HashMap::from([("source".to_string(), "test".to_string())]);
+    safetensors::serialize_to_file(views, Some(meta), path).unwrap();
+}
+
+fn floats_file(path: &Path, n: usize) -> Vec<(String, Dtype, Vec<u8>, Vec<usize>)> {
+    let x = sample(n);
+    let x16: Vec<f16> = x.iter().map(|&v| f16::from_f64(v)).collect();
+    let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f64(v)).collect();
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let ints: Vec<u8> = (0..n as i32).flat_map(i32::to_le_bytes).collect();
+    let tensors = vec![
+        (
+            "a.f16".to_string(),
+            Dtype::F16,
+            bytes_of(&x16, false),
+            vec![n],
+        ),
+        (
+            "b.bf16".to_string(),
+            Dtype::BF16,
+            bytes_of(&xb, false),
+            vec![n],
+        ),
+        (
+            "c.f32".to_string(),
+            Dtype::F32,
+            bytes_of(&x32, false),
+            vec![n],
+        ),
+        (
+            "d.f64".to_string(),
+            Dtype::F64,
+            bytes_of(&x, false),
+            vec![n],
+        ),
+        ("e.steps".to_string(), Dtype::I32, ints, vec![n]),
+    ];
+    let borrowed: Vec<(&str, Dtype, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, d, b, s)| (n.as_str(), *d, b.clone(), s.clone()))
+        .collect();
+    write_safetensors(path, &borrowed);
+    tensors
+}
+
+/// Each tensor of an output file equals the core's quantization of the input's (`F16`, `BF16`,
+/// `F32`, `F64`), or the input's bytes (others).
+fn assert_quantized(
+    input: &[(String, Dtype, Vec<u8>, Vec<usize>)],
+    output: &Path,
+    spec: &QuantSpec,
+) {
+    let bytes = std::fs::read(output).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    for (name, dtype, data, shape) in input {
+        let t = file.tensor(name).unwrap();
+        assert_eq!((t.dtype(), t.shape()), (*dtype, shape.as_slice()), "{name}");
+        let want: Vec<u8> = match dtype {
+            Dtype::F16 => bytes_of(&spec.quantize(&values_of::<f16>(data, false)), false),
+            Dtype::BF16 => bytes_of(&spec.quantize(&values_of::<bf16>(data, false)), false),
+            Dtype::F32 => bytes_of(&spec.quantize(&values_of::<f32>(data, false)), false),
+            Dtype::F64 => bytes_of(&spec.quantize(&values_of::<f64>(data, false)), false),
+            _ => data.clone(),
+        };
+        assert!(t.data() == want.as_slice(), "{name}");
+    }
+}
+
+#[test]
+fn safetensors_every_float_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.safetensors");
+    let tensors = floats_file(&input, 1000);
+    let output = dir.path().join("q.safetensors");
+    let report = ok(&[
+        "quantize",
+        s(&input),
+        s(&output),
+        "--wl",
+        "8",
+        "--fl",
+        "5",
+        "--json",
+    ]);
+    assert_quantized(&tensors, &output, &spec());
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(json["tensors"].as_array().unwrap().len(), 5);
+    // Free-form metadata is kept.
+    let bytes = std::fs::read(&output).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["source"], "test");
+}
+
+/// A tensor of more than one streamed piece (1M elements), stochastic with a seed: equal to
+/// one call of the core on the whole tensor, so the pieces draw the right noise.
+#[test]
+fn tensors_larger_than_a_piece_draw_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = (1 << 20) + 12_345;
+    let x: Vec<f32> = sample(n).iter().map(|&v| v as f32).collect();
+    let input = dir.path().join("big.safetensors");
+    write_safetensors(&input, &[("w", Dtype::F32, bytes_of(&x, false), vec![n])]);
+    let output = dir.path().join("big-q.safetensors");
+    let args = [
+        "--wl",
+        "6",
+        "--fl",
+        "3",
+        "--rounding",
+        "stochastic",
+        "--seed",
+        "11",
+    ];
+    let mut all = vec!["quantize", s(&input), s(&output)];
+    all.extend(args);
+    ok(&all);
+    let spec = QuantSpec::new(
+        FixedPoint::new(6, 3).unwrap(),
+        Rounding::Stochastic { seed: 11 },
+    );
+    let bytes = std::fs::read(&output).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let got: Vec<f32> = values_of(file.tensor("w").unwrap().data(), false);
+    assert!(got == spec.quantize(&x));
+}
+
+/// Integer codes: the smallest integer type, the format in the metadata, and `dequantize`
+/// gives back exactly what `quantize` writes; the report counts the bytes saved.
+#[test]
+fn codes_round_trip_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.safetensors");
+    floats_file(&input, 999);
+    for (wl, fl, signed, dtype) in [
+        (8, 5, true, Dtype::I8),
+        (12, 6, false, Dtype::U16),
+        (20, 10, true, Dtype::I32),
+    ] {
+        let values = dir.path().join(format!("v{wl}.safetensors"));
+        let codes = dir.path().join(format!("c{wl}.safetensors"));
+        let back = dir.path().join(format!("b{wl}.safetensors"));
+        let (wl_s, fl_s) = (wl.to_string(), fl.to_string());
+        let mut common = vec![
+            "--wl",
+            &wl_s,
+            "--fl",
+            &fl_s,
+            "--rounding",
+            "stochastic",
+            "--seed",
+            "3",
+        ];
+        if !signed {
+            common.push("--unsigned");
+        }
+        let mut a = vec!["quantize", s(&input), s(&values)];
+        a.extend(&common);
+        ok(&a);
+        let mut a = vec!["quantize", s(&input), s(&codes), "--codes"];
+        a.extend(&common);
+        let report = ok(&a);
+        assert!(report.contains("bytes out"), "{report}");
+        if wl == 8 {
+            // 2+2+4+8 bytes per element of the four float tensors become 4 x 1.
+            let saved = 999 * (2 + 2 + 4 + 8 - 4);
+            assert!(
+                report.contains(&format!("saving {saved} bytes")),
+                "{report}"
+            );
+        }
+        let bytes = std::fs::read(&codes).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(file.tensor("c.f32").unwrap().dtype(), dtype);
+        assert_eq!(file.tensor("e.steps").unwrap().dtype(), Dtype::I32);
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let entry: serde_json::Value =
+            serde_json::from_str(&meta.metadata().as_ref().unwrap()["xbquant:b.bf16"]).unwrap();
+        assert_eq!(entry["wl"], wl);
+        assert_eq!(entry["fl"], fl);
+        assert_eq!(entry["signed"], signed);
+        assert_eq!(entry["dtype"], "BF16");
+        assert_eq!(entry["rounding"], "stochastic:3");
+        ok(&["dequantize", s(&codes), s(&back)]);
+        let a = std::fs::read(&values).unwrap();
+        let b = std::fs::read(&back).unwrap();
+        let (va, vb) = (
+            SafeTensors::deserialize(&a).unwrap(),
+            SafeTensors::deserialize(&b).unwrap(),
+        );
+        for name in ["a.f16", "b.bf16", "c.f32", "d.f64", "e.steps"] {
+            let (ta, tb) = (va.tensor(name).unwrap(), vb.tensor(name).unwrap());
+            assert_eq!(ta.dtype(), tb.dtype(), "{name}");
+            assert!(ta.data() == tb.data(), "wl {wl}: {name}");
+        }
+    }
+}
+
+/// A sharded model of three shards: every shard quantized under its name, a matching index
+/// with the new total size, one combined report.
+#[test]
+fn sharded_model_of_three_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let mut weight_map = serde_json::Map::new();
+    let mut all = Vec::new();
+    for k in 1..=3 {
+        let name = format!("model-{k:05}-of-00003.safetensors");
+        let x: Vec<f32> = sample(500 * k)
+            .iter()
+            .map(|&v| v as f32 * k as f32)
+            .collect();
+        let tensors = vec![
+            (
+                format!("layer{k}.weight"),
+                Dtype::F32,
+                bytes_of(&x, false),
+                vec![500, k],
+            ),
+            (
+                format!("layer{k}.bias"),
+                Dtype::F32,
+                bytes_of(&x[..k], false),
+                vec![k],
+            ),
+        ];
+        let borrowed: Vec<(&str, Dtype, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, d, b, s)| (n.as_str(), *d, b.clone(), s.clone()))
+            .collect();
+        write_safetensors(&model.join(&name), &borrowed);
+        for (t, ..) in &tensors {
+            weight_map.insert(t.clone(), name.clone().into());
+        }
+        all.push((name, tensors));
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    std::fs::write(
+        model.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("quantized");
+    // A directory or its index file as input.
+    let report = ok(&[
+        "quantize",
+        s(&model),
+        s(&out),
+        "--wl",
+        "8",
+        "--fl",
+        "5",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(json["tensors"].as_array().unwrap().len(), 6);
+    for (name, tensors) in &all {
+        assert_quantized(tensors, &out.join(name), &spec());
+    }
+    let new_index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(new_index["weight_map"], index["weight_map"]);
+    let data: u64 = all
+        .iter()
+        .flat_map(|(_, t)| t.iter().map(|t| t.2.len() as u64))
+        .sum();
+    assert_eq!(new_index["metadata"]["total_size"], data);
+    let out2 = dir.path().join("quantized2");
+    let index_path = model.join("model.safetensors.index.json");
+    ok(&[
+        "quantize",
+        s(&index_path),
+        s(&out2),
+        "--wl",
+        "8",
+        "--fl",
+        "5",
+    ]);
+    for (name, _) in &all {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(out2.join(name)).unwrap()
+        );
+    }
+    // An existing output directory is replaced only with --force.
+    let o = xbquant(&["quantize", s(&model), s(&out), "--wl", "4", "--fl", "2"]);
+    assert!(!o.status.success());
+    ok(&[
+        "quantize",
+        s(&model),
+        s(&out),
+        "--wl",
+        "4",
+        "--fl",
+        "2",
+        "--force",
+    ]);
+    let coarse = QuantSpec::new(FixedPoint::new(4, 2).unwrap(), Rounding::NearestEven);
+    assert_quantized(&all[0].1, &out.join(&all[0].0), &coarse);
+    // Codes and back, sharded.
+    let codes = dir.path().join("codes");
+    let back = dir.path().join("back");
+    ok(&[
+        "quantize",
+        s(&model),
+        s(&codes),
+        "--wl",
+        "8",
+        "--fl",
+        "5",
+        "--codes",
+    ]);
+    ok(&["dequantize", s(&codes), s(&back)]);
+    for (name, tensors) in &all {
+        assert_quantized(tensors, &back.join(name), &spec());
+    }
+    // A shard the index names but that lacks a tensor, or a path outside the directory.
+    for (tensor, file) in [
+        ("layer1.weight", "model-00002-of-00003.safetensors"),
+        ("layer1.weight", "../model-00001-of-00003.safetensors"),
+    ] {
+        let bad = dir.path().join("bad");
+        std::fs::create_dir_all(&bad).unwrap();
+        for (name, _) in &all {
+            std::fs::copy(model.join(name), bad.join(name)).unwrap();
+        }
+        let mut index = index.clone();
+        index["weight_map"][tensor] = file.into();
+        std::fs::write(bad.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let target = dir.path().join("bad-out");
+        let o = xbquant(&["quantize", s(&bad), s(&target), "--wl", "8", "--fl", "5"]);
+        assert_eq!(o.status.code(), Some(1), "{file}");
+        assert!(!target.exists());
+    }
+}
+
+/// Files that must be refused: exit status 1, a message naming the file, no output, no
+/// temporary file left behind.
+#[test]
+fn bad_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| -> PathBuf { dir.path().join(n) };
+    let good = npy("<f4", false, &[4], &[0u8; 16]);
+    let st_header = |json: &str, data: usize| {
+        let mut out = (json.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(json.as_bytes());
+        out.extend(std::iter::repeat_n(0u8, data));
+        out
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.npy", vec![], "too short"),
+        ("empty.safetensors", vec![], "too short"),
+        (
+            "huge-shape.npy",
+            npy("<f4", false, &[100_000_000_000, 3], &[0u8; 16]),
+            "needs",
+        ),
+        (
+            "overflow-shape.npy",
+            npy(
+                "<f4",
+                false,
+                &[4_294_967_296, 4_294_967_296, 4_294_967_296],
+                &[0u8; 16],
+            ),
+            "2^64",
+        ),
+        (
+            "short-data.npy",
+            good[..good.len() - 1].to_vec(),
+            "needs 16 bytes",
+        ),
+        (
+            "long-header.npy",
+            {
+                let mut b = good.clone();
+                b[8] = 0xff;
+                b[9] = 0xff;
+                b
+            },
+            "past the end",
+        ),
+        (
+            "bad-magic.npy",
+            b"NUMPY!!!!!!!!!!!!!!!!!!!".to_vec(),
+            "magic",
+        ),
+        (
+            "object.npy",
+            npy("|O", false, &[2], &[0u8; 16]),
+            "unsupported descr",
+        ),
+        (
+            "header-past-end.safetensors",
+            st_header("{}", 0)[..4].to_vec(),
+            "too short",
+        ),
+        (
+            "claims-too-much.safetensors",
+            {
+                let mut b = st_header("{}", 0);
+                b[0] = 200;
+                b
+            },
+            "past the end",
+        ),
+        (
+            "not-utf8.safetensors",
+            {
+                let mut b = st_header("{\"a\":1}", 0);
+                b[9] = 0xff;
+                b
+            },
+            "UTF-8",
+        ),
+        ("not-json.safetensors", st_header("{not json}", 0), "JSON"),
+        (
+            "duplicate.safetensors",
+            st_header(
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                4,
+            ),
+            "twice",
+        ),
+        (
+            "overlapping.safetensors",
+            st_header(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                12,
+            ),
+            "bad header",
+        ),
+        (
+            "gap.safetensors",
+            st_header(
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#,
+                12,
+            ),
+            "bad header",
+        ),
+        (
+            "out-of-bounds.safetensors",
+            st_header(
+                r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                8,
+            ),
+            "the file holds 8",
+        ),
+        (
+            "absurd-shape.safetensors",
+            st_header(
+                r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,16]}}"#,
+                16,
+            ),
+            "bad header",
+        ),
+        (
+            "wrong-size.safetensors",
+            st_header(
+                r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#,
+                16,
+            ),
+            "bad header",
+        ),
+    ];
+    for (name, bytes, message) in &cases {
+        let input = p(name);
+        std::fs::write(&input, bytes).unwrap();
+        let ext = if name.ends_with(".npy") {
+            "npy"
+        } else {
+            "safetensors"
+        };
+        let output = p(&format!("out.{ext}"));
+        let o = xbquant(&["quantize", s(&input), s(&output), "--wl", "8", "--fl", "5"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(
+            err.contains(message),
+            "{name}: expected {message:?} in {err}"
+        );
+        assert!(!output.exists(), "{name}");
+    }
+    // A directory without an index.
+    let empty = p("empty-dir");
+    std::fs::create_dir(&empty).unwrap();
+    let o = xbquant(&["quantize", s(&empty), s(&p("o")), "--wl", "8", "--fl", "5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no *.safetensors.index.json"));
+    // No temporary files were left behind.
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".xbquant"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
