@@ -328,6 +328,41 @@ fn codes_round_trip_exactly() {
         let bytes = std::fs::read(&codes).unwrap();
         let file = SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(file.tensor("c.f32").unwrap().dtype(), dtype);
+        // The codes are the core's, for every input dtype.
+        let inputs = std::fs::read(&input).unwrap();
+        let inputs = SafeTensors::deserialize(&inputs).unwrap();
+        let mut format = FixedPoint::new(wl, fl).unwrap();
+        if !signed {
+            format = format.with_signed(false).unwrap();
+        }
+        let spec = QuantSpec::new(format, Rounding::Stochastic { seed: 3 });
+        for name in ["a.f16", "b.bf16", "c.f32", "d.f64"] {
+            let data = inputs.tensor(name).unwrap().data();
+            let want = match name {
+                "a.f16" => spec.to_codes(&values_of::<f16>(data, false)),
+                "b.bf16" => spec.to_codes(&values_of::<bf16>(data, false)),
+                "c.f32" => spec.to_codes(&values_of::<f32>(data, false)),
+                _ => spec.to_codes(&values_of::<f64>(data, false)),
+            }
+            .unwrap();
+            let raw = file.tensor(name).unwrap().data();
+            let size = raw.len() / want.len();
+            let got: Vec<i64> = raw
+                .chunks_exact(size)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b[..size].copy_from_slice(c);
+                    let v = i64::from_le_bytes(b);
+                    // Sign-extend the signed types.
+                    if signed {
+                        (v << (64 - 8 * size)) >> (64 - 8 * size)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            assert_eq!(got, want, "wl {wl}: {name}");
+        }
         assert_eq!(file.tensor("e.steps").unwrap().dtype(), Dtype::I32);
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         let entry: serde_json::Value =

@@ -10,12 +10,13 @@
 mod fuzz;
 mod npy;
 mod sharded;
+mod sink;
 mod source;
 mod st;
 mod stream;
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -577,23 +578,46 @@ fn write_atomically<R>(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".xbquant-")
+    let temp = temp_builder(output, false)
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a file in this directory", dir.display()))?;
-    let result = {
-        let mut w = BufWriter::with_capacity(1 << 20, temp.as_file());
-        let r = write(&mut w)?;
-        w.flush()
-            .with_context(|| format!("{}: cannot write", output.display()))?;
-        r
-    };
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("{}: cannot write", output.display()))?;
+    let result = sink::write_synced(temp.as_file(), output, write)?;
     temp.persist(output)
         .with_context(|| format!("{}: cannot write the output", output.display()))?;
     Ok(result)
+}
+
+/// The permissions of a new output: those of the file or directory it replaces, else the usual
+/// `rw-r--r--` (`rwxr-xr-x` for a directory) rather than a temporary file's owner-only ones
+/// (`None`: the system's default).
+fn output_permissions(output: &Path, dir: bool) -> Option<std::fs::Permissions> {
+    if let Ok(meta) = std::fs::metadata(output) {
+        return Some(meta.permissions());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::Permissions::from_mode(if dir {
+            0o755
+        } else {
+            0o644
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// A temporary file or directory beside `output`, with the permissions the output should have.
+fn temp_builder(output: &Path, dir: bool) -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".xbquant-");
+    if let Some(p) = output_permissions(output, dir) {
+        builder.permissions(p);
+    }
+    builder
 }
 
 /// Writes a new file at `path` (inside a temporary directory that is renamed as a whole).
@@ -602,14 +626,7 @@ fn write_new(
     write: impl FnOnce(&mut dyn Write) -> Result<Vec<Report>>,
 ) -> Result<Vec<Report>> {
     let file = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, &file);
-    let r = write(&mut w)?;
-    w.flush()
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    drop(w);
-    file.sync_all()
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(r)
+    sink::write_synced(&file, path, write)
 }
 
 /// Inputs with more data than this get a progress bar (when stderr is a terminal).

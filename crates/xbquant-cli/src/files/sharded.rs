@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::source::Source;
-use super::{progress, write_new, FilePlan, Kind, Report, Task};
+use super::{progress, temp_builder, write_new, FilePlan, Kind, Report, Task};
 
 /// The index file of `input`: the path itself, or the one `*.safetensors.index.json` in a
 /// directory.
@@ -114,8 +114,7 @@ pub(super) fn run(input: &Path, output: &Path, task: &Task<'_>) -> Result<Vec<Re
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".xbquant-")
+    let temp = temp_builder(output, true)
         .tempdir_in(&parent)
         .with_context(|| format!("{}: cannot create a directory here", parent.display()))?;
     let bar = progress(total);

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use bytemuck::Pod;
 use rayon::prelude::*;
 use xbquant::half::{bf16, f16};
@@ -198,36 +198,95 @@ impl Stats {
         }
     }
 
-    /// The statistics of `q`, the quantized `x`, over finite pairs; four accumulators per pass
-    /// so that the sums vectorize, pieces of 16K elements over rayon's threads.
+    /// The statistics of `q`, the quantized `x`, over finite pairs, in pieces of 16K elements
+    /// over rayon's threads: [`LANES`] independent sums, free of branches, so that the loop
+    /// compiles to vector instructions.
     fn of<T: Element>(x: &[T], q: &[T], mask: &[bool]) -> Stats {
         x.par_chunks(1 << 14)
             .zip(q.par_chunks(1 << 14))
             .zip(mask.par_chunks(1 << 14))
             .map(|((x, q), mask)| {
-                let (mut s, mut n, mut m) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
-                for (x, q) in x.chunks(4).zip(q.chunks(4)) {
-                    for j in 0..x.len() {
-                        let (a, b) = (x[j].to_f64(), q[j].to_f64());
-                        let e = b - a;
-                        let finite = a.is_finite() && b.is_finite();
-                        s[j] += if finite { a * a } else { 0.0 };
-                        n[j] += if finite { e * e } else { 0.0 };
-                        m[j] = m[j].max(if finite { e.abs() } else { 0.0 });
-                    }
-                }
+                // Compiled for the best instruction set of this CPU (AVX2, AVX-512), chosen at
+                // run time, as the kernels are.
+                let acc = pulp::Arch::new().dispatch(Sums { x, q });
                 Stats {
                     elements: x.len() as u64,
                     overflowed: mask.iter().filter(|&&o| o).count() as u64,
-                    signal: s.iter().sum(),
-                    noise: n.iter().sum(),
-                    max_abs_error: m.iter().copied().fold(0.0, f64::max),
+                    signal: acc.s.iter().sum(),
+                    noise: acc.n.iter().sum(),
+                    max_abs_error: acc.m.iter().copied().fold(0.0, f64::max),
                 }
             })
             .reduce(Stats::default, |mut a, b| {
                 a.add(b);
                 a
             })
+    }
+}
+
+/// The sums of a piece, as an operation that `pulp` compiles once per instruction set.
+struct Sums<'a, T> {
+    x: &'a [T],
+    q: &'a [T],
+}
+
+impl<T: Element> pulp::WithSimd for Sums<'_, T> {
+    type Output = Lanes;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Lanes {
+        Lanes::of(self.x, self.q)
+    }
+}
+
+/// Independent sums of the statistics.
+const LANES: usize = 8;
+
+#[derive(Default)]
+struct Lanes {
+    s: [f64; LANES],
+    n: [f64; LANES],
+    m: [f64; LANES],
+}
+
+impl Lanes {
+    /// The sums over `x` and `q`.
+    #[inline(always)]
+    fn of<T: Element>(x: &[T], q: &[T]) -> Lanes {
+        let mut acc = Lanes::default();
+        let (xs, qs) = (x.chunks_exact(LANES), q.chunks_exact(LANES));
+        let (xr, qr) = (xs.remainder(), qs.remainder());
+        for (x, q) in xs.zip(qs) {
+            let mut a = [0.0; LANES];
+            let mut b = [0.0; LANES];
+            for j in 0..LANES {
+                a[j] = x[j].to_f64();
+                b[j] = q[j].to_f64();
+            }
+            acc.add(a, b);
+        }
+        for (x, q) in xr.iter().zip(qr) {
+            let mut a = [0.0; LANES];
+            let mut b = [0.0; LANES];
+            (a[0], b[0]) = (x.to_f64(), q.to_f64());
+            acc.add(a, b);
+        }
+        acc
+    }
+
+    /// Adds the pairs `(a[j], b[j])` whose values are both finite; NaN and infinities count as
+    /// zero, through a mask of bits rather than a branch.
+    #[inline(always)]
+    fn add(&mut self, a: [f64; LANES], b: [f64; LANES]) {
+        for j in 0..LANES {
+            let e = b[j] - a[j];
+            let finite = (a[j].abs() < f64::INFINITY) & (b[j].abs() < f64::INFINITY);
+            let keep = u64::from(finite).wrapping_neg();
+            let masked = |v: f64| f64::from_bits(v.to_bits() & keep);
+            self.s[j] += masked(a[j] * a[j]);
+            self.n[j] += masked(e * e);
+            self.m[j] = self.m[j].max(masked(e.abs()));
+        }
     }
 }
 
@@ -278,6 +337,7 @@ fn quantize_as<T: Element + Pod + Default>(
     let swap = order != Order::native();
     let piece = (elements.min(PIECE as u64)) as usize;
     let mut x = vec![T::default(); piece];
+    let mut next = vec![T::default(); piece];
     let mut q = vec![T::default(); piece];
     let mut mask = vec![false; piece];
     let mut codes = match out {
@@ -286,41 +346,115 @@ fn quantize_as<T: Element + Pod + Default>(
     };
     let mut bytes = Vec::new();
     let mut stats = Stats::default();
+    let len_at = |start: u64| (elements - start).min(piece as u64) as usize;
+    let exact = codes_are_exact::<T>(spec.format());
+    if elements > 0 {
+        src.read_next(bytemuck::cast_slice_mut(&mut x[..len_at(0)]))?;
+    }
     let mut start = 0u64;
     while start < elements {
-        let m = (elements - start).min(piece as u64) as usize;
-        let (x, q, mask) = (&mut x[..m], &mut q[..m], &mut mask[..m]);
-        src.read_next(bytemuck::cast_slice_mut(x))?;
-        if swap {
-            swap_bytes(bytemuck::cast_slice_mut(x), size);
-        }
-        let part = spec.with_stream_start(start);
-        part.quantize_into_with_mask(x, q, mask)?;
-        stats.add(Stats::of(x, q, mask));
-        match &mut out {
-            Output::Values(w) => {
-                if swap {
-                    swap_bytes(bytemuck::cast_slice_mut(q), size);
+        let m = len_at(start);
+        let after = start + m as u64;
+        // The next piece is read on a second thread while this one is quantized and written.
+        std::thread::scope(|scope| -> Result<()> {
+            let reader = (after < elements).then(|| {
+                let next = &mut next[..len_at(after)];
+                let src = &mut *src;
+                scope.spawn(move || src.read_next(bytemuck::cast_slice_mut(next)))
+            });
+            let (x, q, mask) = (&mut x[..m], &mut q[..m], &mut mask[..m]);
+            if swap {
+                swap_bytes(bytemuck::cast_slice_mut(x), size);
+            }
+            let part = spec.with_stream_start(start);
+            part.quantize_into_with_mask(x, q, mask)?;
+            stats.add(Stats::of(x, q, mask));
+            match &mut out {
+                Output::Values(w) => {
+                    if swap {
+                        swap_bytes(bytemuck::cast_slice_mut(q), size);
+                    }
+                    w.write_all(bytemuck::cast_slice(q))?;
                 }
-                w.write_all(bytemuck::cast_slice(q))?;
+                Output::Codes(w, ty) => {
+                    let k = &mut codes[..m];
+                    if exact {
+                        codes_of_values(q, k, start, spec.format().frac_length())?;
+                    } else {
+                        to_codes(spec, start, x, k)?;
+                    }
+                    encode_codes(k, *ty, &mut bytes);
+                    w.write_all(&bytes)?;
+                }
             }
-            Output::Codes(w, ty) => {
-                let k = &mut codes[..m];
-                part.to_codes_into(x, k).map_err(|e| match e {
-                    xbquant::Error::NanInput { index } => anyhow::anyhow!(
-                        "element {} is NaN, which has no integer code",
-                        start + index as u64
-                    ),
-                    e => e.into(),
-                })?;
-                encode_codes(k, *ty, &mut bytes);
-                w.write_all(&bytes)?;
+            match reader.map(|r| r.join()) {
+                Some(Ok(read)) => read,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => Ok(()),
             }
-        }
-        start += m as u64;
+        })?;
+        std::mem::swap(&mut x, &mut next);
+        start = after;
         done((m * size) as u64);
     }
     Ok(stats)
+}
+
+/// Whether every value of `format` is exact in `T`: then a quantized value times `2^fl` is its
+/// code. True when `T`'s significand holds the word and both the step and the largest
+/// magnitude, `(2^wl - 1) * step`, are exact in `T` (every multiple of the step in between then
+/// is: above `T`'s normal range it needs at most `wl` significant bits, below it it is a
+/// multiple of the smallest subnormal).
+fn codes_are_exact<T: Element>(format: &xbquant::FixedPoint) -> bool {
+    let wl = format.word_length();
+    let exact = |v: f64| T::from_f64(v).to_f64() == v;
+    let step = format.step();
+    wl <= T::SIGNIFICAND_BITS && exact(step) && exact(((1u64 << wl) - 1) as f64 * step)
+}
+
+/// The codes of quantized values `q` of a format whose values are exact in `T`
+/// ([`codes_are_exact`]): `q * 2^fl`, exact. NaN has no code.
+fn codes_of_values<T: Element>(q: &[T], k: &mut [i64], start: u64, fl: i32) -> Result<()> {
+    let scale = 2f64.powi(fl);
+    let mut nan = false;
+    for (q, k) in q.iter().zip(k.iter_mut()) {
+        let v = q.to_f64() * scale;
+        nan |= v.is_nan();
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            *k = v as i64;
+        }
+    }
+    if nan {
+        let i = q.iter().position(|v| v.to_f64().is_nan()).unwrap_or(0);
+        anyhow::bail!(
+            "element {} is NaN, which has no integer code",
+            start + i as u64
+        );
+    }
+    Ok(())
+}
+
+/// Elements per part when a serial loop of the core is split over rayon's threads.
+const SPLIT: usize = 1 << 16;
+
+/// The codes of `x`, the elements from `start` of a tensor, in parts over rayon's threads, each
+/// part drawing the noise of its own elements.
+fn to_codes<T: Element>(spec: &QuantSpec, start: u64, x: &[T], k: &mut [i64]) -> Result<()> {
+    x.par_chunks(SPLIT)
+        .zip(k.par_chunks_mut(SPLIT))
+        .enumerate()
+        .try_for_each(|(i, (x, k))| {
+            let first = start + (i * SPLIT) as u64;
+            match spec.with_stream_start(first).to_codes_into(x, k) {
+                Ok(()) => Ok(()),
+                Err(xbquant::Error::NanInput { index }) => Err(anyhow::anyhow!(
+                    "element {} is NaN, which has no integer code",
+                    first + index as u64
+                )),
+                Err(e) => Err(e.into()),
+            }
+        })
 }
 
 /// `codes` as little-endian integers of type `ty` (each code fits: the format was checked).
@@ -378,7 +512,6 @@ fn dequantize_as<T: Element + Pod + Default>(
     let mut raw = vec![0u8; piece * ty.size()];
     let mut codes = vec![0i64; piece];
     let mut values = vec![T::default(); piece];
-    let (lo, hi) = format.word_codes();
     let mut start = 0u64;
     while start < elements {
         let m = (elements - start).min(piece as u64) as usize;
@@ -386,19 +519,21 @@ fn dequantize_as<T: Element + Pod + Default>(
         src.read_next(raw)?;
         let k = &mut codes[..m];
         decode_codes(raw, ty, k);
-        if let Some(i) = k
-            .iter()
-            .position(|&c| i128::from(c) < lo || i128::from(c) > hi)
-        {
-            bail!(
-                "code {} of element {} lies outside the format's words [{lo}, {hi}]",
-                k[i],
-                start + i as u64
-            );
-        }
-        format
-            .from_codes_into(k, &mut values[..m])
-            .context("cannot turn the codes into values")?;
+        // The core's serial loop, over rayon's threads.
+        k.par_chunks(SPLIT)
+            .zip(values[..m].par_chunks_mut(SPLIT))
+            .enumerate()
+            .try_for_each(|(i, (k, v))| match format.from_codes_into(k, v) {
+                Ok(()) => Ok(()),
+                Err(xbquant::Error::CodeOutOfRange { index, code }) => {
+                    let (lo, hi) = format.word_codes();
+                    Err(anyhow::anyhow!(
+                        "code {code} of element {} lies outside the format's words [{lo}, {hi}]",
+                        start + (i * SPLIT + index) as u64
+                    ))
+                }
+                Err(e) => Err(e.into()),
+            })?;
         out.write_all(bytemuck::cast_slice(&values[..m]))?;
         start += m as u64;
         done(raw.len() as u64);
