@@ -13,7 +13,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use xbquant::{instruction_set, Element, FixedPoint, InstructionSet, Overflow, Rounding};
+use xbquant::{
+    instruction_set, Element, FixedPoint, FloatFormat, InstructionSet, Overflow, Rounding,
+};
 
 const PARALLEL_COPY_MIN: usize = 1 << 17;
 
@@ -140,6 +142,21 @@ fn bench_type<T: Element>(
             fmt.quantize_into_with_mask(&src, &mut dst, &mut mask, Rounding::NearestEven)
                 .unwrap()
         });
+        for (name, float) in [
+            ("e4m3fn", FloatFormat::E4M3FN),
+            ("bfloat16", FloatFormat::BFLOAT16),
+        ] {
+            report.run(&format!("{} into float {name} nearest", T::NAME), || {
+                float
+                    .quantize_into(black_box(&src), &mut dst, Rounding::NearestEven)
+                    .unwrap();
+            });
+            report.run(&format!("{} into float {name} stochastic", T::NAME), || {
+                float
+                    .quantize_into(black_box(&src), &mut dst, Rounding::Stochastic { seed: 1 })
+                    .unwrap();
+            });
+        }
         if !full {
             continue;
         }

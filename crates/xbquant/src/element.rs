@@ -6,7 +6,9 @@
 //! the four concrete types: the kernels are compiled once, in this crate, and a generic function
 //! of another crate compiles to a call.
 
-use crate::kernel::{run_half, run_native, Half, Job, Plan};
+use crate::kernel::{
+    run_float, run_float_half, run_half, run_native, Buffers, FloatPlan, Half, Job, Plan,
+};
 
 /// A floating-point element type: `f32`, `f64`, and with the `half` feature `f16` and `bf16`.
 ///
@@ -25,18 +27,23 @@ pub trait Element:
 }
 
 pub(crate) mod sealed {
-    use crate::kernel::{Job, Plan};
+    use crate::kernel::{Buffers, FloatPlan, Job, Plan};
 
     pub trait Sealed: Sized {
         /// Runs a job with the kernels compiled in this crate (not inlined into callers: that
         /// is what keeps other crates from compiling the kernels again).
         fn run(plan: &Plan, job: Job<'_, Self>);
+        /// Runs a floating-point quantization, likewise.
+        fn run_float(plan: &FloatPlan, buffers: Buffers<'_, Self>);
     }
 }
 
 impl sealed::Sealed for f32 {
     fn run(plan: &Plan, job: Job<'_, f32>) {
         run_native(plan, job);
+    }
+    fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f32>) {
+        run_float(plan, buffers);
     }
 }
 impl Element for f32 {
@@ -56,6 +63,9 @@ impl Element for f32 {
 impl sealed::Sealed for f64 {
     fn run(plan: &Plan, job: Job<'_, f64>) {
         run_native(plan, job);
+    }
+    fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f64>) {
+        run_float(plan, buffers);
     }
 }
 impl Element for f64 {
@@ -98,6 +108,9 @@ macro_rules! impl_half {
         impl sealed::Sealed for $t {
             fn run(plan: &Plan, job: Job<'_, $t>) {
                 run_half(plan, job);
+            }
+            fn run_float(plan: &FloatPlan, buffers: Buffers<'_, $t>) {
+                run_float_half(plan, buffers);
             }
         }
         #[cfg(feature = "half")]

@@ -83,6 +83,22 @@ pub enum Error {
         /// Its value.
         code: i128,
     },
+    /// A floating-point format outside the supported sizes.
+    InvalidFloatFormat {
+        /// Exponent bits asked for.
+        exponent_bits: u32,
+        /// Stored mantissa bits asked for.
+        mantissa_bits: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A floating-point format name that is not known.
+    UnknownFloatFormat(String),
+    /// A rounding mode that floating-point quantization does not offer.
+    UnsupportedFloatRounding {
+        /// The rounding mode, by name.
+        rounding: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -152,6 +168,26 @@ impl fmt::Display for Error {
             Error::CodeOutOfRange { index, code } => write!(
                 f,
                 "code {code} at index {index} is outside the code range of the format"
+            ),
+            Error::InvalidFloatFormat {
+                exponent_bits,
+                mantissa_bits,
+                reason,
+            } => write!(
+                f,
+                "invalid floating-point format with {exponent_bits} exponent and {mantissa_bits} \
+                 mantissa bits: {reason}"
+            ),
+            Error::UnknownFloatFormat(name) => write!(
+                f,
+                "unknown floating-point format {name:?}: expected float16, bfloat16, e5m2, \
+                 e4m3fn, or eXmY (IEEE-style, X exponent and Y mantissa bits; eXmYfn without \
+                 infinities)"
+            ),
+            Error::UnsupportedFloatRounding { rounding } => write!(
+                f,
+                "floating-point quantization rounds to nearest (ties to even) or stochastically, \
+                 not {rounding}"
             ),
         }
     }

@@ -4,6 +4,7 @@
 mod codes;
 mod element;
 mod error;
+mod float;
 mod format;
 mod hls;
 mod isa;
@@ -17,6 +18,7 @@ mod spec;
 pub use codes::Code;
 pub use element::Element;
 pub use error::Error;
+pub use float::{FloatEncoding, FloatFormat, FloatOverflow};
 pub use format::{
     get_range_fixed_point, FixedPoint, FixedPointFormat, MAX_FRAC_LENGTH, MAX_WORD_LENGTH,
 };

@@ -19,7 +19,7 @@ const CHUNK: usize = 1 << 15;
 const PARALLEL_MIN: usize = 1 << 17;
 /// Elements per staging buffer (half-precision data, the values of a mask-only job): small enough
 /// to stay in the L1 cache.
-const BLOCK: usize = 1 << 10;
+pub(super) const BLOCK: usize = 1 << 10;
 
 /// The work of one call. A `mask`, when present, has the same length as the data.
 pub enum Job<'a, T> {
@@ -213,7 +213,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Sweep<'_,
 
 /// Runs `piece` on the job, split into fixed chunks over rayon's threads when it is large; each
 /// piece gets the stream index of its first element.
-fn split<T: Send + Sync>(job: Job<'_, T>, piece: &(dyn Fn(Job<'_, T>, u64) + Sync)) {
+pub(super) fn split<T: Send + Sync>(job: Job<'_, T>, piece: &(dyn Fn(Job<'_, T>, u64) + Sync)) {
     let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
     if !parallel {
         return piece(job, 0);

@@ -17,11 +17,13 @@
 //! equal bit for bit in every mode. A change here is a change there.
 
 mod driver;
+mod float;
 mod lane;
 mod overflow;
 mod round;
 
 pub(crate) use driver::{codes, run_half, run_native, Buffers, Half, Job};
+pub(crate) use float::{float_value_of, run_float, run_float_half, FloatPlan};
 
 use crate::format::pow2;
 use crate::random::{counter, stream_key};

@@ -1,0 +1,353 @@
+//! Low-precision floating point: the named formats against torch's casts (data from
+//! `scripts/float-reference.py`), float16 and bfloat16 against the `half` crate's conversions on
+//! a large share of all `f32` inputs, every format against a brute-force nearest search over its
+//! values, overflow, and stochastic rounding's noise and bias.
+
+use std::io::Read;
+
+use xbquant::half::{bf16, f16};
+use xbquant::{noise, FloatEncoding, FloatFormat, FloatOverflow, Rounding};
+
+/// The inputs and, per named format, torch's outputs, as `f32` bit patterns.
+fn torch_reference() -> (Vec<u32>, Vec<Vec<u32>>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/float_casts.bin.gz");
+    let file = std::fs::File::open(path).expect("reference data");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut bytes)
+        .expect("gzip");
+    assert_eq!(&bytes[..4], b"XBQF");
+    let n = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let words: Vec<u32> = bytes[8..]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(words.len(), 5 * n);
+    let inputs = words[..n].to_vec();
+    let outputs = (1..5).map(|k| words[k * n..(k + 1) * n].to_vec()).collect();
+    (inputs, outputs)
+}
+
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+#[test]
+fn named_formats_equal_torch_casts() {
+    let (inputs, outputs) = torch_reference();
+    let x: Vec<f32> = inputs.iter().map(|&b| f32::from_bits(b)).collect();
+    let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let formats = [
+        FloatFormat::FLOAT16,
+        FloatFormat::BFLOAT16,
+        FloatFormat::E5M2,
+        FloatFormat::E4M3FN,
+    ];
+    for (format, want) in formats.iter().zip(&outputs) {
+        let q = format.quantize(&x, Rounding::NearestEven).unwrap();
+        let q64 = format.quantize(&x64, Rounding::NearestEven).unwrap();
+        let mut wrong = 0;
+        for i in 0..x.len() {
+            let w = f32::from_bits(want[i]);
+            #[allow(clippy::cast_possible_truncation)]
+            let ok = same(q[i], w) && same(q64[i] as f32, w);
+            if !ok {
+                if wrong < 5 {
+                    eprintln!("{format}: {:e} -> {:e}, torch {:e}", x[i], q[i], w);
+                }
+                wrong += 1;
+            }
+        }
+        assert_eq!(wrong, 0, "{format}: {wrong} of {} differ", x.len());
+    }
+}
+
+/// Every 13th `f32` bit pattern (330M inputs, every exponent and sign), against the `half`
+/// crate's round-to-nearest-even conversions.
+#[test]
+fn float16_and_bfloat16_equal_the_half_crate() {
+    let mut x = Vec::with_capacity(1 << 20);
+    let mut q = vec![0f32; 1 << 20];
+    let mut bits: u64 = 0;
+    while bits < 1 << 32 {
+        x.clear();
+        while x.len() < 1 << 20 && bits < 1 << 32 {
+            #[allow(clippy::cast_possible_truncation)]
+            x.push(f32::from_bits(bits as u32));
+            bits += 13;
+        }
+        let q = &mut q[..x.len()];
+        FloatFormat::FLOAT16
+            .quantize_into(&x, q, Rounding::NearestEven)
+            .unwrap();
+        for (a, b) in x.iter().zip(q.iter()) {
+            assert!(same(*b, f16::from_f32(*a).to_f32()), "float16 of {a:e}");
+        }
+        FloatFormat::BFLOAT16
+            .quantize_into(&x, q, Rounding::NearestEven)
+            .unwrap();
+        for (a, b) in x.iter().zip(q.iter()) {
+            assert!(same(*b, bf16::from_f32(*a).to_f32()), "bfloat16 of {a:e}");
+        }
+    }
+}
+
+/// The positive finite values of a format, in order (index = bit pattern), from its definition,
+/// and the next point of the grid past the largest.
+fn values(e: u32, m: u32, encoding: FloatEncoding) -> (Vec<f64>, f64) {
+    let bias = (1i32 << (e - 1)) - 1;
+    let mut v = Vec::new();
+    for pattern in 0u32..(1 << (e + m)) {
+        let (field, mant) = (pattern >> m, pattern & ((1 << m) - 1));
+        let top = field == (1 << e) - 1;
+        if top && (encoding == FloatEncoding::Ieee || mant == (1 << m) - 1) {
+            break;
+        }
+        let frac = f64::from(mant) / f64::from(1u32 << m);
+        v.push(if field == 0 {
+            frac * 2f64.powi(1 - bias)
+        } else {
+            (1.0 + frac) * 2f64.powi(i32::try_from(field).unwrap() - bias)
+        });
+    }
+    // The first reserved pattern, read as a number: the grid's next point.
+    let first = u32::try_from(v.len()).unwrap();
+    let (field, mant) = (first >> m, first & ((1 << m) - 1));
+    let beyond = (1.0 + f64::from(mant) / f64::from(1u32 << m))
+        * 2f64.powi(i32::try_from(field).unwrap() - bias);
+    (v, beyond)
+}
+
+/// The nearest value by search, ties to the even bit pattern; past the largest, overflow.
+fn brute_force(a: f64, grid: &(Vec<f64>, f64), overflow: f64) -> f64 {
+    let (v, beyond) = grid;
+    let mut all = v.clone();
+    all.push(*beyond);
+    let i = all.partition_point(|&g| g <= a).max(1) - 1;
+    let r = if i + 1 >= all.len() {
+        all[i]
+    } else {
+        let (lo, hi) = (all[i], all[i + 1]);
+        if a - lo < hi - a || (a - lo == hi - a && i % 2 == 0) {
+            lo
+        } else {
+            hi
+        }
+    };
+    if r > v[v.len() - 1] {
+        overflow
+    } else {
+        r
+    }
+}
+
+#[test]
+fn every_small_format_equals_a_brute_force_search() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for e in 2..=5 {
+        for m in 1..=4 {
+            for fnz in [false, true] {
+                let mut format = FloatFormat::new(e, m).unwrap();
+                if fnz {
+                    format = format.without_infinities();
+                }
+                let grid = values(e, m, format.encoding());
+                let max = grid.0[grid.0.len() - 1];
+                assert_eq!(format.max(), max, "{format}");
+                let overflow = if fnz { max } else { f64::INFINITY };
+                // Every value, every midpoint and its neighbours, and random magnitudes.
+                let mut xs = Vec::new();
+                let all: Vec<f64> = grid.0.iter().copied().chain([grid.1]).collect();
+                for w in all.windows(2) {
+                    let mid = (w[0] + w[1]) / 2.0;
+                    xs.extend([w[0], mid, mid * (1.0 - 1e-12), mid * (1.0 + 1e-12)]);
+                }
+                for _ in 0..2000 {
+                    #[allow(clippy::cast_precision_loss)]
+                    let r = (next() >> 11) as f64 / (1u64 << 53) as f64;
+                    xs.push(r * grid.1 * 1.5);
+                }
+                for &a in &xs {
+                    for s in [1.0, -1.0] {
+                        let x = s * a;
+                        let q = format.quantize_value(x, Rounding::NearestEven).unwrap();
+                        let want = s * brute_force(a, &grid, overflow);
+                        assert!(
+                            q.to_bits() == want.to_bits() || (q.is_nan() && want.is_nan()),
+                            "{format}: {x:e} -> {q:e}, expected {want:e}"
+                        );
+                        let other = match format.overflow() {
+                            FloatOverflow::Saturate => FloatOverflow::Infinity,
+                            FloatOverflow::Infinity => FloatOverflow::Saturate,
+                        };
+                        let q = format
+                            .with_overflow(other)
+                            .quantize_value(x, Rounding::NearestEven)
+                            .unwrap();
+                        let beyond = brute_force(a, &grid, f64::INFINITY) > max;
+                        let want = match (beyond, other, fnz) {
+                            (false, ..) => want,
+                            (true, FloatOverflow::Saturate, _) => s * max,
+                            (true, FloatOverflow::Infinity, true) => f64::NAN,
+                            (true, FloatOverflow::Infinity, false) => s * f64::INFINITY,
+                        };
+                        assert!(
+                            q.to_bits() == want.to_bits() || (q.is_nan() && want.is_nan()),
+                            "{} {x:e} -> {q:e}, expected {want:e}",
+                            format.with_overflow(other)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn specials_and_element_types() {
+    let f = FloatFormat::E5M2;
+    let q = f
+        .quantize(
+            &[f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0],
+            Rounding::NearestEven,
+        )
+        .unwrap();
+    assert_eq!(&q[..2], &[f32::INFINITY, f32::NEG_INFINITY]);
+    assert!(q[2].is_nan());
+    assert_eq!(q[3].to_bits(), (-0.0f32).to_bits());
+    assert_eq!(q[4].to_bits(), 0);
+    // e4m3fn saturates by default, as torch's cast; overflow to NaN on request.
+    let q = FloatFormat::E4M3FN
+        .quantize(&[f32::NEG_INFINITY, 1e10, f32::NAN], Rounding::NearestEven)
+        .unwrap();
+    assert_eq!(&q[..2], &[-448.0, 448.0]);
+    assert!(q[2].is_nan());
+    let q = FloatFormat::E4M3FN
+        .with_overflow(FloatOverflow::Infinity)
+        .quantize(&[f32::INFINITY, 470.0, 464.0], Rounding::NearestEven)
+        .unwrap();
+    assert!(
+        q[0].is_nan() && q[1].is_nan(),
+        "no infinities in e4m3fn: {q:?}"
+    );
+    assert_eq!(q[2], 448.0); // the tie goes to the even pattern, the largest value
+                             // Half-precision data: the f32 result, exact in the type for formats inside it.
+    let x: Vec<f32> = (0..5000)
+        .map(|i| (i as f32 * 0.731).sin() * 300.0)
+        .collect();
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+    let from_h: Vec<f32> = xh.iter().map(|v| v.to_f32()).collect();
+    let from_b: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
+    for format in [FloatFormat::E5M2, FloatFormat::E4M3FN] {
+        let qh = format.quantize(&xh, Rounding::NearestEven).unwrap();
+        let want = format.quantize(&from_h, Rounding::NearestEven).unwrap();
+        assert!(qh.iter().zip(&want).all(|(a, b)| same(a.to_f32(), *b)));
+        let qb = format.quantize(&xb, Rounding::NearestEven).unwrap();
+        let want = format.quantize(&from_b, Rounding::NearestEven).unwrap();
+        assert!(qb.iter().zip(&want).all(|(a, b)| same(a.to_f32(), *b)));
+    }
+}
+
+#[test]
+fn names_and_errors() {
+    for (name, format) in [
+        ("float16", FloatFormat::FLOAT16),
+        ("fp16", FloatFormat::FLOAT16),
+        ("bfloat16", FloatFormat::BFLOAT16),
+        ("E5M2", FloatFormat::E5M2),
+        ("float8_e4m3fn", FloatFormat::E4M3FN),
+        ("e3m4", FloatFormat::new(3, 4).unwrap()),
+        (
+            "e3m4fn",
+            FloatFormat::new(3, 4).unwrap().without_infinities(),
+        ),
+    ] {
+        let parsed: FloatFormat = name.parse().unwrap();
+        assert_eq!(parsed, format, "{name}");
+        assert_eq!(parsed.to_string().parse::<FloatFormat>().unwrap(), format);
+    }
+    assert_eq!(FloatFormat::E4M3FN.to_string(), "e4m3fn");
+    for bad in ["", "e9m2", "e4m24", "e4m0", "e4m0fn", "float32", "e4", "m3"] {
+        assert!(bad.parse::<FloatFormat>().is_err(), "{bad:?}");
+    }
+    let err = FloatFormat::E5M2
+        .quantize(&[1.0f32], Rounding::Floor)
+        .unwrap_err();
+    assert!(err.to_string().contains("floor"), "{err}");
+    let mut out = [0f32; 2];
+    assert!(FloatFormat::E5M2
+        .quantize_into(&[1.0f32], &mut out, Rounding::NearestEven)
+        .is_err());
+}
+
+/// Element `i` rounds up exactly when its `(seed, i)` draw is below its distance from the
+/// value below, in steps; the mean of many draws is the input (within 4 sigma); the result does
+/// not depend on the thread count.
+#[test]
+fn stochastic_rounding_draws_the_published_noise() {
+    let x: Vec<f64> = (0..300_000)
+        .map(|i| (f64::from(i) * 0.618_033_988_7).sin() * 500.0)
+        .collect();
+    for (format, m, emin) in [(FloatFormat::E4M3FN, 3, -6), (FloatFormat::E5M2, 2, -14)] {
+        let q = format
+            .quantize(&x, Rounding::Stochastic { seed: 21 })
+            .unwrap();
+        for (i, (&v, &r)) in x.iter().zip(&q).enumerate() {
+            // The grid around |v|: the step of its binade (or the subnormal step), the point at
+            // or below it, and the distance in steps.
+            let a = v.abs();
+            let e = (a.log2().floor() as i32).max(emin);
+            let step = 2f64.powi(e - m);
+            let lo = (a / step).floor() * step;
+            let frac = (a - lo) / step;
+            let up = noise::draw(21, i as u64) < frac;
+            let mut want = if up { lo + step } else { lo };
+            if want > format.max() {
+                want = match format.overflow() {
+                    FloatOverflow::Saturate => format.max(),
+                    FloatOverflow::Infinity => f64::INFINITY,
+                };
+            }
+            let want = want.copysign(v);
+            assert!(
+                r.to_bits() == want.to_bits(),
+                "{format} {i}: {v} -> {r}, expected {want}"
+            );
+        }
+    }
+    // Unbiased: the mean of 1/3 in e5m2 (between 0.3125 and 0.375).
+    let n = 20_000;
+    let third = vec![1.0f64 / 3.0; n];
+    let q = FloatFormat::E5M2
+        .quantize(&third, Rounding::Stochastic { seed: 5 })
+        .unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let mean = q.iter().sum::<f64>() / n as f64;
+    let p: f64 = (1.0 / 3.0 - 0.3125) / 0.0625;
+    #[allow(clippy::cast_precision_loss)]
+    let sigma = 0.0625 * (p * (1.0 - p) / n as f64).sqrt();
+    assert!((mean - 1.0 / 3.0).abs() < 4.0 * sigma, "mean {mean}");
+    // The thread count changes nothing.
+    let big: Vec<f32> = (0..1_000_000)
+        .map(|i| (i as f32 * 0.37).cos() * 3.0)
+        .collect();
+    let seeded = Rounding::Stochastic { seed: 9 };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let four = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let a = one.install(|| FloatFormat::E5M2.quantize(&big, seeded).unwrap());
+    let b = four.install(|| FloatFormat::E5M2.quantize(&big, seeded).unwrap());
+    assert!(a == b);
+}
