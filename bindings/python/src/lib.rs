@@ -15,7 +15,10 @@ use half::{bf16, f16};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use xbquant::{noise, Element, FixedPoint, Overflow, QuantSpec, Rounding};
+use xbquant::{
+    noise, Element, FixedPoint, FloatEncoding, FloatFormat, FloatOverflow, Overflow, QuantSpec,
+    Rounding,
+};
 
 /// A core error as the Python exception users expect: every core error is about a bad value.
 fn value_error(err: xbquant::Error) -> PyErr {
@@ -173,6 +176,186 @@ impl Spec {
 
     fn __repr__(&self) -> String {
         format!("Spec({})", self.0)
+    }
+}
+
+/// A checked floating-point format and rounding (nearest or stochastic): what every float
+/// quantize call of the Python layer takes. Immutable and hashable.
+#[pyclass(frozen, eq, hash, module = "xbquant._xbquant")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct FloatSpec {
+    format: FloatFormat,
+    rounding: Rounding,
+}
+
+#[pymethods]
+impl FloatSpec {
+    /// `format` is a name (`float16`, `bfloat16`, `e5m2`, `e4m3fn`, `eXmY`, `eXmYfn`);
+    /// `overflow` is `None` (the format's default), `"infinity"` or `"saturate"`; `rounding` is
+    /// `"nearest"` or `"stochastic"`; `seed` fixes stochastic rounding's noise.
+    #[new]
+    #[pyo3(signature = (format, rounding, overflow, seed))]
+    fn new(
+        format: &str,
+        rounding: &str,
+        overflow: Option<&str>,
+        seed: Option<u64>,
+    ) -> PyResult<FloatSpec> {
+        let mut format: FloatFormat = format.parse().map_err(value_error)?;
+        if let Some(overflow) = overflow {
+            format = format.with_overflow(match overflow.to_ascii_lowercase().as_str() {
+                "infinity" | "inf" => FloatOverflow::Infinity,
+                "saturate" => FloatOverflow::Saturate,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown float overflow {other:?}: expected \"infinity\" or \"saturate\""
+                    )))
+                }
+            });
+        }
+        let rounding: Rounding = rounding.parse().map_err(value_error)?;
+        let rounding = match (rounding, seed) {
+            (Rounding::NearestEven, None) => rounding,
+            (Rounding::StochasticFresh | Rounding::Stochastic { .. }, Some(seed)) => {
+                Rounding::Stochastic { seed }
+            }
+            (Rounding::StochasticFresh | Rounding::Stochastic { .. }, None) => rounding,
+            (other, Some(_)) if !other.is_stochastic() => {
+                return Err(value_error(xbquant::Error::SeedWithoutStochastic {
+                    rounding: other.name(),
+                }))
+            }
+            (other, _) => {
+                return Err(value_error(xbquant::Error::UnsupportedFloatRounding {
+                    rounding: other.name(),
+                }))
+            }
+        };
+        Ok(FloatSpec { format, rounding })
+    }
+
+    /// The format's name (`e4m3fn`, ...).
+    #[getter]
+    fn name(&self) -> String {
+        self.format.to_string()
+    }
+
+    /// Exponent bits.
+    #[getter]
+    fn exponent_bits(&self) -> u32 {
+        self.format.exponent_bits()
+    }
+
+    /// Stored mantissa bits.
+    #[getter]
+    fn mantissa_bits(&self) -> u32 {
+        self.format.mantissa_bits()
+    }
+
+    /// Whether the format has no infinities (`fn`).
+    #[getter]
+    fn finite(&self) -> bool {
+        self.format.encoding() == FloatEncoding::FiniteNan
+    }
+
+    /// Whether overflow saturates (else it gives infinity, or NaN without infinities).
+    #[getter]
+    fn saturate(&self) -> bool {
+        self.format.overflow() == FloatOverflow::Saturate
+    }
+
+    /// The largest finite value.
+    #[getter]
+    fn max(&self) -> f64 {
+        self.format.max()
+    }
+
+    /// The smallest positive normal value.
+    #[getter]
+    fn min_normal(&self) -> f64 {
+        self.format.min_normal()
+    }
+
+    /// The smallest positive value.
+    #[getter]
+    fn min_positive(&self) -> f64 {
+        self.format.min_positive()
+    }
+
+    /// Whether the rounding is stochastic.
+    #[getter]
+    fn stochastic(&self) -> bool {
+        self.rounding.is_stochastic()
+    }
+
+    /// The fixed seed of stochastic rounding, or `None`.
+    #[getter]
+    fn seed(&self) -> Option<u64> {
+        match self.rounding {
+            Rounding::Stochastic { seed } => Some(seed),
+            _ => None,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FloatSpec({}, rounding {})", self.format, self.rounding)
+    }
+}
+
+/// Runs one float call on buffers of one layout.
+fn run_float<L: Layout>(
+    py: Python<'_>,
+    format: &FloatFormat,
+    rounding: Rounding,
+    src: &Bound<'_, PyAny>,
+    dst: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+) -> PyResult<()> {
+    let src = typed::<L::Numpy>(src, "the input", dtype)?;
+    let slice_err = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    match dst {
+        None => {
+            let mut buf = src.try_readwrite().map_err(|_| overlap("the input"))?;
+            let buf = L::view_mut(buf.as_slice_mut().map_err(slice_err)?);
+            py.detach(|| format.quantize_in_place(buf, rounding))
+        }
+        Some(dst) => {
+            let dst = typed::<L::Numpy>(dst, "the output", dtype)?;
+            let input = src.try_readonly().map_err(|_| overlap("the input"))?;
+            let mut output = dst.try_readwrite().map_err(|_| overlap("the output"))?;
+            let x = L::view(input.as_slice().map_err(slice_err)?);
+            let out = L::view_mut(output.as_slice_mut().map_err(slice_err)?);
+            py.detach(|| format.quantize_into(x, out, rounding))
+        }
+    }
+    .map_err(value_error)
+}
+
+/// Rounds `src` to the floating-point format of `spec` into `dst` (in place when `dst` is
+/// `None`). `dtype` and `seed` as for [`quantize`].
+#[pyfunction]
+#[pyo3(signature = (spec, src, dst, dtype, seed))]
+fn quantize_float(
+    py: Python<'_>,
+    spec: &FloatSpec,
+    src: &Bound<'_, PyAny>,
+    dst: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+    seed: Option<u64>,
+) -> PyResult<()> {
+    let rounding = match seed {
+        Some(seed) if spec.rounding.is_stochastic() => Rounding::Stochastic { seed },
+        _ => spec.rounding,
+    };
+    let f = &spec.format;
+    match dtype {
+        "float32" => run_float::<Same<f32>>(py, f, rounding, src, dst, dtype),
+        "float64" => run_float::<Same<f64>>(py, f, rounding, src, dst, dtype),
+        "float16" => run_float::<F16Bits>(py, f, rounding, src, dst, "uint16"),
+        "bfloat16" => run_float::<Bf16Bits>(py, f, rounding, src, dst, "uint16"),
+        other => Err(PyTypeError::new_err(format!(
+            "unsupported dtype {other}: expected float32, float64, float16 or bfloat16"
+        ))),
     }
 }
 
@@ -401,6 +584,8 @@ fn stream_key(seed: u64) -> u64 {
 #[pymodule]
 fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Spec>()?;
+    m.add_class::<FloatSpec>()?;
+    m.add_function(wrap_pyfunction!(quantize_float, m)?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(quantized, m)?)?;
     m.add_function(wrap_pyfunction!(format_range, m)?)?;

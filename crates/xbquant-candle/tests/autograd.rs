@@ -282,3 +282,102 @@ fn quantization_aware_training_lowers_the_loss() -> Result<()> {
         .all(|v| (v * 8.0).fract() == 0.0 && v.abs() <= 0.875));
     Ok(())
 }
+
+/// The float op: any layout and float dtype equals the core on the gathered values; the gradient
+/// passes straight through; a rounding the format does not offer is refused when the op is built.
+#[test]
+fn float_op_equals_the_core_and_passes_gradients() {
+    use xbquant::FloatFormat;
+    use xbquant_candle::FloatQuantF;
+
+    let data: Vec<f32> = (0..60).map(|i| ((i as f32) * 0.77).sin() * 600.0).collect();
+    let x = Tensor::from_vec(data, (6, 10), &Device::Cpu).unwrap();
+    let t = x.t().unwrap();
+    let row_major: Vec<f32> = t
+        .contiguous()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for format in [
+        FloatFormat::E4M3FN,
+        FloatFormat::E5M2,
+        FloatFormat::BFLOAT16,
+    ] {
+        for rounding in [Rounding::NearestEven, Rounding::Stochastic { seed: 3 }] {
+            let op = FloatQuantF::new(format, rounding).unwrap();
+            let q: Vec<f32> = t
+                .apply_op1(op)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(
+                q,
+                format.quantize(&row_major, rounding).unwrap(),
+                "{format}"
+            );
+            for dtype in [DType::F16, DType::BF16, DType::F64] {
+                let td = t.to_dtype(dtype).unwrap();
+                let got = td.apply_op1(op).unwrap().to_dtype(DType::F64).unwrap();
+                let want: Vec<f64> = td
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .t()
+                    .unwrap()
+                    .t()
+                    .unwrap()
+                    .contiguous()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect();
+                let want = Tensor::from_vec(
+                    format.quantize(&want, rounding).unwrap(),
+                    t.shape(),
+                    &Device::Cpu,
+                )
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap();
+                let (a, b): (Vec<f64>, Vec<f64>) = (
+                    got.flatten_all().unwrap().to_vec1().unwrap(),
+                    want.flatten_all().unwrap().to_vec1().unwrap(),
+                );
+                assert!(
+                    a.iter()
+                        .zip(&b)
+                        .all(|(p, q)| p == q || (p.is_nan() && q.is_nan())),
+                    "{format} {dtype:?}"
+                );
+            }
+        }
+    }
+    let w = Var::from_tensor(&x).unwrap();
+    let op = FloatQuantF::new(FloatFormat::E4M3FN, Rounding::NearestEven).unwrap();
+    let grads = w
+        .as_tensor()
+        .apply_op1(op)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g: Vec<f32> = grads
+        .get(&w)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(g.iter().all(|&v| v == 1.0));
+    assert!(FloatQuantF::new(FloatFormat::E5M2, Rounding::Floor).is_err());
+}

@@ -5,6 +5,8 @@
 - QPyTorch's API: :func:`fixed_point_quantize`, :class:`FixedPoint`, :func:`quantizer`.
 - :func:`quantize` (and in place, :func:`quantize_`): every rounding and overflow mode of the
   HLS ``ap_fixed`` types.
+- :func:`quantize_float`: low-precision floating point (float16, bfloat16, e5m2, e4m3fn, any
+  eXmY), equal to torch's casts when rounded to nearest.
 """
 
 from ._api import (
@@ -14,6 +16,7 @@ from ._api import (
     parse_hls,
     quantize,
     quantize_,
+    quantize_float,
     quantizer,
 )
 from ._xbquant import __version__
@@ -25,6 +28,7 @@ __all__ = [
     "parse_hls",
     "quantize",
     "quantize_",
+    "quantize_float",
     "quantizer",
     "__version__",
 ]

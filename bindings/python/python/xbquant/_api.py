@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence, Tuple
 
-from . import _core, _xbquant
+from . import _core, _float, _xbquant
 
 __all__ = [
     "quantize",
@@ -361,3 +361,49 @@ def get_range_fixed_point(num_format) -> Tuple[float, float]:
     if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62:
         raise ValueError(f"no format has wl = {wl}, fl = {fl}")
     return _xbquant.format_range(wl, fl, bool(num_format.symmetric), signed)
+
+
+def quantize_float(
+    x,
+    format: Any,
+    *,
+    rounding: str = "nearest",
+    overflow: Optional[str] = None,
+    seed: Optional[int] = None,
+):
+    """Rounds ``x`` to a low-precision binary floating-point format and returns the values in
+    ``x``'s own dtype. Rounded to nearest with the default overflow, the result is what torch's
+    cast gives: ``quantize_float(x, "float8_e4m3fn")`` equals
+    ``x.to(torch.float8_e4m3fn).to(x.dtype)`` for float32 ``x``. Not differentiable.
+
+    Args:
+        x: a float32, float64, float16 or bfloat16 tensor (any device, shape and strides) or
+            numpy array. The result is new, with the same type, dtype, shape and device.
+        format: ``"float16"``, ``"bfloat16"``, ``"e5m2"``, ``"e4m3fn"`` (also
+            ``"float8_e5m2"``, ``"float8_e4m3fn"``), ``"eXmY"`` for an IEEE-style format with X
+            exponent bits (2 to 8) and Y mantissa bits (1 to 23), ``"eXmYfn"`` for one without
+            infinities, or a tuple ``(X, Y)``.
+        rounding: ``"nearest"`` (ties to even) or ``"stochastic"`` (the same counter-based
+            noise as fixed point: reproducible with ``seed``).
+        overflow: ``None`` for the format's default (infinity for IEEE-style formats,
+            saturation for formats without infinities, as torch's casts), ``"infinity"``
+            (NaN for formats without infinities) or ``"saturate"``.
+        seed: the seed of stochastic rounding; without one each call draws a fresh seed from
+            torch's default generator (tensors) or numpy's global one (arrays).
+
+    Raises:
+        ValueError: an unknown format, rounding or overflow name.
+        TypeError: data that is not floating point.
+
+    Example::
+
+        >>> import numpy as np
+        >>> x = np.array([0.3, 500.0, -1e-3, 70000.0], dtype=np.float32)
+        >>> quantize_float(x, "e4m3fn").tolist()  # saturating, as torch's cast
+        [0.3125, 448.0, -0.001953125, 448.0]
+        >>> quantize_float(x, "e5m2").tolist()
+        [0.3125, 512.0, -0.0009765625, inf]
+        >>> quantize_float(x, (5, 2), overflow="saturate")[3]
+        np.float32(57344.0)
+    """
+    return _float.quantize_float_data(x, _float.float_spec(format, rounding, overflow, seed))

@@ -155,3 +155,36 @@ def quantize(x: torch.Tensor, spec, with_mask: bool):
     q = torch.where(nan, v, q)
     mask = (over & ~nan) if with_mask else None
     return q.to(x.dtype).contiguous(), mask
+
+
+_EXPONENT = 0x7FF0_0000_0000_0000
+
+
+def quantize_float(x: torch.Tensor, spec, seed) -> torch.Tensor:
+    """`x` rounded to the floating-point format of `spec` (an `_xbquant.FloatSpec`) with torch
+    operations: the kernel's float64 steps (`crates/xbquant/src/kernel/float.rs`). `seed` is the
+    call's seed for stochastic rounding (the spec's own when it has one)."""
+    v = x.detach().to(torch.float64)
+    m = spec.mantissa_bits
+    top = 2.0 ** (2 ** (spec.exponent_bits - 1) + (1 if spec.finite else 0))
+    # |v| held between the smallest normal value and the binade past the largest (NaN: any
+    # value; it stays NaN below): its exponent field less m is the step's.
+    held = torch.where(torch.isnan(v), spec.min_normal, v.abs().clamp(spec.min_normal, top))
+    field = held.view(torch.int64) & _EXPONENT
+    step = (field - (m << 52)).view(torch.float64)
+    inverse = (((2046 + m) << 52) - field).view(torch.float64)
+    t = v * inverse
+    if spec.stochastic:
+        u = uniform(seed, t.numel(), t.device).view(t.shape)
+        a = t.abs()
+        whole = torch.floor(a)
+        r = torch.copysign(whole + (u < a - whole).to(torch.float64), t)
+    else:
+        r = torch.round(t)  # ties to even
+    q = r * step
+    if spec.saturate:
+        beyond = spec.max
+    else:
+        beyond = float("nan") if spec.finite else float("inf")
+    q = torch.where(q.abs() > spec.max, torch.copysign(torch.full_like(q, beyond), v), q)
+    return q.to(x.dtype).contiguous()

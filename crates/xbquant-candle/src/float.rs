@@ -1,0 +1,118 @@
+//! Low-precision floating point as a candle op: forward through the core's [`FloatFormat`]
+//! kernel, backward straight through.
+
+use std::cell::RefCell;
+
+use candle_core::backend::BackendStorage;
+use candle_core::cpu_backend::unary_map;
+use candle_core::{map_dtype, CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
+use xbquant::{Element, FloatFormat, Rounding};
+
+/// Rounds to a [`FloatFormat`] (nearest, ties to even, or stochastic) with the straight-through
+/// gradient: the op of a training loop that simulates `e4m3fn` weights or `bfloat16`
+/// activations. Each op fixes its noise: `Rounding::StochasticFresh` is resolved when it is
+/// built, so build one per application for new noise.
+///
+/// Forward accepts `F32`, `F64`, `F16` and `BF16` CPU tensors of any layout and returns a
+/// contiguous tensor of the same dtype and shape.
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Var};
+/// use xbquant::{FloatFormat, Rounding};
+/// use xbquant_candle::FloatQuantF;
+///
+/// let w = Var::new(&[0.3f32, 500.0], &Device::Cpu)?;
+/// let op = FloatQuantF::new(FloatFormat::E4M3FN, Rounding::NearestEven)?;
+/// let y = w.as_tensor().apply_op1(op)?;
+/// assert_eq!(y.to_vec1::<f32>()?, [0.3125, 448.0]);
+/// let grads = y.sum_all()?.backward()?;
+/// assert_eq!(grads.get(&w).unwrap().to_vec1::<f32>()?, [1.0, 1.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct FloatQuantF {
+    format: FloatFormat,
+    rounding: Rounding,
+}
+
+impl FloatQuantF {
+    /// The op for one application.
+    ///
+    /// # Errors
+    ///
+    /// [`xbquant::Error::UnsupportedFloatRounding`] for a rounding other than nearest (ties to
+    /// even) or stochastic.
+    pub fn new(format: FloatFormat, rounding: Rounding) -> Result<Self, xbquant::Error> {
+        let rounding = rounding.resolve();
+        // Checks the rounding once, here, rather than in every forward pass.
+        format.quantize_value(0.0, rounding)?;
+        Ok(FloatQuantF { format, rounding })
+    }
+
+    /// The format.
+    #[must_use]
+    pub fn format(&self) -> FloatFormat {
+        self.format
+    }
+
+    /// The rounding (stochastic with its seed fixed).
+    #[must_use]
+    pub fn rounding(&self) -> Rounding {
+        self.rounding
+    }
+}
+
+fn rounded<T: Element + WithDType>(
+    format: &FloatFormat,
+    rounding: Rounding,
+    data: &[T],
+    layout: &Layout,
+) -> Result<Vec<T>, xbquant::Error> {
+    let mut values = match layout.contiguous_offsets() {
+        Some((start, end)) => data[start..end].to_vec(),
+        None => unary_map(data, layout, |v| v),
+    };
+    format.quantize_in_place(&mut values, rounding)?;
+    Ok(values)
+}
+
+impl CustomOp1 for FloatQuantF {
+    fn name(&self) -> &'static str {
+        "xbquant-float"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (format, rounding) = (&self.format, self.rounding);
+        // `map_dtype!` takes a closure that returns the values; an error (none can occur for a
+        // rounding checked by `new`) is kept aside and returned after it.
+        let failure = RefCell::new(None);
+        let out = map_dtype!(
+            self.name(),
+            storage,
+            |data| rounded(format, rounding, data, layout).unwrap_or_else(|e| {
+                failure.replace(Some(e));
+                Vec::new()
+            }),
+            (F32, F64, F16, BF16)
+        );
+        if let Some(e) = failure.into_inner() {
+            return Err(Error::Msg(format!("xbquant: {e}")));
+        }
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.clone()))
+    }
+}
