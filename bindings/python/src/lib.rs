@@ -252,10 +252,10 @@ impl FloatSpec {
         self.format.mantissa_bits()
     }
 
-    /// Whether the format has no infinities (`fn`).
+    /// Whether the format has no infinities (`fn`, or no special values at all).
     #[getter]
     fn finite(&self) -> bool {
-        self.format.encoding() == FloatEncoding::FiniteNan
+        self.format.encoding() != FloatEncoding::Ieee
     }
 
     /// Whether overflow saturates (else it gives infinity, or NaN without infinities).
@@ -268,6 +268,18 @@ impl FloatSpec {
     #[getter]
     fn max(&self) -> f64 {
         self.format.max()
+    }
+
+    /// The exponent of the largest binade.
+    #[getter]
+    fn max_exponent(&self) -> i32 {
+        self.format.max_exponent()
+    }
+
+    /// What a magnitude beyond `max` becomes: infinity, NaN or `max` itself.
+    #[getter]
+    fn overflow_value(&self) -> f64 {
+        self.format.overflow_value()
     }
 
     /// The smallest positive normal value.

@@ -104,3 +104,48 @@ def test_errors():
     with pytest.raises(TypeError):
         xbquant.quantize_float(torch.ones(3, dtype=torch.int32), "e5m2")
     assert xbquant.quantize_float(np.float32(0.3), (4, 3)) == np.float32(0.3125)
+
+
+def test_qpytorch_float_quantize_and_floating_point():
+    # QPyTorch's format: no values reserved, so e2m2 reaches 7; overflow saturates.
+    x = torch.tensor([0.3, 5.4, 100.0, float("inf"), -0.1, float("nan")])
+    q = xbquant.float_quantize(x, 2, 2, "nearest")
+    assert q[:5].tolist() == [0.25, 5.0, 7.0, 7.0, -0.0] and torch.isnan(q[5])
+    # Ties to even (QPyTorch rounds 1 + 2**-11 away from zero, to 1 + 2**-10).
+    assert xbquant.float_quantize(torch.tensor([1.0 + 2.0**-11]), 5, 10, "nearest").item() == 1.0
+    # man = 23 keeps float32 values (QPyTorch flips signs there).
+    y = torch.randn(1000)
+    assert torch.equal(xbquant.float_quantize(y, 8, 23, "nearest"), y)
+    # Stochastic by default, reproducible with a seed, and the same as quantize_float.
+    a = xbquant.float_quantize(y, 4, 3, seed=5)
+    assert torch.equal(a, xbquant.float_quantize(y, 4, 3, seed=5))
+    assert torch.equal(a, xbquant.quantize_float(y, "e4m3nx", rounding="stochastic", seed=5))
+    fp = xbquant.FloatingPoint(5, 2)
+    assert repr(fp) == "FloatingPoint (exponent=5, mantissa=2)"
+    assert fp == xbquant.FloatingPoint(5, 2) and fp != xbquant.FloatingPoint(5, 3)
+    with pytest.raises(ValueError):
+        xbquant.FloatingPoint(9, 2)
+    with pytest.raises(ValueError):
+        xbquant.float_quantize(y, 4, 0)
+
+
+def test_quantizer_takes_floating_point():
+    x = torch.tensor([0.3, 5.4, 100.0], requires_grad=True)
+    q = xbquant.quantizer(
+        xbquant.FloatingPoint(2, 2),
+        xbquant.FloatingPoint(2, 1),
+        forward_rounding="nearest",
+        backward_rounding="nearest",
+    )
+    y = q(x)
+    assert y.detach().tolist() == [0.25, 5.0, 7.0]
+    y.backward(torch.tensor([0.3, 2.6, 9.0]))
+    # The gradient rounded to e2m1 (values 0.5 steps below 2, max 6), straight through.
+    assert x.grad.tolist() == [0.5, 3.0, 6.0]
+
+    class QPyTorchLike:  # an object with QPyTorch's attributes
+        exp, man = 3, 2
+
+    assert xbquant.quantizer(QPyTorchLike(), forward_rounding="nearest")(torch.tensor([0.3])).item() == 0.3125
+    with pytest.raises(ValueError, match="clamping_grad_zero"):
+        xbquant.quantizer(xbquant.FloatingPoint(5, 2), clamping_grad_zero=True)

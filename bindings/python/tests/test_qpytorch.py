@@ -143,8 +143,13 @@ def test_quantizer_accepts_qpytorch_like_numbers_and_rejects_others():
     class FloatingPoint:
         exp, man = 5, 2
 
-    with pytest.raises(TypeError, match="fixed-point"):
-        quantizer(FloatingPoint())
+    assert quantizer(FloatingPoint(), forward_rounding="nearest")(torch.tensor([0.3])).item() == 0.3125
+
+    class BlockFloatingPoint:
+        wl, dim = 8, -1
+
+    with pytest.raises(TypeError, match="block formats are not supported"):
+        quantizer(BlockFloatingPoint())
     with pytest.raises(ValueError, match="rounding"):
         quantizer(FixedPoint(8, 4), forward_rounding="sideways")
     with pytest.raises(TypeError):

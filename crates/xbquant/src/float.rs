@@ -18,6 +18,10 @@ pub enum FloatEncoding {
     /// No infinities: the largest exponent field holds numbers, except the pattern with every
     /// mantissa bit set, which is NaN (`e4m3fn`, the `fn` of "finite, NaN").
     FiniteNan,
+    /// Every exponent field holds numbers: no infinities and no NaN pattern, so the largest
+    /// binade is one above IEEE's. QPyTorch's `FloatingPoint(exp, man)`. (NaN inputs still give
+    /// NaN in the input's type.)
+    AllFinite,
 }
 
 /// What a magnitude beyond the largest finite value becomes, once rounded.
@@ -149,6 +153,31 @@ impl FloatFormat {
         }
     }
 
+    /// The same format with no special values at all: every exponent field, the largest
+    /// included, holds numbers (QPyTorch's `FloatingPoint(exp, man)`, which reserves nothing
+    /// for infinities or NaN). Overflow saturates, as QPyTorch's does. With 8 exponent bits the
+    /// largest binade lies beyond `f32`'s range: `f32` results there are infinite, `f64` ones
+    /// are not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FloatFormat, Rounding};
+    /// let qpytorch = FloatFormat::new(2, 2)?.without_specials(); // values up to 7
+    /// assert_eq!(qpytorch.max(), 7.0);
+    /// let q = qpytorch.quantize(&[0.3f32, 5.4, 100.0, f32::INFINITY], Rounding::NearestEven)?;
+    /// assert_eq!(q, [0.25, 5.0, 7.0, 7.0]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[must_use]
+    pub const fn without_specials(self) -> Self {
+        FloatFormat {
+            encoding: FloatEncoding::AllFinite,
+            overflow: FloatOverflow::Saturate,
+            ..self
+        }
+    }
+
     /// The same format with another overflow behaviour.
     ///
     /// # Examples
@@ -197,7 +226,7 @@ impl FloatFormat {
     fn emax(&self) -> i64 {
         match self.encoding {
             FloatEncoding::Ieee => self.bias(),
-            FloatEncoding::FiniteNan => self.bias() + 1,
+            FloatEncoding::FiniteNan | FloatEncoding::AllFinite => self.bias() + 1,
         }
     }
 
@@ -215,10 +244,37 @@ impl FloatFormat {
     pub fn max(&self) -> f64 {
         let m = i32::try_from(self.mantissa_bits).unwrap_or(23);
         let top = match self.encoding {
-            FloatEncoding::Ieee => 2.0 - 2f64.powi(-m),
+            FloatEncoding::Ieee | FloatEncoding::AllFinite => 2.0 - 2f64.powi(-m),
             FloatEncoding::FiniteNan => 2.0 - 2f64.powi(1 - m),
         };
         top * 2f64.powi(i32::try_from(self.emax()).unwrap_or(0))
+    }
+
+    /// The exponent of the largest binade: the bias for IEEE-style formats, one more without
+    /// infinities or special values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::FloatFormat;
+    /// assert_eq!(FloatFormat::FLOAT16.max_exponent(), 15);
+    /// assert_eq!(FloatFormat::E4M3FN.max_exponent(), 8);
+    /// ```
+    #[must_use]
+    pub fn max_exponent(&self) -> i32 {
+        i32::try_from(self.emax()).unwrap_or(0)
+    }
+
+    /// What a magnitude beyond [`max`](FloatFormat::max) becomes (before its sign is applied):
+    /// infinity, NaN (overflow to "infinity" in a format without infinities) or the largest
+    /// value (saturation).
+    #[must_use]
+    pub fn overflow_value(&self) -> f64 {
+        match (self.overflow, self.encoding) {
+            (FloatOverflow::Saturate, _) => self.max(),
+            (FloatOverflow::Infinity, FloatEncoding::FiniteNan) => f64::NAN,
+            (FloatOverflow::Infinity, _) => f64::INFINITY,
+        }
     }
 
     /// The smallest positive normal value, `2^(1 - bias)`.
@@ -244,11 +300,7 @@ impl FloatFormat {
             }
         };
         let max = self.max();
-        let overflow = match (self.overflow, self.encoding) {
-            (FloatOverflow::Saturate, _) => max,
-            (FloatOverflow::Infinity, FloatEncoding::Ieee) => f64::INFINITY,
-            (FloatOverflow::Infinity, FloatEncoding::FiniteNan) => f64::NAN,
-        };
+        let overflow = self.overflow_value();
         let m = u64::from(self.mantissa_bits);
         let pow2 = |k: i64| 2f64.powi(i32::try_from(k).unwrap_or(0));
         Ok(FloatPlan {
@@ -350,7 +402,7 @@ impl FloatFormat {
 
 impl fmt::Display for FloatFormat {
     /// `float16`, `bfloat16`, `e5m2`, `e4m3fn` for the named formats, else `eXmY` (`eXmYfn`
-    /// without infinities), then `, saturating` or `, overflow to NaN` when overflow differs
+    /// without infinities, `eXmYnx` with no special values), then the overflow when it differs
     /// from the encoding's default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (e, m) = (self.exponent_bits, self.mantissa_bits);
@@ -359,10 +411,14 @@ impl fmt::Display for FloatFormat {
             (FloatEncoding::Ieee, 8, 7) => f.write_str("bfloat16")?,
             (FloatEncoding::Ieee, ..) => write!(f, "e{e}m{m}")?,
             (FloatEncoding::FiniteNan, ..) => write!(f, "e{e}m{m}fn")?,
+            (FloatEncoding::AllFinite, ..) => write!(f, "e{e}m{m}nx")?,
         }
         match (self.encoding, self.overflow) {
             (FloatEncoding::Ieee, FloatOverflow::Saturate) => f.write_str(", saturating"),
             (FloatEncoding::FiniteNan, FloatOverflow::Infinity) => f.write_str(", overflow to NaN"),
+            (FloatEncoding::AllFinite, FloatOverflow::Infinity) => {
+                f.write_str(", overflow to infinity")
+            }
             _ => Ok(()),
         }
     }
@@ -372,7 +428,8 @@ impl FromStr for FloatFormat {
     type Err = Error;
 
     /// `float16` (also `fp16`, `half`), `bfloat16` (`bf16`), `e5m2` (`float8_e5m2`), `e4m3fn`
-    /// (`float8_e4m3fn`), or `eXmY` / `eXmYfn` for any other size; case is ignored.
+    /// (`float8_e4m3fn`), or `eXmY` / `eXmYfn` / `eXmYnx` (no special values) for any other size;
+    /// case is ignored.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let name = s.trim().to_ascii_lowercase();
         let name = name.strip_prefix("float8_").unwrap_or(&name);
@@ -382,19 +439,22 @@ impl FromStr for FloatFormat {
             _ => {}
         }
         let unknown = || Error::UnknownFloatFormat(s.to_string());
-        let (body, finite) = match name.strip_suffix("fn") {
-            Some(b) => (b, true),
-            None => (name, false),
+        let (body, encoding) = if let Some(b) = name.strip_suffix("fn") {
+            (b, FloatEncoding::FiniteNan)
+        } else if let Some(b) = name.strip_suffix("nx") {
+            (b, FloatEncoding::AllFinite)
+        } else {
+            (name, FloatEncoding::Ieee)
         };
         let body = body.strip_prefix('e').ok_or_else(unknown)?;
         let (e, m) = body.split_once('m').ok_or_else(unknown)?;
         let e: u32 = e.parse().map_err(|_| unknown())?;
         let m: u32 = m.parse().map_err(|_| unknown())?;
         let format = FloatFormat::new(e, m)?;
-        Ok(if finite {
-            format.without_infinities()
-        } else {
-            format
+        Ok(match encoding {
+            FloatEncoding::Ieee => format,
+            FloatEncoding::FiniteNan => format.without_infinities(),
+            FloatEncoding::AllFinite => format.without_specials(),
         })
     }
 }

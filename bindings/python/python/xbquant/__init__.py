@@ -2,7 +2,8 @@
 
 - :mod:`xbquant.quantizers`: XBTorch's API (``FixedPointQuantF``,
   ``fixed_point_quantize_wrapper``, ``get_range_fixed_point``), with the same names and defaults.
-- QPyTorch's API: :func:`fixed_point_quantize`, :class:`FixedPoint`, :func:`quantizer`.
+- QPyTorch's API: :func:`fixed_point_quantize`, :class:`FixedPoint`, :func:`float_quantize`,
+  :class:`FloatingPoint`, :func:`quantizer`.
 - :func:`quantize` (and in place, :func:`quantize_`): every rounding and overflow mode of the
   HLS ``ap_fixed`` types.
 - :func:`quantize_float`: low-precision floating point (float16, bfloat16, e5m2, e4m3fn, any
@@ -11,7 +12,9 @@
 
 from ._api import (
     FixedPoint,
+    FloatingPoint,
     fixed_point_quantize,
+    float_quantize,
     get_range_fixed_point,
     parse_hls,
     quantize,
@@ -23,7 +26,9 @@ from ._xbquant import __version__
 
 __all__ = [
     "FixedPoint",
+    "FloatingPoint",
     "fixed_point_quantize",
+    "float_quantize",
     "get_range_fixed_point",
     "parse_hls",
     "quantize",

@@ -236,10 +236,67 @@ class FixedPoint:
         return hash((self.wl, self.fl, self.signed, self.overflow, self.symmetric))
 
 
-def _as_fixed_point(number, role: str) -> Optional[FixedPoint]:
-    """A number format given to `quantizer`: ours, or any object with QPyTorch's fixed-point
-    attributes (``wl``, ``fl``, and optionally ``clamp`` and ``symmetric``)."""
-    if number is None or isinstance(number, FixedPoint):
+class FloatingPoint:
+    """QPyTorch's floating-point number format: ``FloatingPoint(exp, man)``, ``exp`` exponent
+    bits (2 to 8) with bias ``2**(exp-1) - 1`` and ``man`` stored mantissa bits (1 to 23), with
+    subnormals and no values reserved for infinities or NaN (the largest exponent field holds
+    numbers); values beyond the largest saturate to it. For :func:`float_quantize` and
+    :func:`quantizer`.
+
+    >>> FloatingPoint(5, 2)
+    FloatingPoint (exponent=5, mantissa=2)
+    """
+
+    def __init__(self, exp, man):
+        self.exp = _core.check_length(exp, "exp")
+        self.man = _core.check_length(man, "man")
+        # Check now, so that a bad format fails where it is written.
+        self.float_spec("nearest")
+
+    def float_spec(self, rounding: str, seed: Optional[int] = None):
+        """The checked format with a rounding (internal)."""
+        return _float.float_spec(f"e{self.exp}m{self.man}nx", rounding, None, seed)
+
+    def __repr__(self) -> str:
+        return f"FloatingPoint (exponent={self.exp:d}, mantissa={self.man:d})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, FloatingPoint):
+            return NotImplemented
+        return (self.exp, self.man) == (other.exp, other.man)
+
+    def __hash__(self) -> int:
+        return hash(("float", self.exp, self.man))
+
+
+def float_quantize(x, exp, man, rounding="stochastic", *, seed: Optional[int] = None):
+    """QPyTorch's ``qtorch.quant.float_quantize``: same signature, same defaults (stochastic
+    rounding), the format of :class:`FloatingPoint` (no infinities or NaN reserved, subnormals,
+    saturation), exact results.
+
+    Where QPyTorch's kernel is wrong, this is right: it rounds ties to even, as QPyTorch
+    documents (QPyTorch rounds them away from zero); below the normal range it rounds once
+    (QPyTorch rounds ``x + 2**emin`` in float32 first, a second rounding, and turns ``-0`` into
+    ``+0`` there); NaN stays NaN (QPyTorch returns a number); ``man=23`` leaves values as they are
+    (QPyTorch flips signs, its issue #48). Stochastic rounding draws 52-bit noise from the
+    ``(seed, index)`` generator of fixed point, so it is unbiased and reproducible with ``seed``.
+    Accepts every float dtype, any strides and numpy arrays. No gradient: use :func:`quantizer`.
+
+    Example::
+
+        >>> import torch
+        >>> float_quantize(torch.tensor([0.3, 5.4, 100.0]), 2, 2, "nearest")
+        tensor([0.2500, 5.0000, 7.0000])
+    """
+    spec = _float.float_spec(f"e{_core.check_length(exp, 'exp')}m{_core.check_length(man, 'man')}nx", rounding, None, seed)
+    return _float.quantize_float_data(x, spec)
+
+
+def _as_number(number, role: str):
+    """A number format given to `quantizer`: ours, or any object with QPyTorch's attributes
+    (fixed point: ``wl``, ``fl``, and optionally ``clamp`` and ``symmetric``; floating point:
+    ``exp`` and ``man``)."""
+    if number is None or isinstance(number, (FixedPoint, FloatingPoint)):
         return number
     if hasattr(number, "wl") and hasattr(number, "fl"):
         return FixedPoint(
@@ -248,10 +305,20 @@ def _as_fixed_point(number, role: str) -> Optional[FixedPoint]:
             getattr(number, "clamp", True),
             getattr(number, "symmetric", False),
         )
+    if hasattr(number, "exp") and hasattr(number, "man"):
+        return FloatingPoint(number.exp, number.man)
     raise TypeError(
-        f"{role} must be a fixed-point number format (xbquant.FixedPoint or an object with wl "
-        f"and fl), got {type(number).__name__}; floating-point and block formats are not supported"
+        f"{role} must be a fixed- or floating-point number format (xbquant.FixedPoint, "
+        f"xbquant.FloatingPoint, or an object with wl and fl, or exp and man), got "
+        f"{type(number).__name__}; block formats are not supported"
     )
+
+
+def _quantize_number(x, number, rounding: str, with_mask: bool = False):
+    """`x` quantized to a number format of `quantizer`, with the overflow mask when asked."""
+    if isinstance(number, FloatingPoint):
+        return _float.quantize_float_data(x, number.float_spec(rounding)), None
+    return _core.quantize_data(x, number.spec(rounding), with_mask=with_mask)
 
 
 def quantizer(
@@ -281,8 +348,10 @@ def quantizer(
     """
     import torch
 
-    forward = _as_fixed_point(forward_number, "forward_number")
-    backward = _as_fixed_point(backward_number, "backward_number")
+    forward = _as_number(forward_number, "forward_number")
+    backward = _as_number(backward_number, "backward_number")
+    if clamping_grad_zero and isinstance(forward, FloatingPoint):
+        raise ValueError("clamping_grad_zero needs a fixed-point forward_number (as QPyTorch's)")
     # Check the rounding names now rather than at the first call.
     for rounding in (forward_rounding, backward_rounding):
         _core.make_spec(8, 0, rounding=rounding)
@@ -296,8 +365,7 @@ def quantizer(
         def forward(ctx, x):
             if forward is None:
                 return x.clone()
-            spec = forward.spec(forward_rounding)
-            out, mask = _core.quantize_data(x, spec, with_mask=clamping_grad_zero)
+            out, mask = _quantize_number(x, forward, forward_rounding, clamping_grad_zero)
             if clamping_grad_zero:
                 ctx.save_for_backward(mask)
             return out
@@ -311,7 +379,7 @@ def quantizer(
                 (mask,) = ctx.saved_tensors
                 grad = grad.masked_fill(mask, 0)
             if backward is not None:
-                grad = _core.quantize_data(grad, backward.spec(backward_rounding))[0]
+                grad = _quantize_number(grad, backward, backward_rounding)[0]
             return grad
 
     def quantize_function(x):

@@ -166,7 +166,7 @@ def quantize_float(x: torch.Tensor, spec, seed) -> torch.Tensor:
     call's seed for stochastic rounding (the spec's own when it has one)."""
     v = x.detach().to(torch.float64)
     m = spec.mantissa_bits
-    top = 2.0 ** (2 ** (spec.exponent_bits - 1) + (1 if spec.finite else 0))
+    top = 2.0 ** (spec.max_exponent + 1)
     # |v| held between the smallest normal value and the binade past the largest (NaN: any
     # value; it stays NaN below): its exponent field less m is the step's.
     held = torch.where(torch.isnan(v), spec.min_normal, v.abs().clamp(spec.min_normal, top))
@@ -182,9 +182,6 @@ def quantize_float(x: torch.Tensor, spec, seed) -> torch.Tensor:
     else:
         r = torch.round(t)  # ties to even
     q = r * step
-    if spec.saturate:
-        beyond = spec.max
-    else:
-        beyond = float("nan") if spec.finite else float("inf")
-    q = torch.where(q.abs() > spec.max, torch.copysign(torch.full_like(q, beyond), v), q)
+    beyond = torch.full_like(q, spec.overflow_value)
+    q = torch.where(q.abs() > spec.max, torch.copysign(beyond, v), q)
     return q.to(x.dtype).contiguous()
