@@ -145,11 +145,11 @@ def test_quantizer_accepts_qpytorch_like_numbers_and_rejects_others():
 
     assert quantizer(FloatingPoint(), forward_rounding="nearest")(torch.tensor([0.3])).item() == 0.3125
 
-    class BlockFloatingPoint:
-        wl, dim = 8, -1
+    class Posit:
+        nsize, es = 8, 1
 
-    with pytest.raises(TypeError, match="block formats are not supported"):
-        quantizer(BlockFloatingPoint())
+    with pytest.raises(TypeError, match="number format"):
+        quantizer(Posit())
     with pytest.raises(ValueError, match="rounding"):
         quantizer(FixedPoint(8, 4), forward_rounding="sideways")
     with pytest.raises(TypeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence, Tuple
 
-from . import _core, _float, _xbquant
+from . import _block, _core, _float, _xbquant
 
 __all__ = [
     "quantize",
@@ -296,7 +296,7 @@ def _as_number(number, role: str):
     """A number format given to `quantizer`: ours, or any object with QPyTorch's attributes
     (fixed point: ``wl``, ``fl``, and optionally ``clamp`` and ``symmetric``; floating point:
     ``exp`` and ``man``)."""
-    if number is None or isinstance(number, (FixedPoint, FloatingPoint)):
+    if number is None or isinstance(number, (FixedPoint, FloatingPoint, BlockFloatingPoint)):
         return number
     if hasattr(number, "wl") and hasattr(number, "fl"):
         return FixedPoint(
@@ -307,10 +307,12 @@ def _as_number(number, role: str):
         )
     if hasattr(number, "exp") and hasattr(number, "man"):
         return FloatingPoint(number.exp, number.man)
+    if hasattr(number, "wl") and hasattr(number, "dim"):
+        return BlockFloatingPoint(number.wl, number.dim)
     raise TypeError(
-        f"{role} must be a fixed- or floating-point number format (xbquant.FixedPoint, "
-        f"xbquant.FloatingPoint, or an object with wl and fl, or exp and man), got "
-        f"{type(number).__name__}; block formats are not supported"
+        f"{role} must be a number format (xbquant.FixedPoint, FloatingPoint or "
+        f"BlockFloatingPoint, or an object with QPyTorch's attributes: wl and fl, exp and man, "
+        f"or wl and dim), got {type(number).__name__}"
     )
 
 
@@ -318,6 +320,8 @@ def _quantize_number(x, number, rounding: str, with_mask: bool = False):
     """`x` quantized to a number format of `quantizer`, with the overflow mask when asked."""
     if isinstance(number, FloatingPoint):
         return _float.quantize_float_data(x, number.float_spec(rounding)), None
+    if isinstance(number, BlockFloatingPoint):
+        return _block.block_quantize_data(x, number.wl, number.dim, rounding, None, None), None
     return _core.quantize_data(x, number.spec(rounding), with_mask=with_mask)
 
 
@@ -350,7 +354,7 @@ def quantizer(
 
     forward = _as_number(forward_number, "forward_number")
     backward = _as_number(backward_number, "backward_number")
-    if clamping_grad_zero and isinstance(forward, FloatingPoint):
+    if clamping_grad_zero and isinstance(forward, (FloatingPoint, BlockFloatingPoint)):
         raise ValueError("clamping_grad_zero needs a fixed-point forward_number (as QPyTorch's)")
     # Check the rounding names now rather than at the first call.
     for rounding in (forward_rounding, backward_rounding):
@@ -475,3 +479,62 @@ def quantize_float(
         np.float32(57344.0)
     """
     return _float.quantize_float_data(x, _float.float_spec(format, rounding, overflow, seed))
+
+
+def block_quantize(
+    x,
+    wl,
+    dim=-1,
+    rounding="stochastic",
+    *,
+    block_size: Optional[int] = None,
+    seed: Optional[int] = None,
+):
+    """QPyTorch's ``qtorch.quant.block_quantize``: block floating point with word length
+    ``wl``. A block shares the exponent ``e`` of its largest finite magnitude, and each value
+    becomes a ``wl``-bit signed code of step ``2**(e + 2 - wl)`` (the largest magnitude keeps
+    its leading bit), saturating symmetrically. Blocks: the whole tensor for ``dim=-1``
+    (QPyTorch's default), one block per index of axis ``dim`` otherwise (QPyTorch's meaning).
+    Beyond QPyTorch, ``block_size=k`` makes blocks of ``k`` consecutive values along the last
+    axis (as in the OCP Microscaling formats).
+
+    Exact where QPyTorch is not: ties go to even (QPyTorch rounds them away from zero after
+    adding ``6 * 2**e`` in float32, which can round a second time). NaN stays NaN and
+    infinities saturate; a block's exponent comes from its finite values. Stochastic rounding
+    uses the ``(seed, index)`` noise of fixed point. Accepts every float dtype, any device and
+    numpy arrays. No gradient: use :func:`quantizer` with :class:`BlockFloatingPoint`.
+
+    Example::
+
+        >>> import torch
+        >>> x = torch.tensor([[0.3, 5.0], [0.1, 0.2]])
+        >>> block_quantize(x, 4, dim=0, rounding="nearest").tolist()  # steps 0.5, 2^-5
+        [[0.0, 5.0], [0.09375, 0.1875]]
+    """
+    return _block.block_quantize_data(x, wl, dim, rounding, block_size, seed)
+
+
+class BlockFloatingPoint:
+    """QPyTorch's block floating-point number format: ``BlockFloatingPoint(wl, dim=-1)``, for
+    :func:`block_quantize` and :func:`quantizer`.
+
+    >>> BlockFloatingPoint(8, dim=0)
+    BlockFloatingPoint (wl=8, dim=0)
+    """
+
+    def __init__(self, wl, dim=-1):
+        self.wl = _core.check_length(wl, "wl")
+        self.dim = _core.check_length(dim, "dim")
+        if self.wl < 2:
+            raise ValueError(f"a block floating-point word needs 2 bits or more, got wl = {wl}")
+
+    def __repr__(self) -> str:
+        return f"BlockFloatingPoint (wl={self.wl:d}, dim={self.dim:d})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, BlockFloatingPoint):
+            return NotImplemented
+        return (self.wl, self.dim) == (other.wl, other.dim)
+
+    def __hash__(self) -> int:
+        return hash(("block", self.wl, self.dim))
