@@ -20,7 +20,8 @@ def test_signatures_and_defaults_are_qpytorchs():
     positional = [p for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert [(p.name, p.default) for p in positional[2:]] == [("clamp", True), ("symmetric", False)]
     sig = inspect.signature(quantizer)
-    assert [(p.name, p.default) for p in sig.parameters.values()] == [
+    positional = [p for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert [(p.name, p.default) for p in positional] == [
         ("forward_number", None),
         ("backward_number", None),
         ("forward_rounding", "stochastic"),
@@ -103,11 +104,18 @@ def test_quantizer_forward_and_straight_through_backward():
 
 
 def test_quantizer_clamping_grad_zero():
-    q = quantizer(FixedPoint(4, 2), forward_rounding="nearest", clamping_grad_zero=True)
-    x = torch.tensor([0.3, 1.8, -2.0, -2.2, float("nan")], requires_grad=True)
-    q(x).backward(torch.ones(5))
+    def grad(backward_number, **options):
+        q = quantizer(FixedPoint(4, 2), backward_number, forward_rounding="nearest",
+                      backward_rounding="nearest", clamping_grad_zero=True, **options)
+        x = torch.tensor([0.3, 1.8, -2.0, -2.2, float("nan")], requires_grad=True)
+        q(x).backward(torch.ones(5))
+        return x.grad.tolist()
+
     # 1.8 rounds to code 7 (in range); -2.2 rounds to code -9 (overflows); NaN never counts.
-    assert x.grad.tolist() == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert grad(FixedPoint(16, 8)) == [1.0, 1.0, 1.0, 0.0, 1.0]
+    # QPyTorch applies the mask only with a backward number; the option applies it always.
+    assert grad(None) == [1.0] * 5
+    assert grad(None, always_apply_backward=True) == [1.0, 1.0, 1.0, 0.0, 1.0]
 
 
 def test_quantizer_quantizes_the_gradient_and_runs_hooks():
@@ -117,19 +125,25 @@ def test_quantizer_quantizes_the_gradient_and_runs_hooks():
         calls.append(grad.clone())
         return grad * 2
 
-    q = quantizer(
-        forward_number=None,
-        backward_number=FixedPoint(8, 2),
-        backward_rounding="nearest",
-        backward_hooks=[hook],
-    )
-    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    y = q(x)
-    assert torch.equal(y, x.detach())  # no forward quantization
-    y.backward(torch.tensor([0.3, -0.2, 100.0]))
-    assert len(calls) == 1
-    # Doubled by the hook, then rounded to steps of 0.25 and clamped at 31.75.
-    assert x.grad.tolist() == [0.5, -0.5, 31.75]
+    def run(**options):
+        q = quantizer(
+            forward_number=None,
+            backward_number=FixedPoint(8, 2),
+            backward_rounding="nearest",
+            backward_hooks=[hook],
+            **options,
+        )
+        x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = q(x)
+        assert torch.equal(y, x.detach())  # no forward quantization
+        y.backward(torch.tensor([0.3, -0.2, 100.0]))
+        return x.grad.tolist()
+
+    # QPyTorch runs the hooks only with clamping_grad_zero: rounded to steps of 0.25, clamped.
+    assert run() == [0.25, -0.25, 31.75] and not calls
+    # With it (and no forward number, so no mask), and with the option: doubled, then rounded.
+    assert run(clamping_grad_zero=True) == [0.5, -0.5, 31.75] and len(calls) == 1
+    assert run(always_apply_backward=True) == [0.5, -0.5, 31.75] and len(calls) == 2
 
 
 def test_quantizer_accepts_qpytorch_like_numbers_and_rejects_others():

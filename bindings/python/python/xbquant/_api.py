@@ -332,19 +332,27 @@ def quantizer(
     backward_rounding="stochastic",
     clamping_grad_zero=False,
     backward_hooks: Sequence[Callable] = [],  # noqa: B006 - QPyTorch's signature
+    *,
+    always_apply_backward: bool = False,
 ):
     """QPyTorch's ``qtorch.quant.quantizer``: returns a function that quantizes a tensor to
     ``forward_number`` in the forward pass and its gradient to ``backward_number`` in the
-    backward pass (either may be ``None``: no quantization in that direction).
+    backward pass (either may be ``None``: no quantization in that direction). Numbers are
+    :class:`FixedPoint`, :class:`FloatingPoint`, :class:`BlockFloatingPoint` or QPyTorch's.
 
-    ``clamping_grad_zero=True`` zeroes the gradient of the elements whose forward code overflowed
-    the format (a clamp-aware straight-through estimator). ``backward_hooks`` are functions
-    applied, in order, to the incoming gradient before it is quantized.
+    The backward pass is QPyTorch's, exactly: without ``backward_number`` the gradient passes
+    untouched; with it, the gradient is quantized, and with ``clamping_grad_zero=True`` the
+    ``backward_hooks`` are first applied to it, in order, and the quantized gradient is then
+    zeroed where the forward code overflowed the (fixed-point) format. QPyTorch runs the hooks
+    only in that last case and applies the mask only with a ``backward_number``;
+    ``always_apply_backward=True`` runs the hooks and the mask whenever they are given (hooks,
+    mask, then quantization).
 
     Example::
 
         >>> import torch
-        >>> q = quantizer(FixedPoint(4, 2), forward_rounding="nearest", clamping_grad_zero=True)
+        >>> q = quantizer(FixedPoint(4, 2), FixedPoint(8, 4), forward_rounding="nearest",
+        ...               backward_rounding="nearest", clamping_grad_zero=True)
         >>> x = torch.tensor([0.3, 5.0], requires_grad=True)
         >>> y = q(x); y.sum().backward()
         >>> y.detach(), x.grad
@@ -377,14 +385,23 @@ def quantizer(
         @staticmethod
         def backward(ctx, grad_output):
             grad = grad_output
-            for hook in hooks:
-                grad = hook(grad)
-            if clamping_grad_zero and forward is not None:
-                (mask,) = ctx.saved_tensors
-                grad = grad.masked_fill(mask, 0)
-            if backward is not None:
-                grad = _quantize_number(grad, backward, backward_rounding)[0]
-            return grad
+            mask = ctx.saved_tensors[0] if clamping_grad_zero and forward is not None else None
+            if always_apply_backward:
+                for hook in hooks:
+                    grad = hook(grad)
+                if mask is not None:
+                    grad = grad.masked_fill(mask, 0)
+                if backward is not None:
+                    grad = _quantize_number(grad, backward, backward_rounding)[0]
+                return grad
+            # QPyTorch's rules.
+            if backward is None:
+                return grad
+            if clamping_grad_zero:
+                for hook in hooks:
+                    grad = hook(grad)
+            grad = _quantize_number(grad, backward, backward_rounding)[0]
+            return grad.masked_fill(mask, 0) if mask is not None else grad
 
     def quantize_function(x):
         return Rounding.apply(x)
