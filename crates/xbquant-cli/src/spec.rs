@@ -47,6 +47,18 @@ pub struct ModeArgs {
     no_clamp: bool,
 }
 
+impl ModeArgs {
+    /// The `--rounding` name, if given.
+    pub fn rounding_name(&self) -> Option<&str> {
+        self.rounding.as_deref()
+    }
+
+    /// The `--seed`, if given.
+    pub fn seed_value(&self) -> Option<u64> {
+        self.seed
+    }
+}
+
 /// Options of `xbquant range`.
 #[derive(Debug, clap::Args)]
 pub struct RangeArgs {

@@ -690,3 +690,95 @@ fn bad_files_are_refused() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `--float`: every float dtype rounded to a floating-point format as the core does, stochastic
+/// noise continuous across pieces, and the options that do not apply refused.
+#[test]
+fn float_formats_from_the_command_line() {
+    use xbquant::FloatFormat;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.safetensors");
+    let tensors = floats_file(&input, 2000);
+    for (name, format) in [
+        ("e4m3fn", FloatFormat::E4M3FN),
+        ("e5m2", FloatFormat::E5M2),
+        ("e3m2nx", FloatFormat::new(3, 2).unwrap().without_specials()),
+    ] {
+        let output = dir.path().join(format!("{name}.safetensors"));
+        let report = ok(&["quantize", s(&input), s(&output), "--float", name, "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(json["format"], name);
+        let bytes = std::fs::read(&output).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        for (tensor, dtype, data, _) in &tensors {
+            let got = file.tensor(tensor).unwrap().data();
+            let r = Rounding::NearestEven;
+            let want: Vec<u8> = match dtype {
+                Dtype::F16 => bytes_of(
+                    &format.quantize(&values_of::<f16>(data, false), r).unwrap(),
+                    false,
+                ),
+                Dtype::BF16 => bytes_of(
+                    &format.quantize(&values_of::<bf16>(data, false), r).unwrap(),
+                    false,
+                ),
+                Dtype::F32 => bytes_of(
+                    &format.quantize(&values_of::<f32>(data, false), r).unwrap(),
+                    false,
+                ),
+                Dtype::F64 => bytes_of(
+                    &format.quantize(&values_of::<f64>(data, false), r).unwrap(),
+                    false,
+                ),
+                _ => data.clone(),
+            };
+            assert!(got == want.as_slice(), "{name} {tensor}");
+        }
+    }
+    // Stochastic, over more than one piece: one call of the core.
+    let n = (1 << 20) + 999;
+    let x: Vec<f32> = sample(n).iter().map(|&v| v as f32).collect();
+    let big = dir.path().join("big.safetensors");
+    write_safetensors(&big, &[("w", Dtype::F32, bytes_of(&x, false), vec![n])]);
+    let out = dir.path().join("big-q.safetensors");
+    ok(&[
+        "quantize",
+        s(&big),
+        s(&out),
+        "--float",
+        "e5m2",
+        "--rounding",
+        "stochastic",
+        "--seed",
+        "8",
+    ]);
+    let bytes = std::fs::read(&out).unwrap();
+    let got: Vec<f32> = values_of(
+        SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .tensor("w")
+            .unwrap()
+            .data(),
+        false,
+    );
+    assert!(
+        got == FloatFormat::E5M2
+            .quantize(&x, Rounding::Stochastic { seed: 8 })
+            .unwrap()
+    );
+    // Refused: codes, fixed-point options, roundings floating point does not offer.
+    let refused = dir.path().join("refused.safetensors");
+    for extra in [
+        &["--codes"][..],
+        &["--wl", "8"],
+        &["--overflow", "wrap"],
+        &["--rounding", "floor"],
+        &["--seed", "1"],
+    ] {
+        let mut args = vec!["quantize", s(&input), s(&refused), "--float", "e5m2"];
+        args.extend(extra);
+        let o = xbquant(&args);
+        assert!(!o.status.success(), "{extra:?}");
+        assert!(!refused.exists());
+    }
+}

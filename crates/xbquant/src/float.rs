@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::kernel::{float_value_of, Buffers, FloatPlan};
 use crate::quantize::check_len;
-use crate::random::stream_key;
+use crate::random::{counter, stream_key};
 use crate::{Element, Error, Rounding};
 
 /// What a format does with its largest exponent field.
@@ -355,6 +355,48 @@ impl FloatFormat {
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
         let plan = self.plan(rounding)?;
+        T::run_float(
+            &plan,
+            Buffers::Into {
+                src: x,
+                dst: out,
+                mask: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// [`quantize_into`](FloatFormat::quantize_into) for the part of a longer tensor that begins
+    /// at element `start`: element `i` draws the noise of stream index `start + i`, so a tensor
+    /// quantized part by part (with a seeded rounding) equals one call on the whole of it.
+    ///
+    /// # Errors
+    ///
+    /// As [`quantize_into`](FloatFormat::quantize_into).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FloatFormat, Rounding};
+    /// let f = FloatFormat::E5M2;
+    /// let r = Rounding::Stochastic { seed: 4 };
+    /// let x: Vec<f32> = (0..100).map(|i| i as f32 * 0.37).collect();
+    /// let mut parts = vec![0f32; 100];
+    /// f.quantize_part_into(&x[..40], &mut parts[..40], r, 0)?;
+    /// f.quantize_part_into(&x[40..], &mut parts[40..], r, 40)?;
+    /// assert_eq!(parts, f.quantize(&x, r)?);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn quantize_part_into<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        rounding: Rounding,
+        start: u64,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        let mut plan = self.plan(rounding)?;
+        plan.key = counter(plan.key, start);
         T::run_float(
             &plan,
             Buffers::Into {

@@ -25,7 +25,7 @@ use xbquant::{FixedPoint, QuantSpec};
 
 use crate::spec::{self, FormatArgs, ModeArgs};
 use source::Source;
-use stream::{CodeType, Float, Order, Output, Stats};
+use stream::{CodeType, Float, Order, Output, Quantization, Stats};
 
 /// Options of `xbquant quantize`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +39,11 @@ pub struct QuantizeArgs {
     format: FormatArgs,
     #[command(flatten)]
     mode: ModeArgs,
+    /// Round to a low-precision floating-point format instead of fixed point: float16,
+    /// bfloat16, e5m2, e4m3fn, or eXmY (eXmYfn without infinities, eXmYnx QPyTorch's, with no
+    /// special values); rounding nearest (the default) or stochastic.
+    #[arg(long, value_name = "FORMAT", conflicts_with_all = ["wl", "fl", "format", "asymmetric", "unsigned", "overflow", "sat_bits", "no_clamp", "codes"])]
+    float: Option<String>,
     /// Quantize only the float tensors whose name matches this regular expression
     /// (.safetensors); the others are copied unchanged.
     #[arg(long)]
@@ -78,7 +83,7 @@ const CODES_KEY: &str = "xbquant:";
 /// What a command does to each file.
 enum Task<'a> {
     Quantize {
-        spec: QuantSpec,
+        spec: Quantization,
         filter: Option<&'a regex::Regex>,
         codes: bool,
     },
@@ -174,7 +179,23 @@ impl Kind {
 
 /// `xbquant quantize`.
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
-    let spec = spec::quant_spec(&args.format, &args.mode)?;
+    let spec = match &args.float {
+        Some(name) => {
+            let format: xbquant::FloatFormat = name.parse()?;
+            let mut rounding: xbquant::Rounding =
+                args.mode.rounding_name().unwrap_or("nearest").parse()?;
+            if let Some(seed) = args.mode.seed_value() {
+                if !rounding.is_stochastic() {
+                    bail!("--seed needs --rounding stochastic");
+                }
+                rounding = xbquant::Rounding::Stochastic { seed };
+            }
+            // Refuses a rounding that floating point does not offer.
+            format.quantize_value(0.0, rounding)?;
+            Quantization::Float(format, rounding)
+        }
+        None => Quantization::Fixed(spec::quant_spec(&args.format, &args.mode)?),
+    };
     let filter = match &args.tensors {
         Some(pattern) => {
             Some(regex::Regex::new(pattern).with_context(|| format!("--tensors {pattern:?}"))?)
@@ -186,8 +207,10 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
         if kind == Kind::Npy {
             bail!("--codes writes .safetensors files (the format goes in their metadata); convert the .npy file first");
         }
-        if !spec.format().clamps() {
-            bail!("--codes needs a bounded word: unbounded formats have no integer codes");
+        if let Quantization::Fixed(fixed) = &spec {
+            if !fixed.format().clamps() {
+                bail!("--codes needs a bounded word: unbounded formats have no integer codes");
+            }
         }
     }
     if kind == Kind::Npy && filter.is_some() {
@@ -448,7 +471,10 @@ fn write_safetensors(
                 Some(f),
             ) if filter.is_none_or(|re| re.is_match(name)) => {
                 if *codes {
-                    let fmt = spec.format();
+                    let Quantization::Fixed(fixed) = spec else {
+                        bail!("--codes needs a fixed-point format");
+                    };
+                    let fmt = fixed.format();
                     Action::Codes(f, CodeType::smallest(fmt.word_length(), fmt.is_signed()))
                 } else {
                     Action::Quantize(f)
@@ -482,7 +508,11 @@ fn write_safetensors(
                     info.data_offsets.1 - info.data_offsets.0,
                 ),
                 Action::Codes(f, ty) => {
-                    if let Task::Quantize { spec, .. } = task {
+                    if let Task::Quantize {
+                        spec: Quantization::Fixed(spec),
+                        ..
+                    } = task
+                    {
                         extra.insert(format!("{CODES_KEY}{name}"), codes_entry(spec, *f));
                     }
                     (ty.safetensors_name().to_string(), elements * ty.size())
@@ -647,7 +677,7 @@ fn progress(bytes: u64) -> ProgressBar {
     bar
 }
 
-fn print_reports(reports: &[Report], spec: Option<&QuantSpec>, json: bool) {
+fn print_reports(reports: &[Report], spec: Option<&Quantization>, json: bool) {
     let (bytes_in, bytes_out) = reports
         .iter()
         .fold((0u64, 0u64), |(a, b), r| (a + r.bytes_in, b + r.bytes_out));
@@ -658,11 +688,9 @@ fn print_reports(reports: &[Report], spec: Option<&QuantSpec>, json: bool) {
             "bytes_out": bytes_out,
         });
         if let Some(spec) = spec {
-            value["format"] = spec
-                .to_hls()
-                .unwrap_or_else(|_| spec.format().to_string())
-                .into();
-            value["rounding"] = spec.rounding().name().into();
+            let (format, rounding) = spec.names();
+            value["format"] = format.into();
+            value["rounding"] = rounding.into();
         }
         println!("{value}");
         return;

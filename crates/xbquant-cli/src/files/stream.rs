@@ -8,7 +8,7 @@ use anyhow::Result;
 use bytemuck::Pod;
 use rayon::prelude::*;
 use xbquant::half::{bf16, f16};
-use xbquant::{Element, QuantSpec};
+use xbquant::{Element, FloatFormat, QuantSpec, Rounding};
 
 use super::source::Source;
 
@@ -297,6 +297,44 @@ fn swap_bytes(bytes: &mut [u8], size: usize) {
     }
 }
 
+/// What a tensor's floats become: a fixed-point format with its rounding, or a low-precision
+/// floating-point format with its rounding (nearest or stochastic).
+#[derive(Debug, Clone, Copy)]
+pub enum Quantization {
+    Fixed(QuantSpec),
+    Float(FloatFormat, Rounding),
+}
+
+impl Quantization {
+    /// The same with fresh stochastic noise drawn (once per tensor).
+    pub fn resolve(&self) -> Quantization {
+        match *self {
+            Quantization::Fixed(spec) => Quantization::Fixed(spec.resolve()),
+            Quantization::Float(f, r) => Quantization::Float(f, r.resolve()),
+        }
+    }
+
+    /// The format's name (an HLS type where one expresses it) and the rounding's.
+    pub fn names(&self) -> (String, String) {
+        match self {
+            Quantization::Fixed(spec) => (
+                spec.to_hls().unwrap_or_else(|_| spec.format().to_string()),
+                spec.rounding().name(),
+            ),
+            Quantization::Float(f, r) => (f.to_string(), r.name()),
+        }
+    }
+}
+
+impl std::fmt::Display for Quantization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quantization::Fixed(spec) => write!(f, "{spec}"),
+            Quantization::Float(format, r) => write!(f, "{format}, rounding {r}"),
+        }
+    }
+}
+
 /// Where a tensor's output goes and what it becomes.
 pub enum Output<'a> {
     /// Quantized values of the input's type and byte order.
@@ -313,10 +351,11 @@ pub fn quantize(
     float: Float,
     order: Order,
     elements: u64,
-    spec: &QuantSpec,
+    quantization: &Quantization,
     out: Output<'_>,
     done: &mut dyn FnMut(u64),
 ) -> Result<Stats> {
+    let spec = quantization;
     match float {
         Float::F16 => quantize_as::<f16>(src, order, elements, spec, out, done),
         Float::BF16 => quantize_as::<bf16>(src, order, elements, spec, out, done),
@@ -329,7 +368,7 @@ fn quantize_as<T: Element + Pod + Default>(
     src: &mut Source,
     order: Order,
     elements: u64,
-    spec: &QuantSpec,
+    quantization: &Quantization,
     mut out: Output<'_>,
     done: &mut dyn FnMut(u64),
 ) -> Result<Stats> {
@@ -347,7 +386,11 @@ fn quantize_as<T: Element + Pod + Default>(
     let mut bytes = Vec::new();
     let mut stats = Stats::default();
     let len_at = |start: u64| (elements - start).min(piece as u64) as usize;
-    let exact = codes_are_exact::<T>(spec.format());
+    let fixed = match quantization {
+        Quantization::Fixed(spec) => Some(spec),
+        Quantization::Float(..) => None,
+    };
+    let exact = fixed.is_some_and(|spec| codes_are_exact::<T>(spec.format()));
     if elements > 0 {
         src.read_next(bytemuck::cast_slice_mut(&mut x[..len_at(0)]))?;
     }
@@ -366,8 +409,21 @@ fn quantize_as<T: Element + Pod + Default>(
             if swap {
                 swap_bytes(bytemuck::cast_slice_mut(x), size);
             }
-            let part = spec.with_stream_start(start);
-            part.quantize_into_with_mask(x, q, mask)?;
+            match quantization {
+                Quantization::Fixed(spec) => {
+                    spec.with_stream_start(start)
+                        .quantize_into_with_mask(x, q, mask)?;
+                }
+                Quantization::Float(format, rounding) => {
+                    format.quantize_part_into(x, q, *rounding, start)?;
+                    // Overflow: a finite value beyond the format's largest.
+                    let max = format.max();
+                    for (m, v) in mask.iter_mut().zip(x.iter()) {
+                        let a = v.to_f64().abs();
+                        *m = a.is_finite() && a > max;
+                    }
+                }
+            }
             stats.add(Stats::of(x, q, mask));
             match &mut out {
                 Output::Values(w) => {
@@ -377,6 +433,9 @@ fn quantize_as<T: Element + Pod + Default>(
                     w.write_all(bytemuck::cast_slice(q))?;
                 }
                 Output::Codes(w, ty) => {
+                    let Some(spec) = fixed else {
+                        anyhow::bail!("integer codes need a fixed-point format");
+                    };
                     let k = &mut codes[..m];
                     if exact {
                         codes_of_values(q, k, start, spec.format().frac_length())?;
