@@ -167,7 +167,7 @@ fn mutated_files_give_an_error_or_a_correct_result() {
     let dir = tempfile::tempdir().unwrap();
     let spec = QuantSpec::new(FixedPoint::new(6, 3).unwrap(), Rounding::NearestEven);
     let task = Task::Quantize {
-        spec,
+        spec: super::stream::Quantization::Fixed(spec),
         filter: None,
         codes: false,
     };
