@@ -12,20 +12,24 @@ import numpy as np
 from . import _core
 
 
-def _block_exponents(a, dim: int, block_size: Optional[int]):
-    """The exponent of the largest finite magnitude of each block, broadcastable to `a` (a
-    float64 tensor, reshaped into blocks when `block_size` is given); 0 for a block of zeros."""
+def _finite_abs_max(a, dims=None, keepdim=False):
+    """The largest finite magnitude of `a` (over `dims`, or all of it): one pass when every
+    value is finite, a second one otherwise."""
     import torch
 
-    finite = torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a))
-    if block_size is not None:
-        top = finite.amax(dim=-1, keepdim=True)
-    elif dim == -1:
-        top = finite.amax()
-    else:
-        dims = [d for d in range(a.dim()) if d != dim]
-        top = finite.amax(dim=dims, keepdim=True) if dims else finite
-    # frexp gives top = m * 2^e with m in [0.5, 1): the exponent of its leading bit is e - 1.
+    top = a.abs().amax(dim=dims, keepdim=keepdim) if dims is not None else a.abs().amax()
+    if not bool(torch.isfinite(top).all()):
+        finite = torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a))
+        top = finite.amax(dim=dims, keepdim=keepdim) if dims is not None else finite.amax()
+    return top
+
+
+def _exponent(top):
+    """The exponent of the leading bit of each of `top`'s values (0 for zero), as float64."""
+    import torch
+
+    top = top.to(torch.float64)
+    # frexp gives top = m * 2^e with m in [0.5, 1): the leading bit's exponent is e - 1.
     exponent = torch.frexp(top).exponent.to(torch.float64) - 1
     return torch.where(top > 0, exponent, torch.zeros_like(exponent))
 
@@ -44,7 +48,15 @@ def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Op
     dim = _core.check_length(dim, "dim")
     if dim != -1 and not 0 <= dim < x.dim():
         raise ValueError(f"dim {dim} is not -1 or an axis of a {x.dim()}-d tensor")
-    a = x.detach().to(torch.float64)
+    a = x.detach()
+
+    def spec(fl):
+        return _core.make_spec(wl, fl, overflow="saturate-symmetric", rounding=rounding, seed=seed)
+
+    if block_size is None and dim == -1:
+        # One block: a fixed-point format of the block's fractional length, in one kernel call.
+        e = int(_exponent(_finite_abs_max(a)).item())
+        return _core.quantize_data(a, spec(wl - 2 - e))[0]
     shape = a.shape
     if block_size is not None:
         block_size = _core.check_length(block_size, "block_size")
@@ -56,12 +68,14 @@ def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Op
                 f"block_size {block_size}"
             )
         a = a.reshape(*shape[:-1], shape[-1] // block_size, block_size)
-    e = _block_exponents(a, dim, block_size)
-    # Codes of wl bits, step 2^(e + 2 - wl): the block's largest magnitude keeps its leading bit.
-    scaled = a * torch.exp2(-e)
-    q = _core.quantize_data(
-        scaled.contiguous(),
-        _core.make_spec(wl, wl - 2, overflow="saturate-symmetric", rounding=rounding, seed=seed),
-    )[0]
-    out = (q * torch.exp2(e)).reshape(shape)
-    return out.to(x.dtype).to(x.device)
+        e = _exponent(_finite_abs_max(a, -1, keepdim=True))
+    else:
+        dims = [d for d in range(a.dim()) if d != dim]
+        e = _exponent(_finite_abs_max(a, dims, keepdim=True) if dims else a.abs())
+    # Each block scaled by its power of two, quantized with fl = wl - 2, and scaled back: exact
+    # in float32 unless a block's step falls below float32's normal range, else in float64.
+    smallest_step = float(e.min()) + 2 - wl if e.numel() else 0.0
+    work = torch.float32 if a.dtype != torch.float64 and smallest_step >= -125 else torch.float64
+    scale = torch.exp2(e).to(work)
+    q = _core.quantize_data((a.to(work) / scale).contiguous(), spec(wl - 2))[0]
+    return (q * scale).reshape(shape).to(x.dtype)
