@@ -1,5 +1,0 @@
-"""QPyTorch's low-precision optimizer wrapper, backed by xbquant."""
-
-from xbquant.optim import OptimLP
-
-__all__ = ["OptimLP"]
