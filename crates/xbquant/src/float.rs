@@ -353,17 +353,7 @@ impl FloatFormat {
         out: &mut [T],
         rounding: Rounding,
     ) -> Result<(), Error> {
-        check_len(x.len(), out.len())?;
-        let plan = self.plan(rounding)?;
-        T::run_float(
-            &plan,
-            Buffers::Into {
-                src: x,
-                dst: out,
-                mask: None,
-            },
-        );
-        Ok(())
+        self.quantize_part_into(x, out, rounding, 0)
     }
 
     /// [`quantize_into`](FloatFormat::quantize_into) for the part of a longer tensor that begins
