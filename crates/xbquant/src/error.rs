@@ -94,6 +94,8 @@ pub enum Error {
     },
     /// A floating-point format name that is not known.
     UnknownFloatFormat(String),
+    /// Blocks that do not fit the data (block floating point).
+    InvalidBlocks(String),
     /// A rounding mode that floating-point quantization does not offer.
     UnsupportedFloatRounding {
         /// The rounding mode, by name.
@@ -184,6 +186,7 @@ impl fmt::Display for Error {
                  e4m3fn, or eXmY (IEEE-style, X exponent and Y mantissa bits; eXmYfn without \
                  infinities)"
             ),
+            Error::InvalidBlocks(what) => write!(f, "invalid blocks: {what}"),
             Error::UnsupportedFloatRounding { rounding } => write!(
                 f,
                 "floating-point quantization rounds to nearest (ties to even) or stochastically, \

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod block;
 mod codes;
 mod element;
 mod error;
@@ -15,6 +16,7 @@ mod random;
 mod rounding;
 mod spec;
 
+pub use block::{BlockFormat, Blocks};
 pub use codes::Code;
 pub use element::Element;
 pub use error::Error;

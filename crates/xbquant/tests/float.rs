@@ -453,3 +453,119 @@ fn qpytorch_float_quantize_differs_only_where_documented() {
         "{ties} ties, {double_rounded} double roundings, {zero_signs} zero signs"
     );
 }
+
+/// The block of element `i`.
+type BlockOf = Box<dyn Fn(usize) -> usize>;
+
+/// Block floating point against a model computed element by element, for every kind of block,
+/// and the stochastic noise of each element's index in the whole tensor.
+#[test]
+fn block_formats_follow_the_exact_rule() {
+    use xbquant::{BlockFormat, Blocks, FixedPoint, Overflow, QuantSpec};
+    let shape = [3usize, 4, 10];
+    let n: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i as f32) * 0.7).sin() * 2f32.powi((i % 13) as i32 - 6))
+        .collect();
+    let model = |blocks: &Blocks, block_of: &dyn Fn(usize) -> usize, wl: u32| -> Vec<f32> {
+        let count = (0..n).map(block_of).max().unwrap() + 1;
+        let mut top = vec![0f64; count];
+        for (i, v) in x.iter().enumerate() {
+            top[block_of(i)] = top[block_of(i)].max(f64::from(v.abs()));
+        }
+        let _ = blocks;
+        (0..n)
+            .map(|i| {
+                let e = top[block_of(i)].log2().floor() as i32;
+                let step = 2f64.powi(e + 2 - wl as i32);
+                let k = (f64::from(x[i]) / step).round_ties_even();
+                let m = f64::from((1u32 << (wl - 1)) - 1);
+                (k.clamp(-m, m) * step) as f32
+            })
+            .collect()
+    };
+    for wl in [3, 6, 12] {
+        let f = BlockFormat::new(wl).unwrap();
+        let cases: Vec<(Blocks, BlockOf)> = vec![
+            (Blocks::Whole, Box::new(|_| 0)),
+            (
+                Blocks::Axis {
+                    shape: shape.to_vec(),
+                    axis: 0,
+                },
+                Box::new(|i| i / 40),
+            ),
+            (
+                Blocks::Axis {
+                    shape: shape.to_vec(),
+                    axis: 1,
+                },
+                Box::new(|i| (i / 10) % 4),
+            ),
+            (
+                Blocks::Axis {
+                    shape: shape.to_vec(),
+                    axis: 2,
+                },
+                Box::new(|i| i % 10),
+            ),
+            (Blocks::Runs(8), Box::new(|i| i / 8)),
+        ];
+        for (blocks, block_of) in &cases {
+            let q = f.quantize(&x, blocks, Rounding::NearestEven).unwrap();
+            assert_eq!(
+                q,
+                model(blocks, block_of.as_ref(), wl),
+                "wl {wl} {blocks:?}"
+            );
+        }
+    }
+    // One block with a seed: the fixed-point format of its exponent, element i drawing index i.
+    let f = BlockFormat::new(6).unwrap();
+    let r = Rounding::Stochastic { seed: 2 };
+    let top = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let e = f64::from(top).log2().floor() as i32;
+    let fixed = FixedPoint::new(6, 6 - 2 - e)
+        .unwrap()
+        .with_overflow(Overflow::SaturateSymmetric)
+        .unwrap();
+    assert_eq!(
+        f.quantize(&x, &Blocks::Whole, r).unwrap(),
+        QuantSpec::new(fixed, r).quantize(&x)
+    );
+    // Zeros, NaN, infinities; bad blocks.
+    let q = f
+        .quantize(
+            &[0.0f32, 0.0, f32::NAN, 3.0, f32::INFINITY],
+            &Blocks::Runs(2),
+            Rounding::NearestEven,
+        )
+        .unwrap();
+    assert_eq!(&q[..2], &[0.0, 0.0]);
+    // A block with no finite value has exponent 0: infinity saturates at 31 steps of 2^-4.
+    assert!(q[2].is_nan() && q[3] == 3.0 && q[4] == 1.9375);
+    assert!(f
+        .quantize(&x, &Blocks::Runs(0), Rounding::NearestEven)
+        .is_err());
+    assert!(f
+        .quantize(
+            &x,
+            &Blocks::Axis {
+                shape: vec![3, 4],
+                axis: 0
+            },
+            Rounding::NearestEven
+        )
+        .is_err());
+    assert!(f
+        .quantize(
+            &x,
+            &Blocks::Axis {
+                shape: shape.to_vec(),
+                axis: 3
+            },
+            Rounding::NearestEven
+        )
+        .is_err());
+    assert!(BlockFormat::new(1).is_err() && BlockFormat::new(65).is_err());
+}

@@ -1,0 +1,206 @@
+//! Block floating point: [`BlockFormat`], a power-of-two scale shared by each block of values
+//! (the whole tensor, the slices along an axis, or runs of a fixed length), each value a
+//! fixed-point code of its block's scale.
+
+use crate::quantize::check_len;
+use crate::{Element, Error, FixedPoint, Overflow, QuantSpec, Rounding};
+
+/// Which elements share a scale. Tensors are in row-major (C) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocks {
+    /// One block: the whole tensor (QPyTorch's `dim=-1`).
+    Whole,
+    /// One block per index of `axis` of a tensor of `shape` (QPyTorch's `dim=axis`): block `j`
+    /// holds the elements whose index along `axis` is `j`.
+    Axis {
+        /// The tensor's shape.
+        shape: Vec<usize>,
+        /// The axis whose indices are the blocks.
+        axis: usize,
+    },
+    /// Runs of this many consecutive elements (blocks along the last axis, as in the OCP
+    /// Microscaling formats; the last run may be shorter).
+    Runs(usize),
+}
+
+/// Block floating point of `word_length` bits: a block shares the exponent `e` of its largest
+/// finite magnitude, and each value becomes a signed code of `word_length` bits with step
+/// `2^(e + 2 - word_length)`, so that the largest magnitude keeps its leading bit; codes
+/// saturate symmetrically at `+-(2^(word_length - 1) - 1)`. QPyTorch's `BlockFloatingPoint`,
+/// rounded exactly (QPyTorch rounds ties away from zero after adding `6 * 2^e` in `f32`, which
+/// can round twice).
+///
+/// A block of zeros stays zero; NaN stays NaN and infinities saturate (a block's exponent comes
+/// from its finite values, and is 0 when it has none). Rounding is any mode of [`Rounding`]; stochastic rounding draws the
+/// noise of each element's index in the whole tensor, so the result never depends on the blocks'
+/// order or the thread count.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant::{BlockFormat, Blocks, Rounding};
+/// let b = BlockFormat::new(4)?;
+/// // The largest magnitude, 5, has exponent 2: steps of 2^(2 + 2 - 4) = 1.
+/// let q = b.quantize(&[0.3f32, 5.0, -2.6], &Blocks::Whole, Rounding::NearestEven)?;
+/// assert_eq!(q, [0.0, 5.0, -3.0]);
+/// // Two rows, one block each: the second row has steps of 2^-5.
+/// let rows = Blocks::Axis { shape: vec![2, 2], axis: 0 };
+/// let q = b.quantize(&[0.3f32, 5.0, 0.1, 0.2], &rows, Rounding::NearestEven)?;
+/// assert_eq!(q, [0.0, 5.0, 0.09375, 0.1875]);
+/// # Ok::<(), xbquant::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockFormat {
+    word_length: u32,
+}
+
+/// Elements per piece of the scaled path.
+const PIECE: usize = 1 << 16;
+
+impl BlockFormat {
+    /// A block format of `word_length` bits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidWordLength`] unless `word_length` is 2 to 64.
+    pub fn new(word_length: u32) -> Result<Self, Error> {
+        if !(2..=crate::MAX_WORD_LENGTH).contains(&word_length) {
+            return Err(Error::InvalidWordLength { word_length });
+        }
+        Ok(BlockFormat { word_length })
+    }
+
+    /// The word length.
+    #[must_use]
+    pub const fn word_length(&self) -> u32 {
+        self.word_length
+    }
+
+    /// The fixed-point format of a block whose largest magnitude has exponent `e`.
+    fn block_format(&self, e: i32) -> Result<FixedPoint, Error> {
+        let wl = i32::try_from(self.word_length).unwrap_or(64);
+        FixedPoint::new(self.word_length, wl - 2 - e)?.with_overflow(Overflow::SaturateSymmetric)
+    }
+
+    /// Quantizes `x` into a new vector.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] when an [`Blocks::Axis`] shape does not hold `x.len()`
+    /// elements, [`Error::InvalidBlocks`] for an axis past the shape or a run length of 0.
+    pub fn quantize<T: Element>(
+        &self,
+        x: &[T],
+        blocks: &Blocks,
+        rounding: Rounding,
+    ) -> Result<Vec<T>, Error> {
+        let mut out = x.to_vec();
+        self.quantize_into(x, &mut out, blocks, rounding)?;
+        Ok(out)
+    }
+
+    /// [`quantize`](BlockFormat::quantize) into the caller's buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`quantize`](BlockFormat::quantize), and [`Error::LengthMismatch`] when `out`
+    /// differs in length from `x`.
+    pub fn quantize_into<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        blocks: &Blocks,
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        let rounding = rounding.resolve();
+        let (inner, count) = layout(x.len(), blocks)?;
+        let block_of = |i: usize| (i / inner) % count;
+        // The largest finite magnitude of each block, then its exponent.
+        let mut top = vec![0f64; count];
+        for (i, v) in x.iter().enumerate() {
+            let a = v.to_f64().abs();
+            let b = block_of(i);
+            if a.is_finite() && a > top[b] {
+                top[b] = a;
+            }
+        }
+        let exponents: Vec<i32> = top.iter().map(|&t| exponent(t)).collect();
+        if count == 1 {
+            // One block: one fixed-point format, one kernel call (unless the exponent is
+            // beyond the fractional lengths a format takes: then the scaled path below).
+            if let Ok(format) = self.block_format(exponents[0]) {
+                return QuantSpec::new(format, rounding).quantize_into(x, out);
+            }
+        }
+        // Each element scaled by its block's power of two (exact in f64), quantized with the
+        // format of exponent 0 (element i drawing stream index i), and scaled back.
+        let spec = QuantSpec::new(self.block_format(0)?, rounding);
+        let mut scaled = vec![0f64; PIECE.min(x.len())];
+        for (p, (xs, outs)) in x.chunks(PIECE).zip(out.chunks_mut(PIECE)).enumerate() {
+            let start = p * PIECE;
+            let buf = &mut scaled[..xs.len()];
+            for (j, (s, v)) in buf.iter_mut().zip(xs).enumerate() {
+                *s = scale(v.to_f64(), -exponents[block_of(start + j)]);
+            }
+            spec.with_stream_start(start as u64).quantize_in_place(buf);
+            for (j, (o, s)) in outs.iter_mut().zip(buf.iter()).enumerate() {
+                *o = T::from_f64(scale(*s, exponents[block_of(start + j)]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `(inner, count)`: element `i` belongs to block `(i / inner) % count`.
+fn layout(len: usize, blocks: &Blocks) -> Result<(usize, usize), Error> {
+    Ok(match blocks {
+        Blocks::Whole => (len.max(1), 1),
+        Blocks::Runs(0) => {
+            return Err(Error::InvalidBlocks("a run length of 0".into()));
+        }
+        Blocks::Runs(k) => (*k, len.div_ceil(*k).max(1)),
+        Blocks::Axis { shape, axis } => {
+            let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if total != Some(len) {
+                return Err(Error::LengthMismatch {
+                    input: len,
+                    output: total.unwrap_or(usize::MAX),
+                });
+            }
+            if *axis >= shape.len() {
+                return Err(Error::InvalidBlocks(format!(
+                    "axis {axis} of a {}-d shape",
+                    shape.len()
+                )));
+            }
+            let inner: usize = shape[axis + 1..].iter().product();
+            (inner.max(1), shape[*axis].max(1))
+        }
+    })
+}
+
+/// The exponent of the leading bit of `t` (0 for zero).
+fn exponent(t: f64) -> i32 {
+    if t == 0.0 {
+        return 0;
+    }
+    let bits = t.to_bits();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    let field = ((bits >> 52) & 0x7FF) as i32;
+    if field == 0 {
+        // Subnormal: the leading bit's position within the significand.
+        #[allow(clippy::cast_possible_wrap)]
+        let lz = (bits << 12).leading_zeros() as i32;
+        -1023 - lz
+    } else {
+        field - 1023
+    }
+}
+
+/// `v * 2^k`, in two steps so that no factor leaves `f64`'s range (exact unless the result
+/// does).
+fn scale(v: f64, k: i32) -> f64 {
+    let half = k / 2;
+    v * 2f64.powi(half) * 2f64.powi(k - half)
+}
