@@ -1,12 +1,12 @@
-//! Low-precision floating point as a candle op: forward through the core's [`FloatFormat`]
-//! kernel, backward straight through.
+//! Low-precision floating point and block floating point as candle ops: forward through the
+//! core's [`FloatFormat`] and [`BlockFormat`], backward straight through.
 
 use std::cell::RefCell;
 
 use candle_core::backend::BackendStorage;
 use candle_core::cpu_backend::unary_map;
 use candle_core::{map_dtype, CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
-use xbquant::{Element, FloatFormat, Rounding};
+use xbquant::{BlockFormat, Blocks, Element, FloatFormat, Rounding};
 
 /// Rounds to a [`FloatFormat`] (nearest, ties to even, or stochastic) with the straight-through
 /// gradient: the op of a training loop that simulates `e4m3fn` weights or `bfloat16`
@@ -96,6 +96,118 @@ impl CustomOp1 for FloatQuantF {
             self.name(),
             storage,
             |data| rounded(format, rounding, data, layout).unwrap_or_else(|e| {
+                failure.replace(Some(e));
+                Vec::new()
+            }),
+            (F32, F64, F16, BF16)
+        );
+        if let Some(e) = failure.into_inner() {
+            return Err(Error::Msg(format!("xbquant: {e}")));
+        }
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.clone()))
+    }
+}
+
+/// Block floating point ([`BlockFormat`]) with the straight-through gradient: blocks are the
+/// whole tensor, the indices of one dimension (QPyTorch's `dim`), or runs of a fixed length
+/// along the last dimension. As [`FloatQuantF`], each op fixes its noise.
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use xbquant::{BlockFormat, Rounding};
+/// use xbquant_candle::{BlockQuantF, BlockShape};
+///
+/// let x = Tensor::new(&[[0.3f32, 5.0], [0.1, 0.2]], &Device::Cpu)?;
+/// let op = BlockQuantF::new(BlockFormat::new(4)?, BlockShape::Dim(0), Rounding::NearestEven);
+/// let y = x.apply_op1(op)?;
+/// assert_eq!(y.to_vec2::<f32>()?, [[0.0, 5.0], [0.09375, 0.1875]]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct BlockQuantF {
+    format: BlockFormat,
+    shape: BlockShape,
+    rounding: Rounding,
+}
+
+/// Which elements of a tensor share a scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockShape {
+    /// The whole tensor.
+    Whole,
+    /// One block per index of this dimension.
+    Dim(usize),
+    /// Runs of this many elements along the last dimension.
+    Runs(usize),
+}
+
+impl BlockQuantF {
+    /// The op for one application (`Rounding::StochasticFresh` is resolved here).
+    #[must_use]
+    pub fn new(format: BlockFormat, shape: BlockShape, rounding: Rounding) -> Self {
+        BlockQuantF {
+            format,
+            shape,
+            rounding: rounding.resolve(),
+        }
+    }
+}
+
+fn blocked<T: Element + WithDType>(
+    op: &BlockQuantF,
+    data: &[T],
+    layout: &Layout,
+) -> Result<Vec<T>, xbquant::Error> {
+    let values = match layout.contiguous_offsets() {
+        Some((start, end)) => data[start..end].to_vec(),
+        None => unary_map(data, layout, |v| v),
+    };
+    let blocks = match op.shape {
+        BlockShape::Whole => Blocks::Whole,
+        BlockShape::Dim(axis) => Blocks::Axis {
+            shape: layout.shape().dims().to_vec(),
+            axis,
+        },
+        BlockShape::Runs(k) => {
+            let last = layout.shape().dims().last().copied().unwrap_or(1);
+            if k == 0 || last % k != 0 {
+                return Err(xbquant::Error::InvalidBlocks(format!(
+                    "runs of {k} along a last dimension of {last}"
+                )));
+            }
+            Blocks::Runs(k)
+        }
+    };
+    op.format.quantize(&values, &blocks, op.rounding)
+}
+
+impl CustomOp1 for BlockQuantF {
+    fn name(&self) -> &'static str {
+        "xbquant-block"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        // As in `FloatQuantF`: an error is kept aside and returned after `map_dtype!`.
+        let failure = RefCell::new(None);
+        let out = map_dtype!(
+            self.name(),
+            storage,
+            |data| blocked(self, data, layout).unwrap_or_else(|e| {
                 failure.replace(Some(e));
                 Vec::new()
             }),

@@ -5,7 +5,7 @@ mod float;
 mod layer;
 mod op;
 
-pub use float::FloatQuantF;
+pub use float::{BlockQuantF, BlockShape, FloatQuantF};
 pub use layer::{quant_linear, QuantLinear};
 pub use op::{fixed_point_quantize_wrapper, FixedPointQuantF, Gradient, Quantizer};
 pub use xbquant;

@@ -381,3 +381,79 @@ fn float_op_equals_the_core_and_passes_gradients() {
     assert!(g.iter().all(|&v| v == 1.0));
     assert!(FloatQuantF::new(FloatFormat::E5M2, Rounding::Floor).is_err());
 }
+
+/// The block op: equal to the core on the gathered values, for each block shape, with the
+/// straight-through gradient; runs that do not divide the last dimension are an error.
+#[test]
+fn block_op_equals_the_core_and_passes_gradients() {
+    use xbquant::{BlockFormat, Blocks};
+    use xbquant_candle::{BlockQuantF, BlockShape};
+
+    let data: Vec<f32> = (0..48)
+        .map(|i| ((i as f32) * 0.9).cos() * 2f32.powi(i % 7 - 3))
+        .collect();
+    let x = Tensor::from_vec(data, (4, 12), &Device::Cpu).unwrap();
+    let t = x.t().unwrap(); // (12, 4), strided
+    let row_major: Vec<f32> = t
+        .contiguous()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let format = BlockFormat::new(5).unwrap();
+    for (shape, blocks) in [
+        (BlockShape::Whole, Blocks::Whole),
+        (
+            BlockShape::Dim(0),
+            Blocks::Axis {
+                shape: vec![12, 4],
+                axis: 0,
+            },
+        ),
+        (
+            BlockShape::Dim(1),
+            Blocks::Axis {
+                shape: vec![12, 4],
+                axis: 1,
+            },
+        ),
+        (BlockShape::Runs(2), Blocks::Runs(2)),
+    ] {
+        let op = BlockQuantF::new(format, shape, Rounding::NearestEven);
+        let q: Vec<f32> = t
+            .apply_op1(op)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(
+            q,
+            format
+                .quantize(&row_major, &blocks, Rounding::NearestEven)
+                .unwrap(),
+            "{shape:?}"
+        );
+    }
+    let w = Var::from_tensor(&x).unwrap();
+    let op = BlockQuantF::new(format, BlockShape::Dim(1), Rounding::Stochastic { seed: 1 });
+    let grads = w
+        .as_tensor()
+        .apply_op1(op)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g: Vec<f32> = grads
+        .get(&w)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(g.iter().all(|&v| v == 1.0));
+    let bad = BlockQuantF::new(format, BlockShape::Runs(5), Rounding::NearestEven);
+    assert!(x.apply_op1(bad).is_err());
+}
