@@ -782,3 +782,87 @@ fn float_formats_from_the_command_line() {
         assert!(!refused.exists());
     }
 }
+
+/// `--block WL`: one block per tensor, equal to the core's block format; stochastic continuous
+/// across pieces.
+#[test]
+fn block_floating_point_from_the_command_line() {
+    use xbquant::{BlockFormat, Blocks};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.safetensors");
+    let tensors = floats_file(&input, 3000);
+    let output = dir.path().join("b.safetensors");
+    let report = ok(&["quantize", s(&input), s(&output), "--block", "6", "--json"]);
+    assert!(report.contains("block<6>"), "{report}");
+    let f = BlockFormat::new(6).unwrap();
+    let bytes = std::fs::read(&output).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let r = Rounding::NearestEven;
+    for (tensor, dtype, data, _) in &tensors {
+        let got = file.tensor(tensor).unwrap().data();
+        let want: Vec<u8> = match dtype {
+            Dtype::F16 => bytes_of(
+                &f.quantize(&values_of::<f16>(data, false), &Blocks::Whole, r)
+                    .unwrap(),
+                false,
+            ),
+            Dtype::BF16 => bytes_of(
+                &f.quantize(&values_of::<bf16>(data, false), &Blocks::Whole, r)
+                    .unwrap(),
+                false,
+            ),
+            Dtype::F32 => bytes_of(
+                &f.quantize(&values_of::<f32>(data, false), &Blocks::Whole, r)
+                    .unwrap(),
+                false,
+            ),
+            Dtype::F64 => bytes_of(
+                &f.quantize(&values_of::<f64>(data, false), &Blocks::Whole, r)
+                    .unwrap(),
+                false,
+            ),
+            _ => data.clone(),
+        };
+        assert!(got == want.as_slice(), "{tensor}");
+    }
+    let n = (1 << 20) + 77;
+    let x: Vec<f32> = sample(n).iter().map(|&v| v as f32).collect();
+    let big = dir.path().join("big.safetensors");
+    write_safetensors(&big, &[("w", Dtype::F32, bytes_of(&x, false), vec![n])]);
+    let out = dir.path().join("big-b.safetensors");
+    ok(&[
+        "quantize",
+        s(&big),
+        s(&out),
+        "--block",
+        "8",
+        "--rounding",
+        "stochastic",
+        "--seed",
+        "5",
+    ]);
+    let bytes = std::fs::read(&out).unwrap();
+    let got: Vec<f32> = values_of(
+        SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .tensor("w")
+            .unwrap()
+            .data(),
+        false,
+    );
+    let want = BlockFormat::new(8)
+        .unwrap()
+        .quantize(&x, &Blocks::Whole, Rounding::Stochastic { seed: 5 })
+        .unwrap();
+    assert!(got == want);
+    let o = xbquant(&[
+        "quantize",
+        s(&input),
+        s(&dir.path().join("x.safetensors")),
+        "--block",
+        "6",
+        "--float",
+        "e5m2",
+    ]);
+    assert!(!o.status.success());
+}

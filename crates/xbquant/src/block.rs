@@ -76,6 +76,27 @@ impl BlockFormat {
         self.word_length
     }
 
+    /// The fixed-point format of a block whose largest finite magnitude is `max`: quantizing
+    /// the block with it (and any rounding) is quantizing it as this block format. For code that
+    /// finds the maximum itself, such as a pass over a file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FracLengthOutOfRange`] for a magnitude so far from 1 that no fixed-point format
+    /// has its step (beyond about `2^-1000` or `2^1000`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::BlockFormat;
+    /// let f = BlockFormat::new(8)?.format_for(5.0)?; // exponent 2: step 2^(2 + 2 - 8)
+    /// assert_eq!((f.word_length(), f.frac_length()), (8, 4));
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn format_for(&self, max: f64) -> Result<FixedPoint, Error> {
+        self.block_format(exponent(max.abs()))
+    }
+
     /// The fixed-point format of a block whose largest magnitude has exponent `e`.
     fn block_format(&self, e: i32) -> Result<FixedPoint, Error> {
         let wl = i32::try_from(self.word_length).unwrap_or(64);

@@ -44,6 +44,11 @@ pub struct QuantizeArgs {
     /// special values); rounding nearest (the default) or stochastic.
     #[arg(long, value_name = "FORMAT", conflicts_with_all = ["wl", "fl", "format", "asymmetric", "unsigned", "overflow", "sat_bits", "no_clamp", "codes"])]
     float: Option<String>,
+    /// Block floating point of this word length instead of fixed point, one block per tensor:
+    /// the tensor's largest magnitude sets a shared power-of-two scale (QPyTorch's
+    /// `block_quantize(x, wl)`); any rounding.
+    #[arg(long, value_name = "WL", conflicts_with_all = ["wl", "fl", "format", "asymmetric", "unsigned", "overflow", "sat_bits", "no_clamp", "codes", "float"])]
+    block: Option<u32>,
     /// Quantize only the float tensors whose name matches this regular expression
     /// (.safetensors); the others are copied unchanged.
     #[arg(long)]
@@ -179,22 +184,18 @@ impl Kind {
 
 /// `xbquant quantize`.
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
-    let spec = match &args.float {
-        Some(name) => {
+    let spec = match (&args.float, args.block) {
+        (Some(name), _) => {
             let format: xbquant::FloatFormat = name.parse()?;
-            let mut rounding: xbquant::Rounding =
-                args.mode.rounding_name().unwrap_or("nearest").parse()?;
-            if let Some(seed) = args.mode.seed_value() {
-                if !rounding.is_stochastic() {
-                    bail!("--seed needs --rounding stochastic");
-                }
-                rounding = xbquant::Rounding::Stochastic { seed };
-            }
+            let rounding = mode_rounding(&args.mode)?;
             // Refuses a rounding that floating point does not offer.
             format.quantize_value(0.0, rounding)?;
             Quantization::Float(format, rounding)
         }
-        None => Quantization::Fixed(spec::quant_spec(&args.format, &args.mode)?),
+        (None, Some(wl)) => {
+            Quantization::Block(xbquant::BlockFormat::new(wl)?, mode_rounding(&args.mode)?)
+        }
+        (None, None) => Quantization::Fixed(spec::quant_spec(&args.format, &args.mode)?),
     };
     let filter = match &args.tensors {
         Some(pattern) => {
@@ -224,6 +225,17 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
     let reports = run(kind, &args.input, &args.output, &task)?;
     print_reports(&reports, Some(&spec), args.json);
     Ok(())
+}
+
+/// The rounding of `--rounding` (nearest by default) with `--seed`, for the formats that take
+/// no fixed-point options.
+fn mode_rounding(mode: &ModeArgs) -> Result<xbquant::Rounding> {
+    let rounding: xbquant::Rounding = mode.rounding_name().unwrap_or("nearest").parse()?;
+    match mode.seed_value() {
+        Some(seed) if rounding.is_stochastic() => Ok(xbquant::Rounding::Stochastic { seed }),
+        Some(_) => bail!("--seed needs --rounding stochastic"),
+        None => Ok(rounding),
+    }
 }
 
 /// `xbquant dequantize`.

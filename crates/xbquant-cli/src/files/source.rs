@@ -56,6 +56,13 @@ impl Source {
         Ok(())
     }
 
+    /// The current position.
+    pub fn position(&mut self) -> Result<u64> {
+        self.file
+            .stream_position()
+            .with_context(|| format!("{}: cannot read its position", self.path.display()))
+    }
+
     /// Reads the next `buf.len()` bytes.
     pub fn read_next(&mut self, buf: &mut [u8]) -> Result<()> {
         self.file.read_exact(buf).map_err(|e| {

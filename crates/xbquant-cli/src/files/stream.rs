@@ -8,7 +8,7 @@ use anyhow::Result;
 use bytemuck::Pod;
 use rayon::prelude::*;
 use xbquant::half::{bf16, f16};
-use xbquant::{Element, FloatFormat, QuantSpec, Rounding};
+use xbquant::{BlockFormat, Element, FloatFormat, QuantSpec, Rounding};
 
 use super::source::Source;
 
@@ -303,6 +303,8 @@ fn swap_bytes(bytes: &mut [u8], size: usize) {
 pub enum Quantization {
     Fixed(QuantSpec),
     Float(FloatFormat, Rounding),
+    /// Block floating point, one block per tensor.
+    Block(BlockFormat, Rounding),
 }
 
 impl Quantization {
@@ -311,6 +313,7 @@ impl Quantization {
         match *self {
             Quantization::Fixed(spec) => Quantization::Fixed(spec.resolve()),
             Quantization::Float(f, r) => Quantization::Float(f, r.resolve()),
+            Quantization::Block(b, r) => Quantization::Block(b, r.resolve()),
         }
     }
 
@@ -322,6 +325,7 @@ impl Quantization {
                 spec.rounding().name(),
             ),
             Quantization::Float(f, r) => (f.to_string(), r.name()),
+            Quantization::Block(b, r) => (format!("block<{}>", b.word_length()), r.name()),
         }
     }
 }
@@ -331,6 +335,11 @@ impl std::fmt::Display for Quantization {
         match self {
             Quantization::Fixed(spec) => write!(f, "{spec}"),
             Quantization::Float(format, r) => write!(f, "{format}, rounding {r}"),
+            Quantization::Block(b, r) => write!(
+                f,
+                "block floating point, {} bits, one block per tensor, rounding {r}",
+                b.word_length()
+            ),
         }
     }
 }
@@ -375,6 +384,31 @@ fn quantize_as<T: Element + Pod + Default>(
     let size = std::mem::size_of::<T>();
     let swap = order != Order::native();
     let piece = (elements.min(PIECE as u64)) as usize;
+    if let Quantization::Block(block, rounding) = quantization {
+        // A first pass for the tensor's largest finite magnitude, then the fixed-point format
+        // of the block.
+        let at = src.position()?;
+        let mut buf = vec![T::default(); piece];
+        let mut max = 0f64;
+        let mut read = 0u64;
+        while read < elements {
+            let m = (elements - read).min(piece as u64) as usize;
+            src.read_next(bytemuck::cast_slice_mut(&mut buf[..m]))?;
+            if swap {
+                swap_bytes(bytemuck::cast_slice_mut(&mut buf[..m]), size);
+            }
+            for v in &buf[..m] {
+                let a = v.to_f64().abs();
+                if a.is_finite() && a > max {
+                    max = a;
+                }
+            }
+            read += m as u64;
+        }
+        src.seek(at)?;
+        let spec = QuantSpec::new(block.format_for(max)?, *rounding);
+        return quantize_as::<T>(src, order, elements, &Quantization::Fixed(spec), out, done);
+    }
     let mut x = vec![T::default(); piece];
     let mut next = vec![T::default(); piece];
     let mut q = vec![T::default(); piece];
@@ -388,7 +422,7 @@ fn quantize_as<T: Element + Pod + Default>(
     let len_at = |start: u64| (elements - start).min(piece as u64) as usize;
     let fixed = match quantization {
         Quantization::Fixed(spec) => Some(spec),
-        Quantization::Float(..) => None,
+        Quantization::Float(..) | Quantization::Block(..) => None,
     };
     let exact = fixed.is_some_and(|spec| codes_are_exact::<T>(spec.format()));
     if elements > 0 {
@@ -414,6 +448,7 @@ fn quantize_as<T: Element + Pod + Default>(
                     spec.with_stream_start(start)
                         .quantize_into_with_mask(x, q, mask)?;
                 }
+                Quantization::Block(..) => unreachable!("blocks become fixed point above"),
                 Quantization::Float(format, rounding) => {
                     format.quantize_part_into(x, q, *rounding, start)?;
                     // Overflow: a finite value beyond the format's largest.
