@@ -45,7 +45,12 @@ const EXPONENT: u64 = 0x7FF0_0000_0000_0000;
 /// infinities and overflow.
 #[inline(always)]
 pub(crate) fn float_value<R: RoundOp>(x: f64, u: f64, p: &FloatPlan) -> f64 {
-    let held = x.abs().max(p.min_normal).min(p.top);
+    // Plain comparisons (one `vmaxpd` / `vminpd` each), not `f64::max`, whose NaN rule costs a
+    // blend: a NaN `x` gives a NaN `held`, whose step is garbage, but `x * inverse` is NaN and
+    // so is the result.
+    let a = x.abs();
+    let low = if a < p.min_normal { p.min_normal } else { a };
+    let held = if low > p.top { p.top } else { low };
     let field = held.to_bits() & EXPONENT;
     let step = f64::from_bits(field - p.mantissa_field);
     let inverse = f64::from_bits(p.inverse_base - field);
