@@ -766,6 +766,21 @@ fn float_formats_from_the_command_line() {
             .quantize(&x, Rounding::Stochastic { seed: 8 })
             .unwrap()
     );
+    // --exp/--man: QPyTorch's format, the same as --float eXmYnx.
+    let a = dir.path().join("exp-man.safetensors");
+    let b = dir.path().join("nx.safetensors");
+    ok(&["quantize", s(&input), s(&a), "--exp", "4", "--man", "3"]);
+    ok(&["quantize", s(&input), s(&b), "--float", "e4m3nx"]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(!xbquant(&[
+        "quantize",
+        s(&input),
+        s(&dir.path().join("e.safetensors")),
+        "--exp",
+        "4"
+    ])
+    .status
+    .success());
     // Refused: codes, fixed-point options, roundings floating point does not offer.
     let refused = dir.path().join("refused.safetensors");
     for extra in [

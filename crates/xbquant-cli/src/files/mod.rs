@@ -49,6 +49,13 @@ pub struct QuantizeArgs {
     /// `block_quantize(x, wl)`); any rounding.
     #[arg(long, value_name = "WL", conflicts_with_all = ["wl", "fl", "format", "asymmetric", "unsigned", "overflow", "sat_bits", "no_clamp", "codes", "float"])]
     block: Option<u32>,
+    /// With --man: QPyTorch's floating point `FloatingPoint(exp, man)` (no infinities or NaN
+    /// reserved, saturating), the same as --float eXmYnx.
+    #[arg(long, requires = "man", conflicts_with_all = ["wl", "fl", "format", "asymmetric", "unsigned", "overflow", "sat_bits", "no_clamp", "codes", "float", "block"])]
+    exp: Option<u32>,
+    /// The mantissa bits of --exp.
+    #[arg(long, requires = "exp")]
+    man: Option<u32>,
     /// Quantize only the float tensors whose name matches this regular expression
     /// (.safetensors); the others are copied unchanged.
     #[arg(long)]
@@ -184,7 +191,11 @@ impl Kind {
 
 /// `xbquant quantize`.
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
-    let spec = match (&args.float, args.block) {
+    let qpytorch = match (args.exp, args.man) {
+        (Some(e), Some(m)) => Some(format!("e{e}m{m}nx")),
+        _ => None,
+    };
+    let spec = match (args.float.as_ref().or(qpytorch.as_ref()), args.block) {
         (Some(name), _) => {
             let format: xbquant::FloatFormat = name.parse()?;
             let rounding = mode_rounding(&args.mode)?;
