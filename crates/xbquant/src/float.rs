@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::kernel::{float_value_of, Buffers, FloatPlan};
+use crate::kernel::{float_value_of, Buffers, FloatConsts, FloatPlan};
 use crate::quantize::check_len;
 use crate::random::{counter, stream_key};
 use crate::{Element, Error, Rounding};
@@ -303,13 +303,18 @@ impl FloatFormat {
         let overflow = self.overflow_value();
         let m = u64::from(self.mantissa_bits);
         let pow2 = |k: i64| 2f64.powi(i32::try_from(k).unwrap_or(0));
-        Ok(FloatPlan {
-            min_normal: pow2(1 - self.bias()),
-            top: pow2(self.emax() + 1),
-            mantissa_field: m << 52,
-            inverse_base: (2046 + m) << 52,
+        let wide = FloatConsts::wide(
+            pow2(1 - self.bias()),
+            pow2(self.emax() + 1),
+            m,
             max,
             overflow,
+        );
+        Ok(FloatPlan {
+            wide,
+            narrow: wide.to_f32(),
+            // 7 exponent bits at most: steps from 2^-85 and binades up to 2^65, all normal f32.
+            can_narrow: self.exponent_bits <= 7,
             stochastic,
             key,
         })

@@ -1,7 +1,10 @@
 //! The floating-point kernel: each value rounded on the grid of a binary floating-point format
 //! (its binade's step, or the subnormal step below the normal range), then checked against the
-//! format's largest finite value. All of it in `f64`, where every step is exact for the formats
-//! [`FloatFormat`](crate::FloatFormat) accepts (at most 8 exponent and 23 mantissa bits).
+//! format's largest finite value. In `f64`, where every step is exact for the formats
+//! [`FloatFormat`](crate::FloatFormat) accepts (at most 8 exponent and 23 mantissa bits), or in
+//! `f32` for `f32` data and formats of at most 7 exponent bits, where every step, its inverse and
+//! the binade past the largest are normal `f32` numbers, so that the same bits come out at twice
+//! the vector width.
 
 use std::marker::PhantomData;
 
@@ -14,25 +17,100 @@ use crate::Element;
 /// Everything the kernel needs, derived once per call.
 #[derive(Debug, Clone, Copy)]
 pub struct FloatPlan {
-    /// `2^emin`, the smallest normal value, and `2^(emax + 1)`, the binade past the largest.
-    pub(crate) min_normal: f64,
-    pub(crate) top: f64,
-    /// The stored mantissa bits `m`, shifted into the exponent field: a binade's exponent field
-    /// less this is its step's.
-    pub(crate) mantissa_field: u64,
-    /// The bits of `2^m * 2^(1023 - ...)`: this less a binade's exponent field is the inverse
-    /// of its step (`(2046 + m) << 52`).
-    pub(crate) inverse_base: u64,
-    /// The largest finite value, and what a magnitude beyond it becomes (infinity, NaN or the
-    /// largest value itself), signed like the input.
-    pub(crate) max: f64,
-    pub(crate) overflow: f64,
+    /// The constants in `f64`, and in `f32` where [`FloatPlan::can_narrow`] allows.
+    pub(crate) wide: FloatConsts<f64>,
+    pub(crate) narrow: FloatConsts<f32>,
+    /// Whether `f32` data can run in `f32` lanes with the same bits: every step, its inverse and
+    /// the binade past the largest are normal `f32` numbers (formats of at most 7 exponent bits).
+    pub(crate) can_narrow: bool,
     pub(crate) stochastic: bool,
     pub(crate) key: u64,
 }
 
-/// The exponent field of an `f64`.
-const EXPONENT: u64 = 0x7FF0_0000_0000_0000;
+/// A format's constants in one lane type.
+#[derive(Debug, Clone, Copy)]
+pub struct FloatConsts<F> {
+    /// `2^emin`, the smallest normal value, and `2^(emax + 1)`, the binade past the largest.
+    pub(crate) min_normal: F,
+    pub(crate) top: F,
+    /// The stored mantissa bits `m`, shifted into the lane's exponent field: a binade's
+    /// exponent field less this is its step's.
+    pub(crate) mantissa_field: u64,
+    /// This less a binade's exponent field is the exponent field of the inverse of its step
+    /// (`(2 * bias + m) << mantissa width` of the lane).
+    pub(crate) inverse_base: u64,
+    /// The largest finite value, and what a magnitude beyond it becomes (infinity, NaN or the
+    /// largest value itself), signed like the input.
+    pub(crate) max: F,
+    pub(crate) overflow: F,
+}
+
+impl FloatConsts<f64> {
+    /// The constants of a format with `m` stored mantissa bits.
+    pub(crate) fn wide(min_normal: f64, top: f64, m: u64, max: f64, overflow: f64) -> Self {
+        FloatConsts {
+            min_normal,
+            top,
+            mantissa_field: m << 52,
+            inverse_base: (2046 + m) << 52,
+            max,
+            overflow,
+        }
+    }
+
+    /// The same constants in `f32` (exact where the plan can narrow).
+    #[allow(clippy::cast_possible_truncation)]
+    pub(crate) fn to_f32(self) -> FloatConsts<f32> {
+        let m = self.mantissa_field >> 52;
+        FloatConsts {
+            min_normal: self.min_normal as f32,
+            top: self.top as f32,
+            mantissa_field: m << 23,
+            inverse_base: (254 + m) << 23,
+            max: self.max as f32,
+            overflow: self.overflow as f32,
+        }
+    }
+}
+
+/// A lane the float kernel runs in: its constants and the split of a binade's exponent field
+/// into the step and its inverse.
+pub(crate) trait FloatLane: Lane {
+    fn consts(p: &FloatPlan) -> &FloatConsts<Self>;
+    /// `(step, 1 / step)` of the binade of `held`, a positive normal number.
+    fn step_and_inverse(held: Self, c: &FloatConsts<Self>) -> (Self, Self);
+}
+
+impl FloatLane for f64 {
+    #[inline(always)]
+    fn consts(p: &FloatPlan) -> &FloatConsts<f64> {
+        &p.wide
+    }
+    #[inline(always)]
+    fn step_and_inverse(held: f64, c: &FloatConsts<f64>) -> (f64, f64) {
+        let field = held.to_bits() & 0x7FF0_0000_0000_0000;
+        (
+            f64::from_bits(field - c.mantissa_field),
+            f64::from_bits(c.inverse_base - field),
+        )
+    }
+}
+
+impl FloatLane for f32 {
+    #[inline(always)]
+    fn consts(p: &FloatPlan) -> &FloatConsts<f32> {
+        &p.narrow
+    }
+    #[inline(always)]
+    #[allow(clippy::cast_possible_truncation)]
+    fn step_and_inverse(held: f32, c: &FloatConsts<f32>) -> (f32, f32) {
+        let field = held.to_bits() & 0x7F80_0000;
+        (
+            f32::from_bits(field - c.mantissa_field as u32),
+            f32::from_bits(c.inverse_base as u32 - field),
+        )
+    }
+}
 
 /// The value of `x` in the format; `u` is its draw for stochastic rounding.
 ///
@@ -44,19 +122,17 @@ const EXPONENT: u64 = 0x7FF0_0000_0000_0000;
 /// and scaling back. NaN passes through (every comparison with it is false); infinities scale to
 /// infinities and overflow.
 #[inline(always)]
-pub(crate) fn float_value<R: RoundOp>(x: f64, u: f64, p: &FloatPlan) -> f64 {
+pub(crate) fn float_value<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<F>) -> F {
     // Plain comparisons (one `vmaxpd` / `vminpd` each), not `f64::max`, whose NaN rule costs a
     // blend: a NaN `x` gives a NaN `held`, whose step is garbage, but `x * inverse` is NaN and
     // so is the result.
     let a = x.abs();
-    let low = if a < p.min_normal { p.min_normal } else { a };
-    let held = if low > p.top { p.top } else { low };
-    let field = held.to_bits() & EXPONENT;
-    let step = f64::from_bits(field - p.mantissa_field);
-    let inverse = f64::from_bits(p.inverse_base - field);
+    let low = if a < c.min_normal { c.min_normal } else { a };
+    let held = if low > c.top { c.top } else { low };
+    let (step, inverse) = F::step_and_inverse(held, c);
     let q = R::round(x * inverse, u) * step;
-    if q.abs() > p.max {
-        p.overflow.copysign(x)
+    if q.abs() > c.max {
+        c.overflow.copysign(x)
     } else {
         q
     }
@@ -70,10 +146,12 @@ impl FloatNative for f64 {}
 type FloatSweepFn<T> = fn(Buffers<'_, T>, u64, &FloatPlan);
 
 fn sweep_fn<T: FloatNative>(plan: &FloatPlan) -> FloatSweepFn<T> {
-    if plan.stochastic {
-        sweep::<T, Stochastic>
-    } else {
-        sweep::<T, NearestEven>
+    let narrow = T::NAME == "f32" && plan.can_narrow;
+    match (narrow, plan.stochastic) {
+        (true, true) => sweep::<T, f32, Stochastic>,
+        (true, false) => sweep::<T, f32, NearestEven>,
+        (false, true) => sweep::<T, f64, Stochastic>,
+        (false, false) => sweep::<T, f64, NearestEven>,
     }
 }
 
@@ -129,52 +207,59 @@ pub(crate) fn run_float_half<H: Half>(plan: &FloatPlan, buffers: Buffers<'_, H>)
     });
 }
 
-fn sweep<T: FloatNative, R: RoundOp>(buffers: Buffers<'_, T>, base: u64, plan: &FloatPlan) {
-    crate::isa::arch().dispatch(Sweep::<T, R> {
+fn sweep<T: FloatNative, F: FloatLane, R: RoundOp>(
+    buffers: Buffers<'_, T>,
+    base: u64,
+    plan: &FloatPlan,
+) {
+    crate::isa::arch().dispatch(Sweep::<T, F, R> {
         buffers,
         base,
         plan,
-        rounding: PhantomData,
+        ops: PhantomData,
     });
 }
 
-struct Sweep<'a, T, R> {
+struct Sweep<'a, T, F, R> {
     buffers: Buffers<'a, T>,
     base: u64,
     plan: &'a FloatPlan,
-    rounding: PhantomData<R>,
+    ops: PhantomData<(F, R)>,
 }
 
-impl<T: FloatNative, R: RoundOp> Sweep<'_, T, R> {
+impl<T: FloatNative, F: FloatLane, R: RoundOp> Sweep<'_, T, F, R> {
     #[inline(always)]
-    fn run(self, draws: impl Iterator<Item = f64>) {
-        let p = self.plan;
+    fn run(self, draws: impl Iterator<Item = F>) {
+        // A copy on the stack: the loop then holds the constants in registers (read through
+        // the plan, the compiler reloaded them and kept the AVX2 loop scalar).
+        let c = *F::consts(self.plan);
+        let p = &c;
         match self.buffers {
             Buffers::Into { src, dst, .. } => {
                 for ((x, y), u) in src.iter().zip(dst).zip(draws) {
-                    *y = T::from_f64(float_value::<R>(x.to_f64(), u, p));
+                    *y = T::from_f64(float_value::<F, R>(F::narrow(x.to_f64()), u, p).widen());
                 }
             }
             Buffers::InPlace { buf, .. } => {
                 for (y, u) in buf.iter_mut().zip(draws) {
-                    *y = T::from_f64(float_value::<R>(y.to_f64(), u, p));
+                    *y = T::from_f64(float_value::<F, R>(F::narrow(y.to_f64()), u, p).widen());
                 }
             }
         }
     }
 }
 
-impl<T: FloatNative, R: RoundOp> pulp::WithSimd for Sweep<'_, T, R> {
+impl<T: FloatNative, F: FloatLane, R: RoundOp> pulp::WithSimd for Sweep<'_, T, F, R> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         if !R::STOCHASTIC {
-            return self.run(std::iter::repeat(0.0));
+            return self.run(std::iter::repeat(F::ZERO));
         }
         let mut next = counter(self.plan.key, self.base);
         self.run(std::iter::repeat_with(move || {
-            let u = <f64 as Lane>::draw(next);
+            let u = F::draw(next);
             next = next.wrapping_add(STEP);
             u
         }));
@@ -184,8 +269,9 @@ impl<T: FloatNative, R: RoundOp> pulp::WithSimd for Sweep<'_, T, R> {
 /// The value of one `x`, drawing stream index 0: the scalar reference.
 pub(crate) fn float_value_of(x: f64, plan: &FloatPlan) -> f64 {
     if plan.stochastic {
-        float_value::<Stochastic>(x, <f64 as Lane>::draw(counter(plan.key, 0)), plan)
+        let u = <f64 as Lane>::draw(counter(plan.key, 0));
+        float_value::<f64, Stochastic>(x, u, &plan.wide)
     } else {
-        float_value::<NearestEven>(x, 0.0, plan)
+        float_value::<f64, NearestEven>(x, 0.0, &plan.wide)
     }
 }

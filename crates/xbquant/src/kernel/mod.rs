@@ -23,7 +23,7 @@ mod overflow;
 mod round;
 
 pub(crate) use driver::{codes, run_half, run_native, Buffers, Half, Job};
-pub(crate) use float::{float_value_of, run_float, run_float_half, FloatPlan};
+pub(crate) use float::{float_value_of, run_float, run_float_half, FloatConsts, FloatPlan};
 
 use crate::format::pow2;
 use crate::random::{counter, stream_key};
