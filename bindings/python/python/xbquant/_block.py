@@ -17,7 +17,12 @@ def _finite_abs_max(a, dims=None, keepdim=False):
     value is finite, a second one otherwise."""
     import torch
 
-    top = a.abs().amax(dim=dims, keepdim=keepdim) if dims is not None else a.abs().amax()
+    if dims is None:
+        # The extremes, without a temporary |a|.
+        lo, hi = torch.aminmax(a)
+        top = torch.maximum(lo.abs(), hi.abs())
+    else:
+        top = a.abs().amax(dim=dims, keepdim=keepdim)
     if not bool(torch.isfinite(top).all()):
         finite = torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a))
         top = finite.amax(dim=dims, keepdim=keepdim) if dims is not None else finite.amax()

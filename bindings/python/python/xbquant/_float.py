@@ -71,8 +71,16 @@ def quantize_float_data(x: Any, spec: FloatSpec):
 
             return _torch_ops.quantize_float(data, spec, seed)
         device = data.device
-        out = data.cpu().contiguous().clone()
-        _xbquant.quantize_float(spec, _core._tensor_numpy(out, dtype), None, dtype, seed)
+        src = data.cpu()
+        if src.is_contiguous():
+            # Into a new tensor: one pass over the data.
+            out = torch.empty_like(src, memory_format=torch.contiguous_format)
+            view = _core._tensor_numpy
+            _xbquant.quantize_float(spec, view(src, dtype), view(out, dtype), dtype, seed)
+        else:
+            # The contiguous copy is ours: rounded where it lies.
+            out = src.contiguous()
+            _xbquant.quantize_float(spec, _core._tensor_numpy(out, dtype), None, dtype, seed)
         return out.to(device)
     if isinstance(x, np.ndarray):
         return _array(x, spec)
