@@ -8,6 +8,27 @@ use candle_core::cpu_backend::unary_map;
 use candle_core::{map_dtype, CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
 use xbquant::{BlockFormat, Blocks, Element, FloatFormat, Rounding};
 
+/// The output of a forward pass through `map_dtype!`, whose closure must return the values: the
+/// per-type function's error is kept aside and returned after it.
+macro_rules! fallible_map {
+    ($name:expr, $storage:ident, $layout:expr, |$data:ident| $body:expr) => {{
+        let failure = RefCell::new(None);
+        let out = map_dtype!(
+            $name,
+            $storage,
+            |$data| ($body).unwrap_or_else(|e| {
+                failure.replace(Some(e));
+                Vec::new()
+            }),
+            (F32, F64, F16, BF16)
+        );
+        if let Some(e) = failure.into_inner() {
+            return Err(Error::Msg(format!("xbquant: {e}")));
+        }
+        Ok((out, $layout.shape().clone()))
+    }};
+}
+
 /// Rounds to a [`FloatFormat`] (nearest, ties to even, or stochastic) with the straight-through
 /// gradient: the op of a training loop that simulates `e4m3fn` weights or `bfloat16`
 /// activations. Each op fixes its noise: `Rounding::StochasticFresh` is resolved when it is
@@ -89,22 +110,9 @@ impl CustomOp1 for FloatQuantF {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (format, rounding) = (&self.format, self.rounding);
-        // `map_dtype!` takes a closure that returns the values; an error (none can occur for a
-        // rounding checked by `new`) is kept aside and returned after it.
-        let failure = RefCell::new(None);
-        let out = map_dtype!(
-            self.name(),
-            storage,
-            |data| rounded(format, rounding, data, layout).unwrap_or_else(|e| {
-                failure.replace(Some(e));
-                Vec::new()
-            }),
-            (F32, F64, F16, BF16)
-        );
-        if let Some(e) = failure.into_inner() {
-            return Err(Error::Msg(format!("xbquant: {e}")));
-        }
-        Ok((out, layout.shape().clone()))
+        fallible_map!(self.name(), storage, layout, |data| rounded(
+            format, rounding, data, layout
+        ))
     }
 
     fn bwd(
@@ -202,21 +210,9 @@ impl CustomOp1 for BlockQuantF {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        // As in `FloatQuantF`: an error is kept aside and returned after `map_dtype!`.
-        let failure = RefCell::new(None);
-        let out = map_dtype!(
-            self.name(),
-            storage,
-            |data| blocked(self, data, layout).unwrap_or_else(|e| {
-                failure.replace(Some(e));
-                Vec::new()
-            }),
-            (F32, F64, F16, BF16)
-        );
-        if let Some(e) = failure.into_inner() {
-            return Err(Error::Msg(format!("xbquant: {e}")));
-        }
-        Ok((out, layout.shape().clone()))
+        fallible_map!(self.name(), storage, layout, |data| blocked(
+            self, data, layout
+        ))
     }
 
     fn bwd(
