@@ -213,24 +213,12 @@ impl FloatSpec {
                 }
             });
         }
-        let rounding: Rounding = rounding.parse().map_err(value_error)?;
-        let rounding = match (rounding, seed) {
-            (Rounding::NearestEven, None) => rounding,
-            (Rounding::StochasticFresh | Rounding::Stochastic { .. }, Some(seed)) => {
-                Rounding::Stochastic { seed }
-            }
-            (Rounding::StochasticFresh | Rounding::Stochastic { .. }, None) => rounding,
-            (other, Some(_)) if !other.is_stochastic() => {
-                return Err(value_error(xbquant::Error::SeedWithoutStochastic {
-                    rounding: other.name(),
-                }))
-            }
-            (other, _) => {
-                return Err(value_error(xbquant::Error::UnsupportedFloatRounding {
-                    rounding: other.name(),
-                }))
-            }
-        };
+        let mut rounding: Rounding = rounding.parse().map_err(value_error)?;
+        if let Some(seed) = seed {
+            rounding = rounding.with_seed(seed).map_err(value_error)?;
+        }
+        // Refuses a rounding that floating point does not offer.
+        format.quantize_value(0.0, rounding).map_err(value_error)?;
         Ok(FloatSpec { format, rounding })
     }
 

@@ -2,6 +2,7 @@
 //! (the whole tensor, the slices along an axis, or runs of a fixed length), each value a
 //! fixed-point code of its block's scale.
 
+use crate::format::pow2;
 use crate::quantize::check_len;
 use crate::{Element, Error, FixedPoint, Overflow, QuantSpec, Rounding};
 
@@ -107,8 +108,8 @@ impl BlockFormat {
     ///
     /// # Errors
     ///
-    /// [`Error::LengthMismatch`] when an [`Blocks::Axis`] shape does not hold `x.len()`
-    /// elements, [`Error::InvalidBlocks`] for an axis past the shape or a run length of 0.
+    /// [`Error::InvalidBlocks`] when an [`Blocks::Axis`] shape does not hold `x.len()`
+    /// elements, for an axis past the shape, or for a run length of 0.
     pub fn quantize<T: Element>(
         &self,
         x: &[T],
@@ -184,10 +185,9 @@ fn layout(len: usize, blocks: &Blocks) -> Result<(usize, usize), Error> {
         Blocks::Axis { shape, axis } => {
             let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if total != Some(len) {
-                return Err(Error::LengthMismatch {
-                    input: len,
-                    output: total.unwrap_or(usize::MAX),
-                });
+                return Err(Error::InvalidBlocks(format!(
+                    "a shape {shape:?} for {len} values"
+                )));
             }
             if *axis >= shape.len() {
                 return Err(Error::InvalidBlocks(format!(
@@ -222,6 +222,6 @@ fn exponent(t: f64) -> i32 {
 /// `v * 2^k`, in two steps so that no factor leaves `f64`'s range (exact unless the result
 /// does).
 fn scale(v: f64, k: i32) -> f64 {
-    let half = k / 2;
-    v * 2f64.powi(half) * 2f64.powi(k - half)
+    let half = i64::from(k / 2);
+    v * pow2(half) * pow2(i64::from(k) - half)
 }

@@ -126,6 +126,32 @@ impl Rounding {
         )
     }
 
+    /// Stochastic rounding with its noise fixed by `seed`: the one check that a seed goes with
+    /// a stochastic mode (fixed-point, floating-point and block formats alike).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SeedWithoutStochastic`](crate::Error::SeedWithoutStochastic) for a mode that
+    /// draws no random numbers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::Rounding;
+    /// assert_eq!(Rounding::StochasticFresh.with_seed(4)?, Rounding::Stochastic { seed: 4 });
+    /// assert!(Rounding::NearestEven.with_seed(4).is_err());
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn with_seed(self, seed: u64) -> Result<Rounding, crate::Error> {
+        if self.is_stochastic() {
+            Ok(Rounding::Stochastic { seed })
+        } else {
+            Err(crate::Error::SeedWithoutStochastic {
+                rounding: self.name(),
+            })
+        }
+    }
+
     /// Turns [`StochasticFresh`](Rounding::StochasticFresh) into
     /// [`Stochastic`](Rounding::Stochastic) with a new seed from the process-wide generator; every
     /// other mode is returned unchanged. The quantize functions call this once per call.

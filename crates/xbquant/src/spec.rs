@@ -129,15 +129,7 @@ impl QuantSpec {
     /// # Ok::<(), xbquant::Error>(())
     /// ```
     pub fn with_seed(self, seed: u64) -> Result<Self, Error> {
-        if !self.rounding.is_stochastic() {
-            return Err(Error::SeedWithoutStochastic {
-                rounding: self.rounding.name(),
-            });
-        }
-        Ok(QuantSpec {
-            rounding: Rounding::Stochastic { seed },
-            ..self
-        })
+        Ok(self.with_rounding(self.rounding.with_seed(seed)?))
     }
 
     /// The same format with another rounding.

@@ -1,7 +1,9 @@
 """Block floating point: a power-of-two scale shared by a block of values (the whole tensor, a
 slice along one axis, or fixed-size blocks along the last axis), each value a fixed-point code
-of the block's scale. Built on the fixed-point kernels: the values are scaled by the block's
-power of two (exact in float64), quantized as fixed point, and scaled back."""
+of the block's scale. Built on the fixed-point kernels: one block is one fixed-point format;
+several are scaled by their powers of two (exactly), quantized as fixed point, and scaled back.
+The rule is the core's `BlockFormat` (crates/xbquant/src/block.rs), composed here in torch so
+that it runs on any device."""
 
 from __future__ import annotations
 
@@ -59,9 +61,15 @@ def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Op
         return _core.make_spec(wl, fl, overflow="saturate-symmetric", rounding=rounding, seed=seed)
 
     if block_size is None and dim == -1:
-        # One block: a fixed-point format of the block's fractional length, in one kernel call.
+        # One block: a fixed-point format of the block's fractional length, in one kernel call
+        # (unless the exponent is beyond the fractional lengths a format takes).
         e = int(_exponent(_finite_abs_max(a)).item())
-        return _core.quantize_data(a, spec(wl - 2 - e))[0]
+        try:
+            one = spec(wl - 2 - e)
+        except ValueError:
+            one = None
+        if one is not None:
+            return _core.quantize_data(a, one)[0]
     shape = a.shape
     if block_size is not None:
         block_size = _core.check_length(block_size, "block_size")
@@ -74,9 +82,14 @@ def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Op
             )
         a = a.reshape(*shape[:-1], shape[-1] // block_size, block_size)
         e = _exponent(_finite_abs_max(a, -1, keepdim=True))
+    elif dim == -1:
+        e = _exponent(_finite_abs_max(a))
     else:
         dims = [d for d in range(a.dim()) if d != dim]
-        e = _exponent(_finite_abs_max(a, dims, keepdim=True) if dims else a.abs())
+        if dims:
+            e = _exponent(_finite_abs_max(a, dims, keepdim=True))
+        else:  # a 1-d tensor by its only axis: each value its own block
+            e = _exponent(torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a)))
     # Each block scaled by its power of two, quantized with fl = wl - 2, and scaled back: exact
     # in float32 unless a block's step falls below float32's normal range, else in float64.
     smallest_step = float(e.min()) + 2 - wl if e.numel() else 0.0

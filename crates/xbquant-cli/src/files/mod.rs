@@ -243,8 +243,7 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
 fn mode_rounding(mode: &ModeArgs) -> Result<xbquant::Rounding> {
     let rounding: xbquant::Rounding = mode.rounding_name().unwrap_or("nearest").parse()?;
     match mode.seed_value() {
-        Some(seed) if rounding.is_stochastic() => Ok(xbquant::Rounding::Stochastic { seed }),
-        Some(_) => bail!("--seed needs --rounding stochastic"),
+        Some(seed) => Ok(rounding.with_seed(seed).context("--seed")?),
         None => Ok(rounding),
     }
 }

@@ -364,12 +364,12 @@ pub fn quantize(
     out: Output<'_>,
     done: &mut dyn FnMut(u64),
 ) -> Result<Stats> {
-    let spec = quantization;
+    let q = quantization;
     match float {
-        Float::F16 => quantize_as::<f16>(src, order, elements, spec, out, done),
-        Float::BF16 => quantize_as::<bf16>(src, order, elements, spec, out, done),
-        Float::F32 => quantize_as::<f32>(src, order, elements, spec, out, done),
-        Float::F64 => quantize_as::<f64>(src, order, elements, spec, out, done),
+        Float::F16 => quantize_as::<f16>(src, order, elements, q, out, done),
+        Float::BF16 => quantize_as::<bf16>(src, order, elements, q, out, done),
+        Float::F32 => quantize_as::<f32>(src, order, elements, q, out, done),
+        Float::F64 => quantize_as::<f64>(src, order, elements, q, out, done),
     }
 }
 
@@ -384,31 +384,37 @@ fn quantize_as<T: Element + Pod + Default>(
     let size = std::mem::size_of::<T>();
     let swap = order != Order::native();
     let piece = (elements.min(PIECE as u64)) as usize;
-    if let Quantization::Block(block, rounding) = quantization {
-        // A first pass for the tensor's largest finite magnitude, then the fixed-point format
-        // of the block.
-        let at = src.position()?;
-        let mut buf = vec![T::default(); piece];
-        let mut max = 0f64;
-        let mut read = 0u64;
-        while read < elements {
-            let m = (elements - read).min(piece as u64) as usize;
-            src.read_next(bytemuck::cast_slice_mut(&mut buf[..m]))?;
-            if swap {
-                swap_bytes(bytemuck::cast_slice_mut(&mut buf[..m]), size);
-            }
-            for v in &buf[..m] {
-                let a = v.to_f64().abs();
-                if a.is_finite() && a > max {
-                    max = a;
+    let (fixed, float) = match quantization {
+        Quantization::Fixed(spec) => (Some(spec), None),
+        Quantization::Float(format, rounding) => (None, Some((format, *rounding))),
+        Quantization::Block(block, rounding) => {
+            // A first pass for the tensor's largest finite magnitude, then the fixed-point
+            // format of the block.
+            let at = src.position()?;
+            let mut buf = vec![T::default(); piece];
+            let mut max = 0f64;
+            let mut read = 0u64;
+            while read < elements {
+                let m = (elements - read).min(piece as u64) as usize;
+                let buf = &mut buf[..m];
+                src.read_next(bytemuck::cast_slice_mut(buf))?;
+                if swap {
+                    swap_bytes(bytemuck::cast_slice_mut(buf), size);
                 }
+                for v in buf.iter() {
+                    let a = v.to_f64().abs();
+                    if a.is_finite() && a > max {
+                        max = a;
+                    }
+                }
+                read += m as u64;
             }
-            read += m as u64;
+            drop(buf);
+            src.seek(at)?;
+            let spec = QuantSpec::new(block.format_for(max)?, *rounding);
+            return quantize_as::<T>(src, order, elements, &Quantization::Fixed(spec), out, done);
         }
-        src.seek(at)?;
-        let spec = QuantSpec::new(block.format_for(max)?, *rounding);
-        return quantize_as::<T>(src, order, elements, &Quantization::Fixed(spec), out, done);
-    }
+    };
     let mut x = vec![T::default(); piece];
     let mut next = vec![T::default(); piece];
     let mut q = vec![T::default(); piece];
@@ -420,10 +426,6 @@ fn quantize_as<T: Element + Pod + Default>(
     let mut bytes = Vec::new();
     let mut stats = Stats::default();
     let len_at = |start: u64| (elements - start).min(piece as u64) as usize;
-    let fixed = match quantization {
-        Quantization::Fixed(spec) => Some(spec),
-        Quantization::Float(..) | Quantization::Block(..) => None,
-    };
     let exact = fixed.is_some_and(|spec| codes_are_exact::<T>(spec.format()));
     if elements > 0 {
         src.read_next(bytemuck::cast_slice_mut(&mut x[..len_at(0)]))?;
@@ -443,20 +445,16 @@ fn quantize_as<T: Element + Pod + Default>(
             if swap {
                 swap_bytes(bytemuck::cast_slice_mut(x), size);
             }
-            match quantization {
-                Quantization::Fixed(spec) => {
-                    spec.with_stream_start(start)
-                        .quantize_into_with_mask(x, q, mask)?;
-                }
-                Quantization::Block(..) => unreachable!("blocks become fixed point above"),
-                Quantization::Float(format, rounding) => {
-                    format.quantize_part_into(x, q, *rounding, start)?;
-                    // Overflow: a finite value beyond the format's largest.
-                    let max = format.max();
-                    for (m, v) in mask.iter_mut().zip(x.iter()) {
-                        let a = v.to_f64().abs();
-                        *m = a.is_finite() && a > max;
-                    }
+            if let Some(spec) = fixed {
+                spec.with_stream_start(start)
+                    .quantize_into_with_mask(x, q, mask)?;
+            } else if let Some((format, rounding)) = float {
+                format.quantize_part_into(x, q, rounding, start)?;
+                // Overflow: a finite value beyond the format's largest.
+                let max = format.max();
+                for (m, v) in mask.iter_mut().zip(x.iter()) {
+                    let a = v.to_f64().abs();
+                    *m = a.is_finite() && a > max;
                 }
             }
             stats.add(Stats::of(x, q, mask));

@@ -19,7 +19,7 @@ const CHUNK: usize = 1 << 15;
 const PARALLEL_MIN: usize = 1 << 17;
 /// Elements per staging buffer (half-precision data, the values of a mask-only job): small enough
 /// to stay in the L1 cache.
-pub(super) const BLOCK: usize = 1 << 10;
+const BLOCK: usize = 1 << 10;
 
 /// The work of one call. A `mask`, when present, has the same length as the data.
 pub enum Job<'a, T> {
@@ -201,14 +201,21 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Sweep<'_,
         if !R::STOCHASTIC {
             return self.run(std::iter::repeat(F::ZERO));
         }
-        // The stream's counter steps by one addition per element, not a multiplication.
-        let mut next = counter(self.plan.key, self.base);
-        self.run(std::iter::repeat_with(move || {
-            let u = F::draw(next);
-            next = next.wrapping_add(STEP);
-            u
-        }));
+        let draws = draws(self.plan.key, self.base);
+        self.run(draws);
     }
+}
+
+/// The draws of stream `key` from index `base` on, in lane `F`. The counter steps by one
+/// addition per element, not a multiplication.
+#[inline(always)]
+pub(super) fn draws<F: Lane>(key: u64, base: u64) -> impl Iterator<Item = F> {
+    let mut next = counter(key, base);
+    std::iter::repeat_with(move || {
+        let u = F::draw(next);
+        next = next.wrapping_add(STEP);
+        u
+    })
 }
 
 /// Runs `piece` on the job, split into fixed chunks over rayon's threads when it is large; each
@@ -324,11 +331,13 @@ pub(crate) fn run_half<H: Half>(plan: &Plan, job: Job<'_, H>) {
     }
 }
 
-fn staged<H: Copy + Default, S: Native>(
+/// A half-precision job through a sweep of `S` data (`f32` or `f64`) in L1-sized blocks. Generic
+/// over the plan, so that fixed point and floating point share it.
+pub(super) fn staged<H: Copy + Default, S: Copy + Default, P>(
     job: Job<'_, H>,
     base: u64,
-    f: SweepFn<S>,
-    plan: &Plan,
+    f: fn(Buffers<'_, S>, u64, &P),
+    plan: &P,
     load: fn(&[H], &mut [S]),
     store: fn(&[S], &mut [H]),
 ) {

@@ -8,10 +8,10 @@
 
 use std::marker::PhantomData;
 
-use super::driver::{split, Buffers, Half, Job, BLOCK};
+use super::driver::{draws, split, staged, Buffers, Half, Job};
 use super::lane::Lane;
 use super::round::{NearestEven, RoundOp, Stochastic};
-use crate::random::{counter, STEP};
+use crate::random::counter;
 use crate::Element;
 
 /// Everything the kernel needs, derived once per call.
@@ -117,8 +117,8 @@ impl FloatLane for f32 {
 /// The step is that of the binade of `|x|`, with `|x|` first held between the smallest normal
 /// value `2^emin` (below it the step stays that of the subnormals) and `2^(emax + 1)` (from
 /// there up everything overflows): the exponent field of the held value, less `m`, is the
-/// step's, and its inverse's is the mirror image. Only float compares and 64-bit integer
-/// additions, which vectorize on AVX2 too. `x / step` is exact, so is rounding it to an integer
+/// step's, and its inverse's is the mirror image. Only float compares and integer subtractions
+/// of the lane's width, which vectorize on AVX2 too. `x / step` is exact, so is rounding it to an integer
 /// and scaling back. NaN passes through (every comparison with it is false); infinities scale to
 /// infinities and overflow.
 #[inline(always)]
@@ -139,14 +139,21 @@ pub(crate) fn float_value<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<
 }
 
 /// The data types the kernel runs on natively.
-pub(crate) trait FloatNative: Element + Default {}
-impl FloatNative for f32 {}
-impl FloatNative for f64 {}
+pub(crate) trait FloatNative: Element + Default {
+    /// Whether the data fits `f32` lanes (where the plan allows them).
+    const NARROW: bool;
+}
+impl FloatNative for f32 {
+    const NARROW: bool = true;
+}
+impl FloatNative for f64 {
+    const NARROW: bool = false;
+}
 
 type FloatSweepFn<T> = fn(Buffers<'_, T>, u64, &FloatPlan);
 
 fn sweep_fn<T: FloatNative>(plan: &FloatPlan) -> FloatSweepFn<T> {
-    let narrow = T::NAME == "f32" && plan.can_narrow;
+    let narrow = T::NARROW && plan.can_narrow;
     match (narrow, plan.stochastic) {
         (true, true) => sweep::<T, f32, Stochastic>,
         (true, false) => sweep::<T, f32, NearestEven>,
@@ -171,39 +178,7 @@ pub(crate) fn run_float<T: FloatNative>(plan: &FloatPlan, buffers: Buffers<'_, T
 pub(crate) fn run_float_half<H: Half>(plan: &FloatPlan, buffers: Buffers<'_, H>) {
     let f = sweep_fn::<f32>(plan);
     split(Job::Quantize(buffers), &|job, base| {
-        let Job::Quantize(buffers) = job else { return };
-        let mut input = [0f32; BLOCK];
-        let mut output = [0f32; BLOCK];
-        let mut block = |src: &[H], dst: &mut [H], start: usize| {
-            let n = src.len();
-            H::load_f32(src, &mut input[..n]);
-            let (src, dst32) = (&input[..n], &mut output[..n]);
-            f(
-                Buffers::Into {
-                    src,
-                    dst: dst32,
-                    mask: None,
-                },
-                base + start as u64,
-                plan,
-            );
-            H::store_f32(&output[..n], dst);
-        };
-        match buffers {
-            Buffers::Into { src, dst, .. } => {
-                for (i, (s, d)) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)).enumerate() {
-                    block(s, d, i * BLOCK);
-                }
-            }
-            Buffers::InPlace { buf, .. } => {
-                let mut copy = [H::default(); BLOCK];
-                for (i, d) in buf.chunks_mut(BLOCK).enumerate() {
-                    let n = d.len();
-                    copy[..n].copy_from_slice(d);
-                    block(&copy[..n], d, i * BLOCK);
-                }
-            }
-        }
+        staged(job, base, f, plan, H::load_f32, H::store_f32);
     });
 }
 
@@ -257,12 +232,8 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> pulp::WithSimd for Sweep<'_, T, F
         if !R::STOCHASTIC {
             return self.run(std::iter::repeat(F::ZERO));
         }
-        let mut next = counter(self.plan.key, self.base);
-        self.run(std::iter::repeat_with(move || {
-            let u = F::draw(next);
-            next = next.wrapping_add(STEP);
-            u
-        }));
+        let draws = draws(self.plan.key, self.base);
+        self.run(draws);
     }
 }
 
