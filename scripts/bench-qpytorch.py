@@ -27,7 +27,16 @@ rows = [
 ]
 for name, s in rows:
     print(f"{name:42s} {s*1e3:9.1f} ms   {c/s:5.2f}x clone")
-print("threads", torch.get_num_threads())
 w = x.view(4096, 4096)
-print(f"block dim=0 (4096 blocks)  xbquant {t(lambda: xbquant.block_quantize(w, 8, 0, 'nearest'))*1e3:.1f} ms, qtorch {t(lambda: qb(w, 8, 0, 'nearest'), 3)*1e3:.1f} ms")
-print(f"block_size=32 xbquant {t(lambda: xbquant.block_quantize(w, 8, rounding='nearest', block_size=32))*1e3:.1f} ms")
+rows = [
+ ("xbquant.block_quantize(w, 8, 0) nearest", t(lambda: xbquant.block_quantize(w, 8, 0, "nearest"))),
+ ("xbquant.block_quantize(w, 8, 1) nearest", t(lambda: xbquant.block_quantize(w, 8, 1, "nearest"))),
+ ("xbquant.block_quantize(w, 8, 0) stochastic", t(lambda: xbquant.block_quantize(w, 8, 0))),
+ ("xbquant.block_quantize(w, 8, block_size=32)", t(lambda: xbquant.block_quantize(w, 8, rounding="nearest", block_size=32))),
+ ("qtorch block_quantize(w, 8, 0) nearest", t(lambda: qb(w, 8, 0, "nearest"), 3)),
+ ("qtorch block_quantize(w, 8, 1) nearest", t(lambda: qb(w, 8, 1, "nearest"), 3)),
+]
+print("w: x as 4096 x 4096")
+for name, s in rows:
+    print(f"{name:42s} {s*1e3:9.1f} ms   {c/s:5.2f}x clone")
+print("threads", torch.get_num_threads())

@@ -16,8 +16,8 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use xbquant::{
-    noise, Element, FixedPoint, FloatEncoding, FloatFormat, FloatOverflow, Overflow, QuantSpec,
-    Rounding,
+    noise, BlockFormat, Blocks, Element, FixedPoint, FloatEncoding, FloatFormat, FloatOverflow,
+    Overflow, QuantSpec, Rounding,
 };
 
 /// A core error as the Python exception users expect: every core error is about a bad value.
@@ -359,6 +359,71 @@ fn quantize_float(
     }
 }
 
+/// Runs one block call on buffers of one layout.
+fn run_block<L: Layout>(
+    py: Python<'_>,
+    format: BlockFormat,
+    blocks: &Blocks,
+    rounding: Rounding,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<()> {
+    let src = typed::<L::Numpy>(src, "the input", dtype)?;
+    let dst = typed::<L::Numpy>(dst, "the output", dtype)?;
+    let slice_err = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    let input = src.try_readonly().map_err(|_| overlap("the input"))?;
+    let mut output = dst.try_readwrite().map_err(|_| overlap("the output"))?;
+    let x = L::view(input.as_slice().map_err(slice_err)?);
+    let out = L::view_mut(output.as_slice_mut().map_err(slice_err)?);
+    py.detach(|| format.quantize_into(x, out, blocks, rounding))
+        .map_err(value_error)
+}
+
+/// Block floating point of `spec`'s word length and rounding (its fractional length and
+/// overflow are not used) from `src` into `dst`, one block for the whole array (`axis` and
+/// `block_size` both `None`), per index of `axis`, or per `block_size` consecutive elements.
+/// `dtype` and `seed` as for [`quantize`].
+#[pyfunction]
+#[pyo3(signature = (spec, src, dst, dtype, seed, axis, block_size))]
+#[allow(clippy::too_many_arguments)]
+fn quantize_block(
+    py: Python<'_>,
+    spec: &Spec,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &str,
+    seed: Option<u64>,
+    axis: Option<usize>,
+    block_size: Option<usize>,
+) -> PyResult<()> {
+    let format = BlockFormat::new(spec.0.format().word_length()).map_err(value_error)?;
+    let rounding = match seed {
+        Some(seed) => spec.0.with_seed(seed).map_err(value_error)?.rounding(),
+        None => spec.0.rounding(),
+    };
+    let shape = src
+        .cast::<numpy::PyUntypedArray>()
+        .map_err(|_| PyTypeError::new_err("the input must be a numpy array"))?
+        .shape()
+        .to_vec();
+    let blocks = match (axis, block_size) {
+        (_, Some(k)) => Blocks::Runs(k),
+        (Some(axis), None) => Blocks::Axis { shape, axis },
+        (None, None) => Blocks::Whole,
+    };
+    let b = &blocks;
+    match dtype {
+        "float32" => run_block::<Same<f32>>(py, format, b, rounding, src, dst, dtype),
+        "float64" => run_block::<Same<f64>>(py, format, b, rounding, src, dst, dtype),
+        "float16" => run_block::<F16Bits>(py, format, b, rounding, src, dst, "uint16"),
+        "bfloat16" => run_block::<Bf16Bits>(py, format, b, rounding, src, dst, "uint16"),
+        other => Err(PyTypeError::new_err(format!(
+            "unsupported dtype {other}: expected float32, float64, float16 or bfloat16"
+        ))),
+    }
+}
+
 /// How the elements of a numpy buffer are read: the numpy element type `Numpy` and the core
 /// element type `Core` it holds (the same type, or a half-precision float held as `u16` bits).
 trait Layout {
@@ -586,6 +651,7 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Spec>()?;
     m.add_class::<FloatSpec>()?;
     m.add_function(wrap_pyfunction!(quantize_float, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize_block, m)?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(quantized, m)?)?;
     m.add_function(wrap_pyfunction!(format_range, m)?)?;

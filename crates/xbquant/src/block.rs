@@ -2,9 +2,9 @@
 //! (the whole tensor, the slices along an axis, or runs of a fixed length), each value a
 //! fixed-point code of its block's scale.
 
-use crate::format::pow2;
+use crate::blockwise::{self, PerBlock};
 use crate::quantize::check_len;
-use crate::{Element, Error, FixedPoint, Overflow, QuantSpec, Rounding};
+use crate::{Element, Error, FixedPoint, Overflow, Rounding};
 
 /// Which elements share a scale. Tensors are in row-major (C) order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +54,6 @@ pub enum Blocks {
 pub struct BlockFormat {
     word_length: u32,
 }
-
-/// Elements per piece of the scaled path.
-const PIECE: usize = 1 << 16;
 
 impl BlockFormat {
     /// A block format of `word_length` bits.
@@ -134,43 +131,59 @@ impl BlockFormat {
         blocks: &Blocks,
         rounding: Rounding,
     ) -> Result<(), Error> {
+        self.quantize_into_with_mask(x, out, None, blocks, rounding)
+    }
+
+    /// [`quantize_into`](BlockFormat::quantize_into), writing into `mask` (when given) which
+    /// elements saturated (an infinity, or a value that rounded past the largest code).
+    ///
+    /// # Errors
+    ///
+    /// As [`quantize_into`](BlockFormat::quantize_into), and [`Error::LengthMismatch`] when
+    /// `mask` differs in length from `x`.
+    pub fn quantize_into_with_mask<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+        blocks: &Blocks,
+        rounding: Rounding,
+    ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
-        let rounding = rounding.resolve();
+        if let Some(m) = &mask {
+            check_len(x.len(), m.len())?;
+        }
         let (inner, count) = layout(x.len(), blocks)?;
-        let block_of = |i: usize| (i / inner) % count;
-        // The largest finite magnitude of each block, then its exponent.
-        let mut top = vec![0f64; count];
-        for (i, v) in x.iter().enumerate() {
-            let a = v.to_f64().abs();
-            let b = block_of(i);
-            if a.is_finite() && a > top[b] {
-                top[b] = a;
-            }
-        }
-        let exponents: Vec<i32> = top.iter().map(|&t| exponent(t)).collect();
-        if count == 1 {
-            // One block: one fixed-point format, one kernel call (unless the exponent is
-            // beyond the fractional lengths a format takes: then the scaled path below).
-            if let Ok(format) = self.block_format(exponents[0]) {
-                return QuantSpec::new(format, rounding).quantize_into(x, out);
-            }
-        }
-        // Each element scaled by its block's power of two (exact in f64), quantized with the
-        // format of exponent 0 (element i drawing stream index i), and scaled back.
-        let spec = QuantSpec::new(self.block_format(0)?, rounding);
-        let mut scaled = vec![0f64; PIECE.min(x.len())];
-        for (p, (xs, outs)) in x.chunks(PIECE).zip(out.chunks_mut(PIECE)).enumerate() {
-            let start = p * PIECE;
-            let buf = &mut scaled[..xs.len()];
-            for (j, (s, v)) in buf.iter_mut().zip(xs).enumerate() {
-                *s = scale(v.to_f64(), -exponents[block_of(start + j)]);
-            }
-            spec.with_stream_start(start as u64).quantize_in_place(buf);
-            for (j, (o, s)) in outs.iter_mut().zip(buf.iter()).enumerate() {
-                *o = T::from_f64(scale(*s, exponents[block_of(start + j)]));
-            }
-        }
+        T::run_block_format(*self, x, out, mask, inner, count, rounding.resolve());
         Ok(())
+    }
+
+    /// The kernel of [`quantize_into_with_mask`](BlockFormat::quantize_into_with_mask), compiled
+    /// in this crate for each element type.
+    pub(crate) fn run<T: Element>(
+        self,
+        x: &[T],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+        inner: usize,
+        count: usize,
+        rounding: Rounding,
+    ) {
+        let top = blockwise::finite_abs_max(x, inner, count);
+        let wl = i32::try_from(self.word_length).unwrap_or(64);
+        let fls: Vec<i32> = top.iter().map(|&t| wl - 2 - exponent(t)).collect();
+        let base = FixedPoint::new(self.word_length, 0)
+            .and_then(|f| f.with_overflow(Overflow::SaturateSymmetric));
+        let Ok(base) = base else { return };
+        let job = PerBlock {
+            inner,
+            count,
+            base,
+            fls: &fls,
+            rounding,
+            start: 0,
+        };
+        blockwise::quantize(&job, x, out, mask);
     }
 }
 
@@ -217,11 +230,4 @@ fn exponent(t: f64) -> i32 {
     } else {
         field - 1023
     }
-}
-
-/// `v * 2^k`, in two steps so that no factor leaves `f64`'s range (exact unless the result
-/// does).
-fn scale(v: f64, k: i32) -> f64 {
-    let half = i64::from(k / 2);
-    v * pow2(half) * pow2(i64::from(k) - half)
 }

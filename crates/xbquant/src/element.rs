@@ -35,12 +35,33 @@ pub(crate) mod sealed {
         fn run(plan: &Plan, job: Job<'_, Self>);
         /// Runs a floating-point quantization, likewise.
         fn run_float(plan: &FloatPlan, buffers: Buffers<'_, Self>);
+        /// Runs a block floating-point quantization, likewise.
+        fn run_block_format(
+            format: crate::BlockFormat,
+            x: &[Self],
+            out: &mut [Self],
+            mask: Option<&mut [bool]>,
+            inner: usize,
+            count: usize,
+            rounding: crate::Rounding,
+        );
     }
 }
 
 impl sealed::Sealed for f32 {
     fn run(plan: &Plan, job: Job<'_, f32>) {
         run_native(plan, job);
+    }
+    fn run_block_format(
+        format: crate::BlockFormat,
+        x: &[f32],
+        out: &mut [f32],
+        mask: Option<&mut [bool]>,
+        inner: usize,
+        count: usize,
+        rounding: crate::Rounding,
+    ) {
+        format.run(x, out, mask, inner, count, rounding);
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f32>) {
         run_float(plan, buffers);
@@ -63,6 +84,17 @@ impl Element for f32 {
 impl sealed::Sealed for f64 {
     fn run(plan: &Plan, job: Job<'_, f64>) {
         run_native(plan, job);
+    }
+    fn run_block_format(
+        format: crate::BlockFormat,
+        x: &[f64],
+        out: &mut [f64],
+        mask: Option<&mut [bool]>,
+        inner: usize,
+        count: usize,
+        rounding: crate::Rounding,
+    ) {
+        format.run(x, out, mask, inner, count, rounding);
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f64>) {
         run_float(plan, buffers);
@@ -108,6 +140,17 @@ macro_rules! impl_half {
         impl sealed::Sealed for $t {
             fn run(plan: &Plan, job: Job<'_, $t>) {
                 run_half(plan, job);
+            }
+            fn run_block_format(
+                format: crate::BlockFormat,
+                x: &[$t],
+                out: &mut [$t],
+                mask: Option<&mut [bool]>,
+                inner: usize,
+                count: usize,
+                rounding: crate::Rounding,
+            ) {
+                format.run(x, out, mask, inner, count, rounding);
             }
             fn run_float(plan: &FloatPlan, buffers: Buffers<'_, $t>) {
                 run_float_half(plan, buffers);

@@ -245,6 +245,29 @@ impl FixedPoint {
         Ok(self)
     }
 
+    /// The same format with another fractional length (word length, signedness and overflow
+    /// kept).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FracLengthOutOfRange`] as for [`FixedPoint::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Overflow};
+    /// let f = FixedPoint::new(8, 4)?.with_overflow(Overflow::Saturate)?.with_frac_length(6)?;
+    /// assert_eq!((f.word_length(), f.frac_length(), f.overflow()), (8, 6, Overflow::Saturate));
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn with_frac_length(self, fl: i32) -> Result<Self, Error> {
+        let checked = FixedPoint::new(self.word_length, fl)?;
+        Ok(FixedPoint {
+            frac_length: checked.frac_length,
+            ..self
+        })
+    }
+
     /// This format with a rounding mode: the [`QuantSpec`](crate::QuantSpec) that quantizes.
     ///
     /// # Examples

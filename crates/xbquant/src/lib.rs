@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod block;
+mod blockwise;
 mod codes;
 mod element;
 mod error;

@@ -569,3 +569,122 @@ fn block_formats_follow_the_exact_rule() {
         .is_err());
     assert!(BlockFormat::new(1).is_err() && BlockFormat::new(65).is_err());
 }
+
+/// Every layout path of the block kernel (runs quantized directly with their block's format,
+/// runs scaled run by run, short runs scaled by a table of one period; tensors of many pieces)
+/// equals the element-by-element definition: each value quantized alone with its block's
+/// fixed-point format and its own stream index, in every rounding, with the overflow mask.
+#[test]
+fn block_layouts_equal_the_element_by_element_definition() {
+    use xbquant::{BlockFormat, Blocks, FixedPoint, Overflow, QuantSpec};
+    let layouts: Vec<(Vec<usize>, Option<usize>)> = vec![
+        (vec![6, 1000], Some(0)),     // runs of 1000
+        (vec![3, 50, 700], Some(1)),  // runs of 700, 50 blocks
+        (vec![40, 100, 20], Some(1)), // runs of 20
+        (vec![700, 100], Some(1)),    // runs of 1, many pieces
+        (vec![70_000], None),         // blocks of 32
+        (vec![4_001], None),          // blocks of 4, the last one short
+    ];
+    for (shape, axis) in layouts {
+        let n: usize = shape.iter().product();
+        // Magnitudes over many binades, a few infinities and NaNs.
+        let x: Vec<f32> = (0..n)
+            .map(|i| match i % 997 {
+                5 => f32::INFINITY,
+                11 => f32::NAN,
+                _ => ((i as f32) * 0.37).sin() * 2f32.powi((i % 23) as i32 - 11),
+            })
+            .collect();
+        let (blocks, block_of): (Blocks, BlockOf) = match axis {
+            Some(axis) => {
+                let inner: usize = shape[axis + 1..].iter().product();
+                let count = shape[axis];
+                (
+                    Blocks::Axis {
+                        shape: shape.clone(),
+                        axis,
+                    },
+                    Box::new(move |i| (i / inner) % count),
+                )
+            }
+            None => {
+                let k = if n == 70_000 { 32 } else { 4 };
+                (Blocks::Runs(k), Box::new(move |i| i / k))
+            }
+        };
+        let count = (0..n).map(&block_of).max().unwrap() + 1;
+        let mut top = vec![0f32; count];
+        for (i, v) in x.iter().enumerate() {
+            if v.is_finite() {
+                top[block_of(i)] = top[block_of(i)].max(v.abs());
+            }
+        }
+        for rounding in [
+            Rounding::NearestEven,
+            Rounding::Floor,
+            Rounding::Stochastic { seed: 31 },
+        ] {
+            let wl = 7;
+            let mut q = vec![0f32; n];
+            let mut mask = vec![false; n];
+            BlockFormat::new(wl)
+                .unwrap()
+                .quantize_into_with_mask(&x, &mut q, Some(&mut mask), &blocks, rounding)
+                .unwrap();
+            for i in 0..n {
+                let t = top[block_of(i)];
+                let e = if t == 0.0 {
+                    0
+                } else {
+                    f64::from(t).log2().floor() as i32
+                };
+                let format = FixedPoint::new(wl, wl as i32 - 2 - e)
+                    .unwrap()
+                    .with_overflow(Overflow::SaturateSymmetric)
+                    .unwrap();
+                let spec = QuantSpec::new(format, rounding).with_stream_start(i as u64);
+                let (want, over) = spec.quantize_with_mask(&x[i..=i]);
+                assert_eq!(
+                    (q[i].to_bits(), mask[i]),
+                    (want[0].to_bits(), over[0]),
+                    "{shape:?} {axis:?} {rounding:?} element {i} = {}",
+                    x[i]
+                );
+            }
+        }
+    }
+}
+
+/// Blocks of `f64` subnormals: fractional lengths beyond any fixed-point format's, still exact.
+#[test]
+fn blocks_of_subnormals_are_exact() {
+    use xbquant::{BlockFormat, Blocks};
+    let units = [3u64 << 40, 5, 1 << 20, (1 << 45) + 12345, 0, 7 << 30];
+    let x: Vec<f64> = units.iter().map(|&m| f64::from_bits(m)).collect();
+    let wl = 5u32;
+    let q = BlockFormat::new(wl)
+        .unwrap()
+        .quantize(&x, &Blocks::Runs(2), Rounding::NearestEven)
+        .unwrap();
+    for (pair, got) in units.chunks(2).zip(q.chunks(2)) {
+        // In units of 2^-1074: the block's step is 2^s units, with s = e + 2 - wl + 1074.
+        let top = pair[0].max(pair[1]);
+        let lead = if top == 0 {
+            0
+        } else {
+            63 - top.leading_zeros() as i64
+        };
+        let s = (lead + 2 - i64::from(wl)).max(0);
+        for (&m, &g) in pair.iter().zip(got) {
+            let (k, rem) = (m >> s, m & ((1 << s) - 1));
+            let half = if s == 0 { 0 } else { 1 << (s - 1) };
+            let k = if rem > half || (rem == half && s > 0 && k % 2 == 1) {
+                k + 1
+            } else {
+                k
+            };
+            let k = k.min((1 << (wl - 1)) - 1);
+            assert_eq!(g, ((k << s) as f64) * f64::from_bits(1), "{m} units");
+        }
+    }
+}

@@ -1,9 +1,10 @@
 """Block floating point: a power-of-two scale shared by a block of values (the whole tensor, a
 slice along one axis, or fixed-size blocks along the last axis), each value a fixed-point code
-of the block's scale. Built on the fixed-point kernels: one block is one fixed-point format;
-several are scaled by their powers of two (exactly), quantized as fixed point, and scaled back.
-The rule is the core's `BlockFormat` (crates/xbquant/src/block.rs), composed here in torch so
-that it runs on any device."""
+of the block's scale. CPU tensors and numpy arrays go through the core's `BlockFormat`
+(crates/xbquant/src/block.rs) in one call. Tensors on other devices go through the same rule
+composed in torch on that device: one block is one fixed-point format; several are scaled by
+their powers of two (exactly), quantized as fixed point, and scaled back (its tests run it on
+CPU tensors against the core, bit for bit)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core
+from . import _core, _xbquant
 
 
 def _finite_abs_max(a, dims=None, keepdim=False):
@@ -55,31 +56,64 @@ def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Op
     dim = _core.check_length(dim, "dim")
     if dim != -1 and not 0 <= dim < x.dim():
         raise ValueError(f"dim {dim} is not -1 or an axis of a {x.dim()}-d tensor")
-    a = x.detach()
+    if block_size is not None:
+        block_size = _core.check_length(block_size, "block_size")
+        if block_size < 1:
+            raise ValueError(f"block_size must be 1 or more, got {block_size}")
+        if x.dim() == 0 or x.shape[-1] % block_size:
+            raise ValueError(
+                f"the last axis ({x.shape[-1] if x.dim() else 'none'}) is not a multiple of "
+                f"block_size {block_size}"
+            )
+    spec = _core.make_spec(wl, wl - 2, overflow="saturate-symmetric", rounding=rounding, seed=seed)
+    if x.is_cpu:
+        return _block_kernels(x, spec, dim, block_size)
+    return block_quantize_torch(x.detach(), spec, dim, block_size)
 
-    def spec(fl):
-        return _core.make_spec(wl, fl, overflow="saturate-symmetric", rounding=rounding, seed=seed)
+
+def _block_kernels(x, spec, dim: int, block_size: Optional[int]):
+    """A CPU tensor through the core's block kernel, in one call."""
+    import torch
+
+    dtype = _core.tensor_dtype_name(x)
+    data = x.detach().contiguous()
+    out, out_np = _core.new_cpu_tensor(data.shape, dtype)
+    axis = None if dim == -1 else dim
+    _xbquant.quantize_block(
+        spec,
+        _core._tensor_numpy(data, dtype),
+        out_np,
+        dtype,
+        _core.call_seed(spec, x),
+        axis,
+        block_size,
+    )
+    return out
+
+
+def block_quantize_torch(a, spec, dim: int, block_size: Optional[int]):
+    """The block rule in torch operations, for tensors on any device (arguments checked)."""
+    import torch
+
+    wl = spec.wl
+
+    def fixed(fl):
+        return _core.make_spec(
+            wl, fl, overflow="saturate-symmetric", rounding=spec.rounding, seed=spec.seed
+        )
 
     if block_size is None and dim == -1:
         # One block: a fixed-point format of the block's fractional length, in one kernel call
         # (unless the exponent is beyond the fractional lengths a format takes).
         e = int(_exponent(_finite_abs_max(a)).item())
         try:
-            one = spec(wl - 2 - e)
+            one = fixed(wl - 2 - e)
         except ValueError:
             one = None
         if one is not None:
             return _core.quantize_data(a, one)[0]
     shape = a.shape
     if block_size is not None:
-        block_size = _core.check_length(block_size, "block_size")
-        if block_size < 1:
-            raise ValueError(f"block_size must be 1 or more, got {block_size}")
-        if a.dim() == 0 or a.shape[-1] % block_size:
-            raise ValueError(
-                f"the last axis ({a.shape[-1] if a.dim() else 'none'}) is not a multiple of "
-                f"block_size {block_size}"
-            )
         a = a.reshape(*shape[:-1], shape[-1] // block_size, block_size)
         e = _exponent(_finite_abs_max(a, -1, keepdim=True))
     elif dim == -1:
@@ -95,5 +129,5 @@ def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Op
     smallest_step = float(e.min()) + 2 - wl if e.numel() else 0.0
     work = torch.float32 if a.dtype != torch.float64 and smallest_step >= -125 else torch.float64
     scale = torch.exp2(e).to(work)
-    q = _core.quantize_data((a.to(work) / scale).contiguous(), spec(wl - 2))[0]
-    return (q * scale).reshape(shape).to(x.dtype)
+    q = _core.quantize_data((a.to(work) / scale).contiguous(), spec)[0]
+    return (q * scale).reshape(shape).to(a.dtype)

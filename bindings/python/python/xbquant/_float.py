@@ -74,9 +74,8 @@ def quantize_float_data(x: Any, spec: FloatSpec):
         src = data.cpu()
         if src.is_contiguous():
             # Into a new tensor: one pass over the data.
-            out = torch.empty_like(src, memory_format=torch.contiguous_format)
-            view = _core._tensor_numpy
-            _xbquant.quantize_float(spec, view(src, dtype), view(out, dtype), dtype, seed)
+            out, out_np = _core.new_cpu_tensor(src.shape, dtype)
+            _xbquant.quantize_float(spec, _core._tensor_numpy(src, dtype), out_np, dtype, seed)
         else:
             # The contiguous copy is ours: rounded where it lies.
             out = src.contiguous()

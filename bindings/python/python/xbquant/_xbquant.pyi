@@ -88,6 +88,15 @@ def quantize_float(
     dtype: str,
     seed: Optional[int],
 ) -> None: ...
+def quantize_block(
+    spec: Spec,
+    src: np.ndarray,
+    dst: np.ndarray,
+    dtype: str,
+    seed: Optional[int],
+    axis: Optional[int],
+    block_size: Optional[int],
+) -> None: ...
 def quantize(
     spec: Spec,
     src: np.ndarray,

@@ -1,0 +1,394 @@
+//! Fixed point with one fractional length per block: the engine under block floating point and
+//! under per-slice scaled fixed point. All blocks share the word length, signedness and
+//! overflow mode of a base format; block `b` has the fractional length `fls[b]`.
+//!
+//! Element `i` of a tensor belongs to block `(i / inner) % count`: `inner` consecutive elements
+//! (a *run*) share a block, and the runs cycle through the blocks. That covers one block for the
+//! whole tensor (`inner = len`, `count = 1`), the slices of a row-major tensor along any axis
+//! (`inner` = the product of the later axes, `count` = the axis' length) and fixed-size blocks
+//! along the last axis (`inner` = the block size, `count` = the number of blocks).
+//!
+//! Two paths give the same bits:
+//! - runs of [`LONG`] elements or more, whose blocks all have formats, are quantized with the
+//!   fixed-point kernel of their block's format, run by run;
+//! - otherwise each element is scaled by its block's power of two into an `f64` buffer (exact),
+//!   quantized with the kernel of one reference format (same codes, same overflow), and scaled
+//!   back. That also serves fractional lengths no [`FixedPoint`] takes.
+//!
+//! In both, element `i` draws the noise of stream index `start + i`, so the result depends on
+//! neither the blocks' order nor the thread count.
+
+use rayon::prelude::*;
+
+use crate::format::pow2;
+use crate::{Element, FixedPoint, QuantSpec, Rounding};
+
+/// Runs at least this long are quantized directly with their block's format.
+const LONG: usize = 512;
+/// Runs shorter than this are scaled with a factor table of one period (`inner * count`).
+const SHORT: usize = 16;
+/// Elements per piece of the scaled path (one `f64` scratch buffer each).
+const PIECE: usize = 1 << 15;
+/// The largest period whose factor tables are built (two `f64` per element of a period).
+const MAX_PERIOD: usize = 1 << 22;
+
+/// One per-block quantization.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PerBlock<'a> {
+    /// Consecutive elements sharing a block.
+    pub inner: usize,
+    /// Blocks the runs cycle through (`fls.len()`).
+    pub count: usize,
+    /// Word length, signedness and overflow of every block.
+    pub base: FixedPoint,
+    /// Each block's fractional length (any value: those no format takes go the scaled way).
+    pub fls: &'a [i32],
+    /// The rounding, resolved (no fresh noise is drawn here).
+    pub rounding: Rounding,
+    /// The stream index of element 0.
+    pub start: u64,
+}
+
+/// The largest finite magnitude of each block (0 for a block with none): `count` values.
+pub(crate) fn finite_abs_max<T: Element>(x: &[T], inner: usize, count: usize) -> Vec<f64> {
+    let count = count.max(1);
+    let inner = if count == 1 {
+        x.len().max(1)
+    } else {
+        inner.max(1)
+    };
+    let mut top = vec![0f64; count];
+    if inner >= SHORT || count == 1 {
+        // One maximum per run, then per block.
+        let runs: Vec<f64> = if inner >= PIECE {
+            x.par_chunks(inner).map(run_max).collect()
+        } else {
+            // Many runs per task, in one dispatch.
+            let per = PIECE / inner;
+            let mut runs = vec![0f64; x.len().div_ceil(inner)];
+            runs.par_chunks_mut(per)
+                .zip(x.par_chunks(per * inner))
+                .for_each(|(m, xs)| crate::isa::arch().dispatch(RunMaxes(m, xs, inner)));
+            runs
+        };
+        for (r, m) in runs.into_iter().enumerate() {
+            let t = &mut top[r % count];
+            if m > *t {
+                *t = m;
+            }
+        }
+    } else {
+        // Element-wise over periods: one accumulator of a period per group of periods.
+        let period = inner * count;
+        let group = period * (PIECE / period).max(1);
+        let merge = |mut a: Vec<f64>, b: Vec<f64>| {
+            for (s, v) in a.iter_mut().zip(b) {
+                if v > *s {
+                    *s = v;
+                }
+            }
+            a
+        };
+        let groups = x.par_chunks(group).map(|g| {
+            let mut acc = vec![0f64; period];
+            for p in g.chunks(period) {
+                crate::isa::arch().dispatch(MaxInto(&mut acc, p));
+            }
+            acc
+        });
+        let acc = groups.reduce(|| vec![0f64; period], merge);
+        for (p, m) in acc.into_iter().enumerate() {
+            let t = &mut top[(p / inner) % count];
+            if m > *t {
+                *t = m;
+            }
+        }
+    }
+    top
+}
+
+/// The largest finite magnitude of a run, split over threads when it is long.
+fn run_max<T: Element>(run: &[T]) -> f64 {
+    if run.len() > 4 * PIECE {
+        return run
+            .par_chunks(PIECE)
+            .map(serial_max)
+            .reduce(|| 0.0, f64::max);
+    }
+    serial_max(run)
+}
+
+/// The largest finite magnitude of `run`, with the best instruction set of the machine.
+fn serial_max<T: Element>(run: &[T]) -> f64 {
+    crate::isa::arch().dispatch(MaxAbs(run))
+}
+
+struct MaxAbs<'a, T>(&'a [T]);
+
+impl<T: Element> pulp::WithSimd for MaxAbs<'_, T> {
+    type Output = f64;
+
+    /// Sixteen accumulators, so that the loop vectorizes.
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+        if self.0.len() < 16 {
+            return self.0.iter().fold(0.0, |m, v| {
+                let a = v.to_f64().abs();
+                if a < f64::INFINITY && a > m {
+                    a
+                } else {
+                    m
+                }
+            });
+        }
+        let mut acc = [0f64; 16];
+        let mut chunks = self.0.chunks_exact(16);
+        for c in &mut chunks {
+            for (s, v) in acc.iter_mut().zip(c) {
+                let a = v.to_f64().abs();
+                *s = if a < f64::INFINITY && a > *s { a } else { *s };
+            }
+        }
+        for v in chunks.remainder() {
+            let a = v.to_f64().abs();
+            if a < f64::INFINITY && a > acc[0] {
+                acc[0] = a;
+            }
+        }
+        acc.into_iter().fold(0.0, f64::max)
+    }
+}
+
+/// The largest finite magnitude of each run of `.2` elements of `.1`, into `.0`.
+struct RunMaxes<'a, T>(&'a mut [f64], &'a [T], usize);
+
+impl<T: Element> pulp::WithSimd for RunMaxes<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        for (m, run) in self.0.iter_mut().zip(self.1.chunks(self.2)) {
+            *m = MaxAbs(run).with_simd(simd);
+        }
+    }
+}
+
+/// Element-wise: each accumulator becomes the larger of itself and its element's finite
+/// magnitude.
+struct MaxInto<'a, T>(&'a mut [f64], &'a [T]);
+
+impl<T: Element> pulp::WithSimd for MaxInto<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (s, v) in self.0.iter_mut().zip(self.1) {
+            let a = v.to_f64().abs();
+            *s = if a < f64::INFINITY && a > *s { a } else { *s };
+        }
+    }
+}
+
+/// `x` quantized block by block into `out` (same length), with the overflow mask when given.
+pub(crate) fn quantize<T: Element>(
+    job: &PerBlock<'_>,
+    x: &[T],
+    out: &mut [T],
+    mask: Option<&mut [bool]>,
+) {
+    let count = job.count.max(1);
+    // One block: one run.
+    let inner = if count == 1 {
+        x.len().max(1)
+    } else {
+        job.inner.max(1)
+    };
+    debug_assert_eq!(job.fls.len(), count);
+    debug_assert_eq!(x.len(), out.len());
+    let formats: Option<Vec<FixedPoint>> = if inner >= LONG || count == 1 {
+        job.fls
+            .iter()
+            .map(|&fl| job.base.with_frac_length(fl).ok())
+            .collect()
+    } else {
+        None
+    };
+    if let Some(formats) = formats {
+        direct(job, &formats, inner, x, out, mask);
+    } else {
+        scaled(job, inner, count, x, out, mask);
+    }
+}
+
+/// Run by run, each with its block's format.
+fn direct<T: Element>(
+    job: &PerBlock<'_>,
+    formats: &[FixedPoint],
+    inner: usize,
+    x: &[T],
+    out: &mut [T],
+    mask: Option<&mut [bool]>,
+) {
+    let count = formats.len();
+    let spec = |r: usize| {
+        QuantSpec::new(formats[r % count], job.rounding)
+            .with_stream_start(job.start.wrapping_add((r * inner) as u64))
+    };
+    let runs = x.par_chunks(inner).zip(out.par_chunks_mut(inner));
+    match mask {
+        None => runs.enumerate().for_each(|(r, (xs, os))| {
+            // Equal lengths by construction.
+            let _ = spec(r).quantize_into(xs, os);
+        }),
+        Some(mask) => {
+            runs.zip(mask.par_chunks_mut(inner))
+                .enumerate()
+                .for_each(|(r, ((xs, os), ms))| {
+                    let _ = spec(r).quantize_into_with_mask(xs, os, ms);
+                })
+        }
+    }
+}
+
+/// Each block's scale factors: `down` takes an element to the reference format's scale,
+/// `up` back; two factors each so that no factor leaves `f64`'s range.
+#[derive(Debug, Clone, Copy)]
+struct Factors {
+    down: (f64, f64),
+    up: (f64, f64),
+}
+
+impl Factors {
+    fn new(shift: i64) -> Factors {
+        let half = shift / 2;
+        Factors {
+            down: (pow2(half), pow2(shift - half)),
+            up: (pow2(-half), pow2(half - shift)),
+        }
+    }
+}
+
+/// Scaled by powers of two into `f64`, quantized with one reference format, scaled back.
+fn scaled<T: Element>(
+    job: &PerBlock<'_>,
+    inner: usize,
+    count: usize,
+    x: &[T],
+    out: &mut [T],
+    mask: Option<&mut [bool]>,
+) {
+    // The reference format: fl = 0 exists for every word length.
+    let Ok(reference) = job.base.with_frac_length(0) else {
+        return;
+    };
+    let factors: Vec<Factors> = job
+        .fls
+        .iter()
+        .map(|&fl| Factors::new(i64::from(fl)))
+        .collect();
+    // Short runs: per-position factors of one period, when one factor each suffices.
+    let period = inner * count;
+    let one_factor = job.fls.iter().all(|fl| fl.abs() <= 1022);
+    let table = (inner < SHORT && period <= MAX_PERIOD && one_factor).then(|| {
+        let mut down = Vec::with_capacity(period);
+        let mut up = Vec::with_capacity(period);
+        for p in 0..period {
+            let fl = i64::from(job.fls[(p / inner) % count]);
+            down.push(pow2(fl));
+            up.push(pow2(-fl));
+        }
+        (down, up)
+    });
+    let piece =
+        |offset: usize, xs: &[T], os: &mut [T], ms: Option<&mut [bool]>, buf: &mut Vec<f64>| {
+            buf.clear();
+            buf.resize(xs.len(), 0.0);
+            let at = |i: usize| (offset + i) % period;
+            match &table {
+                Some((down, _)) => for_period(at(0), period, buf.len(), |i, p, n| {
+                    for ((s, v), f) in buf[i..i + n]
+                        .iter_mut()
+                        .zip(&xs[i..i + n])
+                        .zip(&down[p..p + n])
+                    {
+                        *s = v.to_f64() * f;
+                    }
+                }),
+                None => for_runs(offset, inner, count, buf.len(), |i, b, n| {
+                    let (f0, f1) = factors[b].down;
+                    for (s, v) in buf[i..i + n].iter_mut().zip(&xs[i..i + n]) {
+                        *s = v.to_f64() * f0 * f1;
+                    }
+                }),
+            }
+            let spec = QuantSpec::new(reference, job.rounding)
+                .with_stream_start(job.start.wrapping_add(offset as u64));
+            match ms {
+                None => spec.quantize_in_place(buf.as_mut_slice()),
+                Some(ms) => {
+                    let _ = spec.quantize_in_place_with_mask(buf.as_mut_slice(), ms);
+                }
+            }
+            match &table {
+                Some((_, up)) => for_period(at(0), period, buf.len(), |i, p, n| {
+                    for ((o, s), f) in os[i..i + n]
+                        .iter_mut()
+                        .zip(&buf[i..i + n])
+                        .zip(&up[p..p + n])
+                    {
+                        *o = T::from_f64(s * f);
+                    }
+                }),
+                None => for_runs(offset, inner, count, buf.len(), |i, b, n| {
+                    let (f0, f1) = factors[b].up;
+                    for (o, s) in os[i..i + n].iter_mut().zip(&buf[i..i + n]) {
+                        *o = T::from_f64(s * f0 * f1);
+                    }
+                }),
+            }
+        };
+    let pieces = x
+        .par_chunks(PIECE)
+        .zip(out.par_chunks_mut(PIECE))
+        .enumerate();
+    match mask {
+        None => pieces.for_each_init(Vec::new, |buf, (k, (xs, os))| {
+            piece(k * PIECE, xs, os, None, buf);
+        }),
+        Some(mask) => pieces
+            .zip(mask.par_chunks_mut(PIECE))
+            .for_each_init(Vec::new, |buf, ((k, (xs, os)), ms)| {
+                piece(k * PIECE, xs, os, Some(ms), buf)
+            }),
+    }
+}
+
+/// Calls `f(i, p, n)` for the stretches of `len` elements that begin at period position `p0`:
+/// element `i` onwards, `n` of them, at period positions `p..p + n`.
+fn for_period(p0: usize, period: usize, len: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (mut i, mut p) = (0, p0);
+    while i < len {
+        let n = (period - p).min(len - i);
+        f(i, p, n);
+        i += n;
+        p = 0;
+    }
+}
+
+/// Calls `f(i, b, n)` for the stretches of `len` elements, the first at tensor index `offset`,
+/// that lie in one block: element `i` onwards, `n` of them, in block `b`.
+fn for_runs(
+    offset: usize,
+    inner: usize,
+    count: usize,
+    len: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let mut i = 0;
+    while i < len {
+        let at = offset + i;
+        let n = (inner - at % inner).min(len - i);
+        f(i, (at / inner) % count, n);
+        i += n;
+    }
+}
