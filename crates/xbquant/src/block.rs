@@ -2,8 +2,9 @@
 //! (the whole tensor, the slices along an axis, or runs of a fixed length), each value a
 //! fixed-point code of its block's scale.
 
-use crate::blockwise::{self, PerBlock};
+use crate::blockwise::PerBlock;
 use crate::quantize::check_len;
+use crate::slices::SliceJob;
 use crate::{Element, Error, FixedPoint, Overflow, Rounding};
 
 /// Which elements share a scale. Tensors are in row-major (C) order.
@@ -154,41 +155,32 @@ impl BlockFormat {
             check_len(x.len(), m.len())?;
         }
         let (inner, count) = layout(x.len(), blocks)?;
-        T::run_block_format(*self, x, out, mask, inner, count, rounding.resolve());
-        Ok(())
-    }
-
-    /// The kernel of [`quantize_into_with_mask`](BlockFormat::quantize_into_with_mask), compiled
-    /// in this crate for each element type.
-    pub(crate) fn run<T: Element>(
-        self,
-        x: &[T],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-        inner: usize,
-        count: usize,
-        rounding: Rounding,
-    ) {
-        let top = blockwise::finite_abs_max(x, inner, count);
+        let mut top = Vec::new();
+        T::run_slices(SliceJob::Max {
+            x,
+            inner,
+            count,
+            top: &mut top,
+        });
         let wl = i32::try_from(self.word_length).unwrap_or(64);
         let fls: Vec<i32> = top.iter().map(|&t| wl - 2 - exponent(t)).collect();
-        let base = FixedPoint::new(self.word_length, 0)
-            .and_then(|f| f.with_overflow(Overflow::SaturateSymmetric));
-        let Ok(base) = base else { return };
+        let base =
+            FixedPoint::new(self.word_length, 0)?.with_overflow(Overflow::SaturateSymmetric)?;
         let job = PerBlock {
             inner,
             count,
             base,
             fls: &fls,
-            rounding,
+            rounding: rounding.resolve(),
             start: 0,
         };
-        blockwise::quantize(&job, x, out, mask);
+        T::run_slices(SliceJob::Quantize { job, x, out, mask });
+        Ok(())
     }
 }
 
 /// `(inner, count)`: element `i` belongs to block `(i / inner) % count`.
-fn layout(len: usize, blocks: &Blocks) -> Result<(usize, usize), Error> {
+pub(crate) fn layout(len: usize, blocks: &Blocks) -> Result<(usize, usize), Error> {
     Ok(match blocks {
         Blocks::Whole => (len.max(1), 1),
         Blocks::Runs(0) => {

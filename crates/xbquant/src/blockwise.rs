@@ -34,7 +34,7 @@ const MAX_PERIOD: usize = 1 << 22;
 
 /// One per-block quantization.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PerBlock<'a> {
+pub struct PerBlock<'a> {
     /// Consecutive elements sharing a block.
     pub inner: usize,
     /// Blocks the runs cycle through (`fls.len()`).

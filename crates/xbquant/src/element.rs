@@ -35,16 +35,8 @@ pub(crate) mod sealed {
         fn run(plan: &Plan, job: Job<'_, Self>);
         /// Runs a floating-point quantization, likewise.
         fn run_float(plan: &FloatPlan, buffers: Buffers<'_, Self>);
-        /// Runs a block floating-point quantization, likewise.
-        fn run_block_format(
-            format: crate::BlockFormat,
-            x: &[Self],
-            out: &mut [Self],
-            mask: Option<&mut [bool]>,
-            inner: usize,
-            count: usize,
-            rounding: crate::Rounding,
-        );
+        /// Runs a per-slice job, likewise.
+        fn run_slices(job: crate::slices::SliceJob<'_, Self>);
     }
 }
 
@@ -52,16 +44,8 @@ impl sealed::Sealed for f32 {
     fn run(plan: &Plan, job: Job<'_, f32>) {
         run_native(plan, job);
     }
-    fn run_block_format(
-        format: crate::BlockFormat,
-        x: &[f32],
-        out: &mut [f32],
-        mask: Option<&mut [bool]>,
-        inner: usize,
-        count: usize,
-        rounding: crate::Rounding,
-    ) {
-        format.run(x, out, mask, inner, count, rounding);
+    fn run_slices(job: crate::slices::SliceJob<'_, f32>) {
+        crate::slices::run(job);
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f32>) {
         run_float(plan, buffers);
@@ -85,16 +69,8 @@ impl sealed::Sealed for f64 {
     fn run(plan: &Plan, job: Job<'_, f64>) {
         run_native(plan, job);
     }
-    fn run_block_format(
-        format: crate::BlockFormat,
-        x: &[f64],
-        out: &mut [f64],
-        mask: Option<&mut [bool]>,
-        inner: usize,
-        count: usize,
-        rounding: crate::Rounding,
-    ) {
-        format.run(x, out, mask, inner, count, rounding);
+    fn run_slices(job: crate::slices::SliceJob<'_, f64>) {
+        crate::slices::run(job);
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f64>) {
         run_float(plan, buffers);
@@ -141,16 +117,8 @@ macro_rules! impl_half {
             fn run(plan: &Plan, job: Job<'_, $t>) {
                 run_half(plan, job);
             }
-            fn run_block_format(
-                format: crate::BlockFormat,
-                x: &[$t],
-                out: &mut [$t],
-                mask: Option<&mut [bool]>,
-                inner: usize,
-                count: usize,
-                rounding: crate::Rounding,
-            ) {
-                format.run(x, out, mask, inner, count, rounding);
+            fn run_slices(job: crate::slices::SliceJob<'_, $t>) {
+                crate::slices::run(job);
             }
             fn run_float(plan: &FloatPlan, buffers: Buffers<'_, $t>) {
                 run_float_half(plan, buffers);

@@ -94,8 +94,12 @@ pub enum Error {
     },
     /// A floating-point format name that is not known.
     UnknownFloatFormat(String),
-    /// Blocks that do not fit the data (block floating point).
+    /// Blocks or slices that do not fit the data.
     InvalidBlocks(String),
+    /// A converter range that is negative, NaN or infinite (the value, printed).
+    InvalidRange(String),
+    /// A noise width that is negative, NaN or infinite (the value, printed).
+    InvalidNoise(String),
     /// A rounding mode that floating-point quantization does not offer.
     UnsupportedFloatRounding {
         /// The rounding mode, by name.
@@ -187,6 +191,14 @@ impl fmt::Display for Error {
                  infinities)"
             ),
             Error::InvalidBlocks(what) => write!(f, "invalid blocks: {what}"),
+            Error::InvalidRange(r) => write!(
+                f,
+                "a converter range must be finite and 0 or more, got {r}"
+            ),
+            Error::InvalidNoise(w) => write!(
+                f,
+                "a noise width must be finite and 0 or more, got {w}"
+            ),
             Error::UnsupportedFloatRounding { rounding } => write!(
                 f,
                 "floating-point quantization rounds to nearest (ties to even) or stochastically, \

@@ -15,6 +15,7 @@ mod overflow;
 mod quantize;
 mod random;
 mod rounding;
+mod slices;
 mod spec;
 
 pub use block::{BlockFormat, Blocks};
@@ -29,6 +30,7 @@ pub use isa::{detected_instruction_set, instruction_set, set_max_instruction_set
 pub use overflow::Overflow;
 pub use random::noise;
 pub use rounding::{Rounding, SeedStream};
+pub use slices::{Converter, ConverterNoise, ConverterRange, FracLengthRule};
 pub use spec::QuantSpec;
 
 // The repository's README: its Rust examples run as doctests too.

@@ -302,7 +302,7 @@ impl SeedStream {
 
 /// A new seed from the process-wide generator: a per-process random key (from the standard
 /// library's hasher keys) and a counter, so two calls never share a seed.
-fn fresh_seed() -> u64 {
+pub(crate) fn fresh_seed() -> u64 {
     static KEY: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let key = *KEY.get_or_init(|| {
