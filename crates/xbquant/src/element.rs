@@ -37,6 +37,8 @@ pub(crate) mod sealed {
         fn run_float(plan: &FloatPlan, buffers: Buffers<'_, Self>);
         /// Runs a per-slice job, likewise.
         fn run_slices(job: crate::slices::SliceJob<'_, Self>);
+        /// Runs a grid job, likewise.
+        fn run_grid(job: crate::grid::GridJob<'_, Self>);
     }
 }
 
@@ -46,6 +48,9 @@ impl sealed::Sealed for f32 {
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f32>) {
         crate::slices::run(job);
+    }
+    fn run_grid(job: crate::grid::GridJob<'_, f32>) {
+        crate::grid::run(job);
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f32>) {
         run_float(plan, buffers);
@@ -71,6 +76,9 @@ impl sealed::Sealed for f64 {
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f64>) {
         crate::slices::run(job);
+    }
+    fn run_grid(job: crate::grid::GridJob<'_, f64>) {
+        crate::grid::run(job);
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f64>) {
         run_float(plan, buffers);
@@ -119,6 +127,9 @@ macro_rules! impl_half {
             }
             fn run_slices(job: crate::slices::SliceJob<'_, $t>) {
                 crate::slices::run(job);
+            }
+            fn run_grid(job: crate::grid::GridJob<'_, $t>) {
+                crate::grid::run(job);
             }
             fn run_float(plan: &FloatPlan, buffers: Buffers<'_, $t>) {
                 run_float_half(plan, buffers);

@@ -100,6 +100,8 @@ pub enum Error {
     InvalidRange(String),
     /// A noise width that is negative, NaN or infinite (the value, printed).
     InvalidNoise(String),
+    /// A grid or table of levels that cannot be used (what is wrong with it).
+    InvalidGrid(String),
     /// A rounding mode that floating-point quantization does not offer.
     UnsupportedFloatRounding {
         /// The rounding mode, by name.
@@ -195,6 +197,7 @@ impl fmt::Display for Error {
                 f,
                 "a converter range must be finite and 0 or more, got {r}"
             ),
+            Error::InvalidGrid(what) => write!(f, "invalid grid: {what}"),
             Error::InvalidNoise(w) => write!(
                 f,
                 "a noise width must be finite and 0 or more, got {w}"

@@ -8,6 +8,7 @@ mod element;
 mod error;
 mod float;
 mod format;
+mod grid;
 mod hls;
 mod isa;
 mod kernel;
@@ -26,6 +27,7 @@ pub use float::{FloatEncoding, FloatFormat, FloatOverflow};
 pub use format::{
     get_range_fixed_point, FixedPoint, FixedPointFormat, MAX_FRAC_LENGTH, MAX_WORD_LENGTH,
 };
+pub use grid::{Grid, Levels};
 pub use isa::{detected_instruction_set, instruction_set, set_max_instruction_set, InstructionSet};
 pub use overflow::Overflow;
 pub use random::noise;

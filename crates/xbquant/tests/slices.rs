@@ -49,8 +49,8 @@ fn per_slice_quantization_equals_one_call_per_slice() {
                     let mut mask = vec![false; n];
                     base.quantize_slices_into(&x, &mut q, Some(&mut mask), &blocks, &fls, rounding)
                         .unwrap();
-                    for b in 0..count {
-                        let spec = QuantSpec::new(base.with_frac_length(fls[b]).unwrap(), rounding);
+                    for (b, &fl) in fls.iter().enumerate() {
+                        let spec = QuantSpec::new(base.with_frac_length(fl).unwrap(), rounding);
                         for i in (0..n).filter(|&i| block_of(i) == b) {
                             // Element i draws stream index i, whichever slice it is in.
                             let (want, over) = spec

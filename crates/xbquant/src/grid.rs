@@ -1,0 +1,553 @@
+//! Arbitrary grids: [`Grid`], evenly spaced points `offset + k * step` (any step, not only powers
+//! of two: `1 / (2^b - 1)`, conductances `G_min + k * d`), and [`Levels`], a sorted table of
+//! arbitrary values (measured device states). Both round with the modes of [`Rounding`] and
+//! decide which side of a midpoint a value lies on exactly, with error-free arithmetic, never by
+//! a rounded `x / step`.
+
+use rayon::prelude::*;
+
+use crate::quantize::check_len;
+use crate::random::{counter, stream_key, uniform};
+use crate::{Element, Error, Rounding};
+
+/// Elements per parallel piece.
+const PIECE: usize = 1 << 14;
+
+/// `a + b` exactly, as the rounded sum and its error.
+#[inline(always)]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    let err = (a - (s - bb)) + (b - bb);
+    (s, err)
+}
+
+/// The sign of `a + b + c + d`, exactly (a nonoverlapping expansion of the sum, built with
+/// error-free additions; its largest nonzero component has the sign of the sum). Inputs finite.
+fn sign_of_sum(terms: [f64; 4]) -> std::cmp::Ordering {
+    let mut expansion = [0f64; 4];
+    for (len, t) in terms.into_iter().enumerate() {
+        let mut q = t;
+        for e in expansion.iter_mut().take(len) {
+            let (s, err) = two_sum(q, *e);
+            *e = err;
+            q = s;
+        }
+        expansion[len] = q;
+    }
+    for e in expansion.iter().rev() {
+        if *e != 0.0 {
+            return e.partial_cmp(&0.0).unwrap_or(std::cmp::Ordering::Equal);
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+/// Which of the two neighbours `lo < x < hi` (indices `k`, `k + 1`) a rounding picks, given how
+/// `x` compares with their midpoint, the fraction of the way from `lo` to `hi`, and `x`'s sign.
+#[inline]
+fn pick_upper(
+    rounding: Rounding,
+    mid: std::cmp::Ordering,
+    k: i64,
+    x: f64,
+    frac: f64,
+    draw: f64,
+) -> bool {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    match rounding {
+        Rounding::Floor => false,
+        Rounding::TowardZero => x < 0.0,
+        Rounding::Stochastic { .. } | Rounding::StochasticFresh => draw < frac,
+        nearest => match mid {
+            Greater => true,
+            Less => false,
+            Equal => match nearest {
+                Rounding::NearestUp => true,
+                Rounding::NearestDown => false,
+                Rounding::NearestTowardZero => x < 0.0,
+                Rounding::NearestAway => x >= 0.0,
+                _ => k % 2 != 0, // ties to the even index
+            },
+        },
+    }
+}
+
+/// Evenly spaced points `offset + k * step`: all integers `k`, or `0 <= k < levels`.
+///
+/// A value rounds to one of the two points around it, chosen by the rounding mode on the exact
+/// position of the value (ties and the midpoint are decided exactly; stochastic rounding goes up
+/// with probability `(x - lower) / step`, to the resolution of its 52-bit draw). Values beyond
+/// the first or last point (with `levels`) take that point; NaN stays NaN; an infinity takes the
+/// end point when there is one and stays infinite otherwise; on a grid without bounds, a value
+/// more than about `4e15` steps from the offset stays as it is. A point is computed as
+/// `offset + k * step` with one fused multiply-add, then rounded to the element type.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant::{Grid, Rounding};
+/// // Nine points from -1 to 1; 0.375 is a tie between points 5 and 6 (even: 6).
+/// let g = Grid::new(0.25, -1.0, Some(9))?;
+/// let q = g.quantize(&[0.3f64, -0.2, 0.375, 3.0], Rounding::NearestEven)?;
+/// assert_eq!(q, [0.25, -0.25, 0.5, 1.0]);
+/// // Steps of 1/7 (as a double): ties are decided against the grid of that double.
+/// let g = Grid::new(1.0 / 7.0, 0.0, None)?;
+/// assert_eq!(g.quantize(&[0.5f64], Rounding::NearestEven)?, [g.point(4)]);
+/// // Conductances 50 + 10 k uS, k = 0..=5.
+/// let c = Grid::new(10.0, 50.0, Some(6))?;
+/// // Ties to the even index: 65 -> k = 2 (70), 75 -> k = 2 (70).
+/// assert_eq!(c.quantize(&[64.9f32, 65.0, 75.0, 20.0], Rounding::NearestEven)?, [60.0, 70.0, 70.0, 50.0]);
+/// # Ok::<(), xbquant::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    step: f64,
+    offset: f64,
+    levels: Option<u64>,
+}
+
+impl Grid {
+    /// A grid of `step` (positive, finite) from `offset` (finite), with `levels` points
+    /// (1 or more, up to `2^52`) or without bounds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidGrid`] otherwise.
+    pub fn new(step: f64, offset: f64, levels: Option<u64>) -> Result<Self, Error> {
+        if !(step > 0.0 && step.is_finite()) {
+            return Err(Error::InvalidGrid(format!("a step of {step}")));
+        }
+        if !offset.is_finite() {
+            return Err(Error::InvalidGrid(format!("an offset of {offset}")));
+        }
+        if let Some(n) = levels {
+            if n == 0 || n > 1 << 52 {
+                return Err(Error::InvalidGrid(format!("{n} levels")));
+            }
+        }
+        Ok(Grid {
+            step,
+            offset,
+            levels,
+        })
+    }
+
+    /// Point `k`: `offset + k * step`, rounded once.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn point(&self, k: i64) -> f64 {
+        (k as f64).mul_add(self.step, self.offset)
+    }
+
+    /// The step.
+    #[must_use]
+    pub const fn step(&self) -> f64 {
+        self.step
+    }
+
+    /// The offset (point 0).
+    #[must_use]
+    pub const fn offset(&self) -> f64 {
+        self.offset
+    }
+
+    /// The number of points, when bounded.
+    #[must_use]
+    pub const fn levels(&self) -> Option<u64> {
+        self.levels
+    }
+
+    /// The sign of `x - (offset + k * step)`, exactly (`k` with at most 53 bits).
+    #[allow(clippy::cast_precision_loss)]
+    fn side(&self, x: f64, k: f64) -> std::cmp::Ordering {
+        let p = k * self.step;
+        let pe = k.mul_add(self.step, -p);
+        sign_of_sum([x, -self.offset, -p, -pe])
+    }
+
+    /// The index of the grid point `x` rounds to (unbounded grids: any integer), or `None` for
+    /// NaN (and for an infinity on an unbounded grid).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    fn index(&self, x: f64, rounding: Rounding, draw: impl FnOnce() -> f64) -> Option<i64> {
+        use std::cmp::Ordering::Less;
+        let last = self.levels.map(|n| (n - 1) as i64);
+        if x.is_nan() {
+            return None;
+        }
+        if x.is_infinite() {
+            return match (x > 0.0, last) {
+                (_, None) => None,
+                (true, Some(last)) => Some(last),
+                (false, Some(_)) => Some(0),
+            };
+        }
+        let approx = ((x - self.offset) / self.step).floor();
+        if !approx.is_finite() || approx.abs() >= 4.0e15 {
+            // Far beyond any grid point the arithmetic below can place.
+            // Bounded: an end point. Unbounded: no point the arithmetic can place, so the value
+            // stays as it is.
+            return last.map(|last| if approx > 0.0 { last } else { 0 });
+        }
+        // The largest k with point(k) <= x, exactly.
+        let mut k = approx;
+        while self.side(x, k) == Less {
+            k -= 1.0;
+        }
+        while self.side(x, k + 1.0) != Less {
+            k += 1.0;
+        }
+        let k = k as i64;
+        if let Some(last) = last {
+            if k < 0 {
+                return Some(0);
+            }
+            if k >= last {
+                return Some(last);
+            }
+        }
+        if self.side(x, k as f64) == std::cmp::Ordering::Equal {
+            return Some(k);
+        }
+        let mid = self.side(x, k as f64 + 0.5);
+        let frac = ((x - self.point(k)) / self.step).clamp(0.0, 1.0);
+        let upper = pick_upper(
+            rounding,
+            mid,
+            k,
+            x,
+            frac,
+            if rounding.is_stochastic() {
+                draw()
+            } else {
+                0.0
+            },
+        );
+        Some(if upper { k + 1 } else { k })
+    }
+
+    /// Quantizes `x` to the grid into a new vector.
+    ///
+    /// # Errors
+    ///
+    /// None today for a valid grid; the `Result` keeps room for checks of the data.
+    pub fn quantize<T: Element>(&self, x: &[T], rounding: Rounding) -> Result<Vec<T>, Error> {
+        let mut out = vec![T::from_f64(0.0); x.len()];
+        self.quantize_into(x, &mut out, rounding)?;
+        Ok(out)
+    }
+
+    /// Quantizes `x` to the grid into `out`. Element `i` of a stochastic rounding draws stream
+    /// index `i` of its seed, as fixed point does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] when `out` differs in length from `x`.
+    pub fn quantize_into<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        T::run_grid(GridJob::Grid {
+            grid: self,
+            x,
+            out,
+            rounding: rounding.resolve(),
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding) {
+        let key = match rounding {
+            Rounding::Stochastic { seed } => stream_key(seed),
+            _ => 0,
+        };
+        x.par_chunks(PIECE)
+            .zip(out.par_chunks_mut(PIECE))
+            .enumerate()
+            .for_each(|(p, (xs, os))| {
+                for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
+                    let x = v.to_f64();
+                    let i = (p * PIECE + j) as u64;
+                    *o = match self.index(x, rounding, || uniform(counter(key, i))) {
+                        Some(k) => T::from_f64(self.point(k)),
+                        None => *v,
+                    };
+                }
+            });
+    }
+}
+
+/// A sorted table of levels (finite values): measured conductance states, a non-uniform code
+/// book. A value rounds to one of its two neighbouring levels: the nearest (ties by the
+/// rounding mode: to the level of even index for [`Rounding::NearestEven`], the upper or lower
+/// one for [`Rounding::NearestUp`] / [`Rounding::NearestDown`], the one toward or away from zero
+/// for the other two), the lower one ([`Rounding::Floor`]), the one toward zero
+/// ([`Rounding::TowardZero`]), or stochastically the upper one with probability
+/// `(x - lower) / (upper - lower)` (unbiased between them, to the resolution of the 52-bit
+/// draw). Values beyond the table take its first or last level; NaN stays NaN.
+///
+/// Each element costs a branch-free binary search, `O(log levels)`, and no memory beyond the
+/// table: no `inputs x levels` distance matrix.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant::{Levels, Rounding};
+/// let g = Levels::new(vec![12.0, 3.5, 40.0, 20.0])?; // sorted on construction
+/// assert_eq!(g.levels(), [3.5, 12.0, 20.0, 40.0]);
+/// let q = g.quantize(&[0.0f32, 8.0, 16.0, 31.0, 99.0], Rounding::NearestEven)?;
+/// assert_eq!(q, [3.5, 12.0, 20.0, 40.0, 40.0]); // 16 is a tie: level 2 (even index)
+/// # Ok::<(), xbquant::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Levels {
+    levels: Vec<f64>,
+}
+
+impl Levels {
+    /// A table of the given levels, sorted, duplicates removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidGrid`] for an empty table or a level that is NaN or infinite.
+    pub fn new(mut levels: Vec<f64>) -> Result<Self, Error> {
+        if levels.is_empty() {
+            return Err(Error::InvalidGrid("an empty table of levels".into()));
+        }
+        if let Some(bad) = levels.iter().find(|v| !v.is_finite()) {
+            return Err(Error::InvalidGrid(format!("a level of {bad}")));
+        }
+        levels.sort_by(f64::total_cmp);
+        levels.dedup_by(|a, b| a == b);
+        // -0.0 and 0.0 compare equal: one zero.
+        Ok(Levels { levels })
+    }
+
+    /// The levels, ascending.
+    #[must_use]
+    pub fn levels(&self) -> &[f64] {
+        &self.levels
+    }
+
+    /// The index of the level `x` rounds to, or `None` for NaN.
+    #[inline]
+    fn index(&self, x: f64, rounding: Rounding, draw: impl FnOnce() -> f64) -> Option<usize> {
+        let l = &self.levels;
+        if x.is_nan() {
+            return None;
+        }
+        // The last index with l[k] <= x (0 when x is below the table), branch-free.
+        let (mut base, mut len) = (0usize, l.len());
+        while len > 1 {
+            let half = len / 2;
+            base = if l[base + half] <= x {
+                base + half
+            } else {
+                base
+            };
+            len -= half;
+        }
+        if x <= l[0] {
+            return Some(0);
+        }
+        if base + 1 == l.len() || x == l[base] {
+            return Some(base);
+        }
+        let (lo, hi) = (l[base], l[base + 1]);
+        // x against the midpoint: the sign of (x - lo) - (hi - x) = x + x - lo - hi, exactly
+        // (scaled down first where the sums could overflow).
+        let mid = if hi.abs().max(lo.abs()) > 1e300 {
+            let s = 2f64.powi(-8);
+            sign_of_sum([x * s, x * s, -lo * s, -hi * s])
+        } else {
+            sign_of_sum([x, x, -lo, -hi])
+        };
+        let frac = ((x - lo) / (hi - lo)).clamp(0.0, 1.0);
+        #[allow(clippy::cast_possible_wrap)]
+        let upper = pick_upper(
+            rounding,
+            mid,
+            base as i64,
+            x,
+            frac,
+            if rounding.is_stochastic() {
+                draw()
+            } else {
+                0.0
+            },
+        );
+        Some(if upper { base + 1 } else { base })
+    }
+
+    /// Quantizes `x` to the table into a new vector.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` keeps room for checks of the data.
+    pub fn quantize<T: Element>(&self, x: &[T], rounding: Rounding) -> Result<Vec<T>, Error> {
+        let mut out = vec![T::from_f64(0.0); x.len()];
+        self.quantize_into(x, &mut out, rounding)?;
+        Ok(out)
+    }
+
+    /// Quantizes `x` to the table into `out`. Element `i` of a stochastic rounding draws
+    /// stream index `i` of its seed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] when `out` differs in length from `x`.
+    pub fn quantize_into<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
+        check_len(x.len(), out.len())?;
+        T::run_grid(GridJob::Levels {
+            levels: self,
+            x,
+            out,
+            rounding: rounding.resolve(),
+        });
+        Ok(())
+    }
+
+    /// The index of each element's level (`u32::MAX` for NaN): the state a device is
+    /// programmed to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidGrid`] for a table of more than `u32::MAX` levels.
+    pub fn indices<T: Element>(&self, x: &[T], rounding: Rounding) -> Result<Vec<u32>, Error> {
+        if u32::try_from(self.levels.len()).is_err() {
+            return Err(Error::InvalidGrid("more than 2^32 - 1 levels".into()));
+        }
+        let mut out = vec![0u32; x.len()];
+        T::run_grid(GridJob::Indices {
+            levels: self,
+            x,
+            out: &mut out,
+            rounding: rounding.resolve(),
+        });
+        Ok(out)
+    }
+
+    fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding) {
+        let key = match rounding {
+            Rounding::Stochastic { seed } => stream_key(seed),
+            _ => 0,
+        };
+        x.par_chunks(PIECE)
+            .zip(out.par_chunks_mut(PIECE))
+            .enumerate()
+            .for_each(|(p, (xs, os))| {
+                for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
+                    let i = (p * PIECE + j) as u64;
+                    *o = match self.index(v.to_f64(), rounding, || uniform(counter(key, i))) {
+                        Some(k) => T::from_f64(self.levels[k]),
+                        None => *v,
+                    };
+                }
+            });
+    }
+
+    #[allow(clippy::cast_possible_truncation)]
+    fn run_indices<T: Element>(&self, x: &[T], out: &mut [u32], rounding: Rounding) {
+        let key = match rounding {
+            Rounding::Stochastic { seed } => stream_key(seed),
+            _ => 0,
+        };
+        x.par_chunks(PIECE)
+            .zip(out.par_chunks_mut(PIECE))
+            .enumerate()
+            .for_each(|(p, (xs, os))| {
+                for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
+                    let i = (p * PIECE + j) as u64;
+                    *o = self
+                        .index(v.to_f64(), rounding, || uniform(counter(key, i)))
+                        .map_or(u32::MAX, |k| k as u32);
+                }
+            });
+    }
+}
+
+/// A grid job, run by the kernels compiled in this crate.
+pub enum GridJob<'a, T> {
+    /// A uniform grid.
+    Grid {
+        /// The grid.
+        grid: &'a Grid,
+        /// The input.
+        x: &'a [T],
+        /// The output.
+        out: &'a mut [T],
+        /// The rounding, resolved.
+        rounding: Rounding,
+    },
+    /// A table of levels.
+    Levels {
+        /// The table.
+        levels: &'a Levels,
+        /// The input.
+        x: &'a [T],
+        /// The output.
+        out: &'a mut [T],
+        /// The rounding, resolved.
+        rounding: Rounding,
+    },
+    /// The indices of a table's levels.
+    Indices {
+        /// The table.
+        levels: &'a Levels,
+        /// The input.
+        x: &'a [T],
+        /// The output.
+        out: &'a mut [u32],
+        /// The rounding, resolved.
+        rounding: Rounding,
+    },
+}
+
+/// Runs a grid job (called from the element types' kernel entry points).
+pub(crate) fn run<T: Element>(job: GridJob<'_, T>) {
+    match job {
+        GridJob::Grid {
+            grid,
+            x,
+            out,
+            rounding,
+        } => grid.run(x, out, rounding),
+        GridJob::Levels {
+            levels,
+            x,
+            out,
+            rounding,
+        } => levels.run(x, out, rounding),
+        GridJob::Indices {
+            levels,
+            x,
+            out,
+            rounding,
+        } => levels.run_indices(x, out, rounding),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_of_sum_is_exact_where_rounding_hides_it() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        // 1 + 2^-60 - 1: rounded sums say 0.
+        assert_eq!(sign_of_sum([1.0, 2f64.powi(-60), -1.0, 0.0]), Greater);
+        assert_eq!(sign_of_sum([1.0, -(2f64.powi(-60)), -1.0, 0.0]), Less);
+        assert_eq!(sign_of_sum([1e300, -1e300, 3.0, -3.0]), Equal);
+        // The doubles nearest 0.1, 0.2 and 0.3 do not cancel: their sum is 2^-55 + 2^-57 ...
+        assert_eq!(sign_of_sum([0.1, 0.2, -0.3, 0.0]), Greater);
+    }
+}
