@@ -102,6 +102,8 @@ pub enum Error {
     InvalidNoise(String),
     /// A grid or table of levels that cannot be used (what is wrong with it).
     InvalidGrid(String),
+    /// A bit slicing that cannot be used, or a code it cannot hold (what is wrong).
+    InvalidBitSlicing(String),
     /// A rounding mode that floating-point quantization does not offer.
     UnsupportedFloatRounding {
         /// The rounding mode, by name.
@@ -198,6 +200,7 @@ impl fmt::Display for Error {
                 "a converter range must be finite and 0 or more, got {r}"
             ),
             Error::InvalidGrid(what) => write!(f, "invalid grid: {what}"),
+            Error::InvalidBitSlicing(what) => write!(f, "invalid bit slicing: {what}"),
             Error::InvalidNoise(w) => write!(
                 f,
                 "a noise width must be finite and 0 or more, got {w}"

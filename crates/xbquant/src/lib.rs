@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod bits;
 mod block;
 mod blockwise;
 mod codes;
@@ -19,6 +20,7 @@ mod rounding;
 mod slices;
 mod spec;
 
+pub use bits::{BitSlicing, SliceEncoding};
 pub use block::{BlockFormat, Blocks};
 pub use codes::Code;
 pub use element::Element;
