@@ -16,8 +16,9 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use xbquant::{
-    noise, BlockFormat, Blocks, Element, FixedPoint, FloatEncoding, FloatFormat, FloatOverflow,
-    Overflow, QuantSpec, Rounding,
+    noise, BitSlicing, BlockFormat, Blocks, Converter, ConverterNoise, ConverterRange, Element,
+    FixedPoint, FloatEncoding, FloatFormat, FloatOverflow, FracLengthRule, Grid, Levels, Overflow,
+    QuantSpec, Rounding, SliceEncoding,
 };
 
 /// A core error as the Python exception users expect: every core error is about a bad value.
@@ -619,6 +620,366 @@ fn fresh<'py, T: Element + numpy::Element>(
     Ok(out)
 }
 
+fn unsupported(dtype: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "unsupported dtype {dtype}: expected float32, float64, float16 or bfloat16"
+    ))
+}
+
+/// Calls `$f::<Layout>(args.., numpy_dtype)` for the layout of `$dtype`.
+macro_rules! by_dtype {
+    ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
+        match $dtype {
+            "float32" => $f::<Same<f32>>($($arg),*, "float32"),
+            "float64" => $f::<Same<f64>>($($arg),*, "float64"),
+            "float16" => $f::<F16Bits>($($arg),*, "uint16"),
+            "bfloat16" => $f::<Bf16Bits>($($arg),*, "uint16"),
+            other => Err(unsupported(other)),
+        }
+    };
+}
+
+/// The input, output and optional mask of a call as slices, handed to `f` with the GIL released.
+fn with_buffers<L: Layout, R: Send>(
+    py: Python<'_>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+    f: impl FnOnce(&[L::Core], &mut [L::Core], Option<&mut [bool]>) -> Result<R, xbquant::Error> + Send,
+) -> PyResult<R> {
+    let slice_err = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    let src = typed::<L::Numpy>(src, "the input", dtype)?;
+    let dst = typed::<L::Numpy>(dst, "the output", dtype)?;
+    let mut mask = match mask {
+        Some(m) => Some(
+            typed::<bool>(m, "the mask", "bool")?
+                .try_readwrite()
+                .map_err(|_| overlap("the mask"))?,
+        ),
+        None => None,
+    };
+    let input = src.try_readonly().map_err(|_| overlap("the input"))?;
+    let mut output = dst.try_readwrite().map_err(|_| overlap("the output"))?;
+    let x = L::view(input.as_slice().map_err(slice_err)?);
+    let out = L::view_mut(output.as_slice_mut().map_err(slice_err)?);
+    let mask = match mask.as_mut() {
+        Some(m) => Some(m.as_slice_mut().map_err(slice_err)?),
+        None => None,
+    };
+    py.detach(|| f(x, out, mask)).map_err(value_error)
+}
+
+/// The slices of an array of `shape`: the whole array, or the indices of `axis`.
+fn slices_of(src: &Bound<'_, PyAny>, axis: Option<usize>) -> PyResult<Blocks> {
+    let shape = src
+        .cast::<numpy::PyUntypedArray>()
+        .map_err(|_| PyTypeError::new_err("the input must be a numpy array"))?
+        .shape()
+        .to_vec();
+    Ok(match axis {
+        None => Blocks::Whole,
+        Some(axis) => Blocks::Axis { shape, axis },
+    })
+}
+
+/// A rounding by name, with the seed of this call for stochastic rounding.
+fn rounding_of(name: &str, seed: Option<u64>) -> PyResult<Rounding> {
+    let r: Rounding = name.parse().map_err(value_error)?;
+    Ok(match seed {
+        Some(seed) => r.with_seed(seed).map_err(value_error)?,
+        None => r,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn slices_call<L: Layout>(
+    py: Python<'_>,
+    spec: &QuantSpec,
+    blocks: &Blocks,
+    fls: &[i32],
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+) -> PyResult<()> {
+    let (format, rounding) = (*spec.format(), spec.rounding());
+    with_buffers::<L, ()>(py, src, dst, mask, dtype, |x, out, mask| {
+        format.quantize_slices_into(x, out, mask, blocks, fls, rounding)
+    })
+}
+
+/// Fixed point with a fractional length per slice (`fls`, one per index of `axis`, or one for
+/// the whole array when `axis` is `None`): `spec`'s word length, signedness, overflow and
+/// rounding. `dtype`, `mask` and `seed` as for [`quantize`].
+#[pyfunction]
+#[pyo3(signature = (spec, src, dst, mask, dtype, seed, axis, fls))]
+#[allow(clippy::too_many_arguments)]
+fn quantize_slices(
+    py: Python<'_>,
+    spec: &Spec,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+    seed: Option<u64>,
+    axis: Option<usize>,
+    fls: Vec<i32>,
+) -> PyResult<()> {
+    let spec = match seed {
+        Some(seed) => spec.0.with_seed(seed).map_err(value_error)?,
+        None => spec.0,
+    };
+    let blocks = slices_of(src, axis)?;
+    let (b, f) = (&blocks, fls.as_slice());
+    by_dtype!(dtype, slices_call(py, &spec, b, f, src, dst, mask))
+}
+
+fn choose_call<L: Layout>(
+    py: Python<'_>,
+    format: &FixedPoint,
+    blocks: &Blocks,
+    rule: FracLengthRule,
+    src: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<Vec<i32>> {
+    let src = typed::<L::Numpy>(src, "the input", dtype)?;
+    let input = src.try_readonly().map_err(|_| overlap("the input"))?;
+    let x = L::view(
+        input
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?,
+    );
+    py.detach(|| format.choose_frac_lengths(x, blocks, rule))
+        .map_err(value_error)
+}
+
+/// The fractional length of each slice of `src` (the whole array when `axis` is `None`) for
+/// `spec`'s word length, signedness and overflow, by `method`: `"max"` or `"sqnr"`.
+#[pyfunction]
+#[pyo3(signature = (spec, src, dtype, axis, method))]
+fn choose_fl(
+    py: Python<'_>,
+    spec: &Spec,
+    src: &Bound<'_, PyAny>,
+    dtype: &str,
+    axis: Option<usize>,
+    method: &str,
+) -> PyResult<Vec<i32>> {
+    let rule = match method {
+        "max" => FracLengthRule::Max,
+        "sqnr" => FracLengthRule::Sqnr,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown method {other:?}: expected \"max\" or \"sqnr\""
+            )))
+        }
+    };
+    let blocks = slices_of(src, axis)?;
+    let (f, b) = (spec.0.format(), &blocks);
+    by_dtype!(dtype, choose_call(py, f, b, rule, src))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_call<L: Layout>(
+    py: Python<'_>,
+    converter: &Converter,
+    blocks: &Blocks,
+    range: &ConverterRange,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+) -> PyResult<()> {
+    with_buffers::<L, ()>(py, src, dst, mask, dtype, |x, out, mask| {
+        converter.convert_into(x, out, mask, blocks, range)
+    })
+}
+
+/// An ADC/DAC conversion of `bits` bits: `range` is `"absmax"`, `"fixed"` (one value in
+/// `ranges`) or `"per-slice"` (one per index of `axis`); `noise` is `"none"`, `"gaussian"` or
+/// `"uniform"` of width `width` (in units of the range), drawn from `noise_seed`.
+#[pyfunction]
+#[pyo3(signature = (bits, rounding, seed, range, ranges, noise, width, noise_seed, src, dst, mask, dtype, axis))]
+#[allow(clippy::too_many_arguments)]
+fn convert(
+    py: Python<'_>,
+    bits: u32,
+    rounding: &str,
+    seed: Option<u64>,
+    range: &str,
+    ranges: Vec<f64>,
+    noise: &str,
+    width: f64,
+    noise_seed: Option<u64>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+    axis: Option<usize>,
+) -> PyResult<()> {
+    let noise = match noise {
+        "none" => ConverterNoise::None,
+        "gaussian" => ConverterNoise::Gaussian(width),
+        "uniform" => ConverterNoise::Uniform(width),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown noise {other:?}: expected \"gaussian\" or \"uniform\""
+            )))
+        }
+    };
+    let converter = Converter::new(bits)
+        .map_err(value_error)?
+        .with_rounding(rounding_of(rounding, seed)?)
+        .with_noise(noise, noise_seed)
+        .map_err(value_error)?;
+    let range = match (range, ranges.as_slice()) {
+        ("absmax", _) => ConverterRange::AbsMax,
+        ("fixed", [r]) => ConverterRange::Fixed(*r),
+        ("per-slice", _) => ConverterRange::PerSlice(ranges.clone()),
+        _ => return Err(PyValueError::new_err("invalid converter range")),
+    };
+    let blocks = slices_of(src, axis)?;
+    let (c, b, r) = (&converter, &blocks, &range);
+    by_dtype!(dtype, convert_call(py, c, b, r, src, dst, mask))
+}
+
+fn grid_call<L: Layout>(
+    py: Python<'_>,
+    grid: &Grid,
+    rounding: Rounding,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<()> {
+    with_buffers::<L, ()>(py, src, dst, None, dtype, |x, out, _| {
+        grid.quantize_into(x, out, rounding)
+    })
+}
+
+/// Rounds `src` to the grid `offset + k * step` (`0 <= k < levels` when `levels` is given).
+#[pyfunction]
+#[pyo3(signature = (step, offset, levels, rounding, seed, src, dst, dtype))]
+#[allow(clippy::too_many_arguments)]
+fn quantize_grid(
+    py: Python<'_>,
+    step: f64,
+    offset: f64,
+    levels: Option<u64>,
+    rounding: &str,
+    seed: Option<u64>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<()> {
+    let grid = Grid::new(step, offset, levels).map_err(value_error)?;
+    let rounding = rounding_of(rounding, seed)?;
+    let g = &grid;
+    by_dtype!(dtype, grid_call(py, g, rounding, src, dst))
+}
+
+/// A table of levels, sorted once: a frozen Python object the Python layer caches.
+#[pyclass(frozen, module = "xbquant._xbquant")]
+struct LevelTable(Levels);
+
+#[pymethods]
+impl LevelTable {
+    #[new]
+    fn new(levels: Vec<f64>) -> PyResult<Self> {
+        Levels::new(levels).map(LevelTable).map_err(value_error)
+    }
+
+    /// The levels, ascending.
+    #[getter]
+    fn levels(&self) -> Vec<f64> {
+        self.0.levels().to_vec()
+    }
+}
+
+fn levels_call<L: Layout>(
+    py: Python<'_>,
+    table: &Levels,
+    rounding: Rounding,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<()> {
+    with_buffers::<L, ()>(py, src, dst, None, dtype, |x, out, _| {
+        table.quantize_into(x, out, rounding)
+    })
+}
+
+/// Rounds `src` to the nearest (or by `rounding`) level of `table`.
+#[pyfunction]
+#[pyo3(signature = (table, rounding, seed, src, dst, dtype))]
+fn quantize_levels(
+    py: Python<'_>,
+    table: &LevelTable,
+    rounding: &str,
+    seed: Option<u64>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<()> {
+    let rounding = rounding_of(rounding, seed)?;
+    let t = &table.0;
+    by_dtype!(dtype, levels_call(py, t, rounding, src, dst))
+}
+
+fn slicing(bits: u32, slice_bits: u32, encoding: &str) -> PyResult<BitSlicing> {
+    let encoding: SliceEncoding = encoding.parse().map_err(value_error)?;
+    BitSlicing::new(bits, slice_bits, encoding).map_err(value_error)
+}
+
+/// The bit planes of `codes` (int64, C-contiguous) into `out` (int64, `count x len`).
+#[pyfunction]
+#[pyo3(signature = (codes, bits, slice_bits, encoding, out))]
+fn bit_slices(
+    codes: &Bound<'_, PyAny>,
+    bits: u32,
+    slice_bits: u32,
+    encoding: &str,
+    out: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let s = slicing(bits, slice_bits, encoding)?;
+    let codes = typed::<i64>(codes, "the codes", "int64")?.try_readonly()?;
+    let mut out = typed::<i64>(out, "the planes", "int64")?.try_readwrite()?;
+    let codes = codes
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let out = out
+        .as_slice_mut()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let mut planes: Vec<&mut [i64]> = out.chunks_mut(codes.len().max(1)).collect();
+    if codes.is_empty() {
+        planes = (0..s.count()).map(|_| <&mut [i64]>::default()).collect();
+    }
+    s.planes_into(codes, &mut planes).map_err(value_error)
+}
+
+/// The codes of `planes` (int64, `count x len`, C-contiguous).
+#[pyfunction]
+#[pyo3(signature = (planes, bits, slice_bits, encoding, length))]
+fn from_bit_slices(
+    planes: &Bound<'_, PyAny>,
+    bits: u32,
+    slice_bits: u32,
+    encoding: &str,
+    length: usize,
+) -> PyResult<Vec<i64>> {
+    let s = slicing(bits, slice_bits, encoding)?;
+    let planes = typed::<i64>(planes, "the planes", "int64")?.try_readonly()?;
+    let planes = planes
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let rows: Vec<&[i64]> = if length == 0 {
+        (0..s.count()).map(|_| <&[i64]>::default()).collect()
+    } else {
+        planes.chunks(length).collect()
+    };
+    s.join(&rows).map_err(value_error)
+}
+
 /// The `(min, max)` of a format by the seed's formula (`get_range_fixed_point`).
 #[pyfunction]
 #[pyo3(signature = (word_length, frac_length, symmetric, signed))]
@@ -652,6 +1013,14 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FloatSpec>()?;
     m.add_function(wrap_pyfunction!(quantize_float, m)?)?;
     m.add_function(wrap_pyfunction!(quantize_block, m)?)?;
+    m.add_class::<LevelTable>()?;
+    m.add_function(wrap_pyfunction!(quantize_slices, m)?)?;
+    m.add_function(wrap_pyfunction!(choose_fl, m)?)?;
+    m.add_function(wrap_pyfunction!(convert, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize_grid, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(bit_slices, m)?)?;
+    m.add_function(wrap_pyfunction!(from_bit_slices, m)?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(quantized, m)?)?;
     m.add_function(wrap_pyfunction!(format_range, m)?)?;

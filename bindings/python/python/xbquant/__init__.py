@@ -8,10 +8,21 @@
   HLS ``ap_fixed`` types.
 - :func:`quantize_float`: low-precision floating point (float16, bfloat16, e5m2, e4m3fn, any
   eXmY), equal to torch's casts when rounded to nearest.
+- The crossbar's periphery: :func:`quantize` with a fractional length per slice (``axis``,
+  ``fl="auto"``) and :func:`choose_fl`, :func:`quantize_grid` (any step), :func:`quantize_levels`
+  (tables of conductance levels), :func:`dac` / :func:`adc` (abs-max or per-column ranges,
+  reproducible noise), :func:`bit_slices` / :func:`from_bit_slices`.
 """
 
 from ._api import (
     BlockFloatingPoint,
+    adc,
+    bit_slices,
+    choose_fl,
+    dac,
+    from_bit_slices,
+    quantize_grid,
+    quantize_levels,
     FixedPoint,
     FloatingPoint,
     block_quantize,
@@ -28,6 +39,13 @@ from ._xbquant import __version__
 
 __all__ = [
     "BlockFloatingPoint",
+    "adc",
+    "bit_slices",
+    "choose_fl",
+    "dac",
+    "from_bit_slices",
+    "quantize_grid",
+    "quantize_levels",
     "FixedPoint",
     "FloatingPoint",
     "block_quantize",

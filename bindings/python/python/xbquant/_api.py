@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Optional, Sequence, Tuple
 
-from . import _block, _core, _float, _xbquant
+from . import _block, _core, _float, _periphery, _xbquant
 
 __all__ = [
     "quantize",
+    "choose_fl",
+    "quantize_grid",
+    "quantize_levels",
+    "dac",
+    "adc",
+    "bit_slices",
+    "from_bit_slices",
     "quantize_",
     "fixed_point_quantize",
     "FixedPoint",
@@ -53,6 +61,7 @@ def quantize(
     wl=None,
     fl=None,
     *,
+    axis: Optional[int] = None,
     rounding: str = "nearest",
     overflow: str = _core.DEFAULT_OVERFLOW,
     sat_bits: int = 0,
@@ -62,14 +71,19 @@ def quantize(
     return_mask: bool = False,
 ):
     """Quantizes ``x`` to fixed point, with every rounding and overflow mode of the HLS
-    ``ap_fixed`` types. Not differentiable (see :func:`quantizer` and
-    :mod:`xbquant.quantizers` for autograd).
+    ``ap_fixed`` types, one format for the whole tensor or a fractional length per slice.
 
     Args:
         x: a float32, float64, float16 or bfloat16 tensor (any device, shape and strides) or
             numpy array. The result is new, with the same type, dtype, shape and device.
         wl: word length in bits, sign included (1 to 64).
-        fl: fractional length: the step is ``2**-fl``.
+        fl: fractional length: the step is ``2**-fl``. Or ``"auto"`` (the same as ``"max"``):
+            per slice (or for the whole tensor), the largest ``fl`` whose range holds the largest
+            magnitude, a power-of-two scale (see :func:`choose_fl`); ``"sqnr"``: the ``fl`` of
+            least squared error among that one and the four finer ones; or one integer per
+            slice along ``axis`` (a sequence, array or tensor).
+        axis: the axis whose indices are the slices (per output channel: 0 of a weight; per
+            crossbar column). ``None``: one format for the whole tensor.
         rounding: ``"nearest"`` (ties to even), ``"nearest-up"``, ``"nearest-down"``,
             ``"nearest-toward-zero"``, ``"nearest-away"``, ``"floor"``, ``"toward-zero"`` or
             ``"stochastic"``; the HLS names (``"AP_RND_CONV"``, ``"AP_TRN"``, ...) work too.
@@ -86,8 +100,12 @@ def quantize(
             ``signed``, ``rounding`` and ``overflow``.
         return_mask: also return a bool mask of the elements whose rounded code overflowed.
 
+    On a tensor that requires grad, the result carries the straight-through gradient, zero where
+    the code overflowed (use ``quantize(x.detach(), ...)`` for a constant).
+
     Raises:
-        ValueError: a bad format or an unknown mode name.
+        ValueError: a bad format, an unknown mode name, or ``fl`` values that do not match the
+            slices.
         TypeError: data that is not floating point.
 
     Example::
@@ -102,10 +120,237 @@ def quantize(
         array([ 1.5 ,  0.25, -1.5 ], dtype=float32)
         >>> quantize(x, hls="ap_fixed<4,2,AP_TRN,AP_WRAP_SM>")
         array([-1.75,  0.25,  1.25], dtype=float32)
+        >>> w = np.array([[0.3, -0.6], [3.3, 1.2]], dtype=np.float32)
+        >>> quantize(w, 4, "auto", axis=0)  # row 0: fl = 3; row 1: fl = 1
+        array([[ 0.25 , -0.625],
+               [ 3.5  ,  1.   ]], dtype=float32)
     """
-    spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
-    out, mask = _core.quantize_data(x, spec, return_mask)
-    return (out, mask) if return_mask else out
+    per_slice = axis is not None or (fl is not None and not isinstance(fl, numbers.Integral))
+    if per_slice:
+        if hls is not None:
+            raise ValueError("per-slice formats take wl and fl, not hls")
+        if wl is None or fl is None:
+            raise TypeError("quantize needs wl and fl (or hls)")
+        spec = _core.spec_for(wl, 0, overflow, rounding, signed, seed, sat_bits)
+
+        def compute(with_mask):
+            return _periphery.quantize_slices(x, spec, fl, axis, None, with_mask or return_mask)
+    else:
+        spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
+
+        def compute(with_mask):
+            return _core.quantize_data(x, spec, with_mask or return_mask)
+
+    masks = []
+
+    def keep(with_mask):
+        out, mask = compute(with_mask)
+        masks.append(mask)
+        return out, mask
+
+    out = _periphery.differentiable(x, keep)
+    return (out, masks[0]) if return_mask else out
+
+
+def choose_fl(
+    x,
+    wl: int,
+    axis: Optional[int] = None,
+    method: str = "max",
+    *,
+    signed: bool = True,
+    overflow: str = _core.DEFAULT_OVERFLOW,
+):
+    """The fractional length :func:`quantize` uses with ``fl="auto"`` (``method="max"``) or
+    ``fl="sqnr"``: an ``int`` for the whole input (``axis=None``), else a list with one per index
+    of ``axis``.
+
+    ``"max"``: the largest ``fl`` whose range holds the slice's largest finite magnitude,
+    computed exactly from its exponent (a slice of zeros gets the ``fl`` whose largest value is
+    just under 1). ``"sqnr"``: of that ``fl`` and the four finer ones (which clip the largest
+    values to gain resolution), the one with the least squared error under nearest rounding.
+
+    Example::
+
+        >>> import numpy as np
+        >>> w = np.array([[0.3, -0.6], [3.3, 1.2]], dtype=np.float32)
+        >>> choose_fl(w, 8)
+        5
+        >>> choose_fl(w, 8, axis=0)
+        [7, 5]
+    """
+    spec = _core.spec_for(wl, 0, overflow, "nearest", signed, None, 0)
+    return _periphery.choose_fl(x, spec, axis, method)
+
+
+def quantize_grid(
+    x,
+    step: float,
+    offset: float = 0.0,
+    levels: Optional[int] = None,
+    rounding: str = "nearest",
+    seed: Optional[int] = None,
+):
+    """Rounds ``x`` to the grid ``offset + k * step`` (any step, not only powers of two), for
+    all integers ``k`` or ``0 <= k < levels``: a DAC of step ``1 / (2**b - 1)``, conductances
+    ``G_min + k * d``.
+
+    Which of the two points around a value it takes is decided on the exact value (never by a
+    rounded ``x / step``), against the grid of ``step`` as given (a double). Ties follow the
+    rounding (``"nearest"``: the even ``k``); ``"stochastic"`` goes up with probability
+    ``(x - lower) / step``. With ``levels``, values beyond the grid take its end points. NaN
+    stays NaN. On a tensor that requires grad, the result carries the straight-through gradient,
+    zero outside the grid's span.
+
+    Example::
+
+        >>> import numpy as np
+        >>> g = np.array([64.9, 65.0, 120.0, 3.0])
+        >>> quantize_grid(g, 10.0, offset=50.0, levels=6)  # 50, 60, ..., 100
+        array([ 60.,  70., 100.,  50.])
+    """
+    return _periphery.quantize_grid(x, step, offset, levels, rounding, seed)
+
+
+def quantize_levels(x, levels, rounding: str = "nearest", seed: Optional[int] = None):
+    """Rounds ``x`` to a table of levels (measured conductance states, any finite values in any
+    order): the nearest level (ties to the level of even index in the sorted table;
+    ``"nearest-up"`` / ``"nearest-down"``: the upper / lower one), the lower one (``"floor"``),
+    or ``"stochastic"``: the upper neighbour with probability ``(x - lower) / (upper - lower)``,
+    unbiased between them. Values beyond the table take its first or last level; NaN stays NaN.
+
+    Each element costs a binary search over the sorted table, and no memory grows with inputs x
+    levels. On a tensor that requires grad, the result carries the straight-through gradient,
+    zero outside the table's span.
+
+    Example::
+
+        >>> import numpy as np
+        >>> quantize_levels(np.array([0.0, 8.0, 16.0, 31.0]), [12.0, 3.5, 40.0, 20.0])
+        array([ 3.5, 12. , 20. , 40. ])
+    """
+    return _periphery.quantize_levels(x, levels, rounding, seed)
+
+
+_CONVERTER_DOC = """``bits`` of resolution over a full-scale range ``r``: ``r * Q(x / r + n)``, where ``Q``
+    is signed fixed point of ``bits`` bits with ``bits - 1`` fractional bits, saturating
+    symmetrically (levels ``k / 2**(bits-1)``, ``|k| <= 2**(bits-1) - 1``), and ``n`` optional
+    noise. XBTorch's ``SimpleFixedPoint`` ``DAC_quantize`` / ``ADC_quantize`` (instant encoding)
+    are ``{name}(x, bits, rounding="stochastic")`` (its QPyTorch default) and equal it bit for bit
+    with ``rounding="nearest"``: ``x / r`` and ``r * Q`` are rounded to the tensor's dtype as its
+    float arithmetic does.
+
+    Args:
+        x: a float tensor (any device) or numpy array.
+        bits: resolution, 2 to 64.
+        range: ``"absmax"`` (the largest finite magnitude of ``x``, or of each slice along
+            ``axis``), a number, or one range per slice (a sequence, array or tensor).
+        axis: the axis whose indices are the slices (per crossbar column), or ``None``.
+        rounding: any rounding of :func:`quantize`.
+        noise_std: the standard deviation of noise added to ``x / r`` before quantization, in
+            units of the range (0: none).
+        noise: ``"gaussian"`` or ``"uniform"`` (on ``[-h, h]`` with ``h = noise_std * sqrt(3)``).
+        seed: seeds the noise and stochastic rounding (two separate streams of the counter
+            generator, so a simulation repeats exactly on any number of threads); without one,
+            each call draws a fresh seed from torch's or numpy's generator.
+
+    A slice whose range is 0 gives zeros (XBTorch's formula gives NaN). On a tensor that requires
+    grad, the result carries the straight-through gradient, zero where it saturated.
+"""
+
+
+def dac(
+    x,
+    bits: int,
+    range: Any = "absmax",  # noqa: A002
+    axis: Optional[int] = None,
+    rounding: str = "nearest",
+    noise_std: float = 0.0,
+    seed: Optional[int] = None,
+    *,
+    noise: str = "gaussian",
+):
+    return _periphery.convert(x, bits, range, axis, rounding, noise_std, noise, seed)
+
+
+def adc(
+    x,
+    bits: int,
+    range: Any = "absmax",  # noqa: A002
+    axis: Optional[int] = None,
+    rounding: str = "nearest",
+    noise_std: float = 0.0,
+    seed: Optional[int] = None,
+    *,
+    noise: str = "gaussian",
+):
+    return _periphery.convert(x, bits, range, axis, rounding, noise_std, noise, seed)
+
+
+dac.__doc__ = (
+    "The DAC model: input voltages quantized to "
+    + _CONVERTER_DOC.format(name="dac")
+    + """
+    Example::
+
+        >>> import numpy as np
+        >>> dac(np.array([0.5, -2.0, 1.2, 0.0], dtype=np.float32), 3)  # range 2: steps of 0.5
+        array([ 0.5, -1.5,  1. ,  0. ], dtype=float32)
+"""
+)
+adc.__doc__ = (
+    "The ADC model: output currents quantized to "
+    + _CONVERTER_DOC.format(name="adc")
+    + """
+    Example::
+
+        >>> import numpy as np
+        >>> y = np.array([[0.25, 2.0], [1.0, -1.0]], dtype=np.float32)
+        >>> adc(y, 4, axis=1)  # per column: ranges 1 and 2, steps of 1/8 and 1/4
+        array([[ 0.25 ,  1.75 ],
+               [ 0.875, -1.   ]], dtype=float32)
+"""
+)
+
+
+def bit_slices(codes, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude"):
+    """Integer codes split into planes of ``slice_bits`` bits, least significant first: the
+    result has one more axis in front, of ``ceil(bits / slice_bits)`` planes, and the codes'
+    type, dtype and device (float codes must hold integers, as XBTorch's rounded inputs do).
+
+    Encodings: ``"sign-magnitude"`` (planes carry ``sign(c) * digit_j(|c|)``, codes with
+    ``|c| < 2**bits``: XBTorch's linear input encoding), ``"twos-complement"`` and
+    ``"offset-binary"`` (unsigned digits of the ``bits``-bit word; codes
+    ``-2**(bits-1) .. 2**(bits-1) - 1``). Plane ``j`` weighs ``2**(j * slice_bits)``;
+    :func:`from_bit_slices` puts them back.
+
+    Example::
+
+        >>> import numpy as np
+        >>> bit_slices(np.array([-5, 6]), 4)
+        array([[-1,  0],
+               [ 0,  1],
+               [-1,  1],
+               [ 0,  0]])
+        >>> bit_slices(np.array([-5]), 4, slice_bits=2, encoding="twos-complement")
+        array([[3],
+               [2]])
+    """
+    return _periphery.bit_slices(codes, bits, slice_bits, encoding)
+
+
+def from_bit_slices(slices, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude"):
+    """The codes of planes made by :func:`bit_slices` (planes along the first axis): the sum of
+    the planes times their weights, read back in the encoding. Sign-magnitude and offset-binary
+    planes need not hold canonical digits (the sum is linear, as an analog accumulation is).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from_bit_slices(bit_slices(np.array([-5, 6]), 4), 4)
+        array([-5,  6])
+    """
+    return _periphery.from_bit_slices(slices, bits, slice_bits, encoding)
 
 
 def quantize_(

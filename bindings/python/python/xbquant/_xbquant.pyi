@@ -1,6 +1,6 @@
 # Signatures of the private extension module (src/lib.rs). tests/test_stubs.py checks that they
 # match the compiled functions' and class's text signatures.
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -110,3 +110,61 @@ def format_range(
     word_length: int, frac_length: int, symmetric: bool, signed: bool
 ) -> Tuple[float, float]: ...
 def stream_key(seed: int) -> int: ...
+
+class LevelTable:
+    def __new__(cls, levels: Sequence[float]) -> "LevelTable": ...
+    @property
+    def levels(self) -> List[float]: ...
+
+def quantize_slices(
+    spec: Spec,
+    src: np.ndarray,
+    dst: np.ndarray,
+    mask: Optional[np.ndarray],
+    dtype: str,
+    seed: Optional[int],
+    axis: Optional[int],
+    fls: Sequence[int],
+) -> None: ...
+def choose_fl(
+    spec: Spec, src: np.ndarray, dtype: str, axis: Optional[int], method: str
+) -> List[int]: ...
+def convert(
+    bits: int,
+    rounding: str,
+    seed: Optional[int],
+    range: str,
+    ranges: Sequence[float],
+    noise: str,
+    width: float,
+    noise_seed: Optional[int],
+    src: np.ndarray,
+    dst: np.ndarray,
+    mask: Optional[np.ndarray],
+    dtype: str,
+    axis: Optional[int],
+) -> None: ...
+def quantize_grid(
+    step: float,
+    offset: float,
+    levels: Optional[int],
+    rounding: str,
+    seed: Optional[int],
+    src: np.ndarray,
+    dst: np.ndarray,
+    dtype: str,
+) -> None: ...
+def quantize_levels(
+    table: LevelTable,
+    rounding: str,
+    seed: Optional[int],
+    src: np.ndarray,
+    dst: np.ndarray,
+    dtype: str,
+) -> None: ...
+def bit_slices(
+    codes: np.ndarray, bits: int, slice_bits: int, encoding: str, out: np.ndarray
+) -> None: ...
+def from_bit_slices(
+    planes: np.ndarray, bits: int, slice_bits: int, encoding: str, length: int
+) -> List[int]: ...

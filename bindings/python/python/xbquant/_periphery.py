@@ -1,0 +1,355 @@
+"""The crossbar's periphery on the Rust kernels: fixed point with a fractional length per slice
+(chosen from the data or given), uniform grids of any step, tables of levels, ADC/DAC models with
+noise, and bit slicing. Tensors on any device (other devices through a CPU copy, so the bits are
+the kernels'), numpy arrays; on tensors that require grad the results carry the straight-through
+gradient, zero where a range clips."""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import _core, _xbquant
+
+_STRAIGHT = None
+
+
+def _straight():
+    """The autograd function of the straight-through gradient (built when torch is first used)."""
+    global _STRAIGHT
+    if _STRAIGHT is None:
+        import torch
+
+        class Straight(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, out, mask):
+                ctx.save_for_backward(mask)
+                return out
+
+            @staticmethod
+            def backward(ctx, grad):
+                (mask,) = ctx.saved_tensors
+                return grad.masked_fill(mask, 0.0), None, None
+
+        _STRAIGHT = Straight
+    return _STRAIGHT
+
+
+def _is_tensor(x) -> bool:
+    torch = _core._torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def differentiable(x, compute):
+    """`compute(with_mask)` gives `(result, clip mask or None)`. On a tensor that requires grad
+    (with grad enabled) the result carries the straight-through gradient, zero where the mask is
+    set; otherwise it is returned as it is."""
+    if _is_tensor(x) and x.requires_grad:
+        import torch
+
+        if torch.is_grad_enabled():
+            out, mask = compute(True)
+            return _straight().apply(x, out, mask)
+    return compute(False)[0]
+
+
+def _numpy_dtype(x: np.ndarray) -> str:
+    dtype = _core._NUMPY_DTYPES.get(x.dtype)
+    if dtype is None:
+        raise _core._float_dtype_error(f"numpy {x.dtype}")
+    return dtype
+
+
+def apply(x, call, with_mask: bool = False):
+    """Runs `call(src, out, mask, dtype)` (C-contiguous numpy buffers) on the data of `x`:
+    returns `(result, mask or None)` of `x`'s type, shape, dtype and device."""
+    if _is_tensor(x):
+        import torch
+
+        dtype = _core.tensor_dtype_name(x)
+        data = x.detach()
+        src = data.cpu().contiguous()
+        out, out_np = _core.new_cpu_tensor(src.shape, dtype)
+        mask = torch.empty(src.shape, dtype=torch.bool) if with_mask else None
+        call(_core._tensor_numpy(src, dtype), out_np, None if mask is None else mask.numpy(), dtype)
+        if data.device.type != "cpu":
+            out = out.to(data.device)
+            mask = mask.to(data.device) if mask is not None else None
+        return out, mask
+    if isinstance(x, np.ndarray):
+        dtype = _numpy_dtype(x)
+        src = np.ascontiguousarray(x)
+        out = np.empty_like(src, order="C")
+        mask = np.empty(src.shape, dtype=np.bool_) if with_mask else None
+        call(_core._numpy_view(src, dtype), _core._numpy_view(out, dtype), mask, dtype)
+        return out, mask
+    raise TypeError(f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
+
+
+def _cpu_numpy(x):
+    """A C-contiguous CPU numpy view of the data of `x` and its dtype name."""
+    if _is_tensor(x):
+        dtype = _core.tensor_dtype_name(x)
+        return _core._tensor_numpy(x.detach().cpu().contiguous(), dtype), dtype
+    if isinstance(x, np.ndarray):
+        dtype = _numpy_dtype(x)
+        return _core._numpy_view(np.ascontiguousarray(x), dtype), dtype
+    raise TypeError(f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
+
+
+def check_axis(x, axis) -> Optional[int]:
+    """`axis` as a non-negative index of an axis of `x` (negative counts from the end)."""
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an integer or None, got {axis!r}")
+    ndim = len(x.shape)
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is not an axis of a {ndim}-d input")
+    return axis % ndim
+
+
+def _seed_of(rounding: str, seed, data) -> Optional[int]:
+    """The seed of a stochastic call: the given one, or a fresh one from torch's or numpy's
+    generator (so that `torch.manual_seed` / `numpy.random.seed` make a run repeat)."""
+    if seed is not None:
+        return _core.check_seed(seed)
+    if _core.check_name(rounding, "rounding").lower().startswith("stochastic"):
+        return _core.draw_seed(data)
+    return None
+
+
+def _per_slice(values, count: int, name: str, cast):
+    """One value per slice, from a number (the same for all), a sequence, an array or a tensor."""
+    if _is_tensor(values):
+        values = values.detach().cpu().reshape(-1).tolist()
+    elif isinstance(values, np.ndarray):
+        values = values.reshape(-1).tolist()
+    if isinstance(values, (numbers.Number, np.generic)) and not isinstance(values, bool):
+        return [cast(values)] * count
+    values = [cast(v) for v in values]
+    if len(values) != count:
+        raise ValueError(f"{len(values)} {name} for {count} slices")
+    return values
+
+
+def _integer(v) -> int:
+    if isinstance(v, bool) or not float(v).is_integer():
+        raise ValueError(f"a fractional length must be an integer, got {v!r}")
+    return int(v)
+
+
+FL_METHODS = {"auto": "max", "max": "max", "sqnr": "sqnr"}
+
+
+def choose_fl(x, spec: _core.Spec, axis, method: str):
+    """Fractional lengths per slice (a list) or for the whole input (an int)."""
+    key = FL_METHODS.get(_core.check_name(method, "method"))
+    if key is None:
+        raise ValueError(f'unknown method {method!r}: expected "max" (or "auto") or "sqnr"')
+    axis = check_axis(x, axis)
+    src, dtype = _cpu_numpy(x)
+    fls = _xbquant.choose_fl(spec, src, dtype, axis, key)
+    return fls[0] if axis is None else fls
+
+
+def quantize_slices(x, spec: _core.Spec, fl, axis, seed, with_mask: bool):
+    """Fixed point with a fractional length per slice along `axis` (or for the whole input):
+    `fl` a method name, a number, or one value per slice."""
+    axis = check_axis(x, axis)
+    count = 1 if axis is None else x.shape[axis]
+    if isinstance(fl, str):
+        fls = choose_fl(x, spec, axis, fl)
+        fls = [fls] if axis is None else fls
+    else:
+        fls = _per_slice(fl, count, "fractional lengths", _integer)
+    if spec.stochastic and spec.seed is None and seed is None:
+        seed = _core.draw_seed(x)
+
+    def call(src, out, mask, dtype):
+        _xbquant.quantize_slices(spec, src, out, mask, dtype, seed, axis, fls)
+
+    return apply(x, call, with_mask)
+
+
+@functools.lru_cache(maxsize=64)
+def _table(levels: tuple) -> _xbquant.LevelTable:
+    return _xbquant.LevelTable(list(levels))
+
+
+def level_table(levels) -> _xbquant.LevelTable:
+    """The sorted table of `levels` (a sequence, array or tensor of finite numbers), cached."""
+    if _is_tensor(levels):
+        levels = levels.detach().cpu().reshape(-1).tolist()
+    elif isinstance(levels, np.ndarray):
+        levels = levels.reshape(-1).tolist()
+    try:
+        key = tuple(float(v) for v in levels)
+    except TypeError:
+        raise TypeError(f"levels must be a sequence of numbers, got {type(levels).__name__}") from None
+    return _table(key)
+
+
+def _outside(x, lo: float, hi: float):
+    """Where the data of `x` lies outside `[lo, hi]` (the clip mask of a bounded grid)."""
+    data = x.detach() if _is_tensor(x) else x
+    return (data < lo) | (data > hi)
+
+
+def quantize_grid(x, step, offset, levels, rounding, seed):
+    step, offset = float(step), float(offset)
+    if levels is not None:
+        if isinstance(levels, bool) or not isinstance(levels, numbers.Integral):
+            raise TypeError(f"levels must be an integer or None, got {levels!r}")
+        levels = int(levels)
+        if levels < 1:
+            raise ValueError(f"levels must be 1 or more, got {levels}")
+    seed = _seed_of(rounding, seed, x)
+
+    def compute(with_mask):
+        def call(src, out, _mask, dtype):
+            _xbquant.quantize_grid(step, offset, levels, rounding, seed, src, out, dtype)
+
+        out, _ = apply(x, call)
+        mask = None
+        if with_mask:
+            top = math.inf if levels is None else offset + (levels - 1) * step
+            mask = _outside(x, offset if levels is not None else -math.inf, top)
+        return out, mask
+
+    return differentiable(x, compute)
+
+
+def quantize_levels(x, levels, rounding, seed):
+    table = level_table(levels)
+    seed = _seed_of(rounding, seed, x)
+
+    def compute(with_mask):
+        def call(src, out, _mask, dtype):
+            _xbquant.quantize_levels(table, rounding, seed, src, out, dtype)
+
+        out, _ = apply(x, call)
+        mask = None
+        if with_mask:
+            t = table.levels
+            mask = _outside(x, t[0], t[-1])
+        return out, mask
+
+    return differentiable(x, compute)
+
+
+NOISES = ("gaussian", "uniform")
+
+
+def convert(x, bits, range, axis, rounding, noise_std, noise, seed):
+    """The ADC/DAC model: `r * Q(x / r + n)` per slice."""
+    bits = _core.check_length(bits, "bits")
+    axis = check_axis(x, axis)
+    count = 1 if axis is None else x.shape[axis]
+    if isinstance(range, str):
+        if range != "absmax":
+            raise ValueError(f'range must be "absmax", a number or one range per slice, got {range!r}')
+        kind, ranges = "absmax", []
+    elif isinstance(range, numbers.Real) and not isinstance(range, bool):
+        kind, ranges = "fixed", [float(range)]
+    else:
+        kind, ranges = "per-slice", _per_slice(range, count, "ranges", float)
+    noise_std = float(noise_std)
+    if not noise_std >= 0.0 or not math.isfinite(noise_std):
+        raise ValueError(f"noise_std must be finite and 0 or more, got {noise_std}")
+    if noise not in NOISES:
+        raise ValueError(f'noise must be "gaussian" or "uniform", got {noise!r}')
+    width = noise_std if noise == "gaussian" else noise_std * math.sqrt(3.0)
+    noise_kind = "none" if noise_std == 0.0 else noise
+    stochastic = _core.check_name(rounding, "rounding").lower().startswith("stochastic")
+    if seed is None and (stochastic or noise_kind != "none"):
+        seed = _core.draw_seed(x)
+    seed = None if seed is None else _core.check_seed(seed)
+    round_seed = seed if stochastic else None
+    noise_seed = seed if noise_kind != "none" else None
+
+    def compute(with_mask):
+        def call(src, out, mask, dtype):
+            _xbquant.convert(
+                bits, rounding, round_seed, kind, ranges, noise_kind, width, noise_seed,
+                src, out, mask, dtype, axis,
+            )
+
+        return apply(x, call, with_mask)
+
+    return differentiable(x, compute)
+
+
+ENCODINGS = ("sign-magnitude", "twos-complement", "offset-binary")
+
+
+def _codes_int64(codes):
+    """The codes as a flat C-contiguous int64 numpy array, and how to give planes back."""
+    if _is_tensor(codes):
+        import torch
+
+        data = codes.detach().cpu()
+        if data.is_floating_point():
+            if not bool(torch.all(data == torch.round(data))):
+                raise ValueError("codes must be integers (float codes must have integer values)")
+        elif data.dtype == torch.bool or data.is_complex():
+            raise TypeError(f"codes must be integers, got {data.dtype}")
+        flat = np.ascontiguousarray(data.to(torch.int64).reshape(-1).numpy())
+
+        def back(a, shape):
+            return torch.from_numpy(a.reshape(shape)).to(codes.dtype).to(codes.device)
+
+        return flat, tuple(codes.shape), back
+    if isinstance(codes, np.ndarray):
+        if codes.dtype.kind == "f":
+            if not np.all(codes == np.round(codes)):
+                raise ValueError("codes must be integers (float codes must have integer values)")
+        elif codes.dtype.kind not in "iu":
+            raise TypeError(f"codes must be integers, got numpy {codes.dtype}")
+        flat = np.ascontiguousarray(codes.astype(np.int64).reshape(-1))
+
+        def back(a, shape):
+            return a.reshape(shape).astype(codes.dtype)
+
+        return flat, codes.shape, back
+    raise TypeError(f"expected a torch.Tensor or a numpy array of codes, got {type(codes).__name__}")
+
+
+def _slicing(bits, slice_bits, encoding):
+    bits = _core.check_length(bits, "bits")
+    slice_bits = _core.check_length(slice_bits, "slice_bits")
+    if encoding not in ENCODINGS:
+        raise ValueError(
+            f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}"
+        )
+    if not 1 <= bits <= 62 or not 1 <= slice_bits <= bits:
+        raise ValueError(f"bits must be 1 to 62 and slice_bits 1 to bits, got {bits} and {slice_bits}")
+    return bits, slice_bits, -(-bits // slice_bits)
+
+
+def bit_slices(codes, bits, slice_bits, encoding):
+    bits, slice_bits, count = _slicing(bits, slice_bits, encoding)
+    flat, shape, back = _codes_int64(codes)
+    planes = np.empty((count, flat.size), dtype=np.int64)
+    _xbquant.bit_slices(flat, bits, slice_bits, encoding, planes)
+    return back(planes, (count, *shape))
+
+
+def from_bit_slices(slices, bits, slice_bits, encoding):
+    bits, slice_bits, count = _slicing(bits, slice_bits, encoding)
+    flat, shape, back = _codes_int64(slices)
+    if len(shape) == 0 or shape[0] != count:
+        raise ValueError(
+            f"expected {count} planes along the first axis for {bits} bits in slices of "
+            f"{slice_bits}, got shape {tuple(shape)}"
+        )
+    length = flat.size // count
+    codes = np.asarray(
+        _xbquant.from_bit_slices(flat, bits, slice_bits, encoding, length), dtype=np.int64
+    )
+    return back(codes, shape[1:])
