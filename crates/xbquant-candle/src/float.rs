@@ -1,33 +1,10 @@
 //! Low-precision floating point and block floating point as candle ops: forward through the
 //! core's [`FloatFormat`] and [`BlockFormat`], backward straight through.
 
-use std::cell::RefCell;
-
 use candle_core::backend::BackendStorage;
 use candle_core::cpu_backend::unary_map;
-use candle_core::{map_dtype, CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
 use xbquant::{BlockFormat, Blocks, Element, FloatFormat, Rounding};
-
-/// The output of a forward pass through `map_dtype!`, whose closure must return the values: the
-/// per-type function's error is kept aside and returned after it.
-macro_rules! fallible_map {
-    ($name:expr, $storage:ident, $layout:expr, |$data:ident| $body:expr) => {{
-        let failure = RefCell::new(None);
-        let out = map_dtype!(
-            $name,
-            $storage,
-            |$data| ($body).unwrap_or_else(|e| {
-                failure.replace(Some(e));
-                Vec::new()
-            }),
-            (F32, F64, F16, BF16)
-        );
-        if let Some(e) = failure.into_inner() {
-            return Err(Error::Msg(format!("xbquant: {e}")));
-        }
-        Ok((out, $layout.shape().clone()))
-    }};
-}
 
 /// Rounds to a [`FloatFormat`] (nearest, ties to even, or stochastic) with the straight-through
 /// gradient: the op of a training loop that simulates `e4m3fn` weights or `bfloat16`

@@ -403,6 +403,22 @@ impl Converter {
         Ok(self)
     }
 
+    /// The same converter with its noise fixed: stochastic rounding without a seed and noise
+    /// without a seed get fresh seeds, so that two calls of the result see the same noise (a
+    /// forward pass and its clamp-aware backward pass).
+    #[must_use]
+    pub fn resolve(self) -> Self {
+        Converter {
+            rounding: self.rounding.resolve(),
+            noise_seed: match (self.noise, self.noise_seed) {
+                (ConverterNoise::None, _) => None,
+                (_, Some(seed)) => Some(seed),
+                (_, None) => Some(crate::rounding::fresh_seed()),
+            },
+            ..self
+        }
+    }
+
     /// The bits of resolution.
     #[must_use]
     pub const fn bits(&self) -> u32 {
@@ -483,15 +499,7 @@ impl Converter {
         let ranges = self.ranges(x, blocks, range)?;
         let (inner, count) = layout(x.len(), blocks)?;
         let inner = if count == 1 { x.len().max(1) } else { inner };
-        let resolved = Converter {
-            rounding: self.rounding.resolve(),
-            noise_seed: match (self.noise, self.noise_seed) {
-                (ConverterNoise::None, _) => None,
-                (_, Some(seed)) => Some(seed),
-                (_, None) => Some(crate::rounding::fresh_seed()),
-            },
-            ..*self
-        };
+        let resolved = self.resolve();
         T::run_slices(SliceJob::Convert {
             converter: &resolved,
             ranges: &ranges,

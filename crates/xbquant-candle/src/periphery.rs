@@ -1,0 +1,388 @@
+//! The crossbar's periphery as candle ops: fixed point with a fractional length per slice, the
+//! ADC/DAC model, uniform grids and tables of levels. Forward through the core; backward straight
+//! through, zero where the forward pass clipped (overflowed, saturated, or fell outside a grid's
+//! or table's span).
+
+use candle_core::backend::BackendStorage;
+use candle_core::cpu_backend::unary_map;
+use candle_core::{CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
+use xbquant::{
+    Blocks, Converter, ConverterRange, Element, FixedPoint, FracLengthRule, Grid, Levels, Rounding,
+};
+
+use crate::BlockShape;
+
+/// One periphery computation: values and, when asked, the clip mask of a tensor's elements in
+/// row-major order.
+trait Periphery: Send + Sync {
+    const NAME: &'static str;
+    fn run<T: Element>(
+        &self,
+        x: &[T],
+        dims: &[usize],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+    ) -> Result<(), xbquant::Error>;
+}
+
+/// The elements of a tensor in row-major order.
+fn values<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => data[start..end].to_vec(),
+        None => unary_map(data, layout, |v| v),
+    }
+}
+
+fn forward<P: Periphery, T: Element + WithDType>(
+    op: &P,
+    data: &[T],
+    layout: &Layout,
+) -> Result<Vec<T>, xbquant::Error> {
+    let x = values(data, layout);
+    let mut out = x.clone();
+    op.run(&x, layout.shape().dims(), &mut out, None)?;
+    Ok(out)
+}
+
+fn clip_mask<P: Periphery, T: Element + WithDType>(
+    op: &P,
+    data: &[T],
+    layout: &Layout,
+) -> Result<Vec<u8>, xbquant::Error> {
+    let x = values(data, layout);
+    let mut out = x.clone();
+    let mut mask = vec![false; x.len()];
+    op.run(&x, layout.shape().dims(), &mut out, Some(&mut mask))?;
+    Ok(mask.into_iter().map(u8::from).collect())
+}
+
+/// The backward pass's second op: the forward pass's clip mask, as `U8`.
+struct MaskOf<'a, P>(&'a P);
+
+impl<P: Periphery> CustomOp1 for MaskOf<'_, P> {
+    fn name(&self) -> &'static str {
+        "xbquant-clip-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let op = self.0;
+        let mask = match storage {
+            CpuStorage::F32(d) => clip_mask(op, d, layout),
+            CpuStorage::F64(d) => clip_mask(op, d, layout),
+            CpuStorage::F16(d) => clip_mask(op, d, layout),
+            CpuStorage::BF16(d) => clip_mask(op, d, layout),
+            other => return Err(Error::UnsupportedDTypeForOp(other.dtype(), self.name()).bt()),
+        }
+        .map_err(|e| Error::Msg(format!("xbquant: {e}")))?;
+        Ok((CpuStorage::U8(mask), layout.shape().clone()))
+    }
+}
+
+/// The straight-through gradient, zero where `arg`'s forward pass clipped.
+fn clamp_aware<P: Periphery>(
+    op: &P,
+    arg: &Tensor,
+    grad: &Tensor,
+) -> candle_core::Result<Option<Tensor>> {
+    let mask = arg.apply_op1_no_bwd(&MaskOf(op))?;
+    Ok(Some(mask.where_cond(&grad.zeros_like()?, grad)?))
+}
+
+macro_rules! periphery_op {
+    ($t:ty) => {
+        impl CustomOp1 for $t {
+            fn name(&self) -> &'static str {
+                <$t as Periphery>::NAME
+            }
+
+            fn cpu_fwd(
+                &self,
+                storage: &CpuStorage,
+                layout: &Layout,
+            ) -> candle_core::Result<(CpuStorage, Shape)> {
+                fallible_map!(self.name(), storage, layout, |data| forward(
+                    self, data, layout
+                ))
+            }
+
+            fn bwd(
+                &self,
+                arg: &Tensor,
+                _res: &Tensor,
+                grad: &Tensor,
+            ) -> candle_core::Result<Option<Tensor>> {
+                clamp_aware(self, arg, grad)
+            }
+        }
+    };
+}
+
+fn blocks_of(shape: BlockShape, dims: &[usize]) -> Result<Blocks, xbquant::Error> {
+    Ok(match shape {
+        BlockShape::Whole => Blocks::Whole,
+        BlockShape::Dim(axis) => Blocks::Axis {
+            shape: dims.to_vec(),
+            axis,
+        },
+        BlockShape::Runs(k) => {
+            let last = dims.last().copied().unwrap_or(1);
+            if k == 0 || last % k != 0 {
+                return Err(xbquant::Error::InvalidBlocks(format!(
+                    "runs of {k} along a last dimension of {last}"
+                )));
+            }
+            Blocks::Runs(k)
+        }
+    })
+}
+
+/// How a [`SliceQuantF`] gets each slice's fractional length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FracLengths {
+    /// Given: one per slice.
+    Given(Vec<i32>),
+    /// Chosen from the data of each forward pass.
+    Chosen(FracLengthRule),
+}
+
+/// Fixed point with a fractional length per slice (the whole tensor, the indices of one
+/// dimension: per output channel, per crossbar column), with the straight-through gradient,
+/// zero where a code overflowed. Each op fixes its noise (`Rounding::StochasticFresh` is
+/// resolved when it is built).
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Var};
+/// use xbquant::{FixedPoint, FracLengthRule, Rounding};
+/// use xbquant_candle::{BlockShape, FracLengths, SliceQuantF};
+///
+/// let w = Var::new(&[[0.3f32, -0.6], [3.3, 1.2]], &Device::Cpu)?;
+/// let rows = SliceQuantF::new(
+///     FixedPoint::new(4, 0)?,
+///     BlockShape::Dim(0),
+///     FracLengths::Chosen(FracLengthRule::Max), // rows: fl 3 and 1
+///     Rounding::NearestEven,
+/// );
+/// let y = w.as_tensor().apply_op1(rows)?;
+/// assert_eq!(y.to_vec2::<f32>()?, [[0.25, -0.625], [3.5, 1.0]]);
+/// let grads = y.sum_all()?.backward()?;
+/// assert_eq!(grads.get(&w).unwrap().to_vec2::<f32>()?, [[1.0, 1.0], [1.0, 1.0]]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SliceQuantF {
+    format: FixedPoint,
+    shape: BlockShape,
+    fls: FracLengths,
+    rounding: Rounding,
+}
+
+impl SliceQuantF {
+    /// The op for one application: `format`'s word length, signedness and overflow.
+    #[must_use]
+    pub fn new(
+        format: FixedPoint,
+        shape: BlockShape,
+        fls: FracLengths,
+        rounding: Rounding,
+    ) -> Self {
+        SliceQuantF {
+            format,
+            shape,
+            fls,
+            rounding: rounding.resolve(),
+        }
+    }
+}
+
+impl Periphery for SliceQuantF {
+    const NAME: &'static str = "xbquant-slices";
+
+    fn run<T: Element>(
+        &self,
+        x: &[T],
+        dims: &[usize],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+    ) -> Result<(), xbquant::Error> {
+        let blocks = blocks_of(self.shape, dims)?;
+        let fls = match &self.fls {
+            FracLengths::Given(fls) => fls.clone(),
+            FracLengths::Chosen(rule) => self.format.choose_frac_lengths(x, &blocks, *rule)?,
+        };
+        self.format
+            .quantize_slices_into(x, out, mask, &blocks, &fls, self.rounding)
+    }
+}
+periphery_op!(SliceQuantF);
+
+/// The ADC/DAC model ([`Converter`]) with the straight-through gradient, zero where the
+/// conversion saturated. Each op fixes its noise and rounding seeds when it is built, so that the
+/// backward pass sees the forward pass's saturation.
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Var};
+/// use xbquant::{Converter, ConverterRange};
+/// use xbquant_candle::{BlockShape, ConverterF};
+///
+/// let i = Var::new(&[[0.25f32, 2.0], [1.0, -1.0]], &Device::Cpu)?;
+/// let adc = ConverterF::new(Converter::new(4)?, BlockShape::Dim(1), ConverterRange::AbsMax);
+/// let y = i.as_tensor().apply_op1(adc)?; // per column: steps of 1/8 and 1/4
+/// assert_eq!(y.to_vec2::<f32>()?, [[0.25, 1.75], [0.875, -1.0]]);
+/// let grads = y.sum_all()?.backward()?;
+/// assert_eq!(grads.get(&i).unwrap().to_vec2::<f32>()?, [[1.0, 0.0], [0.0, 1.0]]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConverterF {
+    converter: Converter,
+    shape: BlockShape,
+    range: ConverterRange,
+}
+
+impl ConverterF {
+    /// The op for one application.
+    #[must_use]
+    pub fn new(converter: Converter, shape: BlockShape, range: ConverterRange) -> Self {
+        ConverterF {
+            converter: converter.resolve(),
+            shape,
+            range,
+        }
+    }
+}
+
+impl Periphery for ConverterF {
+    const NAME: &'static str = "xbquant-converter";
+
+    fn run<T: Element>(
+        &self,
+        x: &[T],
+        dims: &[usize],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+    ) -> Result<(), xbquant::Error> {
+        let blocks = blocks_of(self.shape, dims)?;
+        self.converter
+            .convert_into(x, out, mask, &blocks, &self.range)
+    }
+}
+periphery_op!(ConverterF);
+
+/// Rounding to a [`Grid`] with the straight-through gradient, zero outside the grid's span.
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use xbquant::{Grid, Rounding};
+/// use xbquant_candle::GridQuantF;
+///
+/// let g = Tensor::new(&[64.9f32, 65.0, 120.0], &Device::Cpu)?;
+/// let op = GridQuantF::new(Grid::new(10.0, 50.0, Some(6))?, Rounding::NearestEven);
+/// assert_eq!(g.apply_op1(op)?.to_vec1::<f32>()?, [60.0, 70.0, 100.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct GridQuantF {
+    grid: Grid,
+    rounding: Rounding,
+}
+
+impl GridQuantF {
+    /// The op for one application.
+    #[must_use]
+    pub fn new(grid: Grid, rounding: Rounding) -> Self {
+        GridQuantF {
+            grid,
+            rounding: rounding.resolve(),
+        }
+    }
+}
+
+impl Periphery for GridQuantF {
+    const NAME: &'static str = "xbquant-grid";
+
+    fn run<T: Element>(
+        &self,
+        x: &[T],
+        _dims: &[usize],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+    ) -> Result<(), xbquant::Error> {
+        self.grid.quantize_into(x, out, self.rounding)?;
+        if let (Some(mask), Some(n)) = (mask, self.grid.levels()) {
+            #[allow(clippy::cast_possible_wrap)]
+            let (lo, hi) = (self.grid.point(0), self.grid.point(n as i64 - 1));
+            for (m, v) in mask.iter_mut().zip(x) {
+                let v = v.to_f64();
+                *m = v < lo || v > hi;
+            }
+        }
+        Ok(())
+    }
+}
+periphery_op!(GridQuantF);
+
+/// Rounding to a table of [`Levels`] with the straight-through gradient, zero outside the
+/// table's span.
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use xbquant::{Levels, Rounding};
+/// use xbquant_candle::LevelsQuantF;
+///
+/// let g = Tensor::new(&[0.0f32, 8.0, 31.0], &Device::Cpu)?;
+/// let op = LevelsQuantF::new(Levels::new(vec![3.5, 12.0, 20.0, 40.0])?, Rounding::NearestEven);
+/// assert_eq!(g.apply_op1(op)?.to_vec1::<f32>()?, [3.5, 12.0, 40.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LevelsQuantF {
+    levels: Levels,
+    rounding: Rounding,
+}
+
+impl LevelsQuantF {
+    /// The op for one application.
+    #[must_use]
+    pub fn new(levels: Levels, rounding: Rounding) -> Self {
+        LevelsQuantF {
+            levels,
+            rounding: rounding.resolve(),
+        }
+    }
+}
+
+impl Periphery for LevelsQuantF {
+    const NAME: &'static str = "xbquant-levels";
+
+    fn run<T: Element>(
+        &self,
+        x: &[T],
+        _dims: &[usize],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+    ) -> Result<(), xbquant::Error> {
+        self.levels.quantize_into(x, out, self.rounding)?;
+        if let Some(mask) = mask {
+            let l = self.levels.levels();
+            let (lo, hi) = (l[0], l[l.len() - 1]);
+            for (m, v) in mask.iter_mut().zip(x) {
+                let v = v.to_f64();
+                *m = v < lo || v > hi;
+            }
+        }
+        Ok(())
+    }
+}
+periphery_op!(LevelsQuantF);
