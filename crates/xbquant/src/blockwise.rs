@@ -15,8 +15,10 @@
 //!   quantized with the kernel of one reference format (same codes, same overflow), and scaled
 //!   back. That also serves fractional lengths no [`FixedPoint`] takes.
 //!
-//! In both, element `i` draws the noise of stream index `start + i`, so the result depends on
-//! neither the blocks' order nor the thread count.
+//! A call may cover a part of a tensor: `x[0]` is element `start` of the tensor, whose layout
+//! and stream indices the part follows. In both paths, element `i` of the tensor draws the noise
+//! of stream index `i`, so the result depends on neither the blocks' order, the thread count nor
+//! how the tensor is split into parts.
 
 use rayon::prelude::*;
 
@@ -45,8 +47,8 @@ pub struct PerBlock<'a> {
     pub fls: &'a [i32],
     /// The rounding, resolved (no fresh noise is drawn here).
     pub rounding: Rounding,
-    /// The stream index of element 0.
-    pub start: u64,
+    /// The tensor index (and stream index) of `x[0]`.
+    pub start: usize,
 }
 
 /// The largest finite magnitude of each block (0 for a block with none): `count` values.
@@ -105,6 +107,72 @@ pub(crate) fn finite_abs_max<T: Element>(x: &[T], inner: usize, count: usize) ->
         }
     }
     top
+}
+
+/// Merges into `top` (one entry per block) the largest finite magnitude of each block's elements
+/// in `x`, a part of a tensor whose element 0 is tensor element `start`.
+pub(crate) fn merge_abs_max_part<T: Element>(
+    x: &[T],
+    start: usize,
+    inner: usize,
+    count: usize,
+    top: &mut [f64],
+) {
+    let count = count.max(1);
+    let inner = if count == 1 { usize::MAX } else { inner.max(1) };
+    let merge = |mut a: Vec<f64>, b: Vec<f64>| {
+        for (s, v) in a.iter_mut().zip(b) {
+            if v > *s {
+                *s = v;
+            }
+        }
+        a
+    };
+    let local = if inner >= SHORT {
+        x.par_chunks(PIECE)
+            .enumerate()
+            .fold(
+                || vec![0f64; count],
+                |mut acc, (k, xs)| {
+                    for_runs(start + k * PIECE, inner, count, xs.len(), |i, b, n| {
+                        let m = serial_max(&xs[i..i + n]);
+                        if m > acc[b] {
+                            acc[b] = m;
+                        }
+                    });
+                    acc
+                },
+            )
+            .reduce(|| vec![0f64; count], merge)
+    } else {
+        let period = inner * count;
+        let acc = x
+            .par_chunks(PIECE)
+            .enumerate()
+            .fold(
+                || vec![0f64; period],
+                |mut acc, (k, xs)| {
+                    for_period((start + k * PIECE) % period, period, xs.len(), |i, p, n| {
+                        crate::isa::arch().dispatch(MaxInto(&mut acc[p..p + n], &xs[i..i + n]));
+                    });
+                    acc
+                },
+            )
+            .reduce(|| vec![0f64; period], merge);
+        let mut blocks = vec![0f64; count];
+        for (p, m) in acc.into_iter().enumerate() {
+            let t = &mut blocks[(p / inner) % count];
+            if m > *t {
+                *t = m;
+            }
+        }
+        blocks
+    };
+    for (t, m) in top.iter_mut().zip(local) {
+        if m > *t {
+            *t = m;
+        }
+    }
 }
 
 /// The largest finite magnitude of a run, split over threads when it is long.
@@ -230,22 +298,35 @@ fn direct<T: Element>(
     mask: Option<&mut [bool]>,
 ) {
     let count = formats.len();
-    let spec = |r: usize| {
-        QuantSpec::new(formats[r % count], job.rounding)
-            .with_stream_start(job.start.wrapping_add((r * inner) as u64))
+    // The part may begin inside a run: that head first, then whole runs.
+    let head = ((inner - job.start % inner) % inner).min(x.len());
+    let spec = |at: usize| {
+        QuantSpec::new(formats[(at / inner) % count], job.rounding).with_stream_start(at as u64)
     };
-    let runs = x.par_chunks(inner).zip(out.par_chunks_mut(inner));
+    let (xh, xr) = x.split_at(head);
+    let (oh, or) = out.split_at_mut(head);
+    let runs = xr.par_chunks(inner).zip(or.par_chunks_mut(inner));
+    let rest = job.start + head;
     match mask {
-        None => runs.enumerate().for_each(|(r, (xs, os))| {
-            // Equal lengths by construction.
-            let _ = spec(r).quantize_into(xs, os);
-        }),
+        None => {
+            if head > 0 {
+                let _ = spec(job.start).quantize_into(xh, oh);
+            }
+            runs.enumerate().for_each(|(r, (xs, os))| {
+                // Equal lengths by construction.
+                let _ = spec(rest + r * inner).quantize_into(xs, os);
+            });
+        }
         Some(mask) => {
-            runs.zip(mask.par_chunks_mut(inner))
+            let (mh, mr) = mask.split_at_mut(head);
+            if head > 0 {
+                let _ = spec(job.start).quantize_into_with_mask(xh, oh, mh);
+            }
+            runs.zip(mr.par_chunks_mut(inner))
                 .enumerate()
                 .for_each(|(r, ((xs, os), ms))| {
-                    let _ = spec(r).quantize_into_with_mask(xs, os, ms);
-                })
+                    let _ = spec(rest + r * inner).quantize_into_with_mask(xs, os, ms);
+                });
         }
     }
 }
@@ -287,7 +368,7 @@ fn scaled<T: Element>(
         .map(|&fl| Factors::new(i64::from(fl)))
         .collect();
     // Short runs: per-position factors of one period, when one factor each suffices.
-    let period = inner * count;
+    let period = inner.saturating_mul(count);
     let one_factor = job.fls.iter().all(|fl| fl.abs() <= 1022);
     let table = (inner < SHORT && period <= MAX_PERIOD && one_factor).then(|| {
         let mut down = Vec::with_capacity(period);
@@ -303,6 +384,7 @@ fn scaled<T: Element>(
         |offset: usize, xs: &[T], os: &mut [T], ms: Option<&mut [bool]>, buf: &mut Vec<f64>| {
             buf.clear();
             buf.resize(xs.len(), 0.0);
+            let offset = job.start + offset;
             let at = |i: usize| (offset + i) % period;
             match &table {
                 Some((down, _)) => for_period(at(0), period, buf.len(), |i, p, n| {
@@ -321,8 +403,7 @@ fn scaled<T: Element>(
                     }
                 }),
             }
-            let spec = QuantSpec::new(reference, job.rounding)
-                .with_stream_start(job.start.wrapping_add(offset as u64));
+            let spec = QuantSpec::new(reference, job.rounding).with_stream_start(offset as u64);
             match ms {
                 None => spec.quantize_in_place(buf.as_mut_slice()),
                 Some(ms) => {

@@ -34,7 +34,7 @@ pub use isa::{detected_instruction_set, instruction_set, set_max_instruction_set
 pub use overflow::Overflow;
 pub use random::noise;
 pub use rounding::{Rounding, SeedStream};
-pub use slices::{Converter, ConverterNoise, ConverterRange, FracLengthRule};
+pub use slices::{Converter, ConverterNoise, ConverterRange, FracLengthRule, TensorPart};
 pub use spec::QuantSpec;
 
 // The repository's README: its Rust examples run as doctests too.

@@ -48,6 +48,14 @@ pub enum SliceJob<'a, T> {
         x: &'a [T],
         sums: &'a mut Vec<f64>,
     },
+    /// The largest finite magnitude of each block of a part, merged into `top`.
+    MaxPart {
+        x: &'a [T],
+        start: usize,
+        inner: usize,
+        count: usize,
+        top: &'a mut [f64],
+    },
     /// An ADC/DAC conversion.
     Convert {
         converter: &'a Converter,
@@ -68,6 +76,13 @@ pub(crate) fn run<T: Element>(job: SliceJob<'_, T>) {
             count,
             top,
         } => *top = blockwise::finite_abs_max(x, inner, count),
+        SliceJob::MaxPart {
+            x,
+            start,
+            inner,
+            count,
+            top,
+        } => blockwise::merge_abs_max_part(x, start, inner, count, top),
         SliceJob::Quantize { job, x, out, mask } => blockwise::quantize(&job, x, out, mask),
         SliceJob::Error { job, x, sums } => *sums = squared_errors(&job, x),
         SliceJob::Convert {
@@ -112,6 +127,83 @@ fn squared_errors<T: Element>(job: &PerBlock<'_>, x: &[T]) -> Vec<f64> {
         sums[r % count] += s;
     }
     sums
+}
+
+/// A part of a tensor, for going through a tensor part by part (a file in bounded memory): the
+/// tensor's slices and length, and the tensor index of the part's first element. Calls on the
+/// parts, each with its own `start`, give exactly what one call on the whole tensor gives
+/// (stochastic rounding included: element `i` of the tensor draws stream index `i`).
+///
+/// # Examples
+///
+/// ```
+/// use xbquant::{Blocks, FixedPoint, Rounding, TensorPart};
+/// let w: Vec<f32> = (0..12).map(|i| i as f32 * 0.37 - 2.0).collect(); // 3 x 4
+/// let cols = Blocks::Axis { shape: vec![3, 4], axis: 1 };
+/// let f = FixedPoint::new(6, 0)?;
+/// // The slices' maxima, part by part, then the fractional lengths they give.
+/// let mut top = vec![0.0; 4];
+/// for (k, part) in w.chunks(5).enumerate() {
+///     TensorPart { blocks: &cols, len: 12, start: 5 * k }.merge_slice_maxima(part, &mut top)?;
+/// }
+/// let fls: Vec<i32> = top.iter().map(|&m| f.frac_length_for(m)).collect();
+/// let mut whole = vec![0f32; 12];
+/// f.quantize_slices_into(&w, &mut whole, None, &cols, &fls, Rounding::NearestEven)?;
+/// let mut parts = vec![0f32; 12];
+/// for (k, (x, out)) in w.chunks(5).zip(parts.chunks_mut(5)).enumerate() {
+///     let part = TensorPart { blocks: &cols, len: 12, start: 5 * k };
+///     f.quantize_slices_part_into(x, out, None, part, &fls, Rounding::NearestEven)?;
+/// }
+/// assert_eq!(parts, whole);
+/// # Ok::<(), xbquant::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TensorPart<'a> {
+    /// The slices of the whole tensor.
+    pub blocks: &'a Blocks,
+    /// The whole tensor's length.
+    pub len: usize,
+    /// The tensor index of the part's first element.
+    pub start: usize,
+}
+
+impl TensorPart<'_> {
+    /// `(inner, count)` of the tensor, after checking that a part of `n` elements fits.
+    fn layout(&self, n: usize) -> Result<(usize, usize), Error> {
+        let (inner, count) = layout(self.len, self.blocks)?;
+        if self.start.checked_add(n).is_none_or(|end| end > self.len) {
+            return Err(Error::InvalidBlocks(format!(
+                "a part of {n} elements at {} of a tensor of {}",
+                self.start, self.len
+            )));
+        }
+        Ok((inner, count))
+    }
+
+    /// Merges into `top` (one entry per slice, 0 to begin with) the largest finite magnitude of
+    /// each slice's elements in `x`, this part's data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBlocks`] for a bad layout, a part beyond the tensor, or a `top` that has
+    /// not one entry per slice.
+    pub fn merge_slice_maxima<T: Element>(&self, x: &[T], top: &mut [f64]) -> Result<(), Error> {
+        let (inner, count) = self.layout(x.len())?;
+        if top.len() != count {
+            return Err(Error::InvalidBlocks(format!(
+                "{} maxima for {count} slices",
+                top.len()
+            )));
+        }
+        T::run_slices(SliceJob::MaxPart {
+            x,
+            start: self.start,
+            inner,
+            count,
+            top,
+        });
+        Ok(())
+    }
 }
 
 /// The largest finite magnitude of each slice.
@@ -270,11 +362,35 @@ impl FixedPoint {
         fls: &[i32],
         rounding: Rounding,
     ) -> Result<(), Error> {
+        let part = TensorPart {
+            blocks,
+            len: x.len(),
+            start: 0,
+        };
+        self.quantize_slices_part_into(x, out, mask, part, fls, rounding)
+    }
+
+    /// [`quantize_slices_into`](FixedPoint::quantize_slices_into) on a part of a tensor (see
+    /// [`TensorPart`]). Resolve a [`Rounding::StochasticFresh`] once for all parts.
+    ///
+    /// # Errors
+    ///
+    /// As [`quantize_slices_into`](FixedPoint::quantize_slices_into), and
+    /// [`Error::InvalidBlocks`] for a part beyond the tensor.
+    pub fn quantize_slices_part_into<T: Element>(
+        &self,
+        x: &[T],
+        out: &mut [T],
+        mask: Option<&mut [bool]>,
+        part: TensorPart<'_>,
+        fls: &[i32],
+        rounding: Rounding,
+    ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
         if let Some(m) = &mask {
             check_len(x.len(), m.len())?;
         }
-        let (inner, count) = layout(x.len(), blocks)?;
+        let (inner, count) = part.layout(x.len())?;
         if fls.len() != count {
             return Err(Error::InvalidBlocks(format!(
                 "{} fractional lengths for {count} slices",
@@ -290,7 +406,7 @@ impl FixedPoint {
             base: *self,
             fls,
             rounding: rounding.resolve(),
-            start: 0,
+            start: part.start,
         };
         T::run_slices(SliceJob::Quantize { job, x, out, mask });
         Ok(())

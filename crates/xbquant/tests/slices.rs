@@ -243,3 +243,90 @@ fn noise_repeats_on_any_thread_count_and_has_its_distribution() {
         assert_ne!(a, other.convert(&x, &Blocks::Whole, &range).unwrap());
     }
 }
+
+/// A tensor gone through part by part, with parts of awkward lengths, equals one call on the
+/// whole tensor: the slices' maxima and the quantized values (stochastic rounding included), on
+/// every path of the kernel.
+#[test]
+fn parts_equal_the_whole_tensor() {
+    use xbquant::TensorPart;
+    let layouts: Vec<Blocks> = vec![
+        Blocks::Whole,
+        Blocks::Axis {
+            shape: vec![7, 900],
+            axis: 0,
+        }, // runs of 900 (quantized directly)
+        Blocks::Axis {
+            shape: vec![30, 7, 30],
+            axis: 1,
+        }, // runs of 30 (scaled run by run)
+        Blocks::Axis {
+            shape: vec![900, 7],
+            axis: 1,
+        }, // runs of 1 (scaled by a period's table)
+        Blocks::Runs(32),
+    ];
+    let n = 6300;
+    let x = data(n);
+    let f = FixedPoint::new(7, 0).unwrap();
+    for blocks in &layouts {
+        let fls = f
+            .choose_frac_lengths(&x, blocks, FracLengthRule::Max)
+            .unwrap();
+        for rounding in [Rounding::NearestEven, Rounding::Stochastic { seed: 8 }] {
+            let mut whole = vec![0f32; n];
+            let mut whole_mask = vec![false; n];
+            f.quantize_slices_into(
+                &x,
+                &mut whole,
+                Some(&mut whole_mask),
+                blocks,
+                &fls,
+                rounding,
+            )
+            .unwrap();
+            for piece in [1000usize, 777, 4096] {
+                let mut top = vec![0f64; fls.len()];
+                let mut parts = vec![0f32; n];
+                let mut mask = vec![false; n];
+                for (k, ((xs, os), ms)) in x
+                    .chunks(piece)
+                    .zip(parts.chunks_mut(piece))
+                    .zip(mask.chunks_mut(piece))
+                    .enumerate()
+                {
+                    let part = TensorPart {
+                        blocks,
+                        len: n,
+                        start: k * piece,
+                    };
+                    part.merge_slice_maxima(xs, &mut top).unwrap();
+                    f.quantize_slices_part_into(xs, os, Some(ms), part, &fls, rounding)
+                        .unwrap();
+                }
+                let from_parts: Vec<i32> = top.iter().map(|&m| f.frac_length_for(m)).collect();
+                assert_eq!(from_parts, fls, "{blocks:?}: maxima by parts of {piece}");
+                assert_eq!(parts, whole, "{blocks:?} {rounding:?}: parts of {piece}");
+                assert_eq!(mask, whole_mask);
+            }
+        }
+    }
+    // A part beyond the tensor is an error.
+    let part = TensorPart {
+        blocks: &Blocks::Whole,
+        len: 10,
+        start: 8,
+    };
+    let mut out = [0f32; 3];
+    assert!(f
+        .quantize_slices_part_into(
+            &[1.0f32; 3],
+            &mut out,
+            None,
+            part,
+            &[3],
+            Rounding::NearestEven
+        )
+        .is_err());
+    assert!(part.merge_slice_maxima(&[1.0f32; 3], &mut [0.0]).is_err());
+}
