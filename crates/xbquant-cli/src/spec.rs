@@ -9,9 +9,11 @@ pub struct FormatArgs {
     /// Word length in bits (1..=64).
     #[arg(long, allow_negative_numbers = true)]
     wl: Option<u32>,
-    /// Fractional length in bits (may be negative or exceed the word length).
-    #[arg(long, allow_negative_numbers = true)]
-    fl: Option<i32>,
+    /// Fractional length in bits (may be negative or exceed the word length), or `auto` (with
+    /// `xbquant quantize`): per tensor, or per index of --axis, the largest fractional length
+    /// whose range holds the largest magnitude.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_fl, value_name = "FL|auto")]
+    fl: Option<Fl>,
     /// Keep the most negative code (range [-2^(wl-1), 2^(wl-1)-1] steps) instead of the seed's
     /// symmetric range.
     #[arg(long)]
@@ -22,6 +24,29 @@ pub struct FormatArgs {
     /// An HLS type such as "ap_fixed<8,3,AP_RND_CONV,AP_SAT>" instead of --wl/--fl.
     #[arg(long, conflicts_with_all = ["wl", "fl", "asymmetric", "unsigned"])]
     format: Option<String>,
+}
+
+/// A fractional length, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fl {
+    Bits(i32),
+    Auto,
+}
+
+fn parse_fl(s: &str) -> Result<Fl, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(Fl::Auto);
+    }
+    s.parse::<i32>()
+        .map(Fl::Bits)
+        .map_err(|_| format!("expected an integer or \"auto\", got {s:?}"))
+}
+
+impl FormatArgs {
+    /// Whether `--fl auto` was given.
+    pub fn fl_auto(&self) -> bool {
+        self.fl == Some(Fl::Auto)
+    }
 }
 
 /// How values are rounded and what happens beyond the range.
@@ -78,6 +103,11 @@ fn format(args: &FormatArgs) -> Result<(FixedPoint, Option<Rounding>)> {
     let (Some(wl), Some(fl)) = (args.wl, args.fl) else {
         bail!("give a format: --wl and --fl, or --format \"ap_fixed<W,I>\"");
     };
+    // `auto` is resolved per tensor by `xbquant quantize`; 0 stands in until then.
+    let fl = match fl {
+        Fl::Bits(fl) => fl,
+        Fl::Auto => 0,
+    };
     let mut format = FixedPoint::new(wl, fl)?.with_symmetric(!args.asymmetric);
     if args.unsigned {
         format = format.with_signed(false)?;
@@ -116,6 +146,9 @@ pub fn quant_spec(args: &FormatArgs, mode: &ModeArgs) -> Result<QuantSpec> {
 
 /// `xbquant range`.
 pub fn range(args: &RangeArgs) -> Result<()> {
+    if args.format.fl_auto() {
+        bail!("--fl auto is chosen from data: xbquant range needs a number");
+    }
     let (format, _) = format(&args.format)?;
     let json = args.json;
     let (min, max) = format.range();

@@ -881,3 +881,163 @@ fn block_floating_point_from_the_command_line() {
     ]);
     assert!(!o.status.success());
 }
+
+/// `--fl auto`, per tensor and per index of `--axis`: the fractional lengths are the core's
+/// choice (reported per tensor), and the values equal one core call on the whole tensor, for
+/// tensors of several streamed pieces (stochastic, with a seed), `.npy` in both orders, and a
+/// `.safetensors` file whose bias lacks the axis.
+#[test]
+fn fractional_lengths_chosen_per_tensor_and_per_axis() {
+    use xbquant::{Blocks, FracLengthRule};
+    let dir = tempfile::tempdir().unwrap();
+    let format = FixedPoint::new(8, 0).unwrap();
+    let rounding = Rounding::Stochastic { seed: 5 };
+    // Rows on different scales, one of zeros; more than one piece of 1M elements.
+    let (rows, cols) = (5usize, 300_001usize);
+    let x: Vec<f32> = sample(rows * cols)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v * [0.01, 1.0, 30.0, 0.0, 0.2][i / cols]) as f32)
+        .collect();
+    let want = |data: &[f32], shape: &[usize], axis: Option<usize>, rounding: Rounding| {
+        let blocks = match axis {
+            Some(axis) => Blocks::Axis {
+                shape: shape.to_vec(),
+                axis,
+            },
+            None => Blocks::Whole,
+        };
+        let fls = format
+            .choose_frac_lengths(data, &blocks, FracLengthRule::Max)
+            .unwrap();
+        let mut q = vec![0f32; data.len()];
+        format
+            .quantize_slices_into(data, &mut q, None, &blocks, &fls, rounding)
+            .unwrap();
+        (q, fls)
+    };
+    let input = dir.path().join("w.npy");
+    std::fs::write(
+        &input,
+        npy("<f4", false, &[rows, cols], &bytes_of(&x, false)),
+    )
+    .unwrap();
+    for axis in [None, Some(0), Some(1)] {
+        let output = dir.path().join(format!("q{axis:?}.npy"));
+        let mut args = vec![
+            "quantize",
+            s(&input),
+            s(&output),
+            "--wl",
+            "8",
+            "--fl",
+            "auto",
+        ];
+        args.extend(["--rounding", "stochastic", "--seed", "5", "--json"]);
+        let axis_text = axis.map(|a: usize| a.to_string());
+        if let Some(a) = &axis_text {
+            args.extend(["--axis", a.as_str()]);
+        }
+        let report: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        let (q, fls) = want(&x, &[rows, cols], axis, rounding);
+        let bytes = std::fs::read(&output).unwrap();
+        let got: Vec<f32> = values_of(&bytes[bytes.len() - 4 * x.len()..], false);
+        assert!(got == q, "axis {axis:?}");
+        let reported = &report["tensors"][0]["fl"];
+        match axis {
+            None => assert_eq!(reported.as_i64(), Some(i64::from(fls[0]))),
+            Some(_) => assert_eq!(reported, &serde_json::json!(fls)),
+        }
+        if axis == Some(0) {
+            assert_eq!(
+                fls[3], 6,
+                "a row of zeros: the fl whose largest value is under 1"
+            );
+        }
+    }
+    // Fortran order: the same logical rows.
+    let small: Vec<f32> = x[..rows * 40].to_vec(); // 5 x 40 taken as row-major
+    let fortran: Vec<f32> = (0..rows * 40)
+        .map(|k| small[(k % rows) * 40 + k / rows])
+        .collect();
+    let input = dir.path().join("f.npy");
+    std::fs::write(
+        &input,
+        npy("<f4", true, &[rows, 40], &bytes_of(&fortran, false)),
+    )
+    .unwrap();
+    let output = dir.path().join("fq.npy");
+    ok(&[
+        "quantize",
+        s(&input),
+        s(&output),
+        "--wl",
+        "8",
+        "--fl",
+        "auto",
+        "--axis",
+        "0",
+    ]);
+    let bytes = std::fs::read(&output).unwrap();
+    let got: Vec<f32> = values_of(&bytes[bytes.len() - 4 * fortran.len()..], false);
+    let (q, _) = want(&small, &[rows, 40], Some(0), Rounding::NearestEven);
+    let q_fortran: Vec<f32> = (0..rows * 40)
+        .map(|k| q[(k % rows) * 40 + k / rows])
+        .collect();
+    assert!(got == q_fortran);
+    // A weight and a bias: --axis 1 gives the weight one fl per column, the bias one.
+    let input = dir.path().join("m.safetensors");
+    let w: Vec<f32> = x[..6 * 4].to_vec();
+    let b: Vec<f32> = x[cols..cols + 4].to_vec();
+    write_safetensors(
+        &input,
+        &[
+            ("w", Dtype::F32, bytes_of(&w, false), vec![6, 4]),
+            ("b", Dtype::F32, bytes_of(&b, false), vec![4]),
+        ],
+    );
+    let output = dir.path().join("mq.safetensors");
+    let args = [
+        "quantize",
+        s(&input),
+        s(&output),
+        "--wl",
+        "6",
+        "--fl",
+        "auto",
+        "--axis",
+        "1",
+    ];
+    let text = ok(&args);
+    assert!(text.contains("fl chosen per index of axis 1"), "{text}");
+    assert!(text.contains("(4 slices)"), "{text}");
+    // --codes needs one fl; --axis needs --fl auto; range needs a number.
+    let o = xbquant(&[
+        "quantize",
+        s(&input),
+        s(&output),
+        "--wl",
+        "6",
+        "--fl",
+        "auto",
+        "--codes",
+        "--force",
+    ]);
+    assert!(!o.status.success());
+    let o = xbquant(&[
+        "quantize",
+        s(&input),
+        s(&output),
+        "--wl",
+        "6",
+        "--fl",
+        "2",
+        "--axis",
+        "1",
+        "--force",
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--fl auto"));
+    assert!(!xbquant(&["range", "--wl", "6", "--fl", "auto"])
+        .status
+        .success());
+}

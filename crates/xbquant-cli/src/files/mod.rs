@@ -56,6 +56,10 @@ pub struct QuantizeArgs {
     /// The mantissa bits of --exp.
     #[arg(long, requires = "exp")]
     man: Option<u32>,
+    /// With --fl auto: a fractional length per index of this axis of each tensor (0: per output
+    /// channel of a weight); tensors with fewer axes get one per tensor.
+    #[arg(long, requires = "fl")]
+    axis: Option<usize>,
     /// Quantize only the float tensors whose name matches this regular expression
     /// (.safetensors); the others are copied unchanged.
     #[arg(long)]
@@ -113,6 +117,8 @@ struct Report {
     written: Option<String>,
     quantized: bool,
     stats: Stats,
+    /// The fractional lengths chosen (`--fl auto`): one, or one per index of `--axis`.
+    fls: Vec<i32>,
     bytes_in: u64,
     bytes_out: u64,
 }
@@ -136,6 +142,11 @@ impl Report {
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
         });
+        match self.fls.as_slice() {
+            [] => {}
+            [fl] => v["fl"] = (*fl).into(),
+            fls => v["fl"] = fls.into(),
+        }
         if self.quantized {
             v["overflow"] = self.stats.overflow_share().into();
             v["max_abs_error"] = finite(self.stats.max_abs_error);
@@ -206,7 +217,15 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
         (None, Some(wl)) => {
             Quantization::Block(xbquant::BlockFormat::new(wl)?, mode_rounding(&args.mode)?)
         }
-        (None, None) => Quantization::Fixed(spec::quant_spec(&args.format, &args.mode)?),
+        (None, None) if args.format.fl_auto() => {
+            Quantization::Auto(spec::quant_spec(&args.format, &args.mode)?, args.axis)
+        }
+        (None, None) => {
+            if args.axis.is_some() {
+                bail!("--axis goes with --fl auto");
+            }
+            Quantization::Fixed(spec::quant_spec(&args.format, &args.mode)?)
+        }
     };
     let filter = match &args.tensors {
         Some(pattern) => {
@@ -216,6 +235,9 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
     };
     let kind = check_paths(&args.input, &args.output, args.force)?;
     if args.codes {
+        if matches!(spec, Quantization::Auto(..)) {
+            bail!("--codes needs a fixed fractional length (the metadata is written first): give --fl a number");
+        }
         if kind == Kind::Npy {
             bail!("--codes writes .safetensors files (the format goes in their metadata); convert the .npy file first");
         }
@@ -405,21 +427,34 @@ fn write_npy(
         written: None,
         quantized: false,
         stats: Stats::default(),
+        fls: Vec::new(),
         bytes_in: bytes,
         bytes_out: bytes,
     };
     let mut done = |n| bar.inc(n);
     match &h.dtype {
         npy::Dtype::Float(f, order) => {
-            report.stats = stream::quantize(
+            // Fortran order: the data is row-major in the reversed shape, where axis `a` is
+            // axis `ndim - 1 - a`.
+            let mut spec = spec.resolve();
+            let mut shape = h.shape.clone();
+            if h.fortran_order {
+                shape.reverse();
+                if let Quantization::Auto(s, Some(a)) = spec {
+                    let flipped = shape.len().checked_sub(a + 1);
+                    spec = Quantization::Auto(s, flipped.or(Some(a)));
+                }
+            }
+            let outcome = stream::quantize(
                 src,
                 *f,
                 *order,
-                h.elements,
-                &spec.resolve(),
+                &shape,
+                &spec,
                 Output::Values(out),
                 &mut done,
             )?;
+            (report.stats, report.fls) = (outcome.stats, outcome.fls);
             report.quantized = true;
         }
         npy::Dtype::Other { .. } => src.copy_next(bytes, out, done)?,
@@ -567,6 +602,7 @@ fn write_safetensors(
             written: None,
             quantized: false,
             stats: Stats::default(),
+            fls: Vec::new(),
             bytes_in: bytes,
             bytes_out: bytes,
         };
@@ -575,30 +611,32 @@ fn write_safetensors(
             (Action::Copy, _) => src.copy_next(bytes, out, &mut done)?,
             (Action::Quantize(f), Task::Quantize { spec, .. }) => {
                 let spec = spec.resolve();
-                report.stats = stream::quantize(
+                let outcome = stream::quantize(
                     src,
                     *f,
                     Order::Little,
-                    elements,
+                    &report.shape,
                     &spec,
                     Output::Values(out),
                     &mut done,
                 )
                 .map_err(tensor)?;
+                (report.stats, report.fls) = (outcome.stats, outcome.fls);
                 report.quantized = true;
             }
             (Action::Codes(f, ty), Task::Quantize { spec, .. }) => {
                 let spec = spec.resolve();
-                report.stats = stream::quantize(
+                let outcome = stream::quantize(
                     src,
                     *f,
                     Order::Little,
-                    elements,
+                    &report.shape,
                     &spec,
                     Output::Codes(out, *ty),
                     &mut done,
                 )
                 .map_err(tensor)?;
+                (report.stats, report.fls) = (outcome.stats, outcome.fls);
                 report.quantized = true;
                 report.written = Some(ty.safetensors_name().to_ascii_lowercase());
                 report.bytes_out = elements * ty.size() as u64;
@@ -699,6 +737,19 @@ fn progress(bytes: u64) -> ProgressBar {
     bar
 }
 
+/// The chosen fractional lengths of a tensor, for the text report: `5`, or `3..7 (64 slices)`.
+fn fl_column(fls: &[i32]) -> String {
+    match fls {
+        [] => String::new(),
+        [fl] => format!("  {fl}"),
+        fls => {
+            let (lo, hi) = (fls.iter().min(), fls.iter().max());
+            let (lo, hi) = (lo.copied().unwrap_or(0), hi.copied().unwrap_or(0));
+            format!("  {lo}..{hi} ({} slices)", fls.len())
+        }
+    }
+}
+
 fn print_reports(reports: &[Report], spec: Option<&Quantization>, json: bool) {
     let (bytes_in, bytes_out) = reports
         .iter()
@@ -721,9 +772,16 @@ fn print_reports(reports: &[Report], spec: Option<&Quantization>, json: bool) {
         println!("{spec}");
     }
     let sharded = reports.iter().any(|r| r.file.is_some());
+    let chosen = reports.iter().any(|r| !r.fls.is_empty());
     println!(
-        "{:<32} {:<16} {:<5} {:>10} {:>14} {:>10}",
-        "tensor", "shape", "dtype", "overflow", "max |error|", "SQNR dB"
+        "{:<32} {:<16} {:<5} {:>10} {:>14} {:>10}{}",
+        "tensor",
+        "shape",
+        "dtype",
+        "overflow",
+        "max |error|",
+        "SQNR dB",
+        if chosen { "  fl" } else { "" }
     );
     for r in reports {
         let shape = format!("{:?}", r.shape);
@@ -737,13 +795,14 @@ fn print_reports(reports: &[Report], spec: Option<&Quantization>, json: bool) {
         };
         if r.quantized {
             println!(
-                "{:<32} {:<16} {:<5} {:>9.3}% {:>14.6e} {:>10.2}",
+                "{:<32} {:<16} {:<5} {:>9.3}% {:>14.6e} {:>10.2}{}",
                 name,
                 shape,
                 dtype,
                 100.0 * r.stats.overflow_share(),
                 r.stats.max_abs_error,
-                r.stats.sqnr_db()
+                r.stats.sqnr_db(),
+                fl_column(&r.fls)
             );
         } else if r.written.is_some() {
             println!("{name:<32} {shape:<16} {dtype:<5} {:>10}", "decoded");

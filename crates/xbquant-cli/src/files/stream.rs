@@ -8,7 +8,7 @@ use anyhow::Result;
 use bytemuck::Pod;
 use rayon::prelude::*;
 use xbquant::half::{bf16, f16};
-use xbquant::{BlockFormat, Element, FloatFormat, QuantSpec, Rounding};
+use xbquant::{BlockFormat, Blocks, Element, FloatFormat, QuantSpec, Rounding, TensorPart};
 
 use super::source::Source;
 
@@ -305,6 +305,9 @@ pub enum Quantization {
     Float(FloatFormat, Rounding),
     /// Block floating point, one block per tensor.
     Block(BlockFormat, Rounding),
+    /// Fixed point whose fractional length is chosen per tensor (`None`) or per index of an
+    /// axis from the largest magnitude (the spec's own fractional length is not used).
+    Auto(QuantSpec, Option<usize>),
 }
 
 impl Quantization {
@@ -314,6 +317,7 @@ impl Quantization {
             Quantization::Fixed(spec) => Quantization::Fixed(spec.resolve()),
             Quantization::Float(f, r) => Quantization::Float(f, r.resolve()),
             Quantization::Block(b, r) => Quantization::Block(b, r.resolve()),
+            Quantization::Auto(spec, axis) => Quantization::Auto(spec.resolve(), axis),
         }
     }
 
@@ -326,6 +330,7 @@ impl Quantization {
             ),
             Quantization::Float(f, r) => (f.to_string(), r.name()),
             Quantization::Block(b, r) => (format!("block<{}>", b.word_length()), r.name()),
+            Quantization::Auto(spec, _) => (auto_name(spec.format()), spec.rounding().name()),
         }
     }
 }
@@ -340,8 +345,30 @@ impl std::fmt::Display for Quantization {
                 "block floating point, {} bits, one block per tensor, rounding {r}",
                 b.word_length()
             ),
+            Quantization::Auto(spec, axis) => {
+                write!(f, "{}, ", auto_name(spec.format()))?;
+                match axis {
+                    None => write!(f, "fl chosen per tensor")?,
+                    Some(a) => write!(f, "fl chosen per index of axis {a}")?,
+                }
+                write!(f, ", rounding {}", spec.rounding())
+            }
         }
     }
+}
+
+/// A format whose fractional length is chosen from the data: `ap_fixed<W,auto>`-like.
+fn auto_name(format: &xbquant::FixedPoint) -> String {
+    format!(
+        "{}<{},fl=auto>, {}",
+        if format.is_signed() {
+            "fixed"
+        } else {
+            "ufixed"
+        },
+        format.word_length(),
+        format.overflow()
+    )
 }
 
 /// Where a tensor's output goes and what it becomes.
@@ -352,67 +379,148 @@ pub enum Output<'a> {
     Codes(&'a mut dyn Write, CodeType),
 }
 
-/// Quantizes the `elements` floats at the source's position (in `order`) into `out`, piece by
-/// piece; element `i` draws stream index `i`. `done(bytes)` is called after each piece with
-/// the input bytes it consumed.
+/// What quantizing one tensor gave: its statistics, and the fractional lengths chosen for it
+/// (with `--fl auto`; empty otherwise).
+pub struct Outcome {
+    pub stats: Stats,
+    pub fls: Vec<i32>,
+}
+
+/// Quantizes the floats of a tensor of `shape` at the source's position (in `order`) into
+/// `out`, piece by piece; element `i` draws stream index `i`. `done(bytes)` is called after each
+/// piece with the input bytes it consumed.
 pub fn quantize(
     src: &mut Source,
     float: Float,
     order: Order,
-    elements: u64,
+    shape: &[u64],
     quantization: &Quantization,
     out: Output<'_>,
     done: &mut dyn FnMut(u64),
-) -> Result<Stats> {
+) -> Result<Outcome> {
     let q = quantization;
     match float {
-        Float::F16 => quantize_as::<f16>(src, order, elements, q, out, done),
-        Float::BF16 => quantize_as::<bf16>(src, order, elements, q, out, done),
-        Float::F32 => quantize_as::<f32>(src, order, elements, q, out, done),
-        Float::F64 => quantize_as::<f64>(src, order, elements, q, out, done),
+        Float::F16 => quantize_as::<f16>(src, order, shape, q, out, done),
+        Float::BF16 => quantize_as::<bf16>(src, order, shape, q, out, done),
+        Float::F32 => quantize_as::<f32>(src, order, shape, q, out, done),
+        Float::F64 => quantize_as::<f64>(src, order, shape, q, out, done),
     }
+}
+
+/// A first pass over a tensor's `elements` floats at the source's position: `visit(start,
+/// piece)` for each piece; the source is back at its position afterwards.
+fn first_pass<T: Element + Pod + Default>(
+    src: &mut Source,
+    order: Order,
+    elements: u64,
+    mut visit: impl FnMut(u64, &[T]) -> Result<()>,
+) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    let swap = order != Order::native();
+    let piece = (elements.min(PIECE as u64)) as usize;
+    let at = src.position()?;
+    let mut buf = vec![T::default(); piece];
+    let mut read = 0u64;
+    while read < elements {
+        let m = (elements - read).min(piece as u64) as usize;
+        let buf = &mut buf[..m];
+        src.read_next(bytemuck::cast_slice_mut(buf))?;
+        if swap {
+            swap_bytes(bytemuck::cast_slice_mut(buf), size);
+        }
+        visit(read, buf)?;
+        read += m as u64;
+    }
+    src.seek(at)
+}
+
+/// The per-slice quantization of a tensor with `--fl auto --axis`: the slices, the tensor's
+/// length and each slice's fractional length.
+struct Sliced<'a> {
+    spec: &'a QuantSpec,
+    blocks: Blocks,
+    len: usize,
+    fls: Vec<i32>,
 }
 
 fn quantize_as<T: Element + Pod + Default>(
     src: &mut Source,
     order: Order,
-    elements: u64,
+    shape: &[u64],
     quantization: &Quantization,
     mut out: Output<'_>,
     done: &mut dyn FnMut(u64),
-) -> Result<Stats> {
+) -> Result<Outcome> {
+    let elements: u64 = shape.iter().product();
     let size = std::mem::size_of::<T>();
     let swap = order != Order::native();
     let piece = (elements.min(PIECE as u64)) as usize;
+    let mut sliced = None;
     let (fixed, float) = match quantization {
         Quantization::Fixed(spec) => (Some(spec), None),
         Quantization::Float(format, rounding) => (None, Some((format, *rounding))),
+        Quantization::Auto(spec, axis) => {
+            // A first pass for the largest finite magnitude of each slice, then their
+            // fractional lengths.
+            let len = usize::try_from(elements)?;
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            // A tensor without the axis (a bias, with --axis 1) gets one per tensor.
+            let axis = axis.filter(|&a| a < dims.len());
+            let blocks = match axis {
+                None => Blocks::Whole,
+                Some(a) => Blocks::Axis {
+                    shape: dims.clone(),
+                    axis: a,
+                },
+            };
+            let count = axis.map_or(1, |a| dims[a]);
+            let mut top = vec![0f64; count];
+            first_pass::<T>(src, order, elements, |start, x| {
+                let part = TensorPart {
+                    blocks: &blocks,
+                    len,
+                    start: start as usize,
+                };
+                Ok(part.merge_slice_maxima(x, &mut top)?)
+            })?;
+            let fls: Vec<i32> = top
+                .iter()
+                .map(|&m| spec.format().frac_length_for(m))
+                .collect();
+            if axis.is_none() {
+                let fixed = spec.format().with_frac_length(fls[0])?;
+                let spec = QuantSpec::new(fixed, spec.rounding());
+                let mut outcome =
+                    quantize_as::<T>(src, order, shape, &Quantization::Fixed(spec), out, done)?;
+                outcome.fls = fls;
+                return Ok(outcome);
+            }
+            if matches!(out, Output::Codes(..)) {
+                anyhow::bail!("integer codes need one fractional length per tensor");
+            }
+            sliced = Some(Sliced {
+                spec,
+                blocks,
+                len,
+                fls,
+            });
+            (None, None)
+        }
         Quantization::Block(block, rounding) => {
             // A first pass for the tensor's largest finite magnitude, then the fixed-point
             // format of the block.
-            let at = src.position()?;
-            let mut buf = vec![T::default(); piece];
             let mut max = 0f64;
-            let mut read = 0u64;
-            while read < elements {
-                let m = (elements - read).min(piece as u64) as usize;
-                let buf = &mut buf[..m];
-                src.read_next(bytemuck::cast_slice_mut(buf))?;
-                if swap {
-                    swap_bytes(bytemuck::cast_slice_mut(buf), size);
-                }
-                for v in buf.iter() {
+            first_pass::<T>(src, order, elements, |_, x| {
+                for v in x {
                     let a = v.to_f64().abs();
                     if a.is_finite() && a > max {
                         max = a;
                     }
                 }
-                read += m as u64;
-            }
-            drop(buf);
-            src.seek(at)?;
+                Ok(())
+            })?;
             let spec = QuantSpec::new(block.format_for(max)?, *rounding);
-            return quantize_as::<T>(src, order, elements, &Quantization::Fixed(spec), out, done);
+            return quantize_as::<T>(src, order, shape, &Quantization::Fixed(spec), out, done);
         }
     };
     let mut x = vec![T::default(); piece];
@@ -448,6 +556,20 @@ fn quantize_as<T: Element + Pod + Default>(
             if let Some(spec) = fixed {
                 spec.with_stream_start(start)
                     .quantize_into_with_mask(x, q, mask)?;
+            } else if let Some(sl) = &sliced {
+                let part = TensorPart {
+                    blocks: &sl.blocks,
+                    len: sl.len,
+                    start: start as usize,
+                };
+                sl.spec.format().quantize_slices_part_into(
+                    x,
+                    q,
+                    Some(mask),
+                    part,
+                    &sl.fls,
+                    sl.spec.rounding(),
+                )?;
             } else if let Some((format, rounding)) = float {
                 format.quantize_part_into(x, q, rounding, start)?;
                 // Overflow: a finite value beyond the format's largest.
@@ -489,7 +611,10 @@ fn quantize_as<T: Element + Pod + Default>(
         start = after;
         done((m * size) as u64);
     }
-    Ok(stats)
+    Ok(Outcome {
+        stats,
+        fls: sliced.map(|s| s.fls).unwrap_or_default(),
+    })
 }
 
 /// Whether every value of `format` is exact in `T`: then a quantized value times `2^fl` is its
