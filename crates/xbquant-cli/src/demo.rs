@@ -1,7 +1,10 @@
 //! `xbquant demo`: hardware-aware training on real data. A 64-64-10 MLP learns the UCI digits
-//! (embedded) in floating point, with quantization-aware training (fixed-point weights through a
-//! straight-through estimator, 8-bit activations), and is compared with post-training
-//! quantization of the float model at the same widths.
+//! (embedded) in floating point and aware of the hardware, and is compared with post-training
+//! quantization of the float model at the same widths, over several seeds:
+//! - weights: fixed-point weights through a straight-through estimator, 8-bit activations;
+//! - crossbar: each layer as an analog crossbar, with DAC-quantized inputs (a range per input
+//!   vector) and ADC-quantized column outputs (a range per column, or per tensor), optionally
+//!   with noise, through the straight-through gradient that stops where a converter saturates.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,8 +13,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::{loss, AdamW, Linear, Optimizer, ParamsAdamW};
-use xbquant::{FixedPoint, Rounding};
-use xbquant_candle::{QuantLinear, Quantizer};
+use xbquant::{Converter, ConverterNoise, ConverterRange, FixedPoint, Rounding};
+use xbquant_candle::{BlockShape, ConverterF, QuantLinear, Quantizer};
 
 /// The UCI "Optical Recognition of Handwritten Digits" test set (CC BY 4.0): 64 pixels (0..16)
 /// and a label per row. See `data/README.md`.
@@ -24,18 +27,56 @@ const SPLIT_SEED: u64 = 0x5EED_0D16;
 const ACT_WL: u32 = 8;
 const ACT_FL: i32 = 5;
 
+/// Which experiments a demo run makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Fixed-point weights.
+    Weights,
+    /// ADC and DAC widths of an analog crossbar.
+    Crossbar,
+    /// Both.
+    Both,
+}
+
+/// The ADC's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdcRange {
+    /// The largest magnitude of each column of the layer's output.
+    Column,
+    /// The largest magnitude of the layer's whole output.
+    Tensor,
+}
+
 /// Options of `xbquant demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Weight widths to train and evaluate (fl = bits - 1).
     #[arg(long, value_delimiter = ',', default_values_t = [8u32, 6, 4, 3, 2])]
     bits: Vec<u32>,
+    /// ADC/DAC widths of the crossbar experiment.
+    #[arg(long, value_delimiter = ',', default_values_t = [8u32, 6, 4, 3, 2])]
+    converter_bits: Vec<u32>,
+    /// The experiments to run.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+    /// The ADC's range in the crossbar experiment (the DAC's is the largest magnitude of each
+    /// input vector).
+    #[arg(long, value_enum, default_value_t = AdcRange::Column)]
+    adc_range: AdcRange,
+    /// Gaussian noise of both converters, standard deviation in units of their range (training
+    /// draws new noise every step; evaluation uses the run's seed).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    noise: f64,
     /// Training epochs per run.
     #[arg(long, default_value_t = 40)]
     epochs: usize,
-    /// Seed of the weight initialisation and the batch order.
+    /// The first seed of the weight initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Runs per configuration, seeds --seed, --seed + 1, ...: the table gives their mean and
+    /// range.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
     /// Where to write the SVG plot (default: xbquant-demo.svg in the system's temporary
     /// directory).
     #[arg(long)]
@@ -128,11 +169,58 @@ fn load_digits(device: &Device) -> Result<Data> {
     })
 }
 
-/// How a run quantizes: the weight format (None for float) and the activations.
+/// The converters of an analog crossbar layer: a DAC on each input vector, an ADC on the
+/// column outputs (before the bias, which the periphery adds digitally).
+#[derive(Clone, Copy)]
+struct Crossbar {
+    converter: Converter,
+    adc_range: AdcRange,
+    /// Gaussian noise of both converters, in units of their range.
+    noise: f64,
+    /// The seed of evaluation noise; training draws fresh noise on every application.
+    seed: Option<u64>,
+}
+
+impl Crossbar {
+    /// The converter with its noise; `stream` keeps the converters' noise apart.
+    fn noisy(&self, stream: u64) -> Result<Converter> {
+        if self.noise == 0.0 {
+            return Ok(self.converter);
+        }
+        let seed = self
+            .seed
+            .map(|s| s ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        Ok(self
+            .converter
+            .with_noise(ConverterNoise::Gaussian(self.noise), seed)?)
+    }
+
+    fn dac(&self, layer: usize) -> Result<ConverterF> {
+        let c = self.noisy(2 * layer as u64 + 1)?;
+        Ok(ConverterF::new(
+            c,
+            BlockShape::Dim(0),
+            ConverterRange::AbsMax,
+        ))
+    }
+
+    fn adc(&self, layer: usize) -> Result<ConverterF> {
+        let shape = match self.adc_range {
+            AdcRange::Column => BlockShape::Dim(1),
+            AdcRange::Tensor => BlockShape::Whole,
+        };
+        let c = self.noisy(2 * layer as u64 + 2)?;
+        Ok(ConverterF::new(c, shape, ConverterRange::AbsMax))
+    }
+}
+
+/// How a run quantizes: the weight format (None for float) and the activations, or the
+/// converters of a crossbar.
 #[derive(Clone, Copy)]
 struct Scheme {
     weights: Option<Quantizer>,
     activations: Option<Quantizer>,
+    crossbar: Option<Crossbar>,
 }
 
 impl Scheme {
@@ -140,6 +228,7 @@ impl Scheme {
         Scheme {
             weights: None,
             activations: None,
+            crossbar: None,
         }
     }
 
@@ -149,7 +238,33 @@ impl Scheme {
         Ok(Scheme {
             weights: Some(Quantizer::new(w.with_rounding(Rounding::NearestEven))),
             activations: Some(Quantizer::new(a.with_rounding(Rounding::NearestEven))),
+            crossbar: None,
         })
+    }
+
+    /// Converters of `bits`, with fresh Gaussian noise of `noise` (in units of the range) on
+    /// every application: the training scheme.
+    fn crossbar(bits: u32, adc_range: AdcRange, noise: f64) -> Result<Scheme> {
+        Ok(Scheme {
+            crossbar: Some(Crossbar {
+                converter: Converter::new(bits)?,
+                adc_range,
+                noise,
+                seed: None,
+            }),
+            ..Scheme::float()
+        })
+    }
+
+    /// The evaluation scheme: the noise, if any, fixed by `seed`.
+    fn evaluated(self, seed: u64) -> Scheme {
+        Scheme {
+            crossbar: self.crossbar.map(|c| Crossbar {
+                seed: Some(seed),
+                ..c
+            }),
+            ..self
+        }
     }
 }
 
@@ -187,7 +302,22 @@ impl Mlp {
         }
     }
 
+    /// Layer `i` as an analog crossbar: DAC, the weights' matrix product, ADC, then the bias.
+    fn crossbar_layer(&self, i: usize, x: &Tensor, c: &Crossbar) -> Result<Tensor> {
+        let (w, b) = (
+            self.vars[2 * i].as_tensor(),
+            self.vars[2 * i + 1].as_tensor(),
+        );
+        let v = x.apply_op1(c.dac(i)?)?;
+        let currents = v.matmul(&w.t()?)?;
+        Ok(currents.apply_op1(c.adc(i)?)?.broadcast_add(b)?)
+    }
+
     fn forward(&self, x: &Tensor, scheme: Scheme) -> Result<Tensor> {
+        if let Some(c) = &scheme.crossbar {
+            let h = self.crossbar_layer(0, x, c)?.relu()?;
+            return self.crossbar_layer(1, &h, c);
+        }
         let h = self.layer(0, scheme).forward(x)?.relu()?;
         Ok(self.layer(1, scheme).forward(&h)?)
     }
@@ -223,89 +353,214 @@ fn train(data: &Data, scheme: Scheme, epochs: usize, seed: u64) -> Result<Mlp> {
     Ok(model)
 }
 
+/// Test accuracies of the runs of one configuration, one per seed.
+#[derive(Debug, Clone, Default)]
+struct Spread(Vec<f64>);
+
+impl Spread {
+    fn mean(&self) -> f64 {
+        self.0.iter().sum::<f64>() / self.0.len().max(1) as f64
+    }
+
+    fn min(&self) -> f64 {
+        self.0.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    fn max(&self) -> f64 {
+        self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// `96.1 % (95.3-97.2)`, or only the mean for one run.
+    fn text(&self) -> String {
+        if self.0.len() == 1 {
+            format!("{:.1} %", 100.0 * self.mean())
+        } else {
+            format!(
+                "{:.1} % ({:.1}-{:.1})",
+                100.0 * self.mean(),
+                100.0 * self.min(),
+                100.0 * self.max()
+            )
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({"mean": self.mean(), "min": self.min(), "max": self.max(), "runs": self.0})
+    }
+}
+
+/// One experiment: hardware-aware training against post-training quantization, per width.
+struct Experiment {
+    /// What the widths are of, for the table and the plot.
+    what: &'static str,
+    /// The experiment's setting, in words.
+    setting: String,
+    /// `(bits, aware, post-training)`.
+    rows: Vec<(u32, Spread, Spread)>,
+}
+
 /// The results of one demo run.
 struct Results {
-    float_accuracy: f64,
-    rows: Vec<(u32, f64, f64)>,
+    float: Spread,
+    experiments: Vec<Experiment>,
+}
+
+fn check_widths(name: &str, bits: &[u32], max: u32) -> Result<()> {
+    if bits.is_empty() {
+        bail!("--{name}: give at least one width");
+    }
+    if let Some(&b) = bits.iter().find(|&&b| !(2..=max).contains(&b)) {
+        bail!("--{name} {b}: widths must be 2..={max}");
+    }
+    Ok(())
 }
 
 /// `xbquant demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
-    if args.bits.is_empty() {
-        bail!("--bits: give at least one width");
+    let weights = matches!(args.mode, Mode::Weights | Mode::Both);
+    let crossbar = matches!(args.mode, Mode::Crossbar | Mode::Both);
+    if weights {
+        check_widths("bits", &args.bits, 24)?;
     }
-    if let Some(&b) = args.bits.iter().find(|&&b| !(2..=24).contains(&b)) {
-        bail!("--bits {b}: weight widths must be 2..=24 (fl = bits - 1)");
+    if crossbar {
+        check_widths("converter-bits", &args.converter_bits, 24)?;
     }
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if !(args.noise >= 0.0 && args.noise.is_finite()) {
+        bail!("--noise must be finite and 0 or more, got {}", args.noise);
     }
     let start = Instant::now();
     let device = Device::Cpu;
     let data = load_digits(&device)?;
     let status = |line: String| eprintln!("{line}");
+    let seeds: Vec<u64> = (0..args.seeds).map(|k| args.seed.wrapping_add(k)).collect();
     status(format!(
-        "digits: {TRAIN} training and {} test images; 64-64-10 MLP, Adam lr 0.01, batch 32, {} epochs, seed {}",
+        "digits: {TRAIN} training and {} test images; 64-64-10 MLP, Adam lr 0.01, batch 32, {} epochs, seeds {}..={}",
         data.test_y.dims()[0],
         args.epochs,
-        args.seed
+        seeds[0],
+        seeds[seeds.len() - 1]
     ));
-    let float_model = train(&data, Scheme::float(), args.epochs, args.seed)?;
-    let float_accuracy = float_model.accuracy(&data.test_x, &data.test_y, Scheme::float())?;
-    status(format!("float32 baseline: {:.1} %", 100.0 * float_accuracy));
-    let mut rows = Vec::new();
-    for &bits in &args.bits {
-        let scheme = Scheme::fixed(bits)?;
-        let qat = train(&data, scheme, args.epochs, args.seed)?.accuracy(
-            &data.test_x,
-            &data.test_y,
-            scheme,
-        )?;
-        let ptq = float_model.accuracy(&data.test_x, &data.test_y, scheme)?;
-        status(format!(
-            "{bits}-bit weights: QAT {:.1} %, PTQ {:.1} %",
-            100.0 * qat,
-            100.0 * ptq
-        ));
-        rows.push((bits, qat, ptq));
+    let (x, y) = (&data.test_x, &data.test_y);
+    let mut floats = Vec::new();
+    let mut float = Spread::default();
+    for &seed in &seeds {
+        let model = train(&data, Scheme::float(), args.epochs, seed)?;
+        float.0.push(model.accuracy(x, y, Scheme::float())?);
+        floats.push(model);
     }
-    let results = Results {
-        float_accuracy,
-        rows,
+    status(format!("float32 baseline: {}", float.text()));
+    // Each width: trained aware of it on every seed, and each seed's float model quantized.
+    let compare = |bits: u32, scheme: Scheme, label: &str| -> Result<(u32, Spread, Spread)> {
+        let (mut aware, mut post) = (Spread::default(), Spread::default());
+        for (&seed, model) in seeds.iter().zip(&floats) {
+            let evaluated = scheme.evaluated(seed);
+            aware
+                .0
+                .push(train(&data, scheme, args.epochs, seed)?.accuracy(x, y, evaluated)?);
+            post.0.push(model.accuracy(x, y, evaluated)?);
+        }
+        status(format!(
+            "{bits}-bit {label}: aware {}, post-training {}",
+            aware.text(),
+            post.text()
+        ));
+        Ok((bits, aware, post))
     };
+    let mut experiments = Vec::new();
+    if weights {
+        let mut rows = Vec::new();
+        for &bits in &args.bits {
+            rows.push(compare(bits, Scheme::fixed(bits)?, "weights")?);
+        }
+        experiments.push(Experiment {
+            what: "weight",
+            setting: format!(
+                "Weights in fixed point (fl = bits - 1, symmetric, nearest), activations {ACT_WL}-bit."
+            ),
+            rows,
+        });
+    }
+    if crossbar {
+        let mut rows = Vec::new();
+        for &bits in &args.converter_bits {
+            let scheme = Scheme::crossbar(bits, args.adc_range, args.noise)?;
+            rows.push(compare(bits, scheme, "ADC/DAC")?);
+        }
+        let range = match args.adc_range {
+            AdcRange::Column => "each column's largest output",
+            AdcRange::Tensor => "the layer's largest output",
+        };
+        let noise = if args.noise > 0.0 {
+            format!(", Gaussian noise of {} of the range", args.noise)
+        } else {
+            String::new()
+        };
+        experiments.push(Experiment {
+            what: "ADC/DAC",
+            setting: format!(
+                "Crossbar layers: DAC on each input vector (range: its largest value), float weights, ADC on the outputs (range: {range}){noise}."
+            ),
+            rows,
+        });
+    }
+    let results = Results { float, experiments };
     let plot = args
         .plot
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("xbquant-demo.svg"));
     draw(&results, &plot).with_context(|| format!("{}: cannot write the plot", plot.display()))?;
     if args.json {
-        let rows: Vec<_> = results
-            .rows
-            .iter()
-            .map(|&(bits, qat, ptq)| {
-                serde_json::json!({"bits": bits, "qat_accuracy": qat, "ptq_accuracy": ptq})
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"float_accuracy": results.float_accuracy, "rows": rows})
-        );
+        let rows = |e: &Experiment| -> Vec<serde_json::Value> {
+            e.rows
+                .iter()
+                .map(|(bits, aware, post)| {
+                    serde_json::json!({
+                        "bits": bits,
+                        "qat_accuracy": aware.mean(),
+                        "ptq_accuracy": post.mean(),
+                        "qat": aware.json(),
+                        "ptq": post.json(),
+                    })
+                })
+                .collect()
+        };
+        let mut value = serde_json::json!({
+            "float_accuracy": results.float.mean(),
+            "float": results.float.json(),
+            "seeds": seeds,
+        });
+        for e in &results.experiments {
+            let key = if e.what == "weight" {
+                "rows"
+            } else {
+                "crossbar"
+            };
+            value[key] = rows(e).into();
+        }
+        println!("{value}");
     } else {
         println!();
         println!(
-            "Weights in fixed point (fl = bits - 1, symmetric, nearest), activations {ACT_WL}-bit;"
+            "Test accuracy on 360 held-out digits, mean (and range) over {} seeds. Float32: {}",
+            seeds.len(),
+            results.float.text()
         );
-        println!(
-            "test accuracy on 360 held-out digits. Float32 baseline: {:.1} %",
-            100.0 * float_accuracy
-        );
-        println!();
-        println!(
-            "{:>5}  {:>22}  {:>24}",
-            "bits", "quantization-aware", "post-training quantized"
-        );
-        for &(bits, qat, ptq) in &results.rows {
-            println!("{bits:>5}  {:>21.1}%  {:>23.1}%", 100.0 * qat, 100.0 * ptq);
+        for e in &results.experiments {
+            println!();
+            println!("{}", e.setting);
+            println!(
+                "{:>5}  {:>26}  {:>26}",
+                "bits", "trained aware", "post-training quantized"
+            );
+            for (bits, aware, post) in &e.rows {
+                println!("{bits:>5}  {:>26}  {:>26}", aware.text(), post.text());
+            }
         }
         println!();
     }
@@ -319,20 +574,38 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
 fn draw(results: &Results, path: &Path) -> Result<()> {
     use plotters::prelude::*;
-    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    let n = results.experiments.len().max(1);
+    let root = SVGBackend::new(path, (720 * n as u32, 440)).into_drawing_area();
     root.fill(&WHITE)?;
-    let lo_bits = results.rows.iter().map(|r| r.0).min().unwrap_or(2);
-    let hi_bits = results.rows.iter().map(|r| r.0).max().unwrap_or(8);
-    let lowest = results
+    let panels = root.split_evenly((1, n));
+    for (e, area) in results.experiments.iter().zip(&panels) {
+        panel(results, e, area)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn panel<DB: plotters::prelude::DrawingBackend>(
+    results: &Results,
+    e: &Experiment,
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+    let lo_bits = e.rows.iter().map(|r| r.0).min().unwrap_or(2);
+    let hi_bits = e.rows.iter().map(|r| r.0).max().unwrap_or(8);
+    let lowest = e
         .rows
         .iter()
-        .flat_map(|r| [r.1, r.2])
-        .chain([results.float_accuracy])
+        .flat_map(|r| [r.1.min(), r.2.min()])
+        .chain([results.float.min()])
         .fold(1.0f64, f64::min);
     let y_lo = ((lowest * 100.0 - 5.0) / 5.0).floor() * 5.0;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(area)
         .caption(
-            "Digits MLP: test accuracy against weight bits",
+            format!("Digits MLP: test accuracy against {} bits", e.what),
             ("sans-serif", 20),
         )
         .margin(16)
@@ -344,12 +617,12 @@ fn draw(results: &Results, path: &Path) -> Result<()> {
         )?;
     chart
         .configure_mesh()
-        .x_desc("weight bits (fixed point, fl = bits - 1)")
-        .y_desc("test accuracy (%)")
+        .x_desc(format!("{} bits", e.what))
+        .y_desc("test accuracy (%), mean and range over seeds")
         .x_labels((hi_bits - lo_bits + 1) as usize)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
-    let float = 100.0 * results.float_accuracy;
+    let float = 100.0 * results.float.mean();
     chart
         .draw_series(LineSeries::new(
             [
@@ -360,21 +633,31 @@ fn draw(results: &Results, path: &Path) -> Result<()> {
         ))?
         .label(format!("float32 ({float:.1} %)"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
-    let mut rows = results.rows.clone();
+    let mut rows: Vec<&(u32, Spread, Spread)> = e.rows.iter().collect();
     rows.sort_by_key(|r| r.0);
-    for (name, color, pick) in [
-        ("quantization-aware training", BLUE, 1usize),
-        ("post-training quantization", RED, 2usize),
+    for (name, color, aware) in [
+        ("trained aware", BLUE, true),
+        ("post-training quantization", RED, false),
     ] {
+        let pick = |r: &(u32, Spread, Spread)| if aware { r.1.clone() } else { r.2.clone() };
         let points: Vec<(f64, f64)> = rows
             .iter()
-            .map(|r| (f64::from(r.0), 100.0 * if pick == 1 { r.1 } else { r.2 }))
+            .map(|r| (f64::from(r.0), 100.0 * pick(r).mean()))
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
             .label(name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        // The range over seeds, as a vertical bar.
+        chart.draw_series(rows.iter().map(|r| {
+            let s = pick(r);
+            let x = f64::from(r.0);
+            PathElement::new(
+                [(x, 100.0 * s.min()), (x, 100.0 * s.max())],
+                color.stroke_width(1),
+            )
+        }))?;
     }
     chart
         .configure_series_labels()
@@ -382,6 +665,5 @@ fn draw(results: &Results, path: &Path) -> Result<()> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }

@@ -498,7 +498,8 @@ fn errors_leave_files_untouched() {
     );
 }
 
-/// The demo at reduced epochs: its JSON has the promised shape, and it writes the plot.
+/// The demo at reduced epochs: its JSON has the promised shape (both experiments, a spread
+/// over the seeds), and it writes the plot.
 #[test]
 fn demo_smoke_test() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,8 +508,14 @@ fn demo_smoke_test() {
         "demo",
         "--epochs",
         "2",
+        "--seeds",
+        "2",
         "--bits",
         "4,2",
+        "--converter-bits",
+        "6,3",
+        "--noise",
+        "0.05",
         "--json",
         "--plot",
         path_str(&plot),
@@ -517,20 +524,40 @@ fn demo_smoke_test() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let float = v["float_accuracy"].as_f64().unwrap();
     assert!(float > 0.5 && float <= 1.0, "{float}");
-    let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0]["bits"], 4);
-    assert_eq!(rows[1]["bits"], 2);
-    for r in rows {
-        for key in ["qat_accuracy", "ptq_accuracy"] {
-            let a = r[key].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&a), "{key} {a}");
+    assert_eq!(v["seeds"], serde_json::json!([0, 1]));
+    assert_eq!(v["float"]["runs"].as_array().unwrap().len(), 2);
+    for (key, widths) in [("rows", [4, 2]), ("crossbar", [6, 3])] {
+        let rows = v[key].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{key}");
+        for (r, bits) in rows.iter().zip(widths) {
+            assert_eq!(r["bits"], bits);
+            for name in ["qat", "ptq"] {
+                let s = &r[name];
+                let runs: Vec<f64> = s["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_f64().unwrap())
+                    .collect();
+                assert_eq!(runs.len(), 2);
+                assert!(
+                    runs.iter().all(|a| (0.0..=1.0).contains(a)),
+                    "{key} {name} {runs:?}"
+                );
+                let mean = s["mean"].as_f64().unwrap();
+                assert!((mean - (runs[0] + runs[1]) / 2.0).abs() < 1e-12);
+                assert_eq!(r[format!("{name}_accuracy")].as_f64().unwrap(), mean);
+            }
         }
     }
     let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("quantization-aware training"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("trained aware") && svg.contains("ADC/DAC bits")
+    );
     assert!(stderr(&o).contains(path_str(&plot)));
     assert_fails(&["demo", "--bits", "1"], "--bits 1");
+    assert_fails(&["demo", "--seeds", "0"], "--seeds");
+    assert_fails(&["demo", "--noise", "-1"], "--noise");
 }
 
 #[test]
