@@ -50,8 +50,10 @@ fn inputs<T: Element>(n: usize) -> Vec<T> {
 
 struct Report<'c> {
     size_label: String,
-    /// A copy of the size's input into a buffer of its own.
+    /// A copy of the size's input into a buffer of its own (or another baseline).
     copy: Box<dyn FnMut() + 'c>,
+    /// What the ratio compares with: `copy`, or the baseline's name.
+    baseline: &'static str,
     n: usize,
     reps: usize,
     filter: Option<String>,
@@ -83,12 +85,13 @@ impl Report<'_> {
     fn line(&self, path: &str, t: Duration, ratio: f64) {
         let rate = self.n as f64 / t.as_secs_f64();
         println!(
-            "{:<44} {:>6} {:>11.3} us {:>9.0} Melem/s {:>7.2}x copy",
+            "{:<44} {:>6} {:>11.3} us {:>9.0} Melem/s {:>7.2}x {}",
             path,
             self.size_label,
             t.as_secs_f64() * 1e6,
             rate / 1e6,
-            ratio
+            ratio,
+            self.baseline
         );
     }
 
@@ -116,6 +119,7 @@ fn bench_type<T: Element>(
         let mut report = Report {
             size_label: label.to_string(),
             copy: Box::new(|| copy(black_box(&src), &mut copy_dst)),
+            baseline: "copy",
             n,
             reps: if n >= 1 << 20 { reps } else { reps * 20 },
             filter: filter.clone(),
@@ -181,6 +185,89 @@ fn bench_type<T: Element>(
     }
 }
 
+/// The crossbar's periphery against the per-tensor fixed-point kernel (into a buffer, nearest)
+/// on the same data, a `4096 x (n / 4096)` matrix: per-slice fractional lengths (given, or
+/// chosen from the data), the ADC model, and rounding to grids and tables of levels.
+fn bench_periphery(sizes: &[(usize, &str)], reps: usize, filter: &Option<String>) {
+    use xbquant::{Blocks, Converter, ConverterRange, FracLengthRule, Grid, Levels};
+    let fmt = FixedPoint::new(8, 5).unwrap();
+    for &(n, label) in sizes {
+        let rows = 4096.min(n);
+        let shape = vec![rows, n / rows];
+        let src: Vec<f32> = inputs(n);
+        let mut dst = vec![0f32; n];
+        let mut base_dst = dst.clone();
+        let mut report = Report {
+            size_label: label.to_string(),
+            copy: Box::new(|| {
+                fmt.quantize_into(black_box(&src), &mut base_dst, Rounding::NearestEven)
+                    .unwrap();
+            }),
+            baseline: "per-tensor",
+            n,
+            reps: if n >= 1 << 20 { reps } else { reps * 20 },
+            filter: filter.clone(),
+        };
+        for axis in [0, 1] {
+            let blocks = Blocks::Axis {
+                shape: shape.clone(),
+                axis,
+            };
+            let fls: Vec<i32> = (0..shape[axis]).map(|j| 3 + (j % 4) as i32).collect();
+            report.run(&format!("f32 per-axis {axis} given fl"), || {
+                fmt.quantize_slices_into(
+                    &src,
+                    &mut dst,
+                    None,
+                    &blocks,
+                    &fls,
+                    Rounding::NearestEven,
+                )
+                .unwrap();
+            });
+            report.run(&format!("f32 per-axis {axis} fl auto"), || {
+                let fls = fmt
+                    .choose_frac_lengths(&src, &blocks, FracLengthRule::Max)
+                    .unwrap();
+                fmt.quantize_slices_into(
+                    &src,
+                    &mut dst,
+                    None,
+                    &blocks,
+                    &fls,
+                    Rounding::NearestEven,
+                )
+                .unwrap();
+            });
+        }
+        let columns = Blocks::Axis {
+            shape: shape.clone(),
+            axis: 1,
+        };
+        let adc = Converter::new(8).unwrap();
+        report.run("f32 adc 8 bits per-column abs-max", || {
+            adc.convert_into(&src, &mut dst, None, &columns, &ConverterRange::AbsMax)
+                .unwrap();
+        });
+        let grid = Grid::new(1.0 / 255.0, -1.0, Some(511)).unwrap();
+        report.run("f32 grid step 1/255 nearest", || {
+            grid.quantize_into(&src, &mut dst, Rounding::NearestEven)
+                .unwrap();
+        });
+        let table = Levels::new((0..64).map(|k| f64::from(k * k) / 400.0 - 5.0).collect()).unwrap();
+        report.run("f32 levels 64 nearest", || {
+            table
+                .quantize_into(&src, &mut dst, Rounding::NearestEven)
+                .unwrap();
+        });
+        report.run("f32 levels 64 stochastic", || {
+            table
+                .quantize_into(&src, &mut dst, Rounding::Stochastic { seed: 1 })
+                .unwrap();
+        });
+    }
+}
+
 /// An instruction set by name (`avx512`, `avx2`, `baseline`), for `--isa`.
 ///
 /// # Errors
@@ -223,6 +310,7 @@ pub fn run(quick: bool, filter: Option<String>) {
     };
     bench_type::<f32>(sizes, reps, true, &filter);
     bench_type::<f64>(sizes, reps, !quick, &filter);
+    bench_periphery(&sizes[sizes.len() - 2..], reps, &filter);
 }
 
 #[cfg(test)]

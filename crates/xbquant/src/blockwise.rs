@@ -28,11 +28,11 @@ use crate::{Element, FixedPoint, QuantSpec, Rounding};
 /// Runs at least this long are quantized directly with their block's format.
 const LONG: usize = 512;
 /// Runs shorter than this are scaled with a factor table of one period (`inner * count`).
-const SHORT: usize = 16;
+pub(crate) const SHORT: usize = 16;
 /// Elements per piece of the scaled path (one `f64` scratch buffer each).
 const PIECE: usize = 1 << 15;
 /// The largest period whose factor tables are built (two `f64` per element of a period).
-const MAX_PERIOD: usize = 1 << 22;
+pub(crate) const MAX_PERIOD: usize = 1 << 22;
 
 /// One per-block quantization.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +173,59 @@ pub(crate) fn merge_abs_max_part<T: Element>(
             *t = m;
         }
     }
+}
+
+/// The sum over each block of `value(i)` for the `len` elements `i` of a tensor (`count`
+/// entries), over rayon's threads.
+pub(crate) fn block_sums(
+    len: usize,
+    inner: usize,
+    count: usize,
+    value: impl Fn(usize) -> f64 + Sync,
+) -> Vec<f64> {
+    let count = count.max(1);
+    let inner = if count == 1 { usize::MAX } else { inner.max(1) };
+    let add = |mut a: Vec<f64>, b: Vec<f64>| {
+        for (s, v) in a.iter_mut().zip(b) {
+            *s += v;
+        }
+        a
+    };
+    let pieces = (0..len.div_ceil(PIECE)).into_par_iter();
+    if inner >= SHORT {
+        return pieces
+            .fold(
+                || vec![0f64; count],
+                |mut acc, k| {
+                    let start = k * PIECE;
+                    for_runs(start, inner, count, PIECE.min(len - start), |i, b, n| {
+                        acc[b] += (start + i..start + i + n).map(&value).sum::<f64>();
+                    });
+                    acc
+                },
+            )
+            .reduce(|| vec![0f64; count], add);
+    }
+    let period = inner * count;
+    let acc = pieces
+        .fold(
+            || vec![0f64; period],
+            |mut acc, k| {
+                let start = k * PIECE;
+                for_period(start % period, period, PIECE.min(len - start), |i, p, n| {
+                    for (a, j) in acc[p..p + n].iter_mut().zip(start + i..) {
+                        *a += value(j);
+                    }
+                });
+                acc
+            },
+        )
+        .reduce(|| vec![0f64; period], add);
+    let mut sums = vec![0f64; count];
+    for (p, v) in acc.into_iter().enumerate() {
+        sums[(p / inner) % count] += v;
+    }
+    sums
 }
 
 /// The largest finite magnitude of a run, split over threads when it is long.
@@ -446,7 +499,12 @@ fn scaled<T: Element>(
 
 /// Calls `f(i, p, n)` for the stretches of `len` elements that begin at period position `p0`:
 /// element `i` onwards, `n` of them, at period positions `p..p + n`.
-fn for_period(p0: usize, period: usize, len: usize, mut f: impl FnMut(usize, usize, usize)) {
+pub(crate) fn for_period(
+    p0: usize,
+    period: usize,
+    len: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
     let (mut i, mut p) = (0, p0);
     while i < len {
         let n = (period - p).min(len - i);
@@ -458,7 +516,7 @@ fn for_period(p0: usize, period: usize, len: usize, mut f: impl FnMut(usize, usi
 
 /// Calls `f(i, b, n)` for the stretches of `len` elements, the first at tensor index `offset`,
 /// that lie in one block: element `i` onwards, `n` of them, in block `b`.
-fn for_runs(
+pub(crate) fn for_runs(
     offset: usize,
     inner: usize,
     count: usize,

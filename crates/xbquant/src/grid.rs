@@ -170,7 +170,7 @@ impl Grid {
     /// NaN (and for an infinity on an unbounded grid).
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     fn index(&self, x: f64, rounding: Rounding, draw: impl FnOnce() -> f64) -> Option<i64> {
-        use std::cmp::Ordering::Less;
+        use std::cmp::Ordering::{Greater, Less};
         let last = self.levels.map(|n| (n - 1) as i64);
         if x.is_nan() {
             return None;
@@ -183,11 +183,51 @@ impl Grid {
             };
         }
         let approx = ((x - self.offset) / self.step).floor();
+        // Clearly beyond a bounded grid: an end point, whatever the rounding.
+        if let Some(last) = last {
+            #[allow(clippy::cast_precision_loss)]
+            let top = last as f64;
+            let margin = approx.abs() * 2f64.powi(-50) + 1.0;
+            if approx < -margin {
+                return Some(0);
+            }
+            if approx > top + margin {
+                return Some(last);
+            }
+        }
         if !approx.is_finite() || approx.abs() >= 4.0e15 {
             // Far beyond any grid point the arithmetic below can place.
             // Bounded: an end point. Unbounded: no point the arithmetic can place, so the value
             // stays as it is.
             return last.map(|last| if approx > 0.0 { last } else { 0 });
+        }
+        // Fast path: where the approximate position is clearly away from a grid point and from
+        // a midpoint, its floor and its side of the midpoint are exact. `t` carries a relative
+        // error of at most two roundings, 2^-52; the margin is four times that.
+        let t = (x - self.offset) / self.step;
+        let frac = t - approx;
+        let margin = t.abs() * 2f64.powi(-50) + f64::MIN_POSITIVE;
+        if frac > margin && frac < 1.0 - margin && (frac - 0.5).abs() > margin {
+            #[allow(clippy::cast_possible_truncation)]
+            let k = approx as i64;
+            let mid = if frac > 0.5 {
+                Greater
+            } else {
+                std::cmp::Ordering::Less
+            };
+            let inside = last.is_none_or(|last| k >= 0 && k < last);
+            if inside {
+                let stochastic = rounding.is_stochastic();
+                let upper = pick_upper(
+                    rounding,
+                    mid,
+                    k,
+                    x,
+                    frac,
+                    if stochastic { draw() } else { 0.0 },
+                );
+                return Some(if upper { k + 1 } else { k });
+            }
         }
         // The largest k with point(k) <= x, exactly.
         let mut k = approx;
@@ -333,23 +373,34 @@ impl Levels {
         &self.levels
     }
 
-    /// The index of the level `x` rounds to, or `None` for NaN.
+    /// The last index with `levels[k] <= x` (0 when `x` is below the table) of each of `xs`,
+    /// into `bases`: branch-free binary searches run in lockstep, so that their loads overlap.
     #[inline]
-    fn index(&self, x: f64, rounding: Rounding, draw: impl FnOnce() -> f64) -> Option<usize> {
+    fn search(&self, xs: &[f64], bases: &mut [usize]) {
+        let l = &self.levels;
+        bases.fill(0);
+        let mut len = l.len();
+        while len > 1 {
+            let half = len / 2;
+            for (b, &x) in bases.iter_mut().zip(xs) {
+                *b = if l[*b + half] <= x { *b + half } else { *b };
+            }
+            len -= half;
+        }
+    }
+
+    /// The index of the level `x` rounds to, `base` its search result, or `None` for NaN.
+    #[inline]
+    fn decide(
+        &self,
+        x: f64,
+        base: usize,
+        rounding: Rounding,
+        draw: impl FnOnce() -> f64,
+    ) -> Option<usize> {
         let l = &self.levels;
         if x.is_nan() {
             return None;
-        }
-        // The last index with l[k] <= x (0 when x is below the table), branch-free.
-        let (mut base, mut len) = (0usize, l.len());
-        while len > 1 {
-            let half = len / 2;
-            base = if l[base + half] <= x {
-                base + half
-            } else {
-                base
-            };
-            len -= half;
         }
         if x <= l[0] {
             return Some(0);
@@ -358,9 +409,13 @@ impl Levels {
             return Some(base);
         }
         let (lo, hi) = (l[base], l[base + 1]);
-        // x against the midpoint: the sign of (x - lo) - (hi - x) = x + x - lo - hi, exactly
-        // (scaled down first where the sums could overflow).
-        let mid = if hi.abs().max(lo.abs()) > 1e300 {
+        // x against the midpoint: the sign of (x - lo) - (hi - x), rounded where that is clearly
+        // away from 0 (its error is at most 2^-51 of hi - lo), else exactly: x + x - lo - hi
+        // with error-free sums (scaled down first where the sums could overflow).
+        let d = (x - lo) - (hi - x);
+        let mid = if d.abs() > (hi - lo) * 2f64.powi(-48) {
+            d.partial_cmp(&0.0).unwrap_or(std::cmp::Ordering::Equal)
+        } else if hi.abs().max(lo.abs()) > 1e300 {
             let s = 2f64.powi(-8);
             sign_of_sum([x * s, x * s, -lo * s, -hi * s])
         } else {
@@ -436,6 +491,34 @@ impl Levels {
         Ok(out)
     }
 
+    /// Calls `emit(j, level index or None)` for each element `j` of `xs`, the elements from
+    /// tensor index `first` on, in groups of 16 searched in lockstep.
+    #[inline]
+    fn each_index<T: Element>(
+        &self,
+        xs: &[T],
+        first: u64,
+        rounding: Rounding,
+        key: u64,
+        mut emit: impl FnMut(usize, Option<usize>),
+    ) {
+        const GROUP: usize = 16;
+        let (mut values, mut bases) = ([0f64; GROUP], [0usize; GROUP]);
+        for (g, group) in xs.chunks(GROUP).enumerate() {
+            let n = group.len();
+            for (v, x) in values.iter_mut().zip(group) {
+                *v = x.to_f64();
+            }
+            self.search(&values[..n], &mut bases[..n]);
+            for j in 0..n {
+                let at = g * GROUP + j;
+                let i = first + at as u64;
+                let draw = || uniform(counter(key, i));
+                emit(at, self.decide(values[j], bases[j], rounding, draw));
+            }
+        }
+    }
+
     fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding) {
         let key = match rounding {
             Rounding::Stochastic { seed } => stream_key(seed),
@@ -445,13 +528,12 @@ impl Levels {
             .zip(out.par_chunks_mut(PIECE))
             .enumerate()
             .for_each(|(p, (xs, os))| {
-                for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
-                    let i = (p * PIECE + j) as u64;
-                    *o = match self.index(v.to_f64(), rounding, || uniform(counter(key, i))) {
+                self.each_index(xs, (p * PIECE) as u64, rounding, key, |j, k| {
+                    os[j] = match k {
                         Some(k) => T::from_f64(self.levels[k]),
-                        None => *v,
+                        None => xs[j],
                     };
-                }
+                });
             });
     }
 
@@ -465,12 +547,9 @@ impl Levels {
             .zip(out.par_chunks_mut(PIECE))
             .enumerate()
             .for_each(|(p, (xs, os))| {
-                for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
-                    let i = (p * PIECE + j) as u64;
-                    *o = self
-                        .index(v.to_f64(), rounding, || uniform(counter(key, i)))
-                        .map_or(u32::MAX, |k| k as u32);
-                }
+                self.each_index(xs, (p * PIECE) as u64, rounding, key, |j, k| {
+                    os[j] = k.map_or(u32::MAX, |k| k as u32);
+                });
             });
     }
 }

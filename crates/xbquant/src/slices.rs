@@ -99,34 +99,14 @@ pub(crate) fn run<T: Element>(job: SliceJob<'_, T>) {
 fn squared_errors<T: Element>(job: &PerBlock<'_>, x: &[T]) -> Vec<f64> {
     let mut q = vec![T::from_f64(0.0); x.len()];
     blockwise::quantize(job, x, &mut q, None);
-    let count = job.count.max(1);
-    let inner = if count == 1 {
-        x.len().max(1)
-    } else {
-        job.inner.max(1)
-    };
-    let runs: Vec<f64> = x
-        .par_chunks(inner)
-        .zip(q.par_chunks(inner))
-        .map(|(xs, qs)| {
-            xs.iter()
-                .zip(qs)
-                .map(|(a, b)| {
-                    let d = b.to_f64() - a.to_f64();
-                    if d.is_finite() {
-                        d * d
-                    } else {
-                        0.0
-                    }
-                })
-                .sum()
-        })
-        .collect();
-    let mut sums = vec![0f64; count];
-    for (r, s) in runs.into_iter().enumerate() {
-        sums[r % count] += s;
-    }
-    sums
+    blockwise::block_sums(x.len(), job.inner, job.count, |i| {
+        let d = q[i].to_f64() - x[i].to_f64();
+        if d.is_finite() {
+            d * d
+        } else {
+            0.0
+        }
+    })
 }
 
 /// A part of a tensor, for going through a tensor part by part (a file in bounded memory): the
@@ -468,6 +448,12 @@ pub struct Converter {
     noise_seed: Option<u64>,
 }
 
+/// The ranges of a stretch of elements: one for all, or one each.
+enum Ranges<'a> {
+    One(f64),
+    Each(&'a [f64]),
+}
+
 /// Keeps the noise stream apart from the rounding stream of the same seed.
 const NOISE_SALT: u64 = 0xD1B5_4A32_D192_ED03;
 
@@ -659,18 +645,50 @@ impl Converter {
             .noise_seed
             .map_or(0, |seed| mix64(stream_key(seed) ^ NOISE_SALT));
         let spec = QuantSpec::new(self.format, self.rounding);
+        // Short runs: the range of every position of one period, so that the loops below run
+        // over contiguous stretches with a range each, not a division per element.
+        let period = inner.saturating_mul(count);
+        let table: Option<Vec<f64>> = (inner < blockwise::SHORT && period <= blockwise::MAX_PERIOD)
+            .then(|| (0..period).map(|p| ranges[(p / inner) % count]).collect());
+        // Calls `f(i, n, r)` for stretches of `len` elements from tensor index `offset`, `r` the
+        // ranges of the stretch: one value, or one per element.
+        let stretches =
+            |offset: usize, len: usize, f: &mut dyn FnMut(usize, usize, Ranges<'_>)| match &table {
+                Some(t) => blockwise::for_period(offset % period, period, len, |i, p, n| {
+                    f(i, n, Ranges::Each(&t[p..p + n]));
+                }),
+                None => blockwise::for_runs(offset, inner, count, len, |i, b, n| {
+                    f(i, n, Ranges::One(ranges[b]));
+                }),
+            };
+        let noisy = self.noise_seed.is_some();
         let piece =
             |offset: usize, xs: &[T], os: &mut [T], ms: Option<&mut [bool]>, buf: &mut Vec<f64>| {
                 buf.clear();
-                buf.extend(xs.iter().enumerate().map(|(j, v)| {
-                    let r = ranges[((offset + j) / inner) % count];
-                    let t = T::from_f64(v.to_f64() / r).to_f64();
-                    if self.noise_seed.is_some() {
-                        t + self.noise_at(key, (offset + j) as u64)
-                    } else {
-                        t
+                buf.resize(xs.len(), 0.0);
+                // x / r, rounded to the element type (0 where the range is 0).
+                stretches(offset, xs.len(), &mut |i, n, r| {
+                    let (b, v) = (&mut buf[i..i + n], &xs[i..i + n]);
+                    match r {
+                        Ranges::One(0.0) => b.fill(0.0),
+                        Ranges::One(r) => {
+                            for (s, v) in b.iter_mut().zip(v) {
+                                *s = T::from_f64(v.to_f64() / r).to_f64();
+                            }
+                        }
+                        Ranges::Each(rs) => {
+                            for ((s, v), r) in b.iter_mut().zip(v).zip(rs) {
+                                let t = T::from_f64(v.to_f64() / r).to_f64();
+                                *s = if *r == 0.0 { 0.0 } else { t };
+                            }
+                        }
                     }
-                }));
+                });
+                if noisy {
+                    for (j, s) in buf.iter_mut().enumerate() {
+                        *s += self.noise_at(key, (offset + j) as u64);
+                    }
+                }
                 let spec = spec.with_stream_start(offset as u64);
                 match ms {
                     None => spec.quantize_in_place(buf.as_mut_slice()),
@@ -678,15 +696,32 @@ impl Converter {
                         let _ = spec.quantize_in_place_with_mask(buf.as_mut_slice(), ms);
                     }
                 }
-                for (j, (o, (q, v))) in os.iter_mut().zip(buf.iter().zip(xs)).enumerate() {
-                    let r = ranges[((offset + j) / inner) % count];
-                    *o = if r == 0.0 {
-                        // A zero range: zeros (NaN stays NaN).
-                        T::from_f64(if v.to_f64().is_nan() { f64::NAN } else { 0.0 })
-                    } else {
-                        T::from_f64(r * q)
-                    };
-                }
+                // r * Q, rounded to the element type; a zero range gives zeros (NaN stays NaN).
+                let zero = |v: &T| T::from_f64(if v.to_f64().is_nan() { f64::NAN } else { 0.0 });
+                stretches(offset, xs.len(), &mut |i, n, r| {
+                    let (o, q, v) = (&mut os[i..i + n], &buf[i..i + n], &xs[i..i + n]);
+                    match r {
+                        Ranges::One(0.0) => {
+                            for (o, v) in o.iter_mut().zip(v) {
+                                *o = zero(v);
+                            }
+                        }
+                        Ranges::One(r) => {
+                            for (o, q) in o.iter_mut().zip(q) {
+                                *o = T::from_f64(r * q);
+                            }
+                        }
+                        Ranges::Each(rs) => {
+                            for (((o, q), v), r) in o.iter_mut().zip(q).zip(v).zip(rs) {
+                                *o = if *r == 0.0 {
+                                    zero(v)
+                                } else {
+                                    T::from_f64(r * q)
+                                };
+                            }
+                        }
+                    }
+                });
             };
         let pieces = x
             .par_chunks(PIECE)
