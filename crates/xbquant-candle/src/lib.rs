@@ -30,7 +30,9 @@ mod periphery;
 pub use float::{BlockQuantF, BlockShape, FloatQuantF};
 pub use layer::{quant_linear, QuantLinear};
 pub use op::{fixed_point_quantize_wrapper, FixedPointQuantF, Gradient, Quantizer};
-pub use periphery::{ConverterF, FracLengths, GridQuantF, LevelsQuantF, SliceQuantF};
+pub use periphery::{
+    bit_slices, from_bit_slices, ConverterF, FracLengths, GridQuantF, LevelsQuantF, SliceQuantF,
+};
 pub use xbquant;
 
 #[cfg(doctest)]

@@ -386,3 +386,85 @@ impl Periphery for LevelsQuantF {
     }
 }
 periphery_op!(LevelsQuantF);
+
+/// The bit planes of integer codes (any dtype; float codes must hold integers): a tensor of the
+/// codes' dtype with one more dimension in front, `slicing.count()` planes, least significant
+/// first (see [`BitSlicing`](xbquant::BitSlicing)). Not differentiable.
+///
+/// # Errors
+///
+/// A candle error for float codes that are not integers, and for codes the slicing cannot hold.
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use xbquant::{BitSlicing, SliceEncoding};
+/// use xbquant_candle::{bit_slices, from_bit_slices};
+///
+/// let codes = Tensor::new(&[-5i64, 6], &Device::Cpu)?;
+/// let s = BitSlicing::new(4, 1, SliceEncoding::SignMagnitude)?;
+/// let planes = bit_slices(&codes, s)?;
+/// assert_eq!(planes.to_vec2::<i64>()?, [[-1, 0], [0, 1], [-1, 1], [0, 0]]);
+/// assert_eq!(from_bit_slices(&planes, s)?.to_vec1::<i64>()?, [-5, 6]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn bit_slices(codes: &Tensor, slicing: xbquant::BitSlicing) -> candle_core::Result<Tensor> {
+    let values = integer_codes(codes)?;
+    let planes = slicing.planes(&values).map_err(xbquant_error)?;
+    let mut dims = vec![slicing.count()];
+    dims.extend_from_slice(codes.dims());
+    let flat: Vec<i64> = planes.into_iter().flatten().collect();
+    Tensor::from_vec(flat, dims, codes.device())?.to_dtype(codes.dtype())
+}
+
+/// The codes of planes made by [`bit_slices`] (planes along the first dimension), in the planes'
+/// dtype. Not differentiable.
+///
+/// # Errors
+///
+/// A candle error for the wrong number of planes, float planes that are not integers, or sums
+/// beyond 64 bits.
+pub fn from_bit_slices(
+    planes: &Tensor,
+    slicing: xbquant::BitSlicing,
+) -> candle_core::Result<Tensor> {
+    let dims = planes.dims();
+    if dims.first() != Some(&slicing.count()) {
+        return Err(Error::Msg(format!(
+            "xbquant: expected {} planes along the first dimension, got shape {dims:?}",
+            slicing.count()
+        )));
+    }
+    let values = integer_codes(planes)?;
+    let len = values.len() / slicing.count();
+    let rows: Vec<&[i64]> = if len == 0 {
+        vec![&[]; slicing.count()]
+    } else {
+        values.chunks(len).collect()
+    };
+    let codes = slicing.join(&rows).map_err(xbquant_error)?;
+    Tensor::from_vec(codes, &dims[1..], planes.device())?.to_dtype(planes.dtype())
+}
+
+/// The elements of a tensor of integer codes, row-major, as `i64`.
+fn integer_codes(t: &Tensor) -> candle_core::Result<Vec<i64>> {
+    if t.dtype().is_float() {
+        let t64 = t.to_dtype(candle_core::DType::F64)?.flatten_all()?;
+        let v: Vec<f64> = t64.to_vec1()?;
+        if let Some(bad) = v.iter().find(|x| x.fract() != 0.0 || !x.is_finite()) {
+            return Err(Error::Msg(format!(
+                "xbquant: codes must be integers, got {bad}"
+            )));
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        return Ok(v.into_iter().map(|x| x as i64).collect());
+    }
+    t.to_dtype(candle_core::DType::I64)?
+        .flatten_all()?
+        .to_vec1()
+}
+
+fn xbquant_error(e: xbquant::Error) -> Error {
+    Error::Msg(format!("xbquant: {e}"))
+}

@@ -134,3 +134,49 @@ fn grids_and_levels_equal_the_core_and_pass_gradients_inside() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn bit_slices_of_float_and_integer_tensors_round_trip() -> Result<()> {
+    use xbquant::{BitSlicing, SliceEncoding};
+    use xbquant_candle::{bit_slices, from_bit_slices};
+    let codes = Tensor::new(&[[3f32, -2.0, 0.0], [-15.0, 7.0, 1.0]], &Device::Cpu)?;
+    for encoding in [
+        SliceEncoding::SignMagnitude,
+        SliceEncoding::OffsetBinary,
+        SliceEncoding::TwosComplement,
+    ] {
+        let s = BitSlicing::new(5, 2, encoding)?;
+        let planes = bit_slices(&codes, s)?;
+        assert_eq!(planes.dims(), [3, 2, 3]);
+        assert_eq!(planes.dtype(), candle_core::DType::F32);
+        let back = from_bit_slices(&planes, s)?;
+        assert_eq!(
+            back.to_vec2::<f32>()?,
+            codes.to_vec2::<f32>()?,
+            "{encoding:?}"
+        );
+        // The planes are the core's, element by element.
+        let flat: Vec<i64> = codes
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| v as i64)
+            .collect();
+        let want: Vec<f32> = s
+            .planes(&flat)?
+            .into_iter()
+            .flatten()
+            .map(|d| d as f32)
+            .collect();
+        assert_eq!(planes.flatten_all()?.to_vec1::<f32>()?, want);
+    }
+    let s = BitSlicing::new(4, 1, SliceEncoding::SignMagnitude)?;
+    assert!(bit_slices(&Tensor::new(&[0.5f32], &Device::Cpu)?, s).is_err());
+    assert!(bit_slices(&Tensor::new(&[16i64], &Device::Cpu)?, s).is_err());
+    assert!(from_bit_slices(
+        &Tensor::zeros((3, 2), candle_core::DType::I64, &Device::Cpu)?,
+        s
+    )
+    .is_err());
+    Ok(())
+}
