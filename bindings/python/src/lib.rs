@@ -844,16 +844,24 @@ fn convert(
     by_dtype!(dtype, convert_call(py, c, b, r, src, dst, mask))
 }
 
-fn grid_call<L: Layout>(
+/// A grid or a table of levels: what `quantize_grid` and `quantize_levels` round to.
+#[derive(Clone, Copy)]
+enum Points<'a> {
+    Grid(&'a Grid),
+    Levels(&'a Levels),
+}
+
+fn points_call<L: Layout>(
     py: Python<'_>,
-    grid: &Grid,
+    points: Points<'_>,
     rounding: Rounding,
     src: &Bound<'_, PyAny>,
     dst: &Bound<'_, PyAny>,
     dtype: &str,
 ) -> PyResult<()> {
-    with_buffers::<L, ()>(py, src, dst, None, dtype, |x, out, _| {
-        grid.quantize_into(x, out, rounding)
+    with_buffers::<L, ()>(py, src, dst, None, dtype, |x, out, _| match points {
+        Points::Grid(g) => g.quantize_into(x, out, rounding),
+        Points::Levels(t) => t.quantize_into(x, out, rounding),
     })
 }
 
@@ -874,8 +882,8 @@ fn quantize_grid(
 ) -> PyResult<()> {
     let grid = Grid::new(step, offset, levels).map_err(value_error)?;
     let rounding = rounding_of(rounding, seed)?;
-    let g = &grid;
-    by_dtype!(dtype, grid_call(py, g, rounding, src, dst))
+    let g = Points::Grid(&grid);
+    by_dtype!(dtype, points_call(py, g, rounding, src, dst))
 }
 
 /// A table of levels, sorted once: a frozen Python object the Python layer caches.
@@ -896,19 +904,6 @@ impl LevelTable {
     }
 }
 
-fn levels_call<L: Layout>(
-    py: Python<'_>,
-    table: &Levels,
-    rounding: Rounding,
-    src: &Bound<'_, PyAny>,
-    dst: &Bound<'_, PyAny>,
-    dtype: &str,
-) -> PyResult<()> {
-    with_buffers::<L, ()>(py, src, dst, None, dtype, |x, out, _| {
-        table.quantize_into(x, out, rounding)
-    })
-}
-
 /// Rounds `src` to the nearest (or by `rounding`) level of `table`.
 #[pyfunction]
 #[pyo3(signature = (table, rounding, seed, src, dst, dtype))]
@@ -922,8 +917,8 @@ fn quantize_levels(
     dtype: &str,
 ) -> PyResult<()> {
     let rounding = rounding_of(rounding, seed)?;
-    let t = &table.0;
-    by_dtype!(dtype, levels_call(py, t, rounding, src, dst))
+    let t = Points::Levels(&table.0);
+    by_dtype!(dtype, points_call(py, t, rounding, src, dst))
 }
 
 fn slicing(bits: u32, slice_bits: u32, encoding: &str) -> PyResult<BitSlicing> {

@@ -276,6 +276,14 @@ impl Periphery for ConverterF {
 }
 periphery_op!(ConverterF);
 
+/// Marks the elements outside `[lo, hi]`: those whose gradient stops.
+fn mark_outside<T: Element>(x: &[T], mask: &mut [bool], (lo, hi): (f64, f64)) {
+    for (m, v) in mask.iter_mut().zip(x) {
+        let v = v.to_f64();
+        *m = v < lo || v > hi;
+    }
+}
+
 /// Rounding to a [`Grid`] with the straight-through gradient, zero outside the grid's span.
 ///
 /// # Examples
@@ -318,13 +326,8 @@ impl Periphery for GridQuantF {
         mask: Option<&mut [bool]>,
     ) -> Result<(), xbquant::Error> {
         self.grid.quantize_into(x, out, self.rounding)?;
-        if let (Some(mask), Some(n)) = (mask, self.grid.levels()) {
-            #[allow(clippy::cast_possible_wrap)]
-            let (lo, hi) = (self.grid.point(0), self.grid.point(n as i64 - 1));
-            for (m, v) in mask.iter_mut().zip(x) {
-                let v = v.to_f64();
-                *m = v < lo || v > hi;
-            }
+        if let (Some(mask), Some(span)) = (mask, self.grid.span()) {
+            mark_outside(x, mask, span);
         }
         Ok(())
     }
@@ -375,12 +378,7 @@ impl Periphery for LevelsQuantF {
     ) -> Result<(), xbquant::Error> {
         self.levels.quantize_into(x, out, self.rounding)?;
         if let Some(mask) = mask {
-            let l = self.levels.levels();
-            let (lo, hi) = (l[0], l[l.len() - 1]);
-            for (m, v) in mask.iter_mut().zip(x) {
-                let v = v.to_f64();
-                *m = v < lo || v > hi;
-            }
+            mark_outside(x, mask, self.levels.span());
         }
         Ok(())
     }

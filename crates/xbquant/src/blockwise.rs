@@ -481,6 +481,17 @@ fn scaled<T: Element>(
                 }),
             }
         };
+    in_pieces(x, out, mask, piece);
+}
+
+/// Runs `piece(offset, x, out, mask, buffer)` on pieces of [`PIECE`] elements over rayon's
+/// threads, each thread with a scratch buffer of its own.
+pub(crate) fn in_pieces<T: Sync + Send>(
+    x: &[T],
+    out: &mut [T],
+    mask: Option<&mut [bool]>,
+    piece: impl Fn(usize, &[T], &mut [T], Option<&mut [bool]>, &mut Vec<f64>) + Sync + Send,
+) {
     let pieces = x
         .par_chunks(PIECE)
         .zip(out.par_chunks_mut(PIECE))

@@ -44,7 +44,8 @@ fn sign_of_sum(terms: [f64; 4]) -> std::cmp::Ordering {
 }
 
 /// Which of the two neighbours `lo < x < hi` (indices `k`, `k + 1`) a rounding picks, given how
-/// `x` compares with their midpoint, the fraction of the way from `lo` to `hi`, and `x`'s sign.
+/// `x` compares with their midpoint, the fraction of the way from `lo` to `hi`, and `x`'s sign;
+/// `draw` gives stochastic rounding's uniform draw (called only for it).
 #[inline]
 fn pick_upper(
     rounding: Rounding,
@@ -52,13 +53,13 @@ fn pick_upper(
     k: i64,
     x: f64,
     frac: f64,
-    draw: f64,
+    draw: impl FnOnce() -> f64,
 ) -> bool {
     use std::cmp::Ordering::{Equal, Greater, Less};
     match rounding {
         Rounding::Floor => false,
         Rounding::TowardZero => x < 0.0,
-        Rounding::Stochastic { .. } | Rounding::StochasticFresh => draw < frac,
+        Rounding::Stochastic { .. } | Rounding::StochasticFresh => draw() < frac,
         nearest => match mid {
             Greater => true,
             Less => false,
@@ -158,6 +159,14 @@ impl Grid {
         self.levels
     }
 
+    /// The first and last points of a bounded grid: beyond them values clip.
+    #[must_use]
+    #[allow(clippy::cast_possible_wrap)]
+    pub fn span(&self) -> Option<(f64, f64)> {
+        self.levels
+            .map(|n| (self.point(0), self.point(n as i64 - 1)))
+    }
+
     /// The sign of `x - (offset + k * step)`, exactly (`k` with at most 53 bits).
     #[allow(clippy::cast_precision_loss)]
     fn side(&self, x: f64, k: f64) -> std::cmp::Ordering {
@@ -217,15 +226,7 @@ impl Grid {
             };
             let inside = last.is_none_or(|last| k >= 0 && k < last);
             if inside {
-                let stochastic = rounding.is_stochastic();
-                let upper = pick_upper(
-                    rounding,
-                    mid,
-                    k,
-                    x,
-                    frac,
-                    if stochastic { draw() } else { 0.0 },
-                );
+                let upper = pick_upper(rounding, mid, k, x, frac, draw);
                 return Some(if upper { k + 1 } else { k });
             }
         }
@@ -251,18 +252,7 @@ impl Grid {
         }
         let mid = self.side(x, k as f64 + 0.5);
         let frac = ((x - self.point(k)) / self.step).clamp(0.0, 1.0);
-        let upper = pick_upper(
-            rounding,
-            mid,
-            k,
-            x,
-            frac,
-            if rounding.is_stochastic() {
-                draw()
-            } else {
-                0.0
-            },
-        );
+        let upper = pick_upper(rounding, mid, k, x, frac, draw);
         Some(if upper { k + 1 } else { k })
     }
 
@@ -373,6 +363,12 @@ impl Levels {
         &self.levels
     }
 
+    /// The first and last levels: beyond them values clip.
+    #[must_use]
+    pub fn span(&self) -> (f64, f64) {
+        (self.levels[0], self.levels[self.levels.len() - 1])
+    }
+
     /// The last index with `levels[k] <= x` (0 when `x` is below the table) of each of `xs`,
     /// into `bases`: branch-free binary searches run in lockstep, so that their loads overlap.
     #[inline]
@@ -423,18 +419,7 @@ impl Levels {
         };
         let frac = ((x - lo) / (hi - lo)).clamp(0.0, 1.0);
         #[allow(clippy::cast_possible_wrap)]
-        let upper = pick_upper(
-            rounding,
-            mid,
-            base as i64,
-            x,
-            frac,
-            if rounding.is_stochastic() {
-                draw()
-            } else {
-                0.0
-            },
-        );
+        let upper = pick_upper(rounding, mid, base as i64, x, frac, draw);
         Some(if upper { base + 1 } else { base })
     }
 

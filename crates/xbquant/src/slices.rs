@@ -5,8 +5,6 @@
 //! Slices are [`Blocks`]: the whole tensor, the indices of one axis (per output channel, per
 //! crossbar column) or runs of a fixed length.
 
-use rayon::prelude::*;
-
 use crate::block::layout;
 use crate::blockwise::{self, PerBlock};
 use crate::quantize::check_len;
@@ -636,7 +634,6 @@ impl Converter {
         out: &mut [T],
         mask: Option<&mut [bool]>,
     ) {
-        const PIECE: usize = 1 << 15;
         // The ranges in the element type, as the formula's float arithmetic has them.
         let ranges: Vec<f64> = ranges.iter().map(|&r| T::from_f64(r).to_f64()).collect();
         let ranges = ranges.as_slice();
@@ -723,19 +720,6 @@ impl Converter {
                     }
                 });
             };
-        let pieces = x
-            .par_chunks(PIECE)
-            .zip(out.par_chunks_mut(PIECE))
-            .enumerate();
-        match mask {
-            None => pieces.for_each_init(Vec::new, |buf, (k, (xs, os))| {
-                piece(k * PIECE, xs, os, None, buf);
-            }),
-            Some(mask) => pieces
-                .zip(mask.par_chunks_mut(PIECE))
-                .for_each_init(Vec::new, |buf, ((k, (xs, os)), ms)| {
-                    piece(k * PIECE, xs, os, Some(ms), buf)
-                }),
-        }
+        blockwise::in_pieces(x, out, mask, piece);
     }
 }
