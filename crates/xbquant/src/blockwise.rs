@@ -23,6 +23,7 @@
 use rayon::prelude::*;
 
 use crate::format::pow2;
+use crate::kernel::{Plan, ScaledJob};
 use crate::{Element, FixedPoint, QuantSpec, Rounding};
 
 /// Runs at least this long are quantized directly with their block's format.
@@ -31,6 +32,8 @@ const LONG: usize = 512;
 pub(crate) const SHORT: usize = 16;
 /// Elements per piece of the scaled path (one `f64` scratch buffer each).
 const PIECE: usize = 1 << 15;
+/// The longest period of the one-pass path's scale table (64K entries).
+const FUSED_PERIOD: usize = 1 << 16;
 /// The largest period whose factor tables are built (two `f64` per element of a period).
 pub(crate) const MAX_PERIOD: usize = 1 << 22;
 
@@ -415,13 +418,38 @@ fn scaled<T: Element>(
     let Ok(reference) = job.base.with_frac_length(0) else {
         return;
     };
+    let period = inner.saturating_mul(count);
+    // One pass of the kernel that takes a scale per element, from a table of one period, where
+    // the element type has it and the period is short enough for the table to be cheap.
+    let short = period <= FUSED_PERIOD;
+    let fls: Vec<i32> = if short {
+        (0..period).map(|p| job.fls[(p / inner) % count]).collect()
+    } else {
+        Vec::new()
+    };
+    let plan = Plan::of(&QuantSpec::new(reference, job.rounding));
+    let (out, mask) = if short {
+        let scaled = ScaledJob {
+            plan: &plan,
+            x,
+            out,
+            mask,
+            fls: &fls,
+            start: job.start,
+        };
+        match T::run_scaled(scaled) {
+            Ok(()) => return,
+            Err(back) => (back.out, back.mask),
+        }
+    } else {
+        (out, mask)
+    };
     let factors: Vec<Factors> = job
         .fls
         .iter()
         .map(|&fl| Factors::new(i64::from(fl)))
         .collect();
     // Short runs: per-position factors of one period, when one factor each suffices.
-    let period = inner.saturating_mul(count);
     let one_factor = job.fls.iter().all(|fl| fl.abs() <= 1022);
     let table = (inner < SHORT && period <= MAX_PERIOD && one_factor).then(|| {
         let mut down = Vec::with_capacity(period);

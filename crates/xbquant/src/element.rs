@@ -7,7 +7,8 @@
 //! of another crate compiles to a call.
 
 use crate::kernel::{
-    run_float, run_float_half, run_half, run_native, Buffers, FloatPlan, Half, Job, Plan,
+    run_float, run_float_half, run_half, run_native, run_scaled, Buffers, FloatPlan, Half, Job,
+    Plan, ScaledJob,
 };
 
 /// A floating-point element type: `f32`, `f64`, and with the `half` feature `f16` and `bf16`.
@@ -27,7 +28,7 @@ pub trait Element:
 }
 
 pub(crate) mod sealed {
-    use crate::kernel::{Buffers, FloatPlan, Job, Plan};
+    use crate::kernel::{Buffers, FloatPlan, Job, Plan, ScaledJob};
 
     pub trait Sealed: Sized {
         /// Runs a job with the kernels compiled in this crate (not inlined into callers: that
@@ -39,6 +40,12 @@ pub(crate) mod sealed {
         fn run_slices(job: crate::slices::SliceJob<'_, Self>);
         /// Runs a grid job, likewise.
         fn run_grid(job: crate::grid::GridJob<'_, Self>);
+        /// Runs a quantization with a fractional length per element (repeating with a period)
+        /// in one pass, or gives the job back where this type has no such kernel (half
+        /// precision) or its lane cannot hold a scale exactly.
+        fn run_scaled(job: ScaledJob<'_, Self>) -> Result<(), ScaledJob<'_, Self>> {
+            Err(job)
+        }
     }
 }
 
@@ -48,6 +55,14 @@ impl sealed::Sealed for f32 {
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f32>) {
         crate::slices::run(job);
+    }
+    fn run_scaled(job: ScaledJob<'_, f32>) -> Result<(), ScaledJob<'_, f32>> {
+        // The f32 lane: every scale a normal f32 and every code exact in f32.
+        if job.plan.narrows() && job.fls.iter().all(|fl| (-126..=126).contains(fl)) {
+            run_scaled::<f32, f32>(job)
+        } else {
+            Err(job)
+        }
     }
     fn run_grid(job: crate::grid::GridJob<'_, f32>) {
         crate::grid::run(job);
@@ -76,6 +91,14 @@ impl sealed::Sealed for f64 {
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f64>) {
         crate::slices::run(job);
+    }
+    fn run_scaled(job: ScaledJob<'_, f64>) -> Result<(), ScaledJob<'_, f64>> {
+        // Every scale a normal f64.
+        if job.fls.iter().all(|fl| (-1022..=1022).contains(fl)) {
+            run_scaled::<f64, f64>(job)
+        } else {
+            Err(job)
+        }
     }
     fn run_grid(job: crate::grid::GridJob<'_, f64>) {
         crate::grid::run(job);

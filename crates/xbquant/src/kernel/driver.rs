@@ -10,6 +10,7 @@ use super::lane::Lane;
 use super::overflow::OverflowOp;
 use super::round::RoundOp;
 use super::{with_ops, Plan};
+use crate::format::pow2;
 use crate::random::{counter, STEP};
 use crate::Element;
 
@@ -57,8 +58,13 @@ impl<T> Job<'_, T> {
 /// overflowed. `u` is the element's draw for stochastic rounding (see [`Lane::draw`]).
 #[inline(always)]
 fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, F, bool) {
-    let b = F::bounds(p);
-    let scaled = x * b.scale;
+    code_with::<F, R, O>(x, u, p, F::bounds(p).scale)
+}
+
+/// [`code_of`] with a scale of the element's own (`2^fl` of its slice).
+#[inline(always)]
+fn code_with<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan, scale: F) -> (F, F, bool) {
+    let scaled = x * scale;
     let t = if R::NEEDS_TINY && scaled == F::ZERO && x != F::ZERO {
         F::TINY.copysign(x)
     } else {
@@ -71,9 +77,22 @@ fn code_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, F, b
 /// The quantized value of `x` and whether it overflowed (never for NaN).
 #[inline(always)]
 fn value_of<F: Lane, R: RoundOp, O: OverflowOp>(x: F, u: F, p: &Plan) -> (F, bool) {
-    let (k, t, over) = code_of::<F, R, O>(x, u, p);
+    let b = F::bounds(p);
+    value_with::<F, R, O>(x, u, p, b.scale, b.inv_scale)
+}
+
+/// [`value_of`] with a scale and its inverse of the element's own.
+#[inline(always)]
+fn value_with<F: Lane, R: RoundOp, O: OverflowOp>(
+    x: F,
+    u: F,
+    p: &Plan,
+    scale: F,
+    inv_scale: F,
+) -> (F, bool) {
+    let (k, t, over) = code_with::<F, R, O>(x, u, p, scale);
     // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
-    let mut q = k * F::bounds(p).inv_scale + F::ZERO;
+    let mut q = k * inv_scale + F::ZERO;
     if O::UNBOUNDED && t.is_infinite() {
         // x * 2^fl overflowed, so x is a multiple of the step already.
         q = x;
@@ -216,6 +235,189 @@ pub(super) fn draws<F: Lane>(key: u64, base: u64) -> impl Iterator<Item = F> {
         next = next.wrapping_add(STEP);
         u
     })
+}
+
+/// A piece whose elements have scales of their own: element `i` of `src` (tensor position
+/// `p0 + i` within a period of `scales.len()`) is quantized with `scales[(p0 + i) % period]`
+/// (`2^fl` of its slice) and `inverses[...]` (`2^-fl`), the plan's word and modes otherwise.
+pub(crate) struct Scaled<'a, T, F> {
+    pub src: &'a [T],
+    pub dst: &'a mut [T],
+    pub mask: Option<&'a mut [bool]>,
+    pub scales: &'a [F],
+    pub inverses: &'a [F],
+    pub p0: usize,
+}
+
+/// A scaled sweep, element `i` drawing from stream index `base + i`.
+pub(crate) type ScaledFn<T, F> = fn(Scaled<'_, T, F>, u64, &Plan);
+
+/// The scaled sweep of the plan's modes, in lane `F` (`f32` for `f32` data whose scales and
+/// codes are exact there, `f64` for `f64` data). Compiled for the modes per-slice formats are
+/// used with, nearest and stochastic rounding with saturation, so as not to compile every mode
+/// twice; `None` for the others (they take the scaled path of three passes).
+fn scaled_fn<T: Native, F: Lane>(plan: &Plan) -> Option<ScaledFn<T, F>> {
+    use super::overflow::Clamp;
+    use super::round::{NearestEven, Stochastic};
+    use crate::{Overflow, Rounding};
+    if !matches!(
+        plan.overflow,
+        Overflow::Saturate | Overflow::SaturateSymmetric
+    ) {
+        return None;
+    }
+    match plan.rounding {
+        Rounding::NearestEven => Some(scaled_sweep::<T, F, NearestEven, Clamp>),
+        Rounding::Stochastic { .. } | Rounding::StochasticFresh => {
+            Some(scaled_sweep::<T, F, Stochastic, Clamp>)
+        }
+        _ => None,
+    }
+}
+
+fn scaled_sweep<T: Native, F: Lane, R: RoundOp, O: OverflowOp>(
+    job: Scaled<'_, T, F>,
+    base: u64,
+    plan: &Plan,
+) {
+    crate::isa::arch().dispatch(ScaledSweep::<T, F, R, O> {
+        job,
+        base,
+        plan,
+        ops: PhantomData,
+    });
+}
+
+struct ScaledSweep<'a, T, F, R, O> {
+    job: Scaled<'a, T, F>,
+    base: u64,
+    plan: &'a Plan,
+    ops: PhantomData<(R, O)>,
+}
+
+impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for ScaledSweep<'_, T, F, R, O> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        if R::STOCHASTIC {
+            let draws = draws::<F>(self.plan.key, self.base);
+            self.run(draws);
+        } else {
+            self.run(std::iter::repeat(F::ZERO));
+        }
+    }
+}
+
+impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> ScaledSweep<'_, T, F, R, O> {
+    /// The elements, the `i`-th with the `i`-th of `draws`, in stretches of the period:
+    /// contiguous slices of data and scales, so that the loops vectorize.
+    #[inline(always)]
+    fn run(self, mut draws: impl Iterator<Item = F>) {
+        let p = self.plan;
+        let Scaled {
+            src,
+            dst,
+            mut mask,
+            scales,
+            inverses,
+            p0,
+        } = self.job;
+        let period = scales.len();
+        let value =
+            |x: T, u: F, s: F, v: F| value_with::<F, R, O>(F::narrow(x.to_f64()), u, p, s, v);
+        let (mut i, mut at) = (0, p0 % period);
+        while i < src.len() {
+            let n = (period - at).min(src.len() - i);
+            let (xs, ys) = (&src[i..i + n], &mut dst[i..i + n]);
+            let scaled = scales[at..at + n].iter().zip(&inverses[at..at + n]);
+            match mask.as_deref_mut() {
+                None => {
+                    for (((x, y), (s, v)), u) in xs.iter().zip(ys).zip(scaled).zip(&mut draws) {
+                        *y = T::from_f64(value(*x, u, *s, *v).0.widen());
+                    }
+                }
+                Some(m) => {
+                    let m = &mut m[i..i + n];
+                    for ((((x, y), (s, v)), o), u) in
+                        xs.iter().zip(ys).zip(scaled).zip(m).zip(&mut draws)
+                    {
+                        let (q, over) = value(*x, u, *s, *v);
+                        *y = T::from_f64(q.widen());
+                        *o = over;
+                    }
+                }
+            }
+            i += n;
+            at = 0;
+        }
+    }
+}
+
+/// A quantization whose elements have fractional lengths of their own, repeating with a
+/// period: element `i` of `x` (tensor index `start + i`) has `fls[(start + i) % fls.len()]`.
+pub struct ScaledJob<'a, T> {
+    pub plan: &'a Plan,
+    pub x: &'a [T],
+    pub out: &'a mut [T],
+    pub mask: Option<&'a mut [bool]>,
+    pub fls: &'a [i32],
+    pub start: usize,
+}
+
+/// Runs a scaled job in lane `F`, split over rayon's threads in fixed chunks when it is large;
+/// gives it back for the modes without a scaled sweep.
+pub(crate) fn run_scaled<T: Native, F: Lane>(
+    job: ScaledJob<'_, T>,
+) -> Result<(), ScaledJob<'_, T>> {
+    let Some(f) = scaled_fn::<T, F>(job.plan) else {
+        return Err(job);
+    };
+    let ScaledJob {
+        plan,
+        x,
+        out,
+        mask,
+        fls,
+        start,
+    } = job;
+    let scales: Vec<F> = fls
+        .iter()
+        .map(|&fl| F::narrow(pow2(i64::from(fl))))
+        .collect();
+    let inverses: Vec<F> = fls
+        .iter()
+        .map(|&fl| F::narrow(pow2(-i64::from(fl))))
+        .collect();
+    let (scales, inverses) = (scales.as_slice(), inverses.as_slice());
+    let period = fls.len();
+    let piece = |c: usize, src: &[T], dst: &mut [T], mask: Option<&mut [bool]>| {
+        let at = start + c * CHUNK;
+        let job = Scaled {
+            src,
+            dst,
+            mask,
+            scales,
+            inverses,
+            p0: at % period,
+        };
+        f(job, at as u64, plan);
+    };
+    if x.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
+        piece(0, x, out, mask);
+        return Ok(());
+    }
+    let chunks = x
+        .par_chunks(CHUNK)
+        .zip(out.par_chunks_mut(CHUNK))
+        .enumerate();
+    match mask {
+        None => chunks.for_each(|(c, (src, dst))| piece(c, src, dst, None)),
+        Some(mask) => chunks
+            .zip(mask.par_chunks_mut(CHUNK))
+            .for_each(|((c, (src, dst)), m)| piece(c, src, dst, Some(m))),
+    }
+    Ok(())
 }
 
 /// Runs `piece` on the job, split into fixed chunks over rayon's threads when it is large; each

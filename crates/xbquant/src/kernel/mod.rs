@@ -22,7 +22,7 @@ mod lane;
 mod overflow;
 mod round;
 
-pub(crate) use driver::{codes, run_half, run_native, Buffers, Half, Job};
+pub(crate) use driver::{codes, run_half, run_native, run_scaled, Buffers, Half, Job, ScaledJob};
 pub(crate) use float::{float_value_of, run_float, run_float_half, FloatConsts, FloatPlan};
 
 use crate::format::pow2;
@@ -57,6 +57,11 @@ impl Plan {
         let mut plan = Plan::new(spec.format(), spec.rounding());
         plan.key = counter(plan.key, spec.stream_start());
         plan
+    }
+
+    /// Whether the `f32` lane gives the `f64` lane's bits for `f32` data (see the field).
+    pub(crate) const fn narrows(&self) -> bool {
+        self.can_narrow
     }
 
     /// The plan of one call: `rounding` is resolved here (fresh noise drawn once per call).
