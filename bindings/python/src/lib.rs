@@ -833,12 +833,45 @@ fn convert(
         .with_rounding(rounding_of(rounding, seed)?)
         .with_noise(noise, noise_seed)
         .map_err(value_error)?;
-    let range = match (range, ranges.as_slice()) {
+    let range = converter_range(range, ranges)?;
+    let blocks = slices_of(src, axis)?;
+    let (c, b, r) = (&converter, &blocks, &range);
+    by_dtype!(dtype, convert_call(py, c, b, r, src, dst, mask))
+}
+
+/// A range by kind: `"absmax"`, `"fixed"` (one value) or `"per-slice"`.
+fn converter_range(kind: &str, ranges: Vec<f64>) -> PyResult<ConverterRange> {
+    Ok(match (kind, ranges.as_slice()) {
         ("absmax", _) => ConverterRange::AbsMax,
         ("fixed", [r]) => ConverterRange::Fixed(*r),
-        ("per-slice", _) => ConverterRange::PerSlice(ranges.clone()),
+        ("per-slice", _) => ConverterRange::PerSlice(ranges),
         _ => return Err(PyValueError::new_err("invalid converter range")),
+    })
+}
+
+/// Scaled fixed point: `r * Q(x / r)` with `Q` the format and rounding of `spec` and the
+/// scales `r` as the ranges of [`convert`].
+#[pyfunction]
+#[pyo3(signature = (spec, seed, range, ranges, src, dst, mask, dtype, axis))]
+#[allow(clippy::too_many_arguments)]
+fn quantize_scaled(
+    py: Python<'_>,
+    spec: &Spec,
+    seed: Option<u64>,
+    range: &str,
+    ranges: Vec<f64>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    dtype: &str,
+    axis: Option<usize>,
+) -> PyResult<()> {
+    let spec = match seed {
+        Some(seed) => spec.0.with_seed(seed).map_err(value_error)?,
+        None => spec.0,
     };
+    let converter = Converter::from_format(*spec.format()).with_rounding(spec.rounding());
+    let range = converter_range(range, ranges)?;
     let blocks = slices_of(src, axis)?;
     let (c, b, r) = (&converter, &blocks, &range);
     by_dtype!(dtype, convert_call(py, c, b, r, src, dst, mask))
@@ -1012,6 +1045,7 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quantize_slices, m)?)?;
     m.add_function(wrap_pyfunction!(choose_fl, m)?)?;
     m.add_function(wrap_pyfunction!(convert, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize_scaled, m)?)?;
     m.add_function(wrap_pyfunction!(quantize_grid, m)?)?;
     m.add_function(wrap_pyfunction!(quantize_levels, m)?)?;
     m.add_function(wrap_pyfunction!(bit_slices, m)?)?;

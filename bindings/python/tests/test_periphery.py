@@ -237,3 +237,32 @@ def test_bit_slices():
     with pytest.raises(ValueError):
         xbquant.from_bit_slices(torch.zeros(3, 2, dtype=torch.int64), 4)
     assert np.array_equal(xbquant.bit_slices(np.array([5, -5]), 3), [[1, -1], [0, 0], [1, -1]])
+
+
+def test_scaled_fixed_point():
+    """`quantize(x, wl, fl, scale=...)`: s * Q(x / s) in the tensor's float arithmetic, with any
+    format and mode; abs-max, a number or a scale per slice; zeros for a zero scale."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 50, generator=g) * torch.tensor([0.1, 1, 10, 0, 3, 0.5])[:, None]
+    for kw in ({}, {"overflow": "wrap"}, {"signed": False, "overflow": "saturate"}, {"rounding": "floor"}):
+        ours = xbquant.quantize(x, 6, 4, scale="absmax", axis=0, **kw)
+        for r in range(6):
+            s = x[r].abs().max()
+            want = s * xbquant.quantize(x[r] / s, 6, 4, **kw) if s > 0 else torch.zeros(50)
+            assert torch.equal(ours[r], want), (kw, r)
+        # A scale per slice, a number, the whole tensor.
+        scales = torch.tensor([0.5, 1.0, 2.0, 0.0, 4.0, 1.0])
+        ours = xbquant.quantize(x, 6, 4, scale=scales, axis=0, **kw)
+        for r in range(6):
+            s = scales[r]
+            want = s * xbquant.quantize(x[r] / s, 6, 4, **kw) if s > 0 else torch.zeros(50)
+            assert torch.equal(ours[r], want), (kw, r)
+        assert torch.equal(xbquant.quantize(x, 6, 4, scale=2.0, **kw), 2.0 * xbquant.quantize(x / 2.0, 6, 4, **kw))
+    with pytest.raises(ValueError):
+        xbquant.quantize(x, 6, "auto", scale="absmax")
+    with pytest.raises(ValueError):
+        xbquant.quantize(x, 6, 4, scale=[1.0, 2.0], axis=0)
+    # The straight-through gradient stops where Q saturated.
+    w = torch.tensor([0.5, 1.0, -1.0], requires_grad=True)
+    xbquant.quantize(w, 4, 3, scale="absmax").sum().backward()
+    assert w.grad.tolist() == [1.0, 0.0, 0.0]

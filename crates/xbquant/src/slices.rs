@@ -476,6 +476,32 @@ impl Converter {
         })
     }
 
+    /// Scaled fixed point: `r * Q(x / r)` with `Q` any fixed-point format (any word, fractional
+    /// length and overflow mode) and the ranges of [`ConverterRange`] as the scales (abs-max,
+    /// given, per slice). [`Converter::new`] is the format of `bits` bits and `bits - 1`
+    /// fractional bits, saturating symmetrically.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{Blocks, Converter, ConverterRange, FixedPoint, Overflow};
+    /// // Unsigned 4-bit codes of a scale per row: each row's largest value maps to 15/16.
+    /// let q = FixedPoint::new(4, 4)?.with_signed(false)?.with_overflow(Overflow::Saturate)?;
+    /// let rows = Blocks::Axis { shape: vec![2, 2], axis: 0 };
+    /// let y = Converter::from_format(q).convert(&[0.5f32, 1.0, 3.0, 6.0], &rows, &ConverterRange::AbsMax)?;
+    /// assert_eq!(y, [0.5, 0.9375, 3.0, 5.625]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[must_use]
+    pub fn from_format(format: FixedPoint) -> Self {
+        Converter {
+            format,
+            rounding: Rounding::NearestEven,
+            noise: ConverterNoise::None,
+            noise_seed: None,
+        }
+    }
+
     /// The rounding of the conversion.
     #[must_use]
     pub const fn with_rounding(mut self, rounding: Rounding) -> Self {
@@ -525,7 +551,7 @@ impl Converter {
         self.format.word_length()
     }
 
-    /// The fixed-point format of `x / r`.
+    /// The fixed-point format `Q` of `x / r`.
     #[must_use]
     pub const fn format(&self) -> &FixedPoint {
         &self.format

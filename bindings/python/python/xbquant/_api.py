@@ -62,6 +62,7 @@ def quantize(
     fl=None,
     *,
     axis: Optional[int] = None,
+    scale: Any = None,
     rounding: str = "nearest",
     overflow: str = _core.DEFAULT_OVERFLOW,
     sat_bits: int = 0,
@@ -84,6 +85,10 @@ def quantize(
             slice along ``axis`` (a sequence, array or tensor).
         axis: the axis whose indices are the slices (per output channel: 0 of a weight; per
             crossbar column). ``None``: one format for the whole tensor.
+        scale: scaled fixed point, ``s * Q(x / s)`` with ``Q`` the format: ``"absmax"`` (the
+            largest finite magnitude of the tensor, or of each slice along ``axis``), a number,
+            or one scale per slice. ``x / s`` and ``s * Q`` are rounded to the tensor's dtype; a
+            scale of 0 gives zeros. ``fl`` must then be a number (the format of ``x / s``).
         rounding: ``"nearest"`` (ties to even), ``"nearest-up"``, ``"nearest-down"``,
             ``"nearest-toward-zero"``, ``"nearest-away"``, ``"floor"``, ``"toward-zero"`` or
             ``"stochastic"``; the HLS names (``"AP_RND_CONV"``, ``"AP_TRN"``, ...) work too.
@@ -124,9 +129,19 @@ def quantize(
         >>> quantize(w, 4, "auto", axis=0)  # row 0: fl = 3; row 1: fl = 1
         array([[ 0.25 , -0.625],
                [ 3.5  ,  1.   ]], dtype=float32)
+        >>> quantize(w, 4, 2, scale=[1.0, 2.0], axis=0)  # steps of 1/4 and 1/2
+        array([[ 0.25, -0.5 ],
+               [ 3.5 ,  1.  ]], dtype=float32)
     """
     per_slice = axis is not None or (fl is not None and not isinstance(fl, numbers.Integral))
-    if per_slice:
+    if scale is not None:
+        if hls is not None or not isinstance(fl, numbers.Integral) or isinstance(fl, bool):
+            raise ValueError("scale takes wl and a numeric fl (the format of x / scale)")
+        spec = _core.spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits)
+
+        def compute(with_mask):
+            return _periphery.quantize_scaled(x, spec, scale, axis, with_mask or return_mask)
+    elif per_slice:
         if hls is not None:
             raise ValueError("per-slice formats take wl and fl, not hls")
         if wl is None or fl is None:

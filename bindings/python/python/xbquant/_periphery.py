@@ -246,19 +246,35 @@ def quantize_levels(x, levels, rounding, seed):
 NOISES = ("gaussian", "uniform")
 
 
+def _ranges(x, range, axis, what: str = "range"):
+    """The kind and values of a range (or scale): "absmax", a number, or one per slice."""
+    count = 1 if axis is None else x.shape[axis]
+    if isinstance(range, str):
+        if range != "absmax":
+            raise ValueError(f'{what} must be "absmax", a number or one per slice, got {range!r}')
+        return "absmax", []
+    if isinstance(range, numbers.Real) and not isinstance(range, bool):
+        return "fixed", [float(range)]
+    return "per-slice", _per_slice(range, count, f"{what}s", float)
+
+
+def quantize_scaled(x, spec: _core.Spec, scale, axis, with_mask: bool):
+    """Scaled fixed point: `s * Q(x / s)` per slice, `Q` the spec's format and rounding."""
+    axis = check_axis(x, axis)
+    kind, scales = _ranges(x, scale, axis, "scale")
+    seed = _core.draw_seed(x) if spec.stochastic and spec.seed is None else None
+
+    def call(src, out, mask, dtype):
+        _xbquant.quantize_scaled(spec, seed, kind, scales, src, out, mask, dtype, axis)
+
+    return apply(x, call, with_mask)
+
+
 def convert(x, bits, range, axis, rounding, noise_std, noise, seed):
     """The ADC/DAC model: `r * Q(x / r + n)` per slice."""
     bits = _core.check_length(bits, "bits")
     axis = check_axis(x, axis)
-    count = 1 if axis is None else x.shape[axis]
-    if isinstance(range, str):
-        if range != "absmax":
-            raise ValueError(f'range must be "absmax", a number or one range per slice, got {range!r}')
-        kind, ranges = "absmax", []
-    elif isinstance(range, numbers.Real) and not isinstance(range, bool):
-        kind, ranges = "fixed", [float(range)]
-    else:
-        kind, ranges = "per-slice", _per_slice(range, count, "ranges", float)
+    kind, ranges = _ranges(x, range, axis)
     noise_std = float(noise_std)
     if not noise_std >= 0.0 or not math.isfinite(noise_std):
         raise ValueError(f"noise_std must be finite and 0 or more, got {noise_std}")

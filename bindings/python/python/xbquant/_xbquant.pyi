@@ -144,6 +144,17 @@ def convert(
     dtype: str,
     axis: Optional[int],
 ) -> None: ...
+def quantize_scaled(
+    spec: Spec,
+    seed: Optional[int],
+    range: str,
+    ranges: Sequence[float],
+    src: np.ndarray,
+    dst: np.ndarray,
+    mask: Optional[np.ndarray],
+    dtype: str,
+    axis: Optional[int],
+) -> None: ...
 def quantize_grid(
     step: float,
     offset: float,
