@@ -8,9 +8,12 @@
 //! (`inner` = the product of the later axes, `count` = the axis' length) and fixed-size blocks
 //! along the last axis (`inner` = the block size, `count` = the number of blocks).
 //!
-//! Two paths give the same bits:
+//! Three paths give the same bits:
 //! - runs of [`LONG`] elements or more, whose blocks all have formats, are quantized with the
 //!   fixed-point kernel of their block's format, run by run;
+//! - layouts whose period (`inner * count`) is at most [`FUSED_PERIOD`] go through the kernel's
+//!   scaled sweep, which reads each element's `2^fl` and `2^-fl` from a table of one period, in
+//!   one pass (for the modes and element types it is compiled for; see `kernel::driver`);
 //! - otherwise each element is scaled by its block's power of two into an `f64` buffer (exact),
 //!   quantized with the kernel of one reference format (same codes, same overflow), and scaled
 //!   back. That also serves fractional lengths no [`FixedPoint`] takes.
@@ -422,7 +425,7 @@ fn scaled<T: Element>(
     // One pass of the kernel that takes a scale per element, from a table of one period, where
     // the element type has it and the period is short enough for the table to be cheap.
     let short = period <= FUSED_PERIOD;
-    let fls: Vec<i32> = if short {
+    let period_fls: Vec<i32> = if short {
         (0..period).map(|p| job.fls[(p / inner) % count]).collect()
     } else {
         Vec::new()
@@ -434,7 +437,7 @@ fn scaled<T: Element>(
             x,
             out,
             mask,
-            fls: &fls,
+            fls: &period_fls,
             start: job.start,
         };
         match T::run_scaled(scaled) {
