@@ -64,7 +64,10 @@ impl BlockFormat {
     /// [`Error::InvalidWordLength`] unless `word_length` is 2 to 64.
     pub fn new(word_length: u32) -> Result<Self, Error> {
         if !(2..=crate::MAX_WORD_LENGTH).contains(&word_length) {
-            return Err(Error::InvalidWordLength { word_length });
+            return Err(Error::InvalidWordLength {
+                word_length,
+                min: 2,
+            });
         }
         Ok(BlockFormat { word_length })
     }

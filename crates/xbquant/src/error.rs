@@ -13,6 +13,9 @@ pub enum Error {
     InvalidWordLength {
         /// The word length that was asked for.
         word_length: u32,
+        /// The smallest word length allowed here (1 for fixed point, 2 for block floating point
+        /// and converters).
+        min: u32,
     },
     /// The fractional length would put the step or the range outside the `f64` range.
     FracLengthOutOfRange {
@@ -114,9 +117,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidWordLength { word_length } => write!(
+            Error::InvalidWordLength { word_length, min } => write!(
                 f,
-                "invalid word length {word_length}: it must be between 1 and 64 bits"
+                "invalid word length {word_length}: it must be between {min} and 64 bits"
             ),
             Error::FracLengthOutOfRange {
                 frac_length,
@@ -197,7 +200,7 @@ impl fmt::Display for Error {
             Error::InvalidBlocks(what) => write!(f, "invalid blocks: {what}"),
             Error::InvalidRange(r) => write!(
                 f,
-                "a converter range must be finite and 0 or more, got {r}"
+                "a range or scale must be finite and 0 or more, got {r}"
             ),
             Error::InvalidGrid(what) => write!(f, "invalid grid: {what}"),
             Error::InvalidBitSlicing(what) => write!(f, "invalid bit slicing: {what}"),

@@ -150,7 +150,10 @@ impl FixedPoint {
     /// ```
     pub fn new(wl: u32, fl: i32) -> Result<Self, Error> {
         if wl == 0 || wl > MAX_WORD_LENGTH {
-            return Err(Error::InvalidWordLength { word_length: wl });
+            return Err(Error::InvalidWordLength {
+                word_length: wl,
+                min: 1,
+            });
         }
         let min = wl as i32 - 1023;
         if fl < min || fl > MAX_FRAC_LENGTH {

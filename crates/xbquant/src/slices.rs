@@ -463,7 +463,10 @@ impl Converter {
     /// [`Error::InvalidWordLength`] for fewer than 2 bits or more than 64.
     pub fn new(bits: u32) -> Result<Self, Error> {
         if bits < 2 {
-            return Err(Error::InvalidWordLength { word_length: bits });
+            return Err(Error::InvalidWordLength {
+                word_length: bits,
+                min: 2,
+            });
         }
         let bits_i = i32::try_from(bits).unwrap_or(64);
         let format =
