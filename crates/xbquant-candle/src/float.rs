@@ -2,9 +2,10 @@
 //! core's [`FloatFormat`] and [`BlockFormat`], backward straight through.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cpu_backend::unary_map;
 use candle_core::{CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
-use xbquant::{BlockFormat, Blocks, Element, FloatFormat, Rounding};
+use xbquant::{BlockFormat, Element, FloatFormat, Rounding};
+
+use crate::periphery::{blocks_of, row_major};
 
 /// Rounds to a [`FloatFormat`] (nearest, ties to even, or stochastic) with the straight-through
 /// gradient: the op of a training loop that simulates `e4m3fn` weights or `bfloat16`
@@ -68,10 +69,7 @@ fn rounded<T: Element + WithDType>(
     data: &[T],
     layout: &Layout,
 ) -> Result<Vec<T>, xbquant::Error> {
-    let mut values = match layout.contiguous_offsets() {
-        Some((start, end)) => data[start..end].to_vec(),
-        None => unary_map(data, layout, |v| v),
-    };
+    let mut values = row_major(data, layout);
     format.quantize_in_place(&mut values, rounding)?;
     Ok(values)
 }
@@ -154,26 +152,8 @@ fn blocked<T: Element + WithDType>(
     data: &[T],
     layout: &Layout,
 ) -> Result<Vec<T>, xbquant::Error> {
-    let values = match layout.contiguous_offsets() {
-        Some((start, end)) => data[start..end].to_vec(),
-        None => unary_map(data, layout, |v| v),
-    };
-    let blocks = match op.shape {
-        BlockShape::Whole => Blocks::Whole,
-        BlockShape::Dim(axis) => Blocks::Axis {
-            shape: layout.shape().dims().to_vec(),
-            axis,
-        },
-        BlockShape::Runs(k) => {
-            let last = layout.shape().dims().last().copied().unwrap_or(1);
-            if k == 0 || last % k != 0 {
-                return Err(xbquant::Error::InvalidBlocks(format!(
-                    "runs of {k} along a last dimension of {last}"
-                )));
-            }
-            Blocks::Runs(k)
-        }
-    };
+    let values = row_major(data, layout);
+    let blocks = blocks_of(op.shape, layout.shape().dims())?;
     op.format.quantize(&values, &blocks, op.rounding)
 }
 

@@ -25,8 +25,8 @@ trait Periphery: Send + Sync {
     ) -> Result<(), xbquant::Error>;
 }
 
-/// The elements of a tensor in row-major order.
-fn values<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
+/// The elements of a tensor in row-major order (a copy of contiguous data, a gather of strided).
+pub(crate) fn row_major<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
     match layout.contiguous_offsets() {
         Some((start, end)) => data[start..end].to_vec(),
         None => unary_map(data, layout, |v| v),
@@ -38,7 +38,7 @@ fn forward<P: Periphery, T: Element + WithDType>(
     data: &[T],
     layout: &Layout,
 ) -> Result<Vec<T>, xbquant::Error> {
-    let x = values(data, layout);
+    let x = row_major(data, layout);
     let mut out = x.clone();
     op.run(&x, layout.shape().dims(), &mut out, None)?;
     Ok(out)
@@ -49,7 +49,7 @@ fn clip_mask<P: Periphery, T: Element + WithDType>(
     data: &[T],
     layout: &Layout,
 ) -> Result<Vec<u8>, xbquant::Error> {
-    let x = values(data, layout);
+    let x = row_major(data, layout);
     let mut out = x.clone();
     let mut mask = vec![false; x.len()];
     op.run(&x, layout.shape().dims(), &mut out, Some(&mut mask))?;
@@ -121,7 +121,7 @@ macro_rules! periphery_op {
     };
 }
 
-fn blocks_of(shape: BlockShape, dims: &[usize]) -> Result<Blocks, xbquant::Error> {
+pub(crate) fn blocks_of(shape: BlockShape, dims: &[usize]) -> Result<Blocks, xbquant::Error> {
     Ok(match shape {
         BlockShape::Whole => Blocks::Whole,
         BlockShape::Dim(axis) => Blocks::Axis {

@@ -4,7 +4,7 @@
 
 use crate::blockwise::PerBlock;
 use crate::quantize::check_len;
-use crate::slices::SliceJob;
+use crate::slices::{slice_max, SliceJob};
 use crate::{Element, Error, FixedPoint, Overflow, Rounding};
 
 /// Which elements share a scale. Tensors are in row-major (C) order.
@@ -158,13 +158,7 @@ impl BlockFormat {
             check_len(x.len(), m.len())?;
         }
         let (inner, count) = layout(x.len(), blocks)?;
-        let mut top = Vec::new();
-        T::run_slices(SliceJob::Max {
-            x,
-            inner,
-            count,
-            top: &mut top,
-        });
+        let top = slice_max(x, inner, count);
         let wl = i32::try_from(self.word_length).unwrap_or(64);
         let fls: Vec<i32> = top.iter().map(|&t| wl - 2 - exponent(t)).collect();
         let base =
@@ -210,7 +204,7 @@ pub(crate) fn layout(len: usize, blocks: &Blocks) -> Result<(usize, usize), Erro
 }
 
 /// The exponent of the leading bit of `t` (0 for zero).
-fn exponent(t: f64) -> i32 {
+pub(crate) fn exponent(t: f64) -> i32 {
     if t == 0.0 {
         return 0;
     }

@@ -5,7 +5,7 @@
 //! Slices are [`Blocks`]: the whole tensor, the indices of one axis (per output channel, per
 //! crossbar column) or runs of a fixed length.
 
-use crate::block::layout;
+use crate::block::{exponent, layout};
 use crate::blockwise::{self, PerBlock};
 use crate::quantize::check_len;
 use crate::random::{counter, mix64, stream_key, uniform};
@@ -185,7 +185,7 @@ impl TensorPart<'_> {
 }
 
 /// The largest finite magnitude of each slice.
-fn slice_max<T: Element>(x: &[T], inner: usize, count: usize) -> Vec<f64> {
+pub(crate) fn slice_max<T: Element>(x: &[T], inner: usize, count: usize) -> Vec<f64> {
     let mut top = Vec::new();
     T::run_slices(SliceJob::Max {
         x,
@@ -194,20 +194,6 @@ fn slice_max<T: Element>(x: &[T], inner: usize, count: usize) -> Vec<f64> {
         top: &mut top,
     });
     top
-}
-
-/// The exponent of the leading bit of a positive finite `t`.
-fn exponent(t: f64) -> i32 {
-    let bits = t.to_bits();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-    let field = ((bits >> 52) & 0x7FF) as i32;
-    if field == 0 {
-        #[allow(clippy::cast_possible_wrap)]
-        let lz = (bits << 12).leading_zeros() as i32;
-        -1023 - lz
-    } else {
-        field - 1023
-    }
 }
 
 impl FixedPoint {

@@ -274,34 +274,28 @@ _CONVERTER_DOC = """``bits`` of resolution over a full-scale range ``r``: ``r * 
 """
 
 
-def dac(
-    x,
-    bits: int,
-    range: Any = "absmax",  # noqa: A002
-    axis: Optional[int] = None,
-    rounding: str = "nearest",
-    noise_std: float = 0.0,
-    seed: Optional[int] = None,
-    *,
-    noise: str = "gaussian",
-):
-    return _periphery.convert(x, bits, range, axis, rounding, noise_std, noise, seed)
+def _converter(name: str):
+    """`dac` and `adc`: one model, two names (inputs and outputs of a crossbar)."""
+
+    def convert(
+        x,
+        bits: int,
+        range: Any = "absmax",  # noqa: A002
+        axis: Optional[int] = None,
+        rounding: str = "nearest",
+        noise_std: float = 0.0,
+        seed: Optional[int] = None,
+        *,
+        noise: str = "gaussian",
+    ):
+        return _periphery.convert(x, bits, range, axis, rounding, noise_std, noise, seed)
+
+    convert.__name__ = convert.__qualname__ = name
+    return convert
 
 
-def adc(
-    x,
-    bits: int,
-    range: Any = "absmax",  # noqa: A002
-    axis: Optional[int] = None,
-    rounding: str = "nearest",
-    noise_std: float = 0.0,
-    seed: Optional[int] = None,
-    *,
-    noise: str = "gaussian",
-):
-    return _periphery.convert(x, bits, range, axis, rounding, noise_std, noise, seed)
-
-
+dac = _converter("dac")
+adc = _converter("adc")
 dac.__doc__ = (
     "The DAC model: input voltages quantized to "
     + _CONVERTER_DOC.format(name="dac")
