@@ -1034,6 +1034,13 @@ fn stream_key(seed: u64) -> u64 {
     noise::stream_key(seed)
 }
 
+/// The two keys of the 32-bit hash of a seed's stream for the indices `block * 2^32` on (see
+/// the core's `noise` module).
+#[pyfunction]
+fn hash_keys(seed: u64, block: u64) -> [u32; 2] {
+    noise::hash_keys(seed, block)
+}
+
 /// The private extension module of the `xbquant` package.
 #[pymodule]
 fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1054,11 +1061,16 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quantized, m)?)?;
     m.add_function(wrap_pyfunction!(format_range, m)?)?;
     m.add_function(wrap_pyfunction!(stream_key, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_keys, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The noise generator's constants, for the torch operations that redraw it on other devices.
     m.add("NOISE_STEP", noise::STEP)?;
     m.add("NOISE_MIX", noise::MIX.to_vec())?;
     m.add("NOISE_SHIFTS", noise::SHIFTS.to_vec())?;
     m.add("NOISE_DRAW_BITS", noise::DRAW_BITS)?;
+    m.add("NOISE_HIGH_BITS", noise::HIGH_BITS)?;
+    m.add("NOISE_WEYL", noise::WEYL)?;
+    m.add("NOISE_HASH_MUL", noise::HASH_MUL.to_vec())?;
+    m.add("NOISE_HASH_SHIFTS", noise::HASH_SHIFTS.to_vec())?;
     Ok(())
 }

@@ -73,6 +73,21 @@ def test_stochastic_draws_are_the_kernels_draws():
         assert 2300 < a.sum().item() < 2700  # P(up) = 1/2
 
 
+def test_torch_draws_are_the_kernels_draws_in_every_bit():
+    # Fractions equal to each element's draw never round up, and the next float64 above it
+    # always does: only draws equal to the kernels' in all 52 bits decide these alike. The
+    # kernels' loops see the high bits first and must settle these undecided elements exactly.
+    n = 5000
+    odd = torch.arange(n) % 2 == 1
+    for seed in (0, 7, 2**64 - 1):
+        u = _torch_ops.uniform(seed, n, "cpu")
+        x = torch.where(odd, torch.nextafter(u, torch.ones_like(u)), u)
+        spec = _core.make_spec(8, 0, rounding="stochastic", seed=seed)
+        a, b, _, _ = kernels_and_torch(x, spec, with_mask=False)
+        assert torch.equal(a, odd.to(torch.float64)), f"seed {seed}"
+        assert_same(b, a, f"seed {seed}")
+
+
 def test_narrow_types_with_wide_words_use_the_kernels():
     x = sample(torch.bfloat16, n=500) * 1000
     spec = _core.make_spec(40, 20, overflow="wrap-sign-magnitude", rounding="nearest")

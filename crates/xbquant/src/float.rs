@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::kernel::{float_value_of, Buffers, FloatConsts, FloatPlan};
 use crate::quantize::check_len;
-use crate::random::{counter, stream_key};
+use crate::random::stream_key;
 use crate::{Element, Error, Rounding};
 
 /// What a format does with its largest exponent field.
@@ -317,6 +317,7 @@ impl FloatFormat {
             can_narrow: self.exponent_bits <= 7,
             stochastic,
             key,
+            start: 0,
         })
     }
 
@@ -391,7 +392,7 @@ impl FloatFormat {
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
         let mut plan = self.plan(rounding)?;
-        plan.key = counter(plan.key, start);
+        plan.start = start;
         T::run_float(
             &plan,
             Buffers::Into {

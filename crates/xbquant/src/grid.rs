@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::quantize::check_len;
-use crate::random::{counter, stream_key, uniform};
+use crate::random::{draw, stream_key};
 use crate::{Element, Error, Rounding};
 
 /// Elements per parallel piece.
@@ -302,7 +302,7 @@ impl Grid {
                 for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
                     let x = v.to_f64();
                     let i = (p * PIECE + j) as u64;
-                    *o = match self.index(x, rounding, || uniform(counter(key, i))) {
+                    *o = match self.index(x, rounding, || draw(key, i)) {
                         Some(k) => T::from_f64(self.point(k)),
                         None => *v,
                     };
@@ -498,7 +498,7 @@ impl Levels {
             for j in 0..n {
                 let at = g * GROUP + j;
                 let i = first + at as u64;
-                let draw = || uniform(counter(key, i));
+                let draw = || draw(key, i);
                 emit(at, self.decide(values[j], bases[j], rounding, draw));
             }
         }

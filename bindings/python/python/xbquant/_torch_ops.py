@@ -22,6 +22,11 @@ _STEP = _xbquant.NOISE_STEP
 _MIX = _xbquant.NOISE_MIX
 _SHIFTS = _xbquant.NOISE_SHIFTS
 _DRAW_BITS = _xbquant.NOISE_DRAW_BITS
+_HIGH_BITS = _xbquant.NOISE_HIGH_BITS
+_WEYL = _xbquant.NOISE_WEYL
+_HASH_MUL = _xbquant.NOISE_HASH_MUL
+_HASH_SHIFTS = _xbquant.NOISE_HASH_SHIFTS
+_LOW32 = (1 << 32) - 1
 
 
 def _signed(value: int) -> int:
@@ -42,12 +47,29 @@ def _mix64(z: torch.Tensor) -> torch.Tensor:
     return z ^ _shift_right(z, _SHIFTS[2])
 
 
+def _hash32(w: torch.Tensor, keys) -> torch.Tensor:
+    """The 32-bit hash of the counters `w` (int64 holding 32-bit values): each product of two
+    32-bit values wraps modulo 2^64 in int64 and keeps its low 32 bits, as u32 wrapping_mul."""
+    x = w ^ keys[0]
+    x = ((x ^ (x >> _HASH_SHIFTS[0])) * _HASH_MUL[0]) & _LOW32
+    x = ((x ^ (x >> _HASH_SHIFTS[1]) ^ keys[1]) * _HASH_MUL[1]) & _LOW32
+    return x ^ (x >> _HASH_SHIFTS[2])
+
+
 def uniform(seed: int, count: int, device) -> torch.Tensor:
-    """The kernels' uniform draws in [0, 1) for elements 0..count of the stream of `seed`."""
+    """The kernels' draws in [0, 1) for elements 0..count of the stream of `seed`: the high 32
+    bits from the 32-bit hash (whose keys change every 2^32 elements), the low bits from the
+    64-bit mixer."""
     key = _xbquant.stream_key(seed)
     index = torch.arange(count, dtype=torch.int64, device=device)
-    bits = _mix64(index * _signed(_STEP) + _signed(key))
-    return _shift_right(bits, 64 - _DRAW_BITS).to(torch.float64) * 2.0**-_DRAW_BITS
+    low_bits = _DRAW_BITS - _HIGH_BITS
+    low = _shift_right(_mix64(index * _signed(_STEP) + _signed(key)), 64 - low_bits)
+    high = torch.empty_like(index)
+    for block, start in enumerate(range(0, count, 1 << 32)):
+        part = index[start : start + (1 << 32)]
+        w = ((part & _LOW32) * _WEYL) & _LOW32
+        high[start : start + (1 << 32)] = _hash32(w, _xbquant.hash_keys(seed, block))
+    return ((high << low_bits) | low).to(torch.float64) * 2.0**-_DRAW_BITS
 
 
 def _is_odd(v: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,10 @@ NOISE_STEP: int
 NOISE_MIX: List[int]
 NOISE_SHIFTS: List[int]
 NOISE_DRAW_BITS: int
+NOISE_HIGH_BITS: int
+NOISE_WEYL: int
+NOISE_HASH_MUL: List[int]
+NOISE_HASH_SHIFTS: List[int]
 
 class Spec:
     def __new__(
@@ -110,6 +114,7 @@ def format_range(
     word_length: int, frac_length: int, symmetric: bool, signed: bool
 ) -> Tuple[float, float]: ...
 def stream_key(seed: int) -> int: ...
+def hash_keys(seed: int, block: int) -> List[int]: ...
 
 class LevelTable:
     def __new__(cls, levels: Sequence[float]) -> "LevelTable": ...

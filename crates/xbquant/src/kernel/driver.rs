@@ -3,6 +3,7 @@
 //! the serial loop of integer codes.
 
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -11,7 +12,7 @@ use super::overflow::OverflowOp;
 use super::round::RoundOp;
 use super::{with_ops, Plan};
 use crate::format::pow2;
-use crate::random::{counter, STEP};
+use crate::random::{draw, draw_high, hash32, hash_keys, WEYL};
 use crate::Element;
 
 /// Elements per parallel task. Fixed, so that the work split never depends on the thread count.
@@ -90,7 +91,22 @@ fn value_with<F: Lane, R: RoundOp, O: OverflowOp>(
     scale: F,
     inv_scale: F,
 ) -> (F, bool) {
+    let (q, over, _) = value_full::<F, R, O>(x, u, p, scale, inv_scale);
+    (q, over)
+}
+
+/// [`value_with`], and whether the rounding is undecided with `u` a lower bound of the draw
+/// (see [`RoundOp::undecided`]).
+#[inline(always)]
+fn value_full<F: Lane, R: RoundOp, O: OverflowOp>(
+    x: F,
+    u: F,
+    p: &Plan,
+    scale: F,
+    inv_scale: F,
+) -> (F, bool, bool) {
     let (k, t, over) = code_with::<F, R, O>(x, u, p, scale);
+    let undecided = R::undecided(t, u);
     // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
     let mut q = k * inv_scale + F::ZERO;
     if O::UNBOUNDED && t.is_infinite() {
@@ -98,9 +114,9 @@ fn value_with<F: Lane, R: RoundOp, O: OverflowOp>(
         q = x;
     }
     if x.is_nan() {
-        (x, false)
+        (x, false, false)
     } else {
-        (q, over)
+        (q, over, undecided)
     }
 }
 
@@ -165,7 +181,8 @@ struct Sweep<'a, T, F, R, O> {
 }
 
 impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Sweep<'_, T, F, R, O> {
-    /// Quantizes the elements, the `i`-th with the `i`-th of `draws`.
+    /// Quantizes the elements with a deterministic rounding: `draws` are zeros, which it never
+    /// reads (stochastic rounding takes [`stochastic`]).
     #[inline(always)]
     fn run(self, draws: impl Iterator<Item = F>) {
         let p = self.plan;
@@ -220,21 +237,211 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Sweep<'_,
         if !R::STOCHASTIC {
             return self.run(std::iter::repeat(F::ZERO));
         }
-        let draws = draws(self.plan.key, self.base);
-        self.run(draws);
+        let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
+        let len = match &self.buffers {
+            Buffers::Into { src, .. } => src.len(),
+            Buffers::InPlace { buf, .. } => buf.len(),
+        };
+        stochastic(len, draws, &mut SweepBody::<T, F, R, O>::new(self));
     }
 }
 
-/// The draws of stream `key` from index `base` on, in lane `F`. The counter steps by one
-/// addition per element, not a multiplication.
+/// Elements per block of a stochastic sweep.
+const DRAW_BLOCK: usize = BLOCK;
+
+/// The draws of a stochastic sweep, element `j` drawing stream index `start + j` of stream
+/// `key` (see [`crate::random::draw`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Draws {
+    key: u64,
+    start: u64,
+}
+
+impl Draws {
+    pub(super) fn new(key: u64, start: u64) -> Self {
+        Draws { key, start }
+    }
+
+    /// The lower bounds ([`Lane::draw_floor`]) of the draws of elements `r`, from the 32-bit
+    /// hash alone: its counter steps by one addition per element. `None` when `r` crosses a
+    /// multiple of `2^32` in stream index, where the hash's keys change.
+    #[inline(always)]
+    #[allow(clippy::cast_possible_truncation)]
+    fn floors<F: Lane>(&self, r: &Range<usize>) -> Option<impl Iterator<Item = F>> {
+        let first = self.start.wrapping_add(r.start as u64);
+        let last = first.wrapping_add((r.len() as u64).saturating_sub(1));
+        if first >> 32 != last >> 32 {
+            return None;
+        }
+        let keys = hash_keys(self.key, first >> 32);
+        let mut w = (first as u32).wrapping_mul(WEYL);
+        Some(std::iter::repeat_with(move || {
+            let u = F::draw_floor(hash32(w, keys));
+            w = w.wrapping_add(WEYL);
+            u
+        }))
+    }
+
+    /// The lower bound of the draw of element `j`, in lane `F`.
+    fn floor<F: Lane>(&self, j: usize) -> F {
+        F::draw_floor(draw_high(self.key, self.start.wrapping_add(j as u64)))
+    }
+
+    /// The exact draw of element `j`, in lane `F`.
+    fn exact<F: Lane>(&self, j: usize) -> F {
+        F::draw_exact(draw(self.key, self.start.wrapping_add(j as u64)))
+    }
+}
+
+/// The loops of a stochastic sweep, for [`stochastic`].
+pub(super) trait Body<F> {
+    /// Quantizes elements `r` with the lower bounds of their draws; returns whether they leave
+    /// the rounding of any element undecided. Such an element's input must be left readable
+    /// for [`Body::undecided`] and [`Body::exact`]: in place, its value is left as it was.
+    fn fast(&mut self, r: Range<usize>, floors: impl Iterator<Item = F>) -> bool;
+    /// After [`Body::fast`]: whether element `i`'s rounding is undecided by the lower bound
+    /// `u` of its draw (never for an element `fast` quantized in place: its code has no
+    /// fraction).
+    fn undecided(&self, i: usize, u: F) -> bool;
+    /// Quantizes element `i` with its exact draw `u`.
+    fn exact(&mut self, i: usize, u: F);
+}
+
+/// A stochastic sweep of `len` elements, in blocks: each block in a vector loop that draws only
+/// the high bits of each draw, then, where that leaves some element's rounding undecided
+/// (about one element in `2^24` in `f32`, `2^31` in `f64`, more for fractions that sit near a
+/// draw), the block again one element at a time, the undecided ones with their exact draws.
 #[inline(always)]
-pub(super) fn draws<F: Lane>(key: u64, base: u64) -> impl Iterator<Item = F> {
-    let mut next = counter(key, base);
-    std::iter::repeat_with(move || {
-        let u = F::draw(next);
-        next = next.wrapping_add(STEP);
-        u
-    })
+pub(super) fn stochastic<F: Lane>(len: usize, draws: Draws, body: &mut impl Body<F>) {
+    let mut at = 0;
+    while at < len {
+        let r = at..len.min(at + DRAW_BLOCK);
+        match draws.floors::<F>(&r) {
+            Some(floors) => {
+                if body.fast(r.clone(), floors) {
+                    for i in r.clone() {
+                        if body.undecided(i, draws.floor(i)) {
+                            body.exact(i, draws.exact(i));
+                        }
+                    }
+                }
+            }
+            None => {
+                for i in r.clone() {
+                    body.exact(i, draws.exact(i));
+                }
+            }
+        }
+        at = r.end;
+    }
+}
+
+/// The stochastic loops of [`Sweep`].
+struct SweepBody<'a, T, F, R, O> {
+    buffers: Buffers<'a, T>,
+    plan: &'a Plan,
+    ops: PhantomData<(F, R, O)>,
+}
+
+impl<'a, T: Native, F: Lane, R: RoundOp, O: OverflowOp> SweepBody<'a, T, F, R, O> {
+    fn new(sweep: Sweep<'a, T, F, R, O>) -> Self {
+        SweepBody {
+            buffers: sweep.buffers,
+            plan: sweep.plan,
+            ops: PhantomData,
+        }
+    }
+}
+
+impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T, F, R, O> {
+    #[inline(always)]
+    fn fast(&mut self, r: Range<usize>, floors: impl Iterator<Item = F>) -> bool {
+        let p = self.plan;
+        let b = F::bounds(p);
+        let (scale, inv) = (b.scale, b.inv_scale);
+        let value = |x: T, u: F| value_full::<F, R, O>(F::narrow(x.to_f64()), u, p, scale, inv);
+        let mut any = false;
+        match &mut self.buffers {
+            Buffers::Into {
+                src,
+                dst,
+                mask: None,
+            } => {
+                let ys = &mut dst[r.clone()];
+                for ((x, y), u) in src[r].iter().zip(ys).zip(floors) {
+                    let (q, _, undecided) = value(*x, u);
+                    *y = T::from_f64(q.widen());
+                    any |= undecided;
+                }
+            }
+            Buffers::Into {
+                src,
+                dst,
+                mask: Some(mask),
+            } => {
+                let ys = dst[r.clone()].iter_mut().zip(&mut mask[r.clone()]);
+                for ((x, (y, m)), u) in src[r].iter().zip(ys).zip(floors) {
+                    let (q, over, undecided) = value(*x, u);
+                    *y = T::from_f64(q.widen());
+                    *m = over;
+                    any |= undecided;
+                }
+            }
+            Buffers::InPlace { buf, mask: None } => {
+                for (y, u) in buf[r].iter_mut().zip(floors) {
+                    let (q, _, undecided) = value(*y, u);
+                    if !undecided {
+                        *y = T::from_f64(q.widen());
+                    }
+                    any |= undecided;
+                }
+            }
+            Buffers::InPlace {
+                buf,
+                mask: Some(mask),
+            } => {
+                let ys = buf[r.clone()].iter_mut().zip(&mut mask[r]);
+                for ((y, m), u) in ys.zip(floors) {
+                    let (q, over, undecided) = value(*y, u);
+                    if !undecided {
+                        *y = T::from_f64(q.widen());
+                    }
+                    *m = over;
+                    any |= undecided;
+                }
+            }
+        }
+        any
+    }
+
+    fn undecided(&self, i: usize, u: F) -> bool {
+        let x = match &self.buffers {
+            Buffers::Into { src, .. } => src[i],
+            Buffers::InPlace { buf, .. } => buf[i],
+        };
+        let b = F::bounds(self.plan);
+        value_full::<F, R, O>(F::narrow(x.to_f64()), u, self.plan, b.scale, b.inv_scale).2
+    }
+
+    fn exact(&mut self, i: usize, u: F) {
+        let p = self.plan;
+        let value = |x: T| value_of::<F, R, O>(F::narrow(x.to_f64()), u, p);
+        let (over, mask) = match &mut self.buffers {
+            Buffers::Into { src, dst, mask } => {
+                let (q, over) = value(src[i]);
+                dst[i] = T::from_f64(q.widen());
+                (over, mask)
+            }
+            Buffers::InPlace { buf, mask } => {
+                let (q, over) = value(buf[i]);
+                buf[i] = T::from_f64(q.widen());
+                (over, mask)
+            }
+        };
+        if let Some(m) = mask {
+            m[i] = over;
+        }
+    }
 }
 
 /// A piece whose elements have scales of their own: element `i` of `src` (tensor position
@@ -301,55 +508,123 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for ScaledSwe
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         if R::STOCHASTIC {
-            let draws = draws::<F>(self.plan.key, self.base);
-            self.run(draws);
+            let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
+            let len = self.job.src.len();
+            stochastic(len, draws, &mut ScaledBody::<T, F, R, O>(self));
         } else {
-            self.run(std::iter::repeat(F::ZERO));
+            self.run();
         }
     }
 }
 
 impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> ScaledSweep<'_, T, F, R, O> {
-    /// The elements, the `i`-th with the `i`-th of `draws`, in stretches of the period:
-    /// contiguous slices of data and scales, so that the loops vectorize.
+    /// The elements of `r` in stretches of the period, contiguous slices of data and scales, so
+    /// that the loops vectorize: `each(xs, ys, mask, scales, inverses)` per stretch.
     #[inline(always)]
-    fn run(self, mut draws: impl Iterator<Item = F>) {
-        let p = self.plan;
+    fn stretches(
+        &mut self,
+        r: Range<usize>,
+        mut each: impl FnMut(&[T], &mut [T], Option<&mut [bool]>, &[F], &[F]),
+    ) {
         let Scaled {
             src,
             dst,
-            mut mask,
+            mask,
             scales,
             inverses,
             p0,
-        } = self.job;
+        } = &mut self.job;
         let period = scales.len();
+        let (mut i, mut at) = (r.start, (*p0 + r.start) % period);
+        while i < r.end {
+            let n = (period - at).min(r.end - i);
+            let m = mask.as_deref_mut().map(|m| &mut m[i..i + n]);
+            let (s, v) = (&scales[at..at + n], &inverses[at..at + n]);
+            each(&src[i..i + n], &mut dst[i..i + n], m, s, v);
+            i += n;
+            at = 0;
+        }
+    }
+
+    /// The deterministic roundings, over all elements.
+    #[inline(always)]
+    fn run(mut self) {
+        let p = self.plan;
         let value =
-            |x: T, u: F, s: F, v: F| value_with::<F, R, O>(F::narrow(x.to_f64()), u, p, s, v);
-        let (mut i, mut at) = (0, p0 % period);
-        while i < src.len() {
-            let n = (period - at).min(src.len() - i);
-            let (xs, ys) = (&src[i..i + n], &mut dst[i..i + n]);
-            let scaled = scales[at..at + n].iter().zip(&inverses[at..at + n]);
-            match mask.as_deref_mut() {
+            |x: T, s: F, v: F| value_with::<F, R, O>(F::narrow(x.to_f64()), F::ZERO, p, s, v);
+        let len = self.job.src.len();
+        self.stretches(0..len, |xs, ys, mask, ss, vs| {
+            let scaled = ss.iter().zip(vs);
+            match mask {
                 None => {
-                    for (((x, y), (s, v)), u) in xs.iter().zip(ys).zip(scaled).zip(&mut draws) {
-                        *y = T::from_f64(value(*x, u, *s, *v).0.widen());
+                    for ((x, y), (s, v)) in xs.iter().zip(ys).zip(scaled) {
+                        *y = T::from_f64(value(*x, *s, *v).0.widen());
                     }
                 }
                 Some(m) => {
-                    let m = &mut m[i..i + n];
-                    for ((((x, y), (s, v)), o), u) in
-                        xs.iter().zip(ys).zip(scaled).zip(m).zip(&mut draws)
-                    {
-                        let (q, over) = value(*x, u, *s, *v);
+                    for (((x, y), (s, v)), o) in xs.iter().zip(ys).zip(scaled).zip(m) {
+                        let (q, over) = value(*x, *s, *v);
                         *y = T::from_f64(q.widen());
                         *o = over;
                     }
                 }
             }
-            i += n;
-            at = 0;
+        });
+    }
+}
+
+/// The stochastic loops of [`ScaledSweep`].
+struct ScaledBody<'a, T, F, R, O>(ScaledSweep<'a, T, F, R, O>);
+
+impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T, F, R, O> {
+    #[inline(always)]
+    fn fast(&mut self, r: Range<usize>, mut floors: impl Iterator<Item = F>) -> bool {
+        let p = self.0.plan;
+        let value =
+            |x: T, u: F, s: F, v: F| value_full::<F, R, O>(F::narrow(x.to_f64()), u, p, s, v);
+        let mut any = false;
+        self.0.stretches(r, |xs, ys, mask, ss, vs| {
+            let scaled = ss.iter().zip(vs);
+            match mask {
+                None => {
+                    for (((x, y), (s, v)), u) in xs.iter().zip(ys).zip(scaled).zip(&mut floors) {
+                        let (q, _, undecided) = value(*x, u, *s, *v);
+                        *y = T::from_f64(q.widen());
+                        any |= undecided;
+                    }
+                }
+                Some(m) => {
+                    for ((((x, y), (s, v)), o), u) in
+                        xs.iter().zip(ys).zip(scaled).zip(m).zip(&mut floors)
+                    {
+                        let (q, over, undecided) = value(*x, u, *s, *v);
+                        *y = T::from_f64(q.widen());
+                        *o = over;
+                        any |= undecided;
+                    }
+                }
+            }
+        });
+        any
+    }
+
+    fn undecided(&self, i: usize, u: F) -> bool {
+        let job = &self.0.job;
+        let at = (job.p0 + i) % job.scales.len();
+        let x = F::narrow(job.src[i].to_f64());
+        let (s, v) = (job.scales[at], job.inverses[at]);
+        value_full::<F, R, O>(x, u, self.0.plan, s, v).2
+    }
+
+    fn exact(&mut self, i: usize, u: F) {
+        let job = &mut self.0.job;
+        let at = (job.p0 + i) % job.scales.len();
+        let x = F::narrow(job.src[i].to_f64());
+        let (s, v) = (job.scales[at], job.inverses[at]);
+        let (q, over) = value_with::<F, R, O>(x, u, self.0.plan, s, v);
+        job.dst[i] = T::from_f64(q.widen());
+        if let Some(m) = job.mask.as_deref_mut() {
+            m[i] = over;
         }
     }
 }
@@ -598,14 +873,9 @@ pub(crate) fn codes(plan: &Plan, src: &[f64], out: &mut [f64], base: u64) {
 }
 
 fn codes_loop<R: RoundOp, O: OverflowOp>(src: &[f64], out: &mut [f64], base: u64, p: &Plan) {
-    let mut next = counter(p.key, base);
-    for (x, k) in src.iter().zip(out) {
-        let u = if R::STOCHASTIC {
-            <f64 as Lane>::draw(next)
-        } else {
-            0.0
-        };
-        next = next.wrapping_add(STEP);
+    let draws = Draws::new(p.key, p.start.wrapping_add(base));
+    for (i, (x, k)) in src.iter().zip(out).enumerate() {
+        let u = if R::STOCHASTIC { draws.exact(i) } else { 0.0 };
         *k = if x.is_nan() {
             f64::NAN
         } else {
@@ -619,8 +889,8 @@ mod tests {
     use super::super::lane::draw_down;
     use super::*;
     use crate::format::pow2;
-    use crate::random::{stream_key, uniform};
-    use crate::{FixedPoint, Rounding};
+    use crate::random::{draw_high, stream_key};
+    use crate::{FixedPoint, QuantSpec, Rounding};
     /// The `f32` lane's draw is the largest `f32` at or below the exact draw, so a fraction is
     /// above it exactly when it is above the exact draw: checked at the draw's neighbours, where
     /// a draw rounded the other way would decide differently.
@@ -639,7 +909,7 @@ mod tests {
             (1 << 52) - 1,
         ]
         .map(|h: u64| h as f64 * pow2(-52));
-        let draws = (0..10_000).map(|i| uniform(counter(key, i)));
+        let draws = (0..10_000).map(|i| draw(key, i));
         for u in edges.into_iter().chain(draws) {
             let d = draw_down(u);
             let above = f32::from_bits(d.to_bits() + 1);
@@ -667,7 +937,7 @@ mod tests {
         let n = 1000 + 13;
         let (x, want): (Vec<f32>, Vec<f32>) = (0..n)
             .map(|i| {
-                let d = draw_down(uniform(counter(key, i as u64)));
+                let d = draw_down(draw(key, i as u64));
                 let above = f32::from_bits(d.to_bits() + 1);
                 match i % 4 {
                     0 => (d, 0.0),
@@ -688,5 +958,103 @@ mod tests {
         let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let q64: Vec<f32> = fmt.quantize(&wide, r).iter().map(|&v| v as f32).collect();
         assert_eq!(bits(&q64), bits(&want));
+    }
+
+    /// The lower bounds the vector loops draw hold the exact draw, in both lanes: `floor <=
+    /// draw < floor + DRAW_GAP`, and the exact draw's high 32 bits are the hash's.
+    #[test]
+    fn draw_floors_bound_the_exact_draws() {
+        fn check<F: Lane + std::fmt::Debug>(key: u64, index: u64) {
+            let high = draw_high(key, index);
+            let u = draw(key, index);
+            let (floor, exact) = (F::draw_floor(high), F::draw_exact(u));
+            assert!(floor <= exact, "{index}: {floor:?} > {exact:?}");
+            assert!(
+                exact < floor + F::DRAW_GAP,
+                "{index}: {exact:?} past {floor:?}"
+            );
+            assert_eq!((u * pow2(32)) as u32, high);
+        }
+        for seed in [0, 1, 99] {
+            let key = stream_key(seed);
+            let near_block = (1u64 << 32) - 100;
+            for index in (0..5000)
+                .chain(near_block..near_block + 200)
+                .chain([u64::MAX])
+            {
+                check::<f32>(key, index);
+                check::<f64>(key, index);
+            }
+        }
+    }
+
+    /// Stochastic rounding decides each element at its own exact draw (the definition, one
+    /// element at a time) wherever the stream starts: across a multiple of `2^32` in stream
+    /// index (where the hash's keys change), at the end of the index range, in every loop and
+    /// both lanes, with fractions at and beside the elements' draws (undecided by the high bits)
+    /// and at random.
+    #[test]
+    fn stochastic_rounding_follows_the_definition_at_any_stream_start() {
+        /// The magnitude rounded up when the draw is below its fraction, the sign put back.
+        fn reference(v: f64, u: f64) -> f64 {
+            let a = v.abs();
+            let whole = a.floor();
+            (whole + if u < a - whole { 1.0 } else { 0.0 }).copysign(v)
+        }
+        fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], start: u64) {
+            assert_eq!(got.len(), want.len());
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                panic!(
+                    "start {start}, element {i}: {:?}, want {:?}",
+                    got[i], want[i]
+                );
+            }
+        }
+        let seed = 8;
+        let key = stream_key(seed);
+        let fmt = FixedPoint::new(12, 0).unwrap();
+        let spec = QuantSpec::new(fmt, Rounding::Stochastic { seed });
+        let n = 3 * DRAW_BLOCK + 77;
+        for start in [0, (1u64 << 32) - 1500, u64::MAX - 2000, (7u64 << 32) + 5] {
+            let spec = spec.with_stream_start(start);
+            let x: Vec<f64> = (0..n)
+                .map(|i| {
+                    let u = draw(key, start.wrapping_add(i as u64));
+                    let base = (i % 13) as f64 - 6.0;
+                    match i % 5 {
+                        0 => base + u,
+                        1 => base + f64::from(draw_down(u)),
+                        2 => base + u + pow2(-40),
+                        3 => base + f64::from(f32::from_bits(draw_down(u).to_bits() + 1)),
+                        _ => base + 0.37,
+                    }
+                })
+                .collect();
+            let want: Vec<f64> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| reference(v, draw(key, start.wrapping_add(i as u64))))
+                .collect();
+            same(&spec.quantize(&x), &want, start);
+            let mut in_place = x.clone();
+            let mut mask = vec![true; n];
+            spec.quantize_in_place_with_mask(&mut in_place, &mut mask)
+                .unwrap();
+            same(&in_place, &want, start);
+            assert!(mask.iter().all(|m| !m));
+            // The same values in f32 (those exact there), in the f32 lane.
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let want32: Vec<f32> = x32
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    reference(f64::from(v), draw(key, start.wrapping_add(i as u64))) as f32
+                })
+                .collect();
+            same(&spec.quantize(&x32), &want32, start);
+            let mut in_place = x32.clone();
+            spec.quantize_in_place(&mut in_place);
+            same(&in_place, &want32, start);
+        }
     }
 }

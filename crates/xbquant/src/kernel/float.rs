@@ -7,11 +7,11 @@
 //! the vector width.
 
 use std::marker::PhantomData;
+use std::ops::Range;
 
-use super::driver::{draws, split, staged, Buffers, Half, Job};
+use super::driver::{split, staged, stochastic, Body, Buffers, Draws, Half, Job};
 use super::lane::Lane;
 use super::round::{NearestEven, RoundOp, Stochastic};
-use crate::random::counter;
 use crate::Element;
 
 /// Everything the kernel needs, derived once per call.
@@ -25,6 +25,8 @@ pub struct FloatPlan {
     pub(crate) can_narrow: bool,
     pub(crate) stochastic: bool,
     pub(crate) key: u64,
+    /// The stream index of the call's first element.
+    pub(crate) start: u64,
 }
 
 /// A format's constants in one lane type.
@@ -123,6 +125,13 @@ impl FloatLane for f32 {
 /// infinities and overflow.
 #[inline(always)]
 pub(crate) fn float_value<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<F>) -> F {
+    float_value_full::<F, R>(x, u, c).0
+}
+
+/// [`float_value`], and whether the rounding is undecided with `u` a lower bound of the draw
+/// (see [`RoundOp::undecided`]).
+#[inline(always)]
+fn float_value_full<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<F>) -> (F, bool) {
     // Plain comparisons (one `vmaxpd` / `vminpd` each), not `f64::max`, whose NaN rule costs a
     // blend: a NaN `x` gives a NaN `held`, whose step is garbage, but `x * inverse` is NaN and
     // so is the result.
@@ -130,12 +139,14 @@ pub(crate) fn float_value<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<
     let low = if a < c.min_normal { c.min_normal } else { a };
     let held = if low > c.top { c.top } else { low };
     let (step, inverse) = F::step_and_inverse(held, c);
-    let q = R::round(x * inverse, u) * step;
-    if q.abs() > c.max {
+    let t = x * inverse;
+    let q = R::round(t, u) * step;
+    let q = if q.abs() > c.max {
         c.overflow.copysign(x)
     } else {
         q
-    }
+    };
+    (q, R::undecided(t, u))
 }
 
 /// The data types the kernel runs on natively.
@@ -203,6 +214,8 @@ struct Sweep<'a, T, F, R> {
 }
 
 impl<T: FloatNative, F: FloatLane, R: RoundOp> Sweep<'_, T, F, R> {
+    /// Quantizes the elements with nearest rounding: `draws` are zeros, which it never reads
+    /// (stochastic rounding takes [`stochastic`]).
     #[inline(always)]
     fn run(self, draws: impl Iterator<Item = F>) {
         // A copy on the stack: the loop then holds the constants in registers (read through
@@ -228,19 +241,71 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> pulp::WithSimd for Sweep<'_, T, F
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<S: pulp::Simd>(mut self, _: S) {
         if !R::STOCHASTIC {
             return self.run(std::iter::repeat(F::ZERO));
         }
-        let draws = draws(self.plan.key, self.base);
-        self.run(draws);
+        let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
+        let len = match &self.buffers {
+            Buffers::Into { src, .. } => src.len(),
+            Buffers::InPlace { buf, .. } => buf.len(),
+        };
+        stochastic(len, draws, &mut self);
+    }
+}
+
+/// The stochastic loops (a float sweep has no overflow mask).
+impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
+    #[inline(always)]
+    fn fast(&mut self, r: Range<usize>, floors: impl Iterator<Item = F>) -> bool {
+        let c = *F::consts(self.plan);
+        let p = &c;
+        let value = |x: T, u: F| float_value_full::<F, R>(F::narrow(x.to_f64()), u, p);
+        let mut any = false;
+        match &mut self.buffers {
+            Buffers::Into { src, dst, .. } => {
+                let ys = &mut dst[r.clone()];
+                for ((x, y), u) in src[r].iter().zip(ys).zip(floors) {
+                    let (q, undecided) = value(*x, u);
+                    *y = T::from_f64(q.widen());
+                    any |= undecided;
+                }
+            }
+            Buffers::InPlace { buf, .. } => {
+                for (y, u) in buf[r].iter_mut().zip(floors) {
+                    let (q, undecided) = value(*y, u);
+                    if !undecided {
+                        *y = T::from_f64(q.widen());
+                    }
+                    any |= undecided;
+                }
+            }
+        }
+        any
+    }
+
+    fn undecided(&self, i: usize, u: F) -> bool {
+        let x = match &self.buffers {
+            Buffers::Into { src, .. } => src[i],
+            Buffers::InPlace { buf, .. } => buf[i],
+        };
+        float_value_full::<F, R>(F::narrow(x.to_f64()), u, F::consts(self.plan)).1
+    }
+
+    fn exact(&mut self, i: usize, u: F) {
+        let c = F::consts(self.plan);
+        let value = |x: T| T::from_f64(float_value::<F, R>(F::narrow(x.to_f64()), u, c).widen());
+        match &mut self.buffers {
+            Buffers::Into { src, dst, .. } => dst[i] = value(src[i]),
+            Buffers::InPlace { buf, .. } => buf[i] = value(buf[i]),
+        }
     }
 }
 
 /// The value of one `x`, drawing stream index 0: the scalar reference.
 pub(crate) fn float_value_of(x: f64, plan: &FloatPlan) -> f64 {
     if plan.stochastic {
-        let u = <f64 as Lane>::draw(counter(plan.key, 0));
+        let u = crate::random::draw(plan.key, plan.start);
         float_value::<f64, Stochastic>(x, u, &plan.wide)
     } else {
         float_value::<f64, NearestEven>(x, 0.0, &plan.wide)

@@ -3,8 +3,6 @@
 
 use std::ops::{Add, Mul, Sub};
 
-use crate::random::uniform;
-
 use super::Plan;
 
 /// The float type the per-element maths runs in: `f64`, or `f32` where [`Plan::can_narrow`]
@@ -39,19 +37,28 @@ pub(crate) trait Lane:
     /// `v` in this lane; exact for the values the kernels pass (codes of an eligible word).
     fn narrow(v: f64) -> Self;
     fn bounds(p: &Plan) -> &Bounds<Self>;
-    /// The stochastic draw of a stream counter ([`uniform`]) in this lane, rounded down when it
-    /// is not exact. For a fraction `f` of this lane, `draw < f` then holds exactly when the
-    /// exact draw is below `f` (a number of the lane below `f` is at most the largest one at or
-    /// below the draw), so both lanes make the same choice.
-    fn draw(counter: u64) -> Self;
+    /// The gap between the draws' lower bounds of [`Lane::draw_floor`]: `2^-31` in `f64`,
+    /// `2^-24` in `f32`.
+    const DRAW_GAP: Self;
+    /// A lower bound of a draw from its high 32 bits (see [`crate::random::draw`]): the draw
+    /// lies in `[floor, floor + DRAW_GAP)`, so it is below a fraction `f` of this lane when
+    /// `floor + DRAW_GAP <= f`, and not below it when `f <= floor`. Exact, and cheap in vector
+    /// registers: a 32-bit integer conversion.
+    fn draw_floor(high: u32) -> Self;
+    /// An exact draw ([`crate::random::draw`]) in this lane, rounded down when it is not exact.
+    /// For a fraction `f` of this lane, `draw < f` then holds exactly when the exact draw is
+    /// below `f` (a number of the lane below `f` is at most the largest one at or below the
+    /// draw), so both lanes make the same choice.
+    fn draw_exact(u: f64) -> Self;
 }
 
 macro_rules! impl_lane {
-    ($t:ty, $field:ident, $draw:expr) => {
+    ($t:ty, $field:ident, $gap:expr, $floor:expr, $draw:expr) => {
         impl Lane for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const TINY: Self = <$t>::from_bits(1);
+            const DRAW_GAP: Self = $gap;
             #[inline(always)]
             fn abs(self) -> Self {
                 <$t>::abs(self)
@@ -106,14 +113,40 @@ macro_rules! impl_lane {
                 &p.$field
             }
             #[inline(always)]
-            fn draw(counter: u64) -> Self {
-                $draw(uniform(counter))
+            fn draw_floor(high: u32) -> Self {
+                $floor(high)
+            }
+            #[inline(always)]
+            fn draw_exact(u: f64) -> Self {
+                $draw(u)
             }
         }
     };
 }
-impl_lane!(f64, wide, std::convert::identity);
-impl_lane!(f32, narrow, draw_down);
+impl_lane!(
+    f64,
+    wide,
+    1.0 / 2_147_483_648.0,
+    floor_f64,
+    std::convert::identity
+);
+impl_lane!(f32, narrow, 1.0 / 16_777_216.0, floor_f32, draw_down);
+
+/// The top 31 high bits as a multiple of `2^-31` (below `2^31` the signed conversion, one vector
+/// instruction, applies; exact in `f64`).
+#[inline(always)]
+#[allow(clippy::cast_possible_wrap)]
+fn floor_f64(high: u32) -> f64 {
+    f64::from((high >> 1) as i32) * (1.0 / 2_147_483_648.0)
+}
+
+/// The top 24 high bits as a multiple of `2^-24` (24 bits are exact in `f32`, and below `2^31`
+/// the signed conversion, one vector instruction, applies).
+#[inline(always)]
+#[allow(clippy::cast_possible_wrap, clippy::cast_precision_loss)]
+fn floor_f32(high: u32) -> f32 {
+    ((high >> 8) as i32) as f32 * (1.0 / 16_777_216.0)
+}
 
 /// `u`, a multiple of `2^-52` in `[0, 1)`, rounded toward zero to an `f32`: clearing the low 29
 /// bits of its significand leaves 24 significant bits, an `f32` number since a nonzero `u` is at

@@ -26,7 +26,7 @@ pub(crate) use driver::{codes, run_half, run_native, run_scaled, Buffers, Half, 
 pub(crate) use float::{float_value_of, run_float, run_float_half, FloatConsts, FloatPlan};
 
 use crate::format::pow2;
-use crate::random::{counter, stream_key};
+use crate::random::stream_key;
 use crate::{FixedPoint, Overflow, Rounding};
 use lane::Bounds;
 
@@ -44,6 +44,8 @@ pub struct Plan {
     /// sign.
     flip_forced: bool,
     key: u64,
+    /// The stream index of the call's first element.
+    start: u64,
     /// The rounding, resolved (fresh noise drawn), and the overflow mode and signedness: what
     /// picks the compiled kernel.
     rounding: Rounding,
@@ -55,7 +57,7 @@ impl Plan {
     /// The plan of one call of a spec: its stream begins at the spec's stream start.
     pub(crate) fn of(spec: &crate::QuantSpec) -> Plan {
         let mut plan = Plan::new(spec.format(), spec.rounding());
-        plan.key = counter(plan.key, spec.stream_start());
+        plan.start = spec.stream_start();
         plan
     }
 
@@ -93,6 +95,7 @@ impl Plan {
             can_narrow: (-126..=126).contains(&fl) && (wl <= 24 || overflow == Overflow::Unbounded),
             flip_forced: sat_bits > 1,
             key,
+            start: 0,
             rounding,
             overflow,
             signed: format.is_signed(),

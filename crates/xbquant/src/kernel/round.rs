@@ -13,6 +13,12 @@ pub(crate) trait RoundOp {
     const NEEDS_TINY: bool = false;
     /// The code of `t`; `u` is the element's draw, which only stochastic rounding reads.
     fn round<F: Lane>(t: F, u: F) -> F;
+    /// Whether the code of `t` with `u` the lower bound of a draw ([`Lane::draw_floor`]) may
+    /// differ from its code with the exact draw: never for the deterministic rules.
+    #[inline(always)]
+    fn undecided<F: Lane>(_t: F, _u: F) -> bool {
+        false
+    }
 }
 
 /// Nearest code, ties to even (`AP_RND_CONV`): one instruction, so it keeps a kernel of its own.
@@ -97,5 +103,14 @@ impl RoundOp for Stochastic {
         let frac = a - whole;
         let up = if u < frac { F::ONE } else { F::ZERO };
         (whole + up).copysign(t)
+    }
+
+    /// With `u` a lower bound, `round` decides as the exact draw would unless the fraction lies
+    /// strictly between `u` and `u + DRAW_GAP` (compared branch-free: both tests always run).
+    #[inline(always)]
+    fn undecided<F: Lane>(t: F, u: F) -> bool {
+        let a = t.abs();
+        let frac = a - a.floor();
+        (u < frac) & (frac < u + F::DRAW_GAP)
     }
 }
