@@ -91,12 +91,30 @@ fn value_with<F: Lane, R: RoundOp, O: OverflowOp>(
     scale: F,
     inv_scale: F,
 ) -> (F, bool) {
-    let (q, over, _) = value_full::<F, R, O>(x, u, p, scale, inv_scale);
-    (q, over)
+    let (k, t, over) = code_with::<F, R, O>(x, u, p, scale);
+    finish::<F, O>(x, k, t, over, inv_scale)
 }
 
-/// [`value_with`], and whether the rounding is undecided with `u` a lower bound of the draw
-/// (see [`RoundOp::undecided`]).
+/// The value of the code `k` of `x` (`t` its scaled value), NaN passed through.
+#[inline(always)]
+fn finish<F: Lane, O: OverflowOp>(x: F, k: F, t: F, over: bool, inv_scale: F) -> (F, bool) {
+    // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
+    let mut q = k * inv_scale + F::ZERO;
+    if O::UNBOUNDED && t.is_infinite() {
+        // x * 2^fl overflowed, so x is a multiple of the step already.
+        q = x;
+    }
+    if x.is_nan() {
+        (x, false)
+    } else {
+        (q, over)
+    }
+}
+
+/// [`value_with`] for a vector loop of stochastic rounding, `u` the lower bound of the draw, and
+/// whether that leaves the rounding undecided (see [`RoundOp::undecided`]). A nonzero input whose
+/// scaled value underflows to zero counts as undecided, so that this loop skips the test that
+/// [`code_with`] makes for it: the exact path settles it.
 #[inline(always)]
 fn value_full<F: Lane, R: RoundOp, O: OverflowOp>(
     x: F,
@@ -105,19 +123,12 @@ fn value_full<F: Lane, R: RoundOp, O: OverflowOp>(
     scale: F,
     inv_scale: F,
 ) -> (F, bool, bool) {
-    let (k, t, over) = code_with::<F, R, O>(x, u, p, scale);
-    let undecided = R::undecided(t, u);
-    // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
-    let mut q = k * inv_scale + F::ZERO;
-    if O::UNBOUNDED && t.is_infinite() {
-        // x * 2^fl overflowed, so x is a multiple of the step already.
-        q = x;
-    }
-    if x.is_nan() {
-        (x, false, false)
-    } else {
-        (q, over, undecided)
-    }
+    let t = x * scale;
+    let tiny = R::NEEDS_TINY & (t == F::ZERO) & (x != F::ZERO);
+    let (k, over) = O::apply(R::round(t, u), t, p);
+    let undecided = R::undecided(t, u) | tiny;
+    let (q, over) = finish::<F, O>(x, k, t, over, inv_scale);
+    (q, over, undecided & !x.is_nan())
 }
 
 /// A sweep: the buffers quantized, element `i` drawing from stream index `base + i`.
