@@ -133,6 +133,19 @@ def quantize(
         array([[ 0.25, -0.5 ],
                [ 3.5 ,  1.  ]], dtype=float32)
     """
+    if (
+        type(wl) is int
+        and type(fl) is int
+        and axis is None
+        and scale is None
+        and hls is None
+        and not return_mask
+        and not getattr(x, "requires_grad", False)
+    ):
+        # The common call, kept short (a training loop makes it on every step): one format, no
+        # gradient to record.
+        spec = _core.spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits)
+        return _core.quantize_plain(x, spec)
     per_slice = axis is not None or (fl is not None and not isinstance(fl, numbers.Integral))
     if scale is not None:
         if hls is not None or not isinstance(fl, numbers.Integral) or isinstance(fl, bool):
