@@ -46,6 +46,16 @@ pub enum Buffers<'a, T> {
     },
 }
 
+impl<T: Copy> Buffers<'_, T> {
+    /// The input of element `i`: in place, the value it holds.
+    pub(super) fn input(&self, i: usize) -> T {
+        match self {
+            Buffers::Into { src, .. } => src[i],
+            Buffers::InPlace { buf, .. } => buf[i],
+        }
+    }
+}
+
 impl<T> Job<'_, T> {
     fn len(&self) -> usize {
         match self {
@@ -426,10 +436,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
     }
 
     fn undecided(&self, i: usize, u: F) -> bool {
-        let x = match &self.buffers {
-            Buffers::Into { src, .. } => src[i],
-            Buffers::InPlace { buf, .. } => buf[i],
-        };
+        let x = self.buffers.input(i);
         let b = F::bounds(self.plan);
         value_full::<F, R, O>(F::narrow(x.to_f64()), u, self.plan, b.scale, b.inv_scale).2
     }

@@ -285,10 +285,7 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
     }
 
     fn undecided(&self, i: usize, u: F) -> bool {
-        let x = match &self.buffers {
-            Buffers::Into { src, .. } => src[i],
-            Buffers::InPlace { buf, .. } => buf[i],
-        };
+        let x = self.buffers.input(i);
         float_value_full::<F, R>(F::narrow(x.to_f64()), u, F::consts(self.plan)).1
     }
 
