@@ -138,7 +138,8 @@ fn value_full<F: Lane, R: RoundOp, O: OverflowOp>(
     let (k, over) = O::apply(R::round(t, u), t, p);
     let undecided = R::undecided(t, u) | tiny;
     let (q, over) = finish::<F, O>(x, k, t, over, inv_scale);
-    (q, over, undecided & !x.is_nan())
+    // (A NaN input is never undecided: every comparison with its NaN `t` is false.)
+    (q, over, undecided)
 }
 
 /// A sweep: the buffers quantized, element `i` drawing from stream index `base + i`.
@@ -381,7 +382,9 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
         let b = F::bounds(p);
         let (scale, inv) = (b.scale, b.inv_scale);
         let value = |x: T, u: F| value_full::<F, R, O>(F::narrow(x.to_f64()), u, p, scale, inv);
-        let mut any = false;
+        // ORed as an integer, which the vector loop keeps in one register: ORed as `bool`, the
+        // flags were packed into bytes first, two more instructions per vector.
+        let mut any = 0u32;
         match &mut self.buffers {
             Buffers::Into {
                 src,
@@ -392,7 +395,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                 for ((x, y), u) in src[r].iter().zip(ys).zip(floors) {
                     let (q, _, undecided) = value(*x, u);
                     *y = T::from_f64(q.widen());
-                    any |= undecided;
+                    any |= u32::from(undecided);
                 }
             }
             Buffers::Into {
@@ -405,7 +408,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                     let (q, over, undecided) = value(*x, u);
                     *y = T::from_f64(q.widen());
                     *m = over;
-                    any |= undecided;
+                    any |= u32::from(undecided);
                 }
             }
             Buffers::InPlace { buf, mask: None } => {
@@ -414,7 +417,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                     if !undecided {
                         *y = T::from_f64(q.widen());
                     }
-                    any |= undecided;
+                    any |= u32::from(undecided);
                 }
             }
             Buffers::InPlace {
@@ -428,11 +431,11 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                         *y = T::from_f64(q.widen());
                     }
                     *m = over;
-                    any |= undecided;
+                    any |= u32::from(undecided);
                 }
             }
         }
-        any
+        any != 0
     }
 
     fn undecided(&self, i: usize, u: F) -> bool {
@@ -600,7 +603,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T
         let p = self.0.plan;
         let value =
             |x: T, u: F, s: F, v: F| value_full::<F, R, O>(F::narrow(x.to_f64()), u, p, s, v);
-        let mut any = false;
+        let mut any = 0u32;
         self.0.stretches(r, |xs, ys, mask, ss, vs| {
             let scaled = ss.iter().zip(vs);
             match mask {
@@ -608,7 +611,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T
                     for (((x, y), (s, v)), u) in xs.iter().zip(ys).zip(scaled).zip(&mut floors) {
                         let (q, _, undecided) = value(*x, u, *s, *v);
                         *y = T::from_f64(q.widen());
-                        any |= undecided;
+                        any |= u32::from(undecided);
                     }
                 }
                 Some(m) => {
@@ -618,12 +621,12 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T
                         let (q, over, undecided) = value(*x, u, *s, *v);
                         *y = T::from_f64(q.widen());
                         *o = over;
-                        any |= undecided;
+                        any |= u32::from(undecided);
                     }
                 }
             }
         });
-        any
+        any != 0
     }
 
     fn undecided(&self, i: usize, u: F) -> bool {

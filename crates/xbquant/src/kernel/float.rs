@@ -261,14 +261,14 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
         let c = *F::consts(self.plan);
         let p = &c;
         let value = |x: T, u: F| float_value_full::<F, R>(F::narrow(x.to_f64()), u, p);
-        let mut any = false;
+        let mut any = 0u32;
         match &mut self.buffers {
             Buffers::Into { src, dst, .. } => {
                 let ys = &mut dst[r.clone()];
                 for ((x, y), u) in src[r].iter().zip(ys).zip(floors) {
                     let (q, undecided) = value(*x, u);
                     *y = T::from_f64(q.widen());
-                    any |= undecided;
+                    any |= u32::from(undecided);
                 }
             }
             Buffers::InPlace { buf, .. } => {
@@ -277,11 +277,11 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
                     if !undecided {
                         *y = T::from_f64(q.widen());
                     }
-                    any |= undecided;
+                    any |= u32::from(undecided);
                 }
             }
         }
-        any
+        any != 0
     }
 
     fn undecided(&self, i: usize, u: F) -> bool {
