@@ -311,6 +311,68 @@ fn names_and_errors() {
         .is_err());
 }
 
+/// Fractions set to each element's own draw never round up, and the next number above it always
+/// does, in `f64` and `f32` lanes: the vector loops see only a draw's high bits, so these are
+/// the elements they must leave undecided and settle with the exact draw. (In the formats'
+/// subnormal range, where the scaled value keeps every bit of the fraction.)
+#[test]
+fn stochastic_rounding_settles_fractions_at_the_draws() {
+    let seed = 4;
+    let n = 3000;
+    for (format, step) in [
+        (FloatFormat::E4M3FN, 2f64.powi(-9)),
+        (FloatFormat::E5M2, 2f64.powi(-16)),
+    ] {
+        let r = Rounding::Stochastic { seed };
+        let sign = |i: usize| if i % 4 < 2 { 1.0 } else { -1.0 };
+        let want: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 1 { sign(i) * step } else { 0.0 })
+            .collect();
+        // f64 data: the fraction is the 52-bit draw itself, or the next f64 above it.
+        let x: Vec<f64> = (0..n)
+            .map(|i| {
+                let u = noise::draw(seed, i as u64);
+                let f = if i % 2 == 1 { u.next_up() } else { u };
+                sign(i) * f * step
+            })
+            .collect();
+        let q = format.quantize(&x, r).unwrap();
+        let mut in_place = x.clone();
+        format.quantize_in_place(&mut in_place, r).unwrap();
+        for i in 0..n {
+            assert!(q[i] == want[i], "{format} f64 {i}: {} -> {}", x[i], q[i]);
+            assert!(in_place[i] == want[i], "{format} f64 in place {i}");
+        }
+        // f32 data: the largest f32 at or below the draw, or the next f32 above it.
+        let x32: Vec<f32> = (0..n)
+            .map(|i| {
+                let u = noise::draw(seed, i as u64);
+                let mut d = u as f32;
+                if f64::from(d) > u {
+                    d = d.next_down();
+                }
+                let f = if i % 2 == 1 { d.next_up() } else { d };
+                (sign(i) * f64::from(f) * step) as f32
+            })
+            .collect();
+        let q32 = format.quantize(&x32, r).unwrap();
+        let mut in_place = x32.clone();
+        format.quantize_in_place(&mut in_place, r).unwrap();
+        for i in 0..n {
+            assert!(
+                f64::from(in_place[i]) == want[i],
+                "{format} f32 in place {i}"
+            );
+            assert!(
+                f64::from(q32[i]) == want[i],
+                "{format} f32 {i}: {} -> {}",
+                x32[i],
+                q32[i]
+            );
+        }
+    }
+}
+
 /// Element `i` rounds up exactly when its `(seed, i)` draw is below its distance from the
 /// value below, in steps; the mean of many draws is the input (within 4 sigma); the result does
 /// not depend on the thread count.

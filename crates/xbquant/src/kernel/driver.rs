@@ -46,6 +46,15 @@ pub enum Buffers<'a, T> {
     },
 }
 
+impl<T> Buffers<'_, T> {
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Buffers::Into { src, .. } => src.len(),
+            Buffers::InPlace { buf, .. } => buf.len(),
+        }
+    }
+}
+
 impl<T: Copy> Buffers<'_, T> {
     /// The input of element `i`: in place, the value it holds.
     pub(super) fn input(&self, i: usize) -> T {
@@ -59,8 +68,8 @@ impl<T: Copy> Buffers<'_, T> {
 impl<T> Job<'_, T> {
     fn len(&self) -> usize {
         match self {
-            Job::Quantize(Buffers::Into { src, .. }) | Job::Mask { src, .. } => src.len(),
-            Job::Quantize(Buffers::InPlace { buf, .. }) => buf.len(),
+            Job::Quantize(buffers) => buffers.len(),
+            Job::Mask { src, .. } => src.len(),
         }
     }
 }
@@ -203,20 +212,20 @@ struct Sweep<'a, T, F, R, O> {
 }
 
 impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Sweep<'_, T, F, R, O> {
-    /// Quantizes the elements with a deterministic rounding: `draws` are zeros, which it never
-    /// reads (stochastic rounding takes [`stochastic`]).
+    /// Quantizes the elements with a deterministic rounding (stochastic rounding takes
+    /// [`stochastic`]).
     #[inline(always)]
-    fn run(self, draws: impl Iterator<Item = F>) {
+    fn run(self) {
         let p = self.plan;
-        let value = |x: T, u: F| value_of::<F, R, O>(F::narrow(x.to_f64()), u, p);
+        let value = |x: T| value_of::<F, R, O>(F::narrow(x.to_f64()), F::ZERO, p);
         match self.buffers {
             Buffers::Into {
                 src,
                 dst,
                 mask: None,
             } => {
-                for ((x, y), u) in src.iter().zip(dst).zip(draws) {
-                    *y = T::from_f64(value(*x, u).0.widen());
+                for (x, y) in src.iter().zip(dst) {
+                    *y = T::from_f64(value(*x).0.widen());
                 }
             }
             Buffers::Into {
@@ -224,23 +233,23 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Sweep<'_, T, F, R, O> {
                 dst,
                 mask: Some(mask),
             } => {
-                for ((x, (y, m)), u) in src.iter().zip(dst.iter_mut().zip(mask)).zip(draws) {
-                    let (q, over) = value(*x, u);
+                for (x, (y, m)) in src.iter().zip(dst.iter_mut().zip(mask)) {
+                    let (q, over) = value(*x);
                     *y = T::from_f64(q.widen());
                     *m = over;
                 }
             }
             Buffers::InPlace { buf, mask: None } => {
-                for (y, u) in buf.iter_mut().zip(draws) {
-                    *y = T::from_f64(value(*y, u).0.widen());
+                for y in buf.iter_mut() {
+                    *y = T::from_f64(value(*y).0.widen());
                 }
             }
             Buffers::InPlace {
                 buf,
                 mask: Some(mask),
             } => {
-                for ((y, m), u) in buf.iter_mut().zip(mask).zip(draws) {
-                    let (q, over) = value(*y, u);
+                for (y, m) in buf.iter_mut().zip(mask) {
+                    let (q, over) = value(*y);
                     *y = T::from_f64(q.widen());
                     *m = over;
                 }
@@ -257,13 +266,10 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Sweep<'_,
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         if !R::STOCHASTIC {
-            return self.run(std::iter::repeat(F::ZERO));
+            return self.run();
         }
         let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
-        let len = match &self.buffers {
-            Buffers::Into { src, .. } => src.len(),
-            Buffers::InPlace { buf, .. } => buf.len(),
-        };
+        let len = self.buffers.len();
         stochastic(len, draws, &mut SweepBody::<T, F, R, O>::new(self));
     }
 }
@@ -1031,6 +1037,22 @@ mod tests {
                 );
             }
         }
+        /// Into a buffer and in place, each with and without the overflow mask.
+        fn every_loop<T: Element>(spec: &QuantSpec, x: &[T], want: &[T], start: u64) {
+            same(&spec.quantize(x), want, start);
+            let (q, mask) = spec.quantize_with_mask(x);
+            same(&q, want, start);
+            assert!(mask.iter().all(|m| !m));
+            let mut in_place = x.to_vec();
+            spec.quantize_in_place(&mut in_place);
+            same(&in_place, want, start);
+            let mut in_place = x.to_vec();
+            let mut mask = vec![true; x.len()];
+            spec.quantize_in_place_with_mask(&mut in_place, &mut mask)
+                .unwrap();
+            same(&in_place, want, start);
+            assert!(mask.iter().all(|m| !m));
+        }
         let seed = 8;
         let key = stream_key(seed);
         let fmt = FixedPoint::new(12, 0).unwrap();
@@ -1056,13 +1078,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &v)| reference(v, draw(key, start.wrapping_add(i as u64))))
                 .collect();
-            same(&spec.quantize(&x), &want, start);
-            let mut in_place = x.clone();
-            let mut mask = vec![true; n];
-            spec.quantize_in_place_with_mask(&mut in_place, &mut mask)
-                .unwrap();
-            same(&in_place, &want, start);
-            assert!(mask.iter().all(|m| !m));
+            every_loop(&spec, &x, &want, start);
             // The same values in f32 (those exact there), in the f32 lane.
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let want32: Vec<f32> = x32
@@ -1072,10 +1088,7 @@ mod tests {
                     reference(f64::from(v), draw(key, start.wrapping_add(i as u64))) as f32
                 })
                 .collect();
-            same(&spec.quantize(&x32), &want32, start);
-            let mut in_place = x32.clone();
-            spec.quantize_in_place(&mut in_place);
-            same(&in_place, &want32, start);
+            every_loop(&spec, &x32, &want32, start);
         }
     }
 }

@@ -214,23 +214,24 @@ struct Sweep<'a, T, F, R> {
 }
 
 impl<T: FloatNative, F: FloatLane, R: RoundOp> Sweep<'_, T, F, R> {
-    /// Quantizes the elements with nearest rounding: `draws` are zeros, which it never reads
-    /// (stochastic rounding takes [`stochastic`]).
+    /// Quantizes the elements with nearest rounding (stochastic rounding takes [`stochastic`]).
     #[inline(always)]
-    fn run(self, draws: impl Iterator<Item = F>) {
+    fn run(self) {
         // A copy on the stack: the loop then holds the constants in registers (read through
         // the plan, the compiler reloaded them and kept the AVX2 loop scalar).
         let c = *F::consts(self.plan);
         let p = &c;
         match self.buffers {
             Buffers::Into { src, dst, .. } => {
-                for ((x, y), u) in src.iter().zip(dst).zip(draws) {
-                    *y = T::from_f64(float_value::<F, R>(F::narrow(x.to_f64()), u, p).widen());
+                for (x, y) in src.iter().zip(dst) {
+                    *y =
+                        T::from_f64(float_value::<F, R>(F::narrow(x.to_f64()), F::ZERO, p).widen());
                 }
             }
             Buffers::InPlace { buf, .. } => {
-                for (y, u) in buf.iter_mut().zip(draws) {
-                    *y = T::from_f64(float_value::<F, R>(F::narrow(y.to_f64()), u, p).widen());
+                for y in buf.iter_mut() {
+                    *y =
+                        T::from_f64(float_value::<F, R>(F::narrow(y.to_f64()), F::ZERO, p).widen());
                 }
             }
         }
@@ -243,13 +244,10 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> pulp::WithSimd for Sweep<'_, T, F
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(mut self, _: S) {
         if !R::STOCHASTIC {
-            return self.run(std::iter::repeat(F::ZERO));
+            return self.run();
         }
         let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
-        let len = match &self.buffers {
-            Buffers::Into { src, .. } => src.len(),
-            Buffers::InPlace { buf, .. } => buf.len(),
-        };
+        let len = self.buffers.len();
         stochastic(len, draws, &mut self);
     }
 }
