@@ -5,6 +5,8 @@
 
 use std::io::Read;
 
+mod common;
+
 use xbquant::half::{bf16, f16};
 use xbquant::{noise, FloatEncoding, FloatFormat, FloatOverflow, Rounding};
 
@@ -329,12 +331,10 @@ fn stochastic_rounding_settles_fractions_at_the_draws() {
             .map(|i| if i % 2 == 1 { sign(i) * step } else { 0.0 })
             .collect();
         // f64 data: the fraction is the 52-bit draw itself, or the next f64 above it.
-        let x: Vec<f64> = (0..n)
-            .map(|i| {
-                let u = noise::draw(seed, i as u64);
-                let f = if i % 2 == 1 { u.next_up() } else { u };
-                sign(i) * f * step
-            })
+        let x: Vec<f64> = common::fractions_at_draws(seed, n)
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| sign(i) * f * step)
             .collect();
         let q = format.quantize(&x, r).unwrap();
         let mut in_place = x.clone();
@@ -344,16 +344,10 @@ fn stochastic_rounding_settles_fractions_at_the_draws() {
             assert!(in_place[i] == want[i], "{format} f64 in place {i}");
         }
         // f32 data: the largest f32 at or below the draw, or the next f32 above it.
-        let x32: Vec<f32> = (0..n)
-            .map(|i| {
-                let u = noise::draw(seed, i as u64);
-                let mut d = u as f32;
-                if f64::from(d) > u {
-                    d = d.next_down();
-                }
-                let f = if i % 2 == 1 { d.next_up() } else { d };
-                (sign(i) * f64::from(f) * step) as f32
-            })
+        let x32: Vec<f32> = common::fractions_at_draws_f32(seed, n)
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| (sign(i) * f64::from(f) * step) as f32)
             .collect();
         let q32 = format.quantize(&x32, r).unwrap();
         let mut in_place = x32.clone();

@@ -2,8 +2,10 @@
 //! equal one call per slice, chosen fractional lengths equal a search, conversions equal the
 //! float arithmetic of XBTorch's formula, and noise repeats and has its distribution.
 
+mod common;
+
 use xbquant::{
-    noise, Blocks, Converter, ConverterNoise, ConverterRange, FixedPoint, FracLengthRule, Overflow,
+    Blocks, Converter, ConverterNoise, ConverterRange, FixedPoint, FracLengthRule, Overflow,
     QuantSpec, Rounding,
 };
 
@@ -354,12 +356,10 @@ fn per_slice_stochastic_rounding_settles_fractions_at_the_draws() {
         let want: Vec<f64> = (0..n)
             .map(|i| if i % 2 == 1 { sign(i) * step(i) } else { 0.0 })
             .collect();
-        let x: Vec<f64> = (0..n)
-            .map(|i| {
-                let u = noise::draw(seed, i as u64);
-                let f = if i % 2 == 1 { u.next_up() } else { u };
-                sign(i) * f * step(i)
-            })
+        let x: Vec<f64> = common::fractions_at_draws(seed, n)
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| sign(i) * f * step(i))
             .collect();
         let mut q = vec![0f64; n];
         base.quantize_slices_into(&x, &mut q, None, &blocks, &fls, rounding)
@@ -367,16 +367,10 @@ fn per_slice_stochastic_rounding_settles_fractions_at_the_draws() {
         for i in 0..n {
             assert!(q[i] == want[i], "axis {axis} f64 {i}: {} -> {}", x[i], q[i]);
         }
-        let x32: Vec<f32> = (0..n)
-            .map(|i| {
-                let u = noise::draw(seed, i as u64);
-                let mut d = u as f32;
-                if f64::from(d) > u {
-                    d = d.next_down();
-                }
-                let f = if i % 2 == 1 { d.next_up() } else { d };
-                (sign(i) * f64::from(f) * step(i)) as f32
-            })
+        let x32: Vec<f32> = common::fractions_at_draws_f32(seed, n)
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| (sign(i) * f64::from(f) * step(i)) as f32)
             .collect();
         let mut q32 = vec![0f32; n];
         let mut mask = vec![true; n];
