@@ -604,21 +604,27 @@ fn fresh<'py, T: Element + numpy::Element>(
     spec: &QuantSpec,
     src: &Bound<'py, PyArrayDyn<T>>,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    // (`as_slice` takes Fortran order too, whose elements the result's C order would permute.)
     let input = src.try_readonly().map_err(|_| overlap("the input"))?;
-    let x = input
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("the input must be C-contiguous"))?;
-    let out = PyArrayDyn::<T>::zeros(py, src.dims(), false);
-    {
-        let mut output = out.try_readwrite().map_err(|_| overlap("the output"))?;
-        let y = output
-            .as_slice_mut()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        py.detach(|| spec.quantize_into(x, y))
-            .map_err(value_error)?;
-    }
-    Ok(out)
+    let x = match input.as_slice() {
+        Ok(x) if src.is_c_contiguous() => x,
+        _ => return Err(PyValueError::new_err("the input must be C-contiguous")),
+    };
+    // The result is computed into a vector that the new array then owns: no zeroed array to
+    // borrow back for writing. Small inputs keep the interpreter's lock, which costs more to
+    // release and take back than their kernel takes.
+    let y = if x.len() < DETACH_FROM {
+        spec.quantize(x)
+    } else {
+        py.detach(|| spec.quantize(x))
+    };
+    let y = numpy::ndarray::Array::from_shape_vec(src.dims(), y)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyArrayDyn::from_owned_array(py, y))
 }
+
+/// The element count from which a call releases the interpreter's lock while the kernel runs.
+const DETACH_FROM: usize = 1 << 14;
 
 fn unsupported(dtype: &str) -> PyErr {
     PyTypeError::new_err(format!(

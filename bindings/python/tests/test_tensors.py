@@ -62,6 +62,82 @@ def test_zero_dim_empty_and_requires_grad():
     assert x.grad is None
 
 
+def _general(x, wl, fl, **kw):
+    """`quantize` through its general path (asking for the mask takes it)."""
+    return xbquant.quantize(x, wl, fl, return_mask=True, **kw)[0]
+
+
+def test_the_shortest_path_gives_the_general_paths_results():
+    base = sample(torch.float32, n=3000)
+    tensors = {
+        "float32": base,
+        "float64": base.to(torch.float64),
+        "float16": base.to(torch.float16),
+        "bfloat16": base.to(torch.bfloat16),
+        "strided": base[::3],
+        "transposed": base[:2900].reshape(29, 100).t(),
+        "0-d": torch.tensor(0.3),
+        "empty": torch.empty(0, 3),
+        "parameter": torch.nn.Parameter(base.clone(), requires_grad=False),
+        "requires grad": base.clone().requires_grad_(),
+    }
+    if hasattr(torch, "_neg_view"):
+        tensors["negative view"] = torch._neg_view(base)  # numpy() refuses it
+    for kw in ({}, {"rounding": "stochastic", "seed": 5, "overflow": "wrap"}):
+        for name, x in tensors.items():
+            for _ in range(2):  # the first call checks the arguments, the second finds them
+                q = xbquant.quantize(x, 6, 3, **kw)
+                want = _general(x, 6, 3, **kw)
+                assert type(q) is torch.Tensor and q.dtype == x.dtype and q.shape == x.shape
+                assert q.requires_grad == x.requires_grad, name
+                assert q.numel() == 0 or q.data_ptr() != x.data_ptr(), name
+                assert_same(q.detach(), want.detach(), f"{name} {kw}")
+            w = fixed_point_quantize_wrapper(x, 6, 3)
+            assert_same(w.detach(), _general(x, 6, 3), f"wrapper {name}")
+    key = (6, 3, "nearest", _core.DEFAULT_OVERFLOW, True, None, 0)
+    assert key in _core.SHORT.specs  # the second calls above found their format there
+
+
+def test_the_shortest_path_keeps_the_general_paths_checks_and_fresh_seeds():
+    x = sample(torch.float32, n=100)
+    xbquant.quantize(x, 1, 0)
+    # Equal to the cached 1 or not, these are never accepted.
+    with pytest.raises(TypeError):
+        xbquant.quantize(x, True, 0)
+    with pytest.raises(ValueError):
+        xbquant.quantize(x, 1.5, 0)
+    with pytest.raises(TypeError):
+        fixed_point_quantize_wrapper(x, True, 0)
+    # Unseeded stochastic rounding draws a fresh seed on each call: never cached.
+    a, b = xbquant.quantize(x, 8, 6, rounding="stochastic"), xbquant.quantize(x, 8, 6, rounding="stochastic")
+    assert not torch.equal(a[:90], b[:90])  # (the last elements are specials, NaN among them)
+    assert not any(k[:3] == (8, 6, "stochastic") for k in _core.SHORT.specs)
+    torch.manual_seed(3)
+    a = xbquant.quantize(x, 8, 6, rounding="stochastic")
+    torch.manual_seed(3)
+    assert_same(a, xbquant.quantize(x, 8, 6, rounding="stochastic"), "seeded by torch")
+
+
+@pytest.mark.skipif(not hasattr(torch, "_neg_view"), reason="no negative-bit views")
+def test_negative_bit_views_are_read_as_their_values():
+    base = sample(torch.float32, n=500)
+    view, values = torch._neg_view(base), -base  # numpy() refuses the view
+    cases = {
+        "quantize": lambda t: xbquant.quantize(t, 6, 3),
+        "quantize with mask": lambda t: xbquant.quantize(t, 6, 3, return_mask=True)[0],
+        "fixed_point_quantize": lambda t: xbquant.fixed_point_quantize(t, 6, 3, seed=1),
+        "float_quantize": lambda t: xbquant.float_quantize(t, 4, 3, seed=1),
+        "block_quantize": lambda t: xbquant.block_quantize(t, 6, seed=1),
+        "quantize per slice": lambda t: xbquant.quantize(t.reshape(5, -1), 6, "auto", axis=0),
+        "dac": lambda t: xbquant.dac(t, 4),
+    }
+    for name, f in cases.items():
+        assert_same(f(view), f(values), name)
+    work = torch._neg_view(base.clone())
+    xbquant.quantize_(work, 6, 3)
+    assert_same(work, xbquant.quantize(values, 6, 3), "in place")
+
+
 def test_outputs_are_new_and_inputs_untouched():
     x = sample(torch.float32)
     before = x.clone()

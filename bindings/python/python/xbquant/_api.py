@@ -44,6 +44,9 @@ def parse_hls(name: str) -> dict:
     }
 
 
+_short = _core.SHORT
+
+
 def _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls) -> _core.Spec:
     if hls is not None:
         if wl is not None or fl is not None:
@@ -134,6 +137,27 @@ def quantize(
                [ 3.5 ,  1.  ]], dtype=float32)
     """
     if (
+        type(x) is _short.tensor
+        and type(wl) is int
+        and type(fl) is int
+        and axis is None
+        and scale is None
+        and hls is None
+        and not return_mask
+        and not x.requires_grad
+    ):
+        # The common call, kept shortest (a training loop makes it on every step): a CPU tensor
+        # that records no gradient, in a format seen before. Its spec is looked up with no
+        # checks, and the array of a float32 or float64 C-contiguous tensor goes straight to
+        # the kernel; any other tensor (another device or dtype, strided) makes `numpy()` or
+        # the kernel call raise, and takes the general path below.
+        spec = _short.specs.get((wl, fl, rounding, overflow, signed, seed, sat_bits))
+        if spec is not None:
+            try:
+                return _short.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
+            except _short.declined:
+                pass
+    if (
         type(wl) is int
         and type(fl) is int
         and axis is None
@@ -142,9 +166,9 @@ def quantize(
         and not return_mask
         and not getattr(x, "requires_grad", False)
     ):
-        # The common call, kept short (a training loop makes it on every step): one format, no
-        # gradient to record.
+        # One format and no gradient to record: no differentiable wrapper.
         spec = _core.spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits)
+        _short.remember((wl, fl, rounding, overflow, signed, seed, sat_bits), spec)
         return _core.quantize_plain(x, spec)
     per_slice = axis is not None or (fl is not None and not isinstance(fl, numbers.Integral))
     if scale is not None:

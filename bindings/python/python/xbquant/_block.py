@@ -76,7 +76,7 @@ def _block_kernels(x, spec, dim: int, block_size: Optional[int]):
     import torch
 
     dtype = _core.tensor_dtype_name(x)
-    data = x.detach().contiguous()
+    data = x.detach().resolve_neg().contiguous()  # (a negative-bit view: its values)
     out, out_np = _core.new_cpu_tensor(data.shape, dtype)
     axis = None if dim == -1 else dim
     _xbquant.quantize_block(

@@ -251,7 +251,10 @@ def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, 
     torch = _torch()
     seed = call_seed(spec, x)
     data = x.detach() if x.requires_grad else x
-    if not with_mask and not in_place and x.dtype in _TORCH_SHORT and data.is_contiguous():
+    # The kernels read a tensor's buffer where it lies when that holds its values in order: not
+    # for a view with the negative bit (`torch._neg_view`), whose values are the buffer's negated.
+    plain = data.is_contiguous() and not data.is_neg()
+    if not with_mask and not in_place and x.dtype in _TORCH_SHORT and plain:
         # The common case, kept short (a training loop calls it on every step): one call
         # that returns a new array, which the tensor wraps without a copy.
         return torch.from_numpy(_xbquant.quantized(spec, data.numpy(), seed)), None
@@ -259,21 +262,61 @@ def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, 
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
     mask_np = mask.numpy() if mask is not None else None
     if in_place:
-        if data.is_contiguous():
+        if plain:
             _call(spec, _tensor_numpy(data, dtype), None, mask_np, dtype, seed)
         else:
-            work = data.contiguous()
+            work = data.resolve_neg().contiguous()
             _call(spec, _tensor_numpy(work, dtype), None, mask_np, dtype, seed)
             data.copy_(work)
         return x, mask
-    if data.is_contiguous():
+    if plain:
         out, out_np = new_cpu_tensor(data.shape, dtype)
         _call(spec, _tensor_numpy(data, dtype), out_np, mask_np, dtype, seed)
     else:
         # The contiguous copy is ours: quantize it where it lies.
-        out = data.contiguous()
+        out = data.resolve_neg().contiguous()
         _call(spec, _tensor_numpy(out, dtype), None, mask_np, dtype, seed)
     return out, mask
+
+
+class Short:
+    """The shortest path of the calls a training loop makes on every step, on a CPU tensor that
+    records no gradient: the entry point looks its arguments up in `specs` with no checks, and
+    passes the array of the tensor (`Tensor.numpy()`) to the kernel, which returns a new array
+    that `from_numpy` wraps. A tensor the kernel cannot take as it is (another device or dtype,
+    strided, a view with a conjugate or negative bit) makes `numpy()` or the kernel raise one
+    of `declined`, and the entry point takes its general path.
+
+    `specs` holds a call's spec once the general path has checked its arguments, where they
+    are plain ints, bools, strings and None (`8.0 == 8` and `True == 1` hash alike, but the
+    general path checks them differently) and the format draws no fresh seed on each call. The
+    keys start with the entry point's own arguments in its order; those of different entry
+    points differ in length or content."""
+
+    declined = (TypeError, ValueError, RuntimeError)
+
+    def __init__(self):
+        self.specs: dict = {}
+        self.tensor: Any = None  # torch.Tensor, once torch is loaded
+        self.from_numpy: Any = None
+
+    def remember(self, key: tuple, spec: Spec):
+        if spec.stochastic and spec.seed is None:
+            return
+        if not all(type(v) in _PLAIN for v in key):
+            return
+        if self.tensor is None:
+            torch = _torch()
+            if torch is None:
+                return
+            self.tensor, self.from_numpy = torch.Tensor, torch.from_numpy
+        if len(self.specs) >= _MAX_SPECS:
+            self.specs.clear()
+        self.specs[key] = spec
+
+
+_PLAIN = (int, bool, str, type(None))
+SHORT = Short()
 
 
 def quantize_plain(x: Any, spec: Spec):
@@ -290,7 +333,10 @@ def quantize_plain(x: Any, spec: Spec):
         and x.is_contiguous()
         and (spec.seed is not None or not spec.stochastic)
     ):
-        return torch.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
+        try:
+            return torch.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
+        except Short.declined:  # a view with a negative or conjugate bit
+            pass
     return quantize_data(x, spec)[0]
 
 

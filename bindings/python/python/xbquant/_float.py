@@ -65,7 +65,7 @@ def quantize_float_data(x: Any, spec: FloatSpec):
         seed = _core.call_seed(spec, x)
         if seed is None:
             seed = spec.seed
-        data = x.detach()
+        data = x.detach().resolve_neg()  # (a negative-bit view: its values, not its buffer)
         if not data.is_cpu and data.device.type != "mps":
             from . import _torch_ops
 

@@ -72,7 +72,7 @@ def apply(x, call, with_mask: bool = False):
 
         dtype = _core.tensor_dtype_name(x)
         data = x.detach()
-        src = data.cpu().contiguous()
+        src = data.cpu().resolve_neg().contiguous()  # (a negative-bit view: its values)
         out, out_np = _core.new_cpu_tensor(src.shape, dtype)
         mask = torch.empty(src.shape, dtype=torch.bool) if with_mask else None
         call(_core._tensor_numpy(src, dtype), out_np, None if mask is None else mask.numpy(), dtype)
@@ -94,7 +94,7 @@ def _cpu_numpy(x):
     """A C-contiguous CPU numpy view of the data of `x` and its dtype name."""
     if _is_tensor(x):
         dtype = _core.tensor_dtype_name(x)
-        return _core._tensor_numpy(x.detach().cpu().contiguous(), dtype), dtype
+        return _core._tensor_numpy(x.detach().cpu().resolve_neg().contiguous(), dtype), dtype
     if isinstance(x, np.ndarray):
         dtype = _numpy_dtype(x)
         return _core._numpy_view(np.ascontiguousarray(x), dtype), dtype

@@ -114,40 +114,38 @@ fn value_with<F: Lane, R: RoundOp, O: OverflowOp>(
     finish::<F, O>(x, k, t, over, inv_scale)
 }
 
-/// The value of the code `k` of `x` (`t` its scaled value), NaN passed through.
+/// The value of the code `k` of `x` (`t` its scaled value). A NaN `x` needs no test of its own:
+/// every rounding and overflow rule keeps its NaN code (a NaN compares false, so it is never
+/// out of range and no select replaces it), and scaling it back gives NaN.
 #[inline(always)]
 fn finish<F: Lane, O: OverflowOp>(x: F, k: F, t: F, over: bool, inv_scale: F) -> (F, bool) {
     // `+ 0.0` turns -0.0 into +0.0: hardware has no negative zero.
-    let mut q = k * inv_scale + F::ZERO;
+    let q = k * inv_scale + F::ZERO;
     if O::UNBOUNDED && t.is_infinite() {
         // x * 2^fl overflowed, so x is a multiple of the step already.
-        q = x;
-    }
-    if x.is_nan() {
-        (x, false)
+        (x, over)
     } else {
         (q, over)
     }
 }
 
-/// [`value_with`] for a vector loop of stochastic rounding, `u` the lower bound of the draw, and
-/// whether that leaves the rounding undecided (see [`RoundOp::undecided`]). A nonzero input whose
-/// scaled value underflows to zero counts as undecided, so that this loop skips the test that
-/// [`code_with`] makes for it: the exact path settles it.
+/// [`value_with`] for a vector loop of stochastic rounding, `n` the lower bound of the draw
+/// ([`Lane::draw_floor`]), and whether that leaves the rounding undecided (see
+/// [`RoundOp::round_bounded`], which also flags a nonzero input whose scaled value underflowed
+/// where its sign could matter, so that this loop skips the test that [`code_with`] makes for it:
+/// the exact path settles it).
 #[inline(always)]
 fn value_full<F: Lane, R: RoundOp, O: OverflowOp>(
     x: F,
-    u: F,
+    n: F,
     p: &Plan,
     scale: F,
     inv_scale: F,
 ) -> (F, bool, bool) {
     let t = x * scale;
-    let tiny = R::NEEDS_TINY & (t == F::ZERO) & (x != F::ZERO);
-    let (k, over) = O::apply(R::round(t, u), t, p);
-    let undecided = R::undecided(t, u) | tiny;
+    let (k, undecided) = R::round_bounded(t, n);
+    let (k, over) = O::apply(k, t, p);
     let (q, over) = finish::<F, O>(x, k, t, over, inv_scale);
-    // (A NaN input is never undecided: every comparison with its NaN `t` is false.)
     (q, over, undecided)
 }
 
@@ -264,13 +262,13 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for Sweep<'_,
     /// Inlined (always) into the copy `pulp` compiles for each instruction set, so the loops are
     /// compiled with that set's features: `vroundps`, `vminps`, ... rather than calls to `libm`.
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         if !R::STOCHASTIC {
             return self.run();
         }
         let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
         let len = self.buffers.len();
-        stochastic(len, draws, &mut SweepBody::<T, F, R, O>::new(self));
+        stochastic(len, draws, &mut SweepBody::<T, F, R, O>::new(self), simd);
     }
 }
 
@@ -290,12 +288,12 @@ impl Draws {
         Draws { key, start }
     }
 
-    /// The lower bounds ([`Lane::draw_floor`]) of the draws of elements `r`, from the 32-bit
-    /// hash alone: its counter steps by one addition per element. `None` when `r` crosses a
-    /// multiple of `2^32` in stream index, where the hash's keys change.
+    /// The high 32 bits of the draws of elements `r`, from the 32-bit hash alone: its counter
+    /// steps by one addition per element. `None` when `r` crosses a multiple of `2^32` in stream
+    /// index, where the hash's keys change.
     #[inline(always)]
     #[allow(clippy::cast_possible_truncation)]
-    fn floors<F: Lane>(&self, r: &Range<usize>) -> Option<impl Iterator<Item = F>> {
+    fn highs(&self, r: &Range<usize>) -> Option<impl Iterator<Item = u32>> {
         let first = self.start.wrapping_add(r.start as u64);
         let last = first.wrapping_add((r.len() as u64).saturating_sub(1));
         if first >> 32 != last >> 32 {
@@ -304,9 +302,9 @@ impl Draws {
         let keys = hash_keys(self.key, first >> 32);
         let mut w = (first as u32).wrapping_mul(WEYL);
         Some(std::iter::repeat_with(move || {
-            let u = F::draw_floor(hash32(w, keys));
+            let h = hash32(w, keys);
             w = w.wrapping_add(WEYL);
-            u
+            h
         }))
     }
 
@@ -340,13 +338,31 @@ pub(super) trait Body<F> {
 /// (about one element in `2^24` in `f32`, `2^31` in `f64`, more for fractions that sit near a
 /// draw), the block again one element at a time, the undecided ones with their exact draws.
 #[inline(always)]
-pub(super) fn stochastic<F: Lane>(len: usize, draws: Draws, body: &mut impl Body<F>) {
+pub(super) fn stochastic<F: Lane, S: pulp::Simd>(
+    len: usize,
+    draws: Draws,
+    body: &mut impl Body<F>,
+    _: S,
+) {
+    // Staged only where a vector holds at most 256 bits: with AVX-512 the draws were as fast
+    // hashed beside the maths, and the round trip through memory made 16M calls slower.
+    let stage = F::STAGE_DRAWS && std::mem::size_of::<S::f32s>() <= 32;
     let mut at = 0;
+    let mut staged = [0u32; DRAW_BLOCK];
     while at < len {
         let r = at..len.min(at + DRAW_BLOCK);
-        match draws.floors::<F>(&r) {
-            Some(floors) => {
-                if body.fast(r.clone(), floors) {
+        match draws.highs(&r) {
+            Some(highs) => {
+                let undecided = if stage {
+                    let staged = &mut staged[..r.len()];
+                    for (s, h) in staged.iter_mut().zip(highs) {
+                        *s = h;
+                    }
+                    body.fast(r.clone(), staged.iter().map(|&h| F::draw_floor(h)))
+                } else {
+                    body.fast(r.clone(), highs.map(F::draw_floor))
+                };
+                if undecided {
                     for i in r.clone() {
                         if body.undecided(i, draws.floor(i)) {
                             body.exact(i, draws.exact(i));
@@ -388,8 +404,9 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
         let b = F::bounds(p);
         let (scale, inv) = (b.scale, b.inv_scale);
         let value = |x: T, u: F| value_full::<F, R, O>(F::narrow(x.to_f64()), u, p, scale, inv);
-        // ORed as an integer, which the vector loop keeps in one register: ORed as `bool`, the
-        // flags were packed into bytes first, two more instructions per vector.
+        // Counted as an integer, which the vector loop keeps in one register and adds each
+        // comparison's mask to: ORed as `bool`, the flags were packed into bytes first, two
+        // more instructions per vector. (A block holds far fewer than 2^32 elements.)
         let mut any = 0u32;
         match &mut self.buffers {
             Buffers::Into {
@@ -401,7 +418,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                 for ((x, y), u) in src[r].iter().zip(ys).zip(floors) {
                     let (q, _, undecided) = value(*x, u);
                     *y = T::from_f64(q.widen());
-                    any |= u32::from(undecided);
+                    any += u32::from(undecided);
                 }
             }
             Buffers::Into {
@@ -414,7 +431,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                     let (q, over, undecided) = value(*x, u);
                     *y = T::from_f64(q.widen());
                     *m = over;
-                    any |= u32::from(undecided);
+                    any += u32::from(undecided);
                 }
             }
             Buffers::InPlace { buf, mask: None } => {
@@ -423,7 +440,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                     if !undecided {
                         *y = T::from_f64(q.widen());
                     }
-                    any |= u32::from(undecided);
+                    any += u32::from(undecided);
                 }
             }
             Buffers::InPlace {
@@ -437,7 +454,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
                         *y = T::from_f64(q.widen());
                     }
                     *m = over;
-                    any |= u32::from(undecided);
+                    any += u32::from(undecided);
                 }
             }
         }
@@ -533,11 +550,11 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> pulp::WithSimd for ScaledSwe
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         if R::STOCHASTIC {
             let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
             let len = self.job.src.len();
-            stochastic(len, draws, &mut ScaledBody::<T, F, R, O>(self));
+            stochastic(len, draws, &mut ScaledBody::<T, F, R, O>(self), simd);
         } else {
             self.run();
         }
@@ -617,7 +634,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T
                     for (((x, y), (s, v)), u) in xs.iter().zip(ys).zip(scaled).zip(&mut floors) {
                         let (q, _, undecided) = value(*x, u, *s, *v);
                         *y = T::from_f64(q.widen());
-                        any |= u32::from(undecided);
+                        any += u32::from(undecided);
                     }
                 }
                 Some(m) => {
@@ -627,7 +644,7 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T
                         let (q, over, undecided) = value(*x, u, *s, *v);
                         *y = T::from_f64(q.widen());
                         *o = over;
-                        any |= u32::from(undecided);
+                        any += u32::from(undecided);
                     }
                 }
             }
@@ -988,18 +1005,17 @@ mod tests {
     }
 
     /// The lower bounds the vector loops draw hold the exact draw, in both lanes: `floor <=
-    /// draw < floor + DRAW_GAP`, and the exact draw's high 32 bits are the hash's.
+    /// draw * DRAW_STEPS < floor + 1` with `floor` an integer, and the exact draw's high 32 bits
+    /// are the hash's.
     #[test]
     fn draw_floors_bound_the_exact_draws() {
         fn check<F: Lane + std::fmt::Debug>(key: u64, index: u64) {
             let high = draw_high(key, index);
             let u = draw(key, index);
-            let (floor, exact) = (F::draw_floor(high), F::draw_exact(u));
+            let (floor, exact) = (F::draw_floor(high), F::draw_exact(u) * F::DRAW_STEPS);
+            assert!(floor.floor() == floor, "{index}: {floor:?}");
             assert!(floor <= exact, "{index}: {floor:?} > {exact:?}");
-            assert!(
-                exact < floor + F::DRAW_GAP,
-                "{index}: {exact:?} past {floor:?}"
-            );
+            assert!(exact < floor + F::ONE, "{index}: {exact:?} past {floor:?}");
             assert_eq!((u * pow2(32)) as u32, high);
         }
         for seed in [0, 1, 99] {

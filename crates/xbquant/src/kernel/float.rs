@@ -125,13 +125,23 @@ impl FloatLane for f32 {
 /// infinities and overflow.
 #[inline(always)]
 pub(crate) fn float_value<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<F>) -> F {
-    float_value_full::<F, R>(x, u, c).0
+    float_value_by(x, c, |t| (R::round(t, u), false)).0
 }
 
-/// [`float_value`], and whether the rounding is undecided with `u` a lower bound of the draw
-/// (see [`RoundOp::undecided`]).
+/// [`float_value`] for a vector loop of stochastic rounding, `n` the lower bound of the draw,
+/// and whether that leaves the rounding undecided (see [`RoundOp::round_bounded`]).
 #[inline(always)]
-fn float_value_full<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<F>) -> (F, bool) {
+fn float_value_full<F: FloatLane, R: RoundOp>(x: F, n: F, c: &FloatConsts<F>) -> (F, bool) {
+    float_value_by(x, c, |t| R::round_bounded(t, n))
+}
+
+/// [`float_value`] with `round` giving the code of the scaled value and whether it is undecided.
+#[inline(always)]
+fn float_value_by<F: FloatLane>(
+    x: F,
+    c: &FloatConsts<F>,
+    round: impl FnOnce(F) -> (F, bool),
+) -> (F, bool) {
     // Plain comparisons (one `vmaxpd` / `vminpd` each), not `f64::max`, whose NaN rule costs a
     // blend: a NaN `x` gives a NaN `held`, whose step is garbage, but `x * inverse` is NaN and
     // so is the result.
@@ -139,14 +149,14 @@ fn float_value_full<F: FloatLane, R: RoundOp>(x: F, u: F, c: &FloatConsts<F>) ->
     let low = if a < c.min_normal { c.min_normal } else { a };
     let held = if low > c.top { c.top } else { low };
     let (step, inverse) = F::step_and_inverse(held, c);
-    let t = x * inverse;
-    let q = R::round(t, u) * step;
+    let (k, undecided) = round(x * inverse);
+    let q = k * step;
     let q = if q.abs() > c.max {
         c.overflow.copysign(x)
     } else {
         q
     };
-    (q, R::undecided(t, u))
+    (q, undecided)
 }
 
 /// The data types the kernel runs on natively.
@@ -242,13 +252,13 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> pulp::WithSimd for Sweep<'_, T, F
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(mut self, _: S) {
+    fn with_simd<S: pulp::Simd>(mut self, simd: S) {
         if !R::STOCHASTIC {
             return self.run();
         }
         let draws = Draws::new(self.plan.key, self.plan.start.wrapping_add(self.base));
         let len = self.buffers.len();
-        stochastic(len, draws, &mut self);
+        stochastic(len, draws, &mut self, simd);
     }
 }
 
@@ -266,7 +276,7 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
                 for ((x, y), u) in src[r].iter().zip(ys).zip(floors) {
                     let (q, undecided) = value(*x, u);
                     *y = T::from_f64(q.widen());
-                    any |= u32::from(undecided);
+                    any += u32::from(undecided);
                 }
             }
             Buffers::InPlace { buf, .. } => {
@@ -275,7 +285,7 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
                     if !undecided {
                         *y = T::from_f64(q.widen());
                     }
-                    any |= u32::from(undecided);
+                    any += u32::from(undecided);
                 }
             }
         }

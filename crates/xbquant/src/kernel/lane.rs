@@ -29,7 +29,9 @@ pub(crate) trait Lane:
     fn trunc(self) -> Self;
     fn round_ties_even(self) -> Self;
     fn copysign(self, sign: Self) -> Self;
-    fn is_nan(self) -> bool;
+    /// `self`, not negative (or NaN), with the sign of `sign`: one OR of the sign bit, where
+    /// [`Lane::copysign`] first clears it.
+    fn or_sign(self, sign: Self) -> Self;
     fn is_finite(self) -> bool;
     fn is_infinite(self) -> bool;
     /// The value as `f64` (exact).
@@ -37,14 +39,20 @@ pub(crate) trait Lane:
     /// `v` in this lane; exact for the values the kernels pass (codes of an eligible word).
     fn narrow(v: f64) -> Self;
     fn bounds(p: &Plan) -> &Bounds<Self>;
-    /// The gap between the draws' lower bounds of [`Lane::draw_floor`]: `2^-31` in `f64`,
-    /// `2^-24` in `f32`.
-    const DRAW_GAP: Self;
-    /// A lower bound of a draw from its high 32 bits (see [`crate::random::draw`]): the draw
-    /// lies in `[floor, floor + DRAW_GAP)`, so it is below a fraction `f` of this lane when
-    /// `floor + DRAW_GAP <= f`, and not below it when `f <= floor`. Exact, and cheap in vector
-    /// registers: a 32-bit integer conversion.
+    /// The number of lower bounds of [`Lane::draw_floor`] in `[0, 1)`: `2^31` in `f64`, `2^24`
+    /// in `f32`.
+    const DRAW_STEPS: Self;
+    /// A lower bound of a draw from its high 32 bits (see [`crate::random::draw`]), counted in
+    /// steps of `1 / DRAW_STEPS`: the integer `n` with `n <= draw * DRAW_STEPS < n + 1`. So the
+    /// draw is below a fraction `f` of this lane when `n + 1 <= f * DRAW_STEPS` and not below it
+    /// when `f * DRAW_STEPS < n`. Exact, and cheap in vector registers: a shift and a 32-bit
+    /// integer conversion.
     fn draw_floor(high: u32) -> Self;
+    /// Whether a stochastic loop hashes a block's draws in a loop of their own first. In `f64`
+    /// it does: that loop runs the 32-bit hash eight lanes to a 256-bit vector, where beside
+    /// the `f64` maths it ran four (a 1K call, AVX2: 1.00 -> 0.79 us at best). In `f32` the
+    /// lanes match, and the round trip through memory made a 16M call slower.
+    const STAGE_DRAWS: bool;
     /// An exact draw ([`crate::random::draw`]) in this lane, rounded down when it is not exact.
     /// For a fraction `f` of this lane, `draw < f` then holds exactly when the exact draw is
     /// below `f` (a number of the lane below `f` is at most the largest one at or below the
@@ -53,12 +61,13 @@ pub(crate) trait Lane:
 }
 
 macro_rules! impl_lane {
-    ($t:ty, $field:ident, $gap:expr, $floor:expr, $draw:expr) => {
+    ($t:ty, $field:ident, $bits:ty, $steps:expr, $stage:expr, $floor:expr, $draw:expr) => {
         impl Lane for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const TINY: Self = <$t>::from_bits(1);
-            const DRAW_GAP: Self = $gap;
+            const DRAW_STEPS: Self = $steps;
+            const STAGE_DRAWS: bool = $stage;
             #[inline(always)]
             fn abs(self) -> Self {
                 <$t>::abs(self)
@@ -88,8 +97,9 @@ macro_rules! impl_lane {
                 <$t>::copysign(self, sign)
             }
             #[inline(always)]
-            fn is_nan(self) -> bool {
-                <$t>::is_nan(self)
+            fn or_sign(self, sign: Self) -> Self {
+                const SIGN: $bits = 1 << (<$bits>::BITS - 1);
+                <$t>::from_bits(self.to_bits() | (sign.to_bits() & SIGN))
             }
             #[inline(always)]
             fn is_finite(self) -> bool {
@@ -126,26 +136,27 @@ macro_rules! impl_lane {
 impl_lane!(
     f64,
     wide,
-    1.0 / 2_147_483_648.0,
+    u64,
+    2_147_483_648.0,
+    true,
     floor_f64,
     std::convert::identity
 );
-impl_lane!(f32, narrow, 1.0 / 16_777_216.0, floor_f32, draw_down);
+impl_lane!(f32, narrow, u32, 16_777_216.0, false, floor_f32, draw_down);
 
-/// The top 31 high bits as a multiple of `2^-31` (below `2^31` the signed conversion, one vector
-/// instruction, applies; exact in `f64`).
+/// The top 31 high bits (below `2^31` the signed conversion, one vector instruction, applies).
 #[inline(always)]
 #[allow(clippy::cast_possible_wrap)]
 fn floor_f64(high: u32) -> f64 {
-    f64::from((high >> 1) as i32) * (1.0 / 2_147_483_648.0)
+    f64::from((high >> 1) as i32)
 }
 
-/// The top 24 high bits as a multiple of `2^-24` (24 bits are exact in `f32`, and below `2^31`
-/// the signed conversion, one vector instruction, applies).
+/// The top 24 high bits (24 bits are exact in `f32`, and below `2^31` the signed conversion, one
+/// vector instruction, applies).
 #[inline(always)]
 #[allow(clippy::cast_possible_wrap, clippy::cast_precision_loss)]
 fn floor_f32(high: u32) -> f32 {
-    ((high >> 8) as i32) as f32 * (1.0 / 16_777_216.0)
+    ((high >> 8) as i32) as f32
 }
 
 /// `u`, a multiple of `2^-52` in `[0, 1)`, rounded toward zero to an `f32`: clearing the low 29

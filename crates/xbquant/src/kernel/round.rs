@@ -13,11 +13,12 @@ pub(crate) trait RoundOp {
     const NEEDS_TINY: bool = false;
     /// The code of `t`; `u` is the element's draw, which only stochastic rounding reads.
     fn round<F: Lane>(t: F, u: F) -> F;
-    /// Whether the code of `t` with `u` the lower bound of a draw ([`Lane::draw_floor`]) may
-    /// differ from its code with the exact draw: never for the deterministic rules.
+    /// The code of `t` from the lower bound `n` of its draw ([`Lane::draw_floor`]), and whether
+    /// that leaves it undecided: the code with the exact draw may differ, and the caller must
+    /// round again with it. The deterministic rules never read a draw.
     #[inline(always)]
-    fn undecided<F: Lane>(_t: F, _u: F) -> bool {
-        false
+    fn round_bounded<F: Lane>(t: F, _n: F) -> (F, bool) {
+        (Self::round(t, F::ZERO), false)
     }
 }
 
@@ -102,15 +103,118 @@ impl RoundOp for Stochastic {
         // the smallest positive draw, 2^-52, as the exact fraction is: both round up iff u == 0.
         let frac = a - whole;
         let up = if u < frac { F::ONE } else { F::ZERO };
-        (whole + up).copysign(t)
+        (whole + up).or_sign(t)
     }
 
-    /// With `u` a lower bound, `round` decides as the exact draw would unless the fraction lies
-    /// strictly between `u` and `u + DRAW_GAP` (compared branch-free: both tests always run).
+    /// With the draw known to lie in `[n, n + 1) / DRAW_STEPS`, the fraction is compared in
+    /// steps of the draw (`frac * DRAW_STEPS` is exact: a power-of-two scale): at `n + 1` steps
+    /// or more it rounds up, below `n` steps down, and in between, where the integer part of its
+    /// steps is `n`, it is undecided. That also covers a nonzero input whose scaled value
+    /// underflowed to zero (or, in the `f32` lane, to a subnormal): its true fraction is below
+    /// every positive draw, so it rounds down unless `n` is zero, where it is undecided. NaN
+    /// and infinities are never undecided: every comparison with their NaN fraction is false.
     #[inline(always)]
-    fn undecided<F: Lane>(t: F, u: F) -> bool {
+    fn round_bounded<F: Lane>(t: F, n: F) -> (F, bool) {
         let a = t.abs();
-        let frac = a - a.floor();
-        (u < frac) & (frac < u + F::DRAW_GAP)
+        let whole = a.floor();
+        let steps = (a - whole) * F::DRAW_STEPS;
+        let up = if n <= steps { F::ONE } else { F::ZERO };
+        ((whole + up).or_sign(t), steps.floor() == n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lane whose numbers can be stepped down.
+    trait Steps: Lane + std::fmt::Debug {
+        /// The largest number of the lane below the positive `self`.
+        fn below(self) -> Self;
+    }
+    impl Steps for f32 {
+        fn below(self) -> Self {
+            f32::from_bits(self.to_bits() - 1)
+        }
+    }
+    impl Steps for f64 {
+        fn below(self) -> Self {
+            f64::from_bits(self.to_bits() - 1)
+        }
+    }
+
+    fn same<F: Lane>(a: F, b: F) -> bool {
+        a.widen().to_bits() == b.widen().to_bits() || (a.widen().is_nan() && b.widen().is_nan())
+    }
+
+    /// Where the lower bound `n` decides, stochastic rounding with any draw in `[n, n + 1)`
+    /// steps gives the same code, the bounded one (checked at both ends of that interval); it
+    /// leaves undecided only fractions in that interval.
+    fn check<F: Steps>(t: F, n: F) {
+        let step = F::narrow(1.0 / F::DRAW_STEPS.widen());
+        let (code, undecided) = Stochastic::round_bounded(t, n);
+        let (lo, hi) = (n * step, ((n + F::ONE) * step).below());
+        let (at_lo, at_hi) = (Stochastic::round(t, lo), Stochastic::round(t, hi));
+        if undecided {
+            // Only where the fraction lies in the interval: in about one element in
+            // `DRAW_STEPS` for fractions spread evenly.
+            let a = t.widen().abs();
+            let in_steps = (a - a.floor()) * F::DRAW_STEPS.widen();
+            assert!(
+                in_steps.floor() == n.widen(),
+                "{t:?} {n:?}: flagged, {in_steps} steps"
+            );
+        } else {
+            assert!(
+                same(code, at_lo),
+                "{t:?} {n:?}: {code:?}, {at_lo:?} at the low end"
+            );
+            assert!(
+                same(code, at_hi),
+                "{t:?} {n:?}: {code:?}, {at_hi:?} at the high end"
+            );
+        }
+    }
+
+    fn sweep<F: Steps>() {
+        let steps = F::DRAW_STEPS.widen();
+        let ns = [0.0, 1.0, 2.0, steps / 2.0, steps - 1.0];
+        let mut ts: Vec<F> = [0.0, -0.0, 3.0, f64::INFINITY, f64::NAN]
+            .into_iter()
+            .map(F::narrow)
+            .chain([F::TINY, F::ZERO - F::TINY])
+            .collect();
+        for n in ns {
+            for whole in [0.0, 5.0] {
+                // Fractions at the ends of the interval and beside them.
+                for at in [n, n + 1.0] {
+                    let f = F::narrow(at / steps);
+                    if f > F::ZERO && f < F::ONE {
+                        let whole = F::narrow(whole);
+                        for frac in [f, f.below(), f + (f - f.below())] {
+                            ts.push(whole + frac);
+                            ts.push(F::ZERO - (whole + frac));
+                        }
+                    }
+                }
+            }
+        }
+        for &t in &ts {
+            for n in ns {
+                check(t, F::narrow(n));
+            }
+        }
+        // A zero or underflowed scaled value is undecided only at the zero bound.
+        for t in [F::ZERO, F::TINY] {
+            assert!(Stochastic::round_bounded(t, F::ZERO).1);
+            let (code, undecided) = Stochastic::round_bounded(t, F::ONE);
+            assert!(!undecided && same(code, F::ZERO));
+        }
+    }
+
+    #[test]
+    fn bounded_stochastic_rounding_decides_as_every_draw_in_its_interval() {
+        sweep::<f32>();
+        sweep::<f64>();
     }
 }
