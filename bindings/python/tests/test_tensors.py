@@ -94,6 +94,9 @@ def test_the_shortest_path_gives_the_general_paths_results():
                 assert_same(q.detach(), want.detach(), f"{name} {kw}")
             w = fixed_point_quantize_wrapper(x, 6, 3)
             assert_same(w.detach(), _general(x, 6, 3), f"wrapper {name}")
+            f = xbquant.fixed_point_quantize(x, 6, 3, rounding="nearest")
+            want = _general(x, 6, 3, overflow="saturate")
+            assert_same(f, want.detach(), f"fixed_point_quantize {name}")
     key = (6, 3, "nearest", _core.DEFAULT_OVERFLOW, True, None, 0)
     assert key in _core.SHORT.specs  # the second calls above found their format there
 
@@ -108,6 +111,9 @@ def test_the_shortest_path_keeps_the_general_paths_checks_and_fresh_seeds():
         xbquant.quantize(x, 1.5, 0)
     with pytest.raises(TypeError):
         fixed_point_quantize_wrapper(x, True, 0)
+    xbquant.fixed_point_quantize(x, 1, 0, rounding="nearest")
+    with pytest.raises(TypeError):
+        xbquant.fixed_point_quantize(x, True, 0, rounding="nearest")
     # Unseeded stochastic rounding draws a fresh seed on each call: never cached.
     a, b = xbquant.quantize(x, 8, 6, rounding="stochastic"), xbquant.quantize(x, 8, 6, rounding="stochastic")
     assert not torch.equal(a[:90], b[:90])  # (the last elements are specials, NaN among them)
