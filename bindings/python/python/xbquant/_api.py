@@ -464,7 +464,13 @@ def fixed_point_quantize(
     arrays; rounds ties to even on every device; and its stochastic rounding is unbiased at every
     magnitude and never moves values that are already on the grid.
     """
-    if type(x) is _short.tensor and type(wl) is int and type(fl) is int and not x.requires_grad:
+    if (
+        (seed is not None or rounding != "stochastic")  # the default draws a fresh seed
+        and type(x) is _short.tensor
+        and type(wl) is int
+        and type(fl) is int
+        and not x.requires_grad
+    ):
         # The call of every training step, kept shortest (see `_core.Short`).
         key = (wl, fl, clamp, symmetric, rounding, overflow, sat_bits, signed, seed)
         spec = _short.specs.get(key)
