@@ -48,10 +48,11 @@ pub(crate) trait Lane:
     /// when `f * DRAW_STEPS < n`. Exact, and cheap in vector registers: a shift and a 32-bit
     /// integer conversion.
     fn draw_floor(high: u32) -> Self;
-    /// Whether a stochastic loop hashes a block's draws in a loop of their own first. In `f64`
-    /// it does: that loop runs the 32-bit hash eight lanes to a 256-bit vector, where beside
-    /// the `f64` maths it ran four (a 1K call, AVX2: 1.00 -> 0.79 us at best). In `f32` the
-    /// lanes match, and the round trip through memory made a 16M call slower.
+    /// Whether a stochastic loop hashes a block's draws in a loop of their own first, where
+    /// vectors hold at most 256 bits (AVX2; see the driver's `stochastic`). In `f64` it does:
+    /// that loop runs the 32-bit hash eight lanes to a 256-bit vector, where beside the `f64`
+    /// maths it ran four (a 1K call, AVX2: 1.00 -> 0.79 us at best). In `f32` the lanes match,
+    /// and the round trip through memory made a 16M call slower.
     const STAGE_DRAWS: bool;
     /// An exact draw ([`crate::random::draw`]) in this lane, rounded down when it is not exact.
     /// For a fraction `f` of this lane, `draw < f` then holds exactly when the exact draw is
