@@ -169,7 +169,7 @@ def quantize(
         # One format and no gradient to record: no differentiable wrapper.
         spec = _core.spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits)
         _short.remember((wl, fl, rounding, overflow, signed, seed, sat_bits), spec)
-        return _core.quantize_plain(x, spec)
+        return _core.quantize_data(x, spec)[0]
     per_slice = axis is not None or (fl is not None and not isinstance(fl, numbers.Integral))
     if scale is not None:
         if hls is not None or not isinstance(fl, numbers.Integral) or isinstance(fl, bool):

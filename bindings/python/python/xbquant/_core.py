@@ -319,27 +319,6 @@ _PLAIN = (int, bool, str, type(None))
 SHORT = Short()
 
 
-def quantize_plain(x: Any, spec: Spec):
-    """`quantize_data(x, spec)[0]` for data that records no gradient, the call a training loop
-    makes on every step kept short: a contiguous float32 or float64 CPU tensor whose rounding
-    needs no fresh seed goes straight to the kernel, which returns a new array that the result
-    wraps without a copy."""
-    torch = sys.modules.get("torch")
-    if (
-        torch is not None
-        and type(x) is torch.Tensor
-        and x.dtype in _TORCH_SHORT
-        and x.is_cpu
-        and x.is_contiguous()
-        and (spec.seed is not None or not spec.stochastic)
-    ):
-        try:
-            return torch.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
-        except Short.declined:  # a view with a negative or conjugate bit
-            pass
-    return quantize_data(x, spec)[0]
-
-
 def quantize_tensor_other(x, spec: Spec, with_mask: bool):
     """A tensor on another device (CUDA, ...) through torch operations on that device; the two
     cases those cannot do exactly go through the kernels on a CPU copy. `spec` has its seed

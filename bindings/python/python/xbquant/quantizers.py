@@ -90,19 +90,22 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
         >>> q.sum().backward(); x.grad
         tensor([1., 1., 1.])
     """
-    short = _short
-    if type(input) is short.tensor and type(wl) is int and type(fl) is int:
-        if not input.requires_grad:
-            # The call of every training step, kept shortest (see `_core.Short`).
-            spec = short.specs.get((wl, fl, symmetric, rounding))
-            if spec is not None:
-                try:
-                    return short.from_numpy(_xbquant.quantized(spec, input.numpy(), None))
-                except short.declined:
-                    pass
+    if (
+        type(input) is _short.tensor
+        and type(wl) is int
+        and type(fl) is int
+        and not input.requires_grad
+    ):
+        # The call of every training step, kept shortest (see `_core.Short`).
+        spec = _short.specs.get((wl, fl, symmetric, rounding))
+        if spec is not None:
+            try:
+                return _short.from_numpy(_xbquant.quantized(spec, input.numpy(), None))
+            except _short.declined:
+                pass
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
     # Nothing to record for autograd: the same forward pass without the Function's overhead.
     spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
-    short.remember((wl, fl, symmetric, rounding), spec)
+    _short.remember((wl, fl, symmetric, rounding), spec)
     return _core.quantize_data(input, spec)[0]

@@ -326,9 +326,9 @@ pub(super) trait Body<F> {
     /// for [`Body::undecided`] and [`Body::exact`]: in place, its value is left as it was.
     fn fast(&mut self, r: Range<usize>, floors: impl Iterator<Item = F>) -> bool;
     /// After [`Body::fast`]: whether element `i`'s rounding is undecided by the lower bound
-    /// `u` of its draw (never for an element `fast` quantized in place: its code has no
+    /// `n` of its draw (never for an element `fast` quantized in place: its code has no
     /// fraction).
-    fn undecided(&self, i: usize, u: F) -> bool;
+    fn undecided(&self, i: usize, n: F) -> bool;
     /// Quantizes element `i` with its exact draw `u`.
     fn exact(&mut self, i: usize, u: F);
 }
@@ -461,10 +461,10 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for SweepBody<'_, T,
         any != 0
     }
 
-    fn undecided(&self, i: usize, u: F) -> bool {
+    fn undecided(&self, i: usize, n: F) -> bool {
         let x = self.buffers.input(i);
         let b = F::bounds(self.plan);
-        value_full::<F, R, O>(F::narrow(x.to_f64()), u, self.plan, b.scale, b.inv_scale).2
+        value_full::<F, R, O>(F::narrow(x.to_f64()), n, self.plan, b.scale, b.inv_scale).2
     }
 
     fn exact(&mut self, i: usize, u: F) {
@@ -620,6 +620,19 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> ScaledSweep<'_, T, F, R, O> 
 /// The stochastic loops of [`ScaledSweep`].
 struct ScaledBody<'a, T, F, R, O>(ScaledSweep<'a, T, F, R, O>);
 
+impl<T: Native, F: Lane, R, O> ScaledBody<'_, T, F, R, O> {
+    /// Element `i`'s input, scale and inverse scale.
+    fn element(&self, i: usize) -> (F, F, F) {
+        let job = &self.0.job;
+        let at = (job.p0 + i) % job.scales.len();
+        (
+            F::narrow(job.src[i].to_f64()),
+            job.scales[at],
+            job.inverses[at],
+        )
+    }
+}
+
 impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T, F, R, O> {
     #[inline(always)]
     fn fast(&mut self, r: Range<usize>, mut floors: impl Iterator<Item = F>) -> bool {
@@ -652,20 +665,15 @@ impl<T: Native, F: Lane, R: RoundOp, O: OverflowOp> Body<F> for ScaledBody<'_, T
         any != 0
     }
 
-    fn undecided(&self, i: usize, u: F) -> bool {
-        let job = &self.0.job;
-        let at = (job.p0 + i) % job.scales.len();
-        let x = F::narrow(job.src[i].to_f64());
-        let (s, v) = (job.scales[at], job.inverses[at]);
-        value_full::<F, R, O>(x, u, self.0.plan, s, v).2
+    fn undecided(&self, i: usize, n: F) -> bool {
+        let (x, s, v) = self.element(i);
+        value_full::<F, R, O>(x, n, self.0.plan, s, v).2
     }
 
     fn exact(&mut self, i: usize, u: F) {
-        let job = &mut self.0.job;
-        let at = (job.p0 + i) % job.scales.len();
-        let x = F::narrow(job.src[i].to_f64());
-        let (s, v) = (job.scales[at], job.inverses[at]);
+        let (x, s, v) = self.element(i);
         let (q, over) = value_with::<F, R, O>(x, u, self.0.plan, s, v);
+        let job = &mut self.0.job;
         job.dst[i] = T::from_f64(q.widen());
         if let Some(m) = job.mask.as_deref_mut() {
             m[i] = over;

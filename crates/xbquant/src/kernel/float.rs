@@ -292,9 +292,9 @@ impl<T: FloatNative, F: FloatLane, R: RoundOp> Body<F> for Sweep<'_, T, F, R> {
         any != 0
     }
 
-    fn undecided(&self, i: usize, u: F) -> bool {
+    fn undecided(&self, i: usize, n: F) -> bool {
         let x = self.buffers.input(i);
-        float_value_full::<F, R>(F::narrow(x.to_f64()), u, F::consts(self.plan)).1
+        float_value_full::<F, R>(F::narrow(x.to_f64()), n, F::consts(self.plan)).1
     }
 
     fn exact(&mut self, i: usize, u: F) {
