@@ -42,6 +42,17 @@ fn parse_fl(s: &str) -> Result<Fl, String> {
         .map_err(|_| format!("expected an integer or \"auto\", got {s:?}"))
 }
 
+/// A seed: a 64-bit pattern, from a signed or an unsigned integer.
+fn parse_seed(s: &str) -> Result<u64, String> {
+    if let Ok(v) = s.parse::<u64>() {
+        return Ok(v);
+    }
+    #[allow(clippy::cast_sign_loss)]
+    s.parse::<i64>()
+        .map(|v| v as u64)
+        .map_err(|_| format!("expected an integer from -2^63 to 2^64 - 1, got {s:?}"))
+}
+
 impl FormatArgs {
     /// Whether `--fl auto` was given.
     pub fn fl_auto(&self) -> bool {
@@ -57,8 +68,9 @@ pub struct ModeArgs {
     /// (AP_RND_CONV, AP_TRN, ...).
     #[arg(long)]
     rounding: Option<String>,
-    /// Seed for stochastic rounding (fresh noise on every run without it).
-    #[arg(long)]
+    /// Seed for stochastic rounding (fresh noise on every run without it): any integer from
+    /// -2^63 to 2^64 - 1, a negative one taken modulo 2^64 as Python's `seed=` takes it.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     seed: Option<u64>,
     /// Overflow: saturate, saturate-symmetric (the default), saturate-zero, wrap,
     /// wrap-sign-magnitude, unbounded, or an HLS name (AP_SAT, AP_WRAP, ...).

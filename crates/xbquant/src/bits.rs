@@ -173,7 +173,8 @@ impl BitSlicing {
     /// # Errors
     ///
     /// [`Error::LengthMismatch`] for planes of unequal lengths or the wrong number;
-    /// [`Error::InvalidBitSlicing`] when a sum leaves the 64-bit range.
+    /// [`Error::InvalidBitSlicing`] when a sum leaves the 64-bit range, or a two's complement
+    /// plane holds a digit outside its bits.
     pub fn join<P: AsRef<[i64]>>(&self, planes: &[P]) -> Result<Vec<i64>, Error> {
         if planes.len() != self.count() {
             return Err(Error::LengthMismatch {
@@ -186,6 +187,22 @@ impl BitSlicing {
             crate::quantize::check_len(len, p.as_ref().len())?;
         }
         let overflow = || Error::InvalidBitSlicing("a sum of planes beyond 64 bits".into());
+        if self.encoding == SliceEncoding::TwosComplement {
+            // The sum is read modulo 2^bits: a digit outside its plane's bits would wrap
+            // silently, so two's complement planes must hold their digits.
+            for (j, plane) in planes.iter().enumerate() {
+                let low = j as u32 * self.slice_bits;
+                let width = self.slice_bits.min(self.bits - low);
+                let top = (1i64 << width) - 1;
+                if let Some(i) = plane.as_ref().iter().position(|d| !(0..=top).contains(d)) {
+                    return Err(Error::InvalidBitSlicing(format!(
+                        "digit {} of plane {j} at index {i} is outside 0..={top} (two's \
+                         complement planes hold the word's unsigned digits)",
+                        plane.as_ref()[i]
+                    )));
+                }
+            }
+        }
         let mut out = vec![0i64; len];
         for (j, plane) in planes.iter().enumerate() {
             let weight = 1i64 << (j as u32 * self.slice_bits);

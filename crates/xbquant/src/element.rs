@@ -7,8 +7,8 @@
 //! of another crate compiles to a call.
 
 use crate::kernel::{
-    run_float, run_float_half, run_half, run_native, run_scaled, Buffers, FloatPlan, Half, Job,
-    Plan, ScaledJob,
+    in_pool, run_float, run_float_half, run_half, run_native, run_scaled, Buffers, FloatPlan, Half,
+    Job, Plan, ScaledJob,
 };
 
 /// A floating-point element type: `f32`, `f64`, and with the `half` feature `f16` and `bf16`.
@@ -21,10 +21,32 @@ pub trait Element:
     const NAME: &'static str;
     /// Bits of significand, the hidden bit included: codes up to this width are exact.
     const SIGNIFICAND_BITS: u32;
+    /// The largest finite value, as `f64`: a result beyond it is infinite in this type.
+    const MAX: f64;
     /// The value exactly, as `f64`.
     fn to_f64(self) -> f64;
     /// The nearest value of this type (ties to even).
     fn from_f64(value: f64) -> Self;
+}
+
+/// Checks that `value` is held by `T`: finite there, and nonzero where it is nonzero (when
+/// `nonzero`); else [`Error::NotRepresentable`](crate::Error::NotRepresentable) naming `what`.
+pub(crate) fn check_holds<T: Element>(
+    what: &'static str,
+    value: f64,
+    nonzero: bool,
+) -> Result<(), crate::Error> {
+    let held = T::from_f64(value).to_f64();
+    if held.is_finite() && !(nonzero && held == 0.0 && value != 0.0) {
+        Ok(())
+    } else {
+        Err(crate::Error::NotRepresentable {
+            what,
+            value: format!("{value:e}"),
+            dtype: T::NAME,
+            max: format!("{:e}", T::MAX),
+        })
+    }
 }
 
 pub(crate) mod sealed {
@@ -51,29 +73,30 @@ pub(crate) mod sealed {
 
 impl sealed::Sealed for f32 {
     fn run(plan: &Plan, job: Job<'_, f32>) {
-        run_native(plan, job);
+        in_pool(job.len(), || run_native(plan, job));
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f32>) {
-        crate::slices::run(job);
+        in_pool(usize::MAX, || crate::slices::run(job));
     }
     fn run_scaled(job: ScaledJob<'_, f32>) -> Result<(), ScaledJob<'_, f32>> {
         // The f32 lane: every scale a normal f32 and every code exact in f32.
         if job.plan.narrows() && job.fls.iter().all(|fl| (-126..=126).contains(fl)) {
-            run_scaled::<f32, f32>(job)
+            in_pool(usize::MAX, || run_scaled::<f32, f32>(job))
         } else {
             Err(job)
         }
     }
     fn run_grid(job: crate::grid::GridJob<'_, f32>) {
-        crate::grid::run(job);
+        in_pool(usize::MAX, || crate::grid::run(job));
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f32>) {
-        run_float(plan, buffers);
+        in_pool(buffers.len(), || run_float(plan, buffers));
     }
 }
 impl Element for f32 {
     const NAME: &'static str = "f32";
     const SIGNIFICAND_BITS: u32 = 24;
+    const MAX: f64 = f32::MAX as f64;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -87,29 +110,30 @@ impl Element for f32 {
 
 impl sealed::Sealed for f64 {
     fn run(plan: &Plan, job: Job<'_, f64>) {
-        run_native(plan, job);
+        in_pool(job.len(), || run_native(plan, job));
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f64>) {
-        crate::slices::run(job);
+        in_pool(usize::MAX, || crate::slices::run(job));
     }
     fn run_scaled(job: ScaledJob<'_, f64>) -> Result<(), ScaledJob<'_, f64>> {
         // Every scale a normal f64.
         if job.fls.iter().all(|fl| (-1022..=1022).contains(fl)) {
-            run_scaled::<f64, f64>(job)
+            in_pool(usize::MAX, || run_scaled::<f64, f64>(job))
         } else {
             Err(job)
         }
     }
     fn run_grid(job: crate::grid::GridJob<'_, f64>) {
-        crate::grid::run(job);
+        in_pool(usize::MAX, || crate::grid::run(job));
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f64>) {
-        run_float(plan, buffers);
+        in_pool(buffers.len(), || run_float(plan, buffers));
     }
 }
 impl Element for f64 {
     const NAME: &'static str = "f64";
     const SIGNIFICAND_BITS: u32 = 53;
+    const MAX: f64 = f64::MAX;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
@@ -146,22 +170,23 @@ macro_rules! impl_half {
         #[cfg(feature = "half")]
         impl sealed::Sealed for $t {
             fn run(plan: &Plan, job: Job<'_, $t>) {
-                run_half(plan, job);
+                in_pool(job.len(), || run_half(plan, job));
             }
             fn run_slices(job: crate::slices::SliceJob<'_, $t>) {
-                crate::slices::run(job);
+                in_pool(usize::MAX, || crate::slices::run(job));
             }
             fn run_grid(job: crate::grid::GridJob<'_, $t>) {
-                crate::grid::run(job);
+                in_pool(usize::MAX, || crate::grid::run(job));
             }
             fn run_float(plan: &FloatPlan, buffers: Buffers<'_, $t>) {
-                run_float_half(plan, buffers);
+                in_pool(buffers.len(), || run_float_half(plan, buffers));
             }
         }
         #[cfg(feature = "half")]
         impl Element for $t {
             const NAME: &'static str = $name;
             const SIGNIFICAND_BITS: u32 = $bits;
+            const MAX: f64 = <$t>::MAX.to_f64_const();
             #[inline(always)]
             fn to_f64(self) -> f64 {
                 <$t>::to_f64(self)

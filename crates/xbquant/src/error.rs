@@ -107,6 +107,18 @@ pub enum Error {
     InvalidGrid(String),
     /// A bit slicing that cannot be used, or a code it cannot hold (what is wrong).
     InvalidBitSlicing(String),
+    /// A finite range, scale, level or grid point that the data's element type cannot hold:
+    /// it would be infinite there (or 0, for a range or scale), and so would the results.
+    NotRepresentable {
+        /// What the value is: `range`, `level`, `step`, ...
+        what: &'static str,
+        /// The value, printed.
+        value: String,
+        /// The element type, as `f16`.
+        dtype: &'static str,
+        /// The type's largest finite value, printed.
+        max: String,
+    },
     /// A rounding mode that floating-point quantization does not offer.
     UnsupportedFloatRounding {
         /// The rounding mode, by name.
@@ -207,6 +219,17 @@ impl fmt::Display for Error {
             Error::InvalidNoise(w) => write!(
                 f,
                 "a noise width must be finite and 0 or more, got {w}"
+            ),
+            Error::NotRepresentable {
+                what,
+                value,
+                dtype,
+                max,
+            } => write!(
+                f,
+                "{what} {value} cannot be held by {dtype} data (its values lie within +-{max}, \
+                 and a nonzero one rounds to 0 below its smallest): convert the data to a wider \
+                 type, or give a {what} that {dtype} holds"
             ),
             Error::UnsupportedFloatRounding { rounding } => write!(
                 f,

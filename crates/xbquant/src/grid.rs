@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use crate::element::check_holds;
+
 use crate::quantize::check_len;
 use crate::random::{draw, stream_key};
 use crate::{Element, Error, Rounding};
@@ -42,6 +44,9 @@ fn sign_of_sum(terms: [f64; 4]) -> std::cmp::Ordering {
     }
     std::cmp::Ordering::Equal
 }
+
+/// Grids and values from this magnitude on are handled scaled down (see `Grid::index`).
+const HUGE: f64 = f64::from_bits((1019 + 1023) << 52); // 2^1019
 
 /// Which of the two neighbours `lo < x < hi` (indices `k`, `k + 1`) a rounding picks, given how
 /// `x` compares with their midpoint, the fraction of the way from `lo` to `hi`, and `x`'s sign;
@@ -127,11 +132,20 @@ impl Grid {
                 return Err(Error::InvalidGrid(format!("{n} levels")));
             }
         }
-        Ok(Grid {
+        let grid = Grid {
             step,
             offset,
             levels,
-        })
+        };
+        if let Some((_, last)) = grid.span() {
+            if !last.is_finite() {
+                return Err(Error::InvalidGrid(format!(
+                    "its last point, {offset} + {} * {step}, is beyond the largest double",
+                    levels.unwrap_or(1) - 1
+                )));
+            }
+        }
+        Ok(grid)
     }
 
     /// Point `k`: `offset + k * step`, rounded once.
@@ -191,6 +205,18 @@ impl Grid {
                 (false, Some(_)) => Some(0),
             };
         }
+        // Near the top of the f64 range the points next to x, and x - offset, could overflow:
+        // the same question on the grid and x scaled by 1/8, exact for every value from 2^-1019
+        // (below that, within 2^-1019 of a point of a grid that reaches 2^1019, a value is
+        // compared after rounding).
+        if x.abs().max(self.offset.abs()).max(self.step) >= HUGE {
+            let scaled = Grid {
+                offset: self.offset / 8.0,
+                step: self.step / 8.0,
+                levels: self.levels,
+            };
+            return scaled.index(x / 8.0, rounding, draw);
+        }
         let approx = ((x - self.offset) / self.step).floor();
         // Clearly beyond a bounded grid: an end point, whatever the rounding.
         if let Some(last) = last {
@@ -230,12 +256,19 @@ impl Grid {
                 return Some(if upper { k + 1 } else { k });
             }
         }
-        // The largest k with point(k) <= x, exactly.
+        // The largest k with point(k) <= x, exactly: approx is within one of it, so two steps
+        // suffice (four are allowed; the count never depends on a value's magnitude).
         let mut k = approx;
-        while self.side(x, k) == Less {
+        for _ in 0..4 {
+            if self.side(x, k) != Less {
+                break;
+            }
             k -= 1.0;
         }
-        while self.side(x, k + 1.0) != Less {
+        for _ in 0..4 {
+            if self.side(x, k + 1.0) == Less {
+                break;
+            }
             k += 1.0;
         }
         let k = k as i64;
@@ -260,7 +293,10 @@ impl Grid {
     ///
     /// # Errors
     ///
-    /// None today for a valid grid; the `Result` keeps room for checks of the data.
+    /// [`Error::NotRepresentable`] when a point the data can round to is infinite in `T`: an
+    /// end point of a bounded grid, or the offset or step of an unbounded one (on an unbounded
+    /// grid a value near `T`'s largest can still round to a point beyond it: infinity, as a
+    /// cast gives).
     pub fn quantize<T: Element>(&self, x: &[T], rounding: Rounding) -> Result<Vec<T>, Error> {
         let mut out = vec![T::from_f64(0.0); x.len()];
         self.quantize_into(x, &mut out, rounding)?;
@@ -272,7 +308,8 @@ impl Grid {
     ///
     /// # Errors
     ///
-    /// [`Error::LengthMismatch`] when `out` differs in length from `x`.
+    /// [`Error::LengthMismatch`] when `out` differs in length from `x`;
+    /// [`Error::NotRepresentable`] as for [`quantize`](Grid::quantize).
     pub fn quantize_into<T: Element>(
         &self,
         x: &[T],
@@ -280,6 +317,16 @@ impl Grid {
         rounding: Rounding,
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
+        match self.span() {
+            Some((first, last)) => {
+                check_holds::<T>("grid point", first, false)?;
+                check_holds::<T>("grid point", last, false)?;
+            }
+            None => {
+                check_holds::<T>("offset", self.offset, false)?;
+                check_holds::<T>("step", self.step, false)?;
+            }
+        }
         T::run_grid(GridJob::Grid {
             grid: self,
             x,
@@ -439,7 +486,8 @@ impl Levels {
     ///
     /// # Errors
     ///
-    /// [`Error::LengthMismatch`] when `out` differs in length from `x`.
+    /// [`Error::LengthMismatch`] when `out` differs in length from `x`;
+    /// [`Error::NotRepresentable`] for a level that is infinite in `T`.
     pub fn quantize_into<T: Element>(
         &self,
         x: &[T],
@@ -447,6 +495,9 @@ impl Levels {
         rounding: Rounding,
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
+        let (first, last) = self.span();
+        check_holds::<T>("level", first, false)?;
+        check_holds::<T>("level", last, false)?;
         T::run_grid(GridJob::Levels {
             levels: self,
             x,

@@ -214,25 +214,59 @@ impl FixedPoint {
     /// ```
     #[must_use]
     pub fn frac_length_for(&self, max: f64) -> i32 {
+        self.frac_length_within(max, f64::MAX)
+    }
+
+    /// [`frac_length_for`](Self::frac_length_for) for data of an element type whose largest
+    /// value is `limit` ([`Element::MAX`]): never an `fl` whose largest value exceeds `limit`,
+    /// so that no quantized value is infinite in that type. Where holding `max` would need one,
+    /// the coarsest `fl` within `limit` is chosen, and `max` overflows the word (and saturates,
+    /// in the saturating modes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{Element, FixedPoint};
+    /// use xbquant::half::f16;
+    /// let f = FixedPoint::new(4, 0)?; // codes up to 7
+    /// // Holding 65504 takes a step of 2^14, whose 7 steps exceed float16's largest value;
+    /// // a step of 2^13 gives at most 57344.
+    /// assert_eq!(f.frac_length_for(65504.0), -14);
+    /// assert_eq!(f.frac_length_within(65504.0, f16::MAX), -13);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[must_use]
+    pub fn frac_length_within(&self, max: f64, limit: f64) -> i32 {
         let wl = i32::try_from(self.word_length()).unwrap_or(64);
         let (lo, hi) = (wl - 1023, crate::MAX_FRAC_LENGTH);
         let (_, code_max) = self.code_range();
         // code_max + 1 = 2^p.
         let p = if self.is_signed() { wl - 1 } else { wl };
         let max = max.abs();
-        if max == 0.0 || !max.is_finite() {
-            return (p - 1).clamp(lo, hi);
-        }
-        // max * 2^fl < 2^(e + 1 + fl) = 2^p at fl = p - 1 - e; it fits unless it lies above
-        // code_max (then one step coarser).
-        let fl = (p - 1 - exponent(max)).clamp(lo, hi);
         #[allow(clippy::cast_precision_loss)]
-        let fits = max * crate::format::pow2(i64::from(fl)) <= code_max as f64;
-        if fits {
-            fl
+        let top = code_max as f64;
+        let fl = if max == 0.0 || !max.is_finite() {
+            (p - 1).clamp(lo, hi)
         } else {
-            (fl - 1).max(lo)
+            // max * 2^fl < 2^(e + 1 + fl) = 2^p at fl = p - 1 - e; it fits unless it lies
+            // above code_max (then one step coarser).
+            let fl = (p - 1 - exponent(max)).clamp(lo, hi);
+            if max * crate::format::pow2(i64::from(fl)) <= top {
+                fl
+            } else {
+                (fl - 1).max(lo)
+            }
+        };
+        if !(limit.is_finite() && limit > 0.0) || top == 0.0 {
+            return fl;
         }
+        // The coarsest fl whose largest value, top * 2^-fl, is at most limit: from the exponent
+        // of limit / top, one finer where that quotient rounded up past a power of two.
+        let mut least = -exponent(limit / top);
+        if top * crate::format::pow2(-i64::from(least)) > limit {
+            least += 1;
+        }
+        fl.max(least).min(hi)
     }
 
     /// A fractional length per slice of `x`, by `rule`, for this format's word length,
@@ -260,7 +294,10 @@ impl FixedPoint {
     ) -> Result<Vec<i32>, Error> {
         let (inner, count) = layout(x.len(), blocks)?;
         let top = slice_max(x, inner, count);
-        let coarsest: Vec<i32> = top.iter().map(|&t| self.frac_length_for(t)).collect();
+        let coarsest: Vec<i32> = top
+            .iter()
+            .map(|&t| self.frac_length_within(t, T::MAX))
+            .collect();
         let mut best = coarsest.clone();
         if rule == FracLengthRule::Sqnr {
             let mut least = vec![f64::INFINITY; count];
@@ -551,7 +588,9 @@ impl Converter {
     /// # Errors
     ///
     /// [`Error::InvalidBlocks`] for a bad layout or a per-slice list of the wrong length;
-    /// [`Error::InvalidRange`] for a negative or non-finite range.
+    /// [`Error::InvalidRange`] for a negative or non-finite range;
+    /// [`Error::NotRepresentable`] for a range that `T` cannot hold (infinite, or a nonzero
+    /// range that rounds to 0, in `T`).
     pub fn ranges<T: Element>(
         &self,
         x: &[T],
@@ -572,6 +611,10 @@ impl Converter {
         };
         if let Some(&bad) = ranges.iter().find(|r| !(**r >= 0.0 && r.is_finite())) {
             return Err(Error::InvalidRange(bad.to_string()));
+        }
+        // The formula runs in the element type: a range it cannot hold gives NaN or infinities.
+        for &r in &ranges {
+            crate::element::check_holds::<T>("range", r, true)?;
         }
         Ok(ranges)
     }

@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod fuzz;
 mod npy;
+mod place;
 mod sharded;
 mod sink;
 mod source;
@@ -24,6 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xbquant::{FixedPoint, QuantSpec};
 
 use crate::spec::{self, FormatArgs, ModeArgs};
+use place::Temp;
 use source::Source;
 use stream::{CodeType, Float, Order, Output, Quantization, Stats};
 
@@ -57,9 +59,10 @@ pub struct QuantizeArgs {
     #[arg(long, requires = "exp")]
     man: Option<u32>,
     /// With --fl auto: a fractional length per index of this axis of each tensor (0: per output
-    /// channel of a weight); tensors with fewer axes get one per tensor.
-    #[arg(long, requires = "fl")]
-    axis: Option<usize>,
+    /// channel of a weight; negative: counted from the last, -1 the last); tensors without the
+    /// axis get one per tensor.
+    #[arg(long, requires = "fl", allow_negative_numbers = true)]
+    axis: Option<i64>,
     /// Quantize only the float tensors whose name matches this regular expression
     /// (.safetensors); the others are copied unchanged.
     #[arg(long)]
@@ -125,11 +128,11 @@ struct Report {
 
 impl Report {
     fn json(&self) -> serde_json::Value {
+        // JSON has no infinities: a number, or null where the value is not a finite number
+        // (no error at all for the SQNR when `nonfinite_errors` is 0, an infinite error else).
         let finite = |v: f64| {
             if v.is_finite() {
                 serde_json::Value::from(v)
-            } else if v > 0.0 {
-                serde_json::Value::from("inf")
             } else {
                 serde_json::Value::Null
             }
@@ -149,8 +152,9 @@ impl Report {
         }
         if self.quantized {
             v["overflow"] = self.stats.overflow_share().into();
-            v["max_abs_error"] = finite(self.stats.max_abs_error);
+            v["max_abs_error"] = finite(self.stats.max_error());
             v["sqnr_db"] = finite(self.stats.sqnr_db());
+            v["nonfinite_errors"] = self.stats.nonfinite_errors.into();
         }
         if let Some(w) = &self.written {
             v["written"] = w.clone().into();
@@ -255,7 +259,7 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
         filter: filter.as_ref(),
         codes: args.codes,
     };
-    let reports = run(kind, &args.input, &args.output, &task)?;
+    let reports = run(kind, &args.input, &args.output, args.force, &task)?;
     print_reports(&reports, Some(&spec), args.json);
     Ok(())
 }
@@ -279,36 +283,48 @@ pub fn dequantize(args: &DequantizeArgs) -> Result<()> {
             args.input.display()
         );
     }
-    let reports = run(kind, &args.input, &args.output, &Task::Dequantize)?;
+    let reports = run(
+        kind,
+        &args.input,
+        &args.output,
+        args.force,
+        &Task::Dequantize,
+    )?;
     print_reports(&reports, None, args.json);
     Ok(())
 }
 
-/// Checks the input and output paths; returns the kind of input.
+/// Checks the input and output paths; returns the kind of input. The input must be a regular
+/// file or a directory (a FIFO would block forever); an existing output, a dangling symbolic link
+/// included, needs `force`, and a file output must not be the input under any name (symbolic or
+/// hard link). A sharded model's files are checked against the output in [`sharded::run`].
 fn check_paths(input: &Path, output: &Path, force: bool) -> Result<Kind> {
-    if !input.exists() {
-        bail!("{}: no such file or directory", input.display());
-    }
-    let same = match (input.canonicalize(), output.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
+    let meta = std::fs::metadata(input).map_err(|e| path_error(input, &e))?;
+    if !meta.is_file() && !meta.is_dir() {
         bail!(
-            "{}: the output is the input; write to another file (the input is never modified)",
-            output.display()
+            "{}: not a regular file or a directory (FIFOs, sockets and devices are not read)",
+            input.display()
         );
     }
-    if output.exists() && !force {
+    let kind = Kind::of(input)?;
+    let here = std::fs::symlink_metadata(output);
+    if here.is_ok() && !force {
         bail!(
             "{}: already exists (use --force to replace it)",
             output.display()
         );
     }
-    let kind = Kind::of(input)?;
+    // What the output names once symbolic links are followed (nothing for a dangling one).
+    let target = std::fs::metadata(output).ok();
+    if here.is_ok() && target.is_none() && kind == Kind::Sharded {
+        bail!(
+            "{}: a symbolic link to nothing; remove it or name a directory",
+            output.display()
+        );
+    }
     match kind {
         Kind::Sharded => {
-            if output.is_file() {
+            if target.as_ref().is_some_and(|m| !m.is_dir()) {
                 bail!(
                     "{}: a sharded model is written to a directory, and this is a file",
                     output.display()
@@ -316,8 +332,14 @@ fn check_paths(input: &Path, output: &Path, force: bool) -> Result<Kind> {
             }
         }
         _ => {
-            if output.is_dir() {
+            if target.as_ref().is_some_and(std::fs::Metadata::is_dir) {
                 bail!("{}: is a directory; give an output file", output.display());
+            }
+            if target.as_ref().is_some_and(|t| same_file(t, &meta)) {
+                bail!(
+                    "{}: the output is the input; write to another file (the input is never modified)",
+                    output.display()
+                );
             }
             if Kind::of(output)? != kind {
                 bail!(
@@ -330,14 +352,54 @@ fn check_paths(input: &Path, output: &Path, force: bool) -> Result<Kind> {
     Ok(kind)
 }
 
-fn run(kind: Kind, input: &Path, output: &Path, task: &Task<'_>) -> Result<Vec<Report>> {
+/// An error reaching `path`, as the user would name it.
+fn path_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        anyhow::anyhow!("{}: no such file or directory", path.display())
+    } else {
+        anyhow::anyhow!("{}: {e}", path.display())
+    }
+}
+
+/// Whether two files' metadata are those of one file (the same device and inode).
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
+}
+
+/// The directory a path's file lies in (`.` for a bare name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn run(
+    kind: Kind,
+    input: &Path,
+    output: &Path,
+    force: bool,
+    task: &Task<'_>,
+) -> Result<Vec<Report>> {
+    place::remove_on_signals();
     if kind == Kind::Sharded {
-        return sharded::run(input, output, task);
+        return sharded::run(input, output, force, task);
     }
     let mut src = Source::open(input)?;
     let plan = FilePlan::read(&mut src, kind)?;
     let bar = progress(plan.data_bytes());
-    let reports = write_atomically(output, |out| plan.write(&mut src, out, task, &bar, None))?;
+    let reports = write_atomically(output, force, |out| {
+        plan.write(&mut src, out, task, &bar, None)
+    })?;
     bar.finish_and_clear();
     Ok(reports)
 }
@@ -441,15 +503,18 @@ fn write_npy(
             if h.fortran_order {
                 shape.reverse();
                 if let Quantization::Auto(s, Some(a)) = spec {
-                    let flipped = shape.len().checked_sub(a + 1);
-                    spec = Quantization::Auto(s, flipped.or(Some(a)));
+                    let n = shape.len();
+                    let flipped = stream::normal_axis(a, n).map(|a| (n - 1 - a) as i64);
+                    spec = Quantization::Auto(s, flipped);
                 }
             }
+            let fortran = h.fortran_order.then_some(h.shape.as_slice());
             let outcome = stream::quantize(
                 src,
                 *f,
                 *order,
                 &shape,
+                fortran,
                 &spec,
                 Output::Values(out),
                 &mut done,
@@ -616,6 +681,7 @@ fn write_safetensors(
                     *f,
                     Order::Little,
                     &report.shape,
+                    None,
                     &spec,
                     Output::Values(out),
                     &mut done,
@@ -631,6 +697,7 @@ fn write_safetensors(
                     *f,
                     Order::Little,
                     &report.shape,
+                    None,
                     &spec,
                     Output::Codes(out, *ty),
                     &mut done,
@@ -658,22 +725,19 @@ fn dtype_name(dtype: safetensors::Dtype) -> String {
     format!("{dtype:?}")
 }
 
-/// Writes through a temporary file in OUT's directory, synced, then renamed over OUT: a
-/// failure at any point leaves OUT as it was.
+/// Writes through a temporary file in OUT's directory, synced, then renamed to OUT (replacing
+/// it only with `force`): a failure or a signal at any point leaves OUT as it was.
 fn write_atomically<R>(
     output: &Path,
+    force: bool,
     write: impl FnOnce(&mut dyn Write) -> Result<R>,
 ) -> Result<R> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = temp_builder(output, false)
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a file in this directory", dir.display()))?;
-    let result = sink::write_synced(temp.as_file(), output, write)?;
-    temp.persist(output)
-        .with_context(|| format!("{}: cannot write the output", output.display()))?;
+    let dir = parent_dir(output);
+    place::remove_orphans(&dir);
+    let (temp, file) = Temp::file(&dir, output_permissions(output, false))?;
+    let result = sink::write_synced(&file, output, write)?;
+    drop(file);
+    place::place(vec![(temp, output)], force)?;
     Ok(result)
 }
 
@@ -700,23 +764,15 @@ fn output_permissions(output: &Path, dir: bool) -> Option<std::fs::Permissions> 
     }
 }
 
-/// A temporary file or directory beside `output`, with the permissions the output should have.
-fn temp_builder(output: &Path, dir: bool) -> tempfile::Builder<'static, 'static> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".xbquant-");
-    if let Some(p) = output_permissions(output, dir) {
-        builder.permissions(p);
-    }
-    builder
-}
-
-/// Writes a new file at `path` (inside a temporary directory that is renamed as a whole).
+/// Writes a new file at `path` (inside a temporary directory that is renamed as a whole);
+/// `name` names it in messages.
 fn write_new(
     path: &Path,
+    name: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<Vec<Report>>,
 ) -> Result<Vec<Report>> {
-    let file = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-    sink::write_synced(&file, path, write)
+    let file = File::create(path).with_context(|| format!("{}: cannot create", name.display()))?;
+    sink::write_synced(&file, name, write)
 }
 
 /// Inputs with more data than this get a progress bar (when stderr is a terminal).
@@ -800,7 +856,7 @@ fn print_reports(reports: &[Report], spec: Option<&Quantization>, json: bool) {
                 shape,
                 dtype,
                 100.0 * r.stats.overflow_share(),
-                r.stats.max_abs_error,
+                r.stats.max_error(),
                 r.stats.sqnr_db(),
                 fl_column(&r.fls)
             );

@@ -1,14 +1,19 @@
 //! Sharded checkpoints: an index (`model.safetensors.index.json`) whose `weight_map` names the
 //! shard holding each tensor. Every shard is quantized into a new directory under the same
-//! name, with a matching index; the directory is renamed into place at the end.
+//! name, with a matching index; the directory is renamed into place at the end. With `--force`
+//! into a directory that exists, each shard and the index are written beside their place and
+//! renamed over it at the end, the index last: nothing else in the directory is touched.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::place::{self, Temp};
 use super::source::Source;
-use super::{progress, temp_builder, write_new, FilePlan, Kind, Report, Task};
+use super::{
+    output_permissions, parent_dir, progress, sink, write_new, FilePlan, Kind, Report, Task,
+};
 
 /// The index file of `input`: the path itself, or the one `*.safetensors.index.json` in a
 /// directory.
@@ -64,12 +69,14 @@ fn shard_name(index: &Path, tensor: &str, file: &serde_json::Value) -> Result<St
     Ok(name.to_string())
 }
 
-pub(super) fn run(input: &Path, output: &Path, task: &Task<'_>) -> Result<Vec<Report>> {
+pub(super) fn run(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    task: &Task<'_>,
+) -> Result<Vec<Report>> {
     let index = index_path(input)?;
-    let dir = match index.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(&index);
     let text = std::fs::read_to_string(&index)
         .with_context(|| format!("{}: cannot read the index", index.display()))?;
     let mut json: serde_json::Value = serde_json::from_str(&text)
@@ -80,20 +87,22 @@ pub(super) fn run(input: &Path, output: &Path, task: &Task<'_>) -> Result<Vec<Re
         .ok_or_else(|| {
             anyhow::anyhow!("{}: the index has no weight_map object", index.display())
         })?;
-    let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
+    let mut wanted: HashMap<String, BTreeSet<String>> = HashMap::new();
     for (tensor, file) in map {
         wanted
             .entry(shard_name(&index, tensor, file)?)
             .or_default()
-            .push(tensor.clone());
+            .insert(tensor.clone());
     }
     let shards: BTreeSet<String> = wanted.keys().cloned().collect();
     if shards.is_empty() {
         bail!("{}: the weight_map is empty", index.display());
     }
-    // Read and check every shard's header before anything is written.
+    // Read and check every shard's header before anything is written: each tensor of the index
+    // in its shard, and each tensor of a shard in the index, under that shard, once.
     let mut plans = Vec::with_capacity(shards.len());
     let mut total = 0u64;
+    let mut holder: HashMap<String, String> = HashMap::new();
     for name in &shards {
         let mut src = Source::open(&dir.join(name))?;
         let plan = FilePlan::read(&mut src, Kind::Safetensors)?;
@@ -106,24 +115,76 @@ pub(super) fn run(input: &Path, output: &Path, task: &Task<'_>) -> Result<Vec<Re
                     );
                 }
             }
+            for (tensor, _) in h.tensors() {
+                if let Some(other) = holder.insert(tensor.clone(), name.clone()) {
+                    bail!(
+                        "{}: tensor {tensor:?} is in two shards, {other} and {name}; which one \
+                         the model means is unclear",
+                        index.display()
+                    );
+                }
+                if !wanted[name].contains(&tensor) {
+                    bail!(
+                        "{}: holds tensor {tensor:?}, which the index does not list in this \
+                         shard (the output's index would leave it out)",
+                        src.path().display()
+                    );
+                }
+            }
         }
         total += plan.data_bytes();
         plans.push((name, src, plan));
     }
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = temp_builder(output, true)
-        .tempdir_in(&parent)
-        .with_context(|| format!("{}: cannot create a directory here", parent.display()))?;
+    // Without --force the output is a new directory, put in place only where nothing is.
+    let into = force && std::fs::metadata(output).is_ok_and(|m| m.is_dir());
+    if into {
+        // Nothing written may land on an input: the output directory must not hold any of the
+        // files read (the index's own directory included), whatever the spelling of either.
+        let out = output
+            .canonicalize()
+            .with_context(|| format!("{}: cannot resolve the path", output.display()))?;
+        let read = std::iter::once(index.clone()).chain(shards.iter().map(|n| dir.join(n)));
+        for file in read {
+            let real = file
+                .canonicalize()
+                .with_context(|| format!("{}: cannot resolve the path", file.display()))?;
+            if real.starts_with(&out) {
+                bail!(
+                    "{}: the output directory holds the input ({}); write to another directory \
+                     (the input is never modified)",
+                    output.display(),
+                    file.display()
+                );
+            }
+        }
+    }
     let bar = progress(total);
     let mut reports = Vec::new();
     let mut out_total = 0u64;
+    let mut written = Vec::new();
+    let new_dir = if into {
+        place::remove_orphans(output);
+        None
+    } else {
+        let parent = parent_dir(output);
+        place::remove_orphans(&parent);
+        Some(Temp::dir(&parent, output_permissions(output, true))?)
+    };
     for (name, src, plan) in &mut plans {
-        let r = write_new(&temp.path().join(name.as_str()), |out| {
-            plan.write(src, out, task, &bar, Some(name.as_str()))
-        })?;
+        let target = output.join(name.as_str());
+        let r = match &new_dir {
+            Some(temp) => write_new(&temp.path().join(name.as_str()), &target, |out| {
+                plan.write(src, out, task, &bar, Some(name.as_str()))
+            })?,
+            None => {
+                let (temp, file) = Temp::file(output, output_permissions(&target, false))?;
+                let r = sink::write_synced(&file, &target, |out| {
+                    plan.write(src, out, task, &bar, Some(name.as_str()))
+                })?;
+                written.push((temp, target));
+                r
+            }
+        };
         out_total += r.iter().map(|r| r.bytes_out).sum::<u64>();
         reports.extend(r);
     }
@@ -140,40 +201,22 @@ pub(super) fn run(input: &Path, output: &Path, task: &Task<'_>) -> Result<Vec<Re
         );
     }
     let index_name = index.file_name().unwrap_or_default();
-    let text = serde_json::to_string_pretty(&json)?;
-    std::fs::write(temp.path().join(index_name), text + "\n")
-        .with_context(|| format!("{}: cannot write the index", output.display()))?;
-    // Put the directory in place: an existing output (--force) is moved aside first and
-    // removed only once the new one is in place.
-    let aside = if output.exists() {
-        let aside = parent.join(format!(
-            ".xbquant-old-{}",
-            temp.path()
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-        ));
-        std::fs::rename(output, &aside)
-            .with_context(|| format!("{}: cannot replace it", output.display()))?;
-        Some(aside)
-    } else {
-        None
-    };
-    let new = temp.keep();
-    if let Err(e) = std::fs::rename(&new, output) {
-        if let Some(aside) = &aside {
-            std::fs::rename(aside, output).ok();
+    let text = serde_json::to_string_pretty(&json)? + "\n";
+    let index_out = output.join(index_name);
+    match new_dir {
+        Some(temp) => {
+            std::fs::write(temp.path().join(index_name), text)
+                .with_context(|| format!("{}: cannot write the index", index_out.display()))?;
+            place::place(vec![(temp, output)], false)?;
         }
-        std::fs::remove_dir_all(&new).ok();
-        return Err(e).with_context(|| format!("{}: cannot write the output", output.display()));
-    }
-    if let Some(aside) = aside {
-        if aside.is_dir() {
-            std::fs::remove_dir_all(&aside).ok();
-        } else {
-            std::fs::remove_file(&aside).ok();
+        None => {
+            let (temp, mut file) = Temp::file(output, output_permissions(&index_out, false))?;
+            std::io::Write::write_all(&mut file, text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("{}: cannot write the index", index_out.display()))?;
+            written.push((temp, index_out));
+            place::place(written, true)?;
         }
     }
-
     Ok(reports)
 }

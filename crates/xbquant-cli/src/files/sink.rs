@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 /// Bytes written between two requests to flush to disk.
 const SYNC_EVERY: u64 = 64 << 20;
 
-/// Writes `file` with `write`, then syncs it; `path` names it in messages.
+/// Writes `file` with `write`, then syncs it; `path` names it in messages: an error of the file
+/// itself (a full disk) names `path`, whatever `write` was reading when it happened.
 pub fn write_synced<R>(
     file: &File,
     path: &Path,
@@ -35,12 +36,19 @@ pub fn write_synced<R>(
             file,
             written: 0,
             tx,
+            failed: None,
         };
         let mut w = BufWriter::with_capacity(1 << 20, &mut counted);
-        let r = write(&mut w)?;
-        w.flush()
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok::<R, anyhow::Error>(r)
+        let r = write(&mut w).and_then(|r| Ok(w.flush().map(|()| r)?));
+        // Not flushed again on the way out (a failed write is not retried).
+        let (counted, _) = w.into_parts();
+        match (r, counted.failed.take()) {
+            (Ok(r), None) => Ok(r),
+            (_, Some(e)) => {
+                Err(anyhow::Error::new(e).context(format!("{}: cannot write", path.display())))
+            }
+            (Err(e), None) => Err(e),
+        }
         // `counted` (and with it the sender) is dropped here, which ends the helper.
     })?;
     file.sync_all()
@@ -53,11 +61,20 @@ struct Counted<'a> {
     file: &'a File,
     written: u64,
     tx: mpsc::Sender<()>,
+    /// The first error of the file itself.
+    failed: Option<std::io::Error>,
 }
 
 impl Write for Counted<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = (&*self.file).write(buf)?;
+        let n = match (&*self.file).write(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let again = std::io::Error::new(e.kind(), e.to_string());
+                self.failed.get_or_insert(e);
+                return Err(again);
+            }
+        };
         let before = self.written / SYNC_EVERY;
         self.written += n as u64;
         if self.written / SYNC_EVERY != before {
@@ -68,5 +85,35 @@ impl Write for Counted<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         (&*self.file).flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    /// A full disk (`/dev/full`) is named by the output, even where the writer wraps its errors
+    /// in the input's name.
+    #[test]
+    fn a_full_disk_names_the_output() {
+        let Ok(full) = File::options().write(true).open("/dev/full") else {
+            return;
+        };
+        let out = Path::new("weights-q.npy");
+        let err = write_synced(&full, out, |w| {
+            for _ in 0..4 {
+                w.write_all(&[0u8; 1 << 20])?;
+            }
+            Ok(())
+        })
+        .context("weights.npy")
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("weights-q.npy: cannot write"), "{message}");
+        assert!(message.contains("No space left"), "{message}");
+        // The error of the file itself, not the one the writer wrapped it in.
+        let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+        assert_eq!(chain.len(), 3, "{chain:?}");
     }
 }

@@ -169,6 +169,9 @@ pub struct Stats {
     pub signal: f64,
     pub noise: f64,
     pub max_abs_error: f64,
+    /// Elements whose error is not a finite number: an infinity made finite or a finite value
+    /// made infinite, or NaN made a number or a number made NaN.
+    pub nonfinite_errors: u64,
 }
 
 impl Stats {
@@ -178,11 +181,24 @@ impl Stats {
         self.signal += other.signal;
         self.noise += other.noise;
         self.max_abs_error = self.max_abs_error.max(other.max_abs_error);
+        self.nonfinite_errors += other.nonfinite_errors;
     }
 
-    /// The signal-to-quantization-noise ratio in dB (infinite when nothing changed).
+    /// The largest absolute error: infinite where an error is not finite.
+    pub fn max_error(&self) -> f64 {
+        if self.nonfinite_errors > 0 {
+            f64::INFINITY
+        } else {
+            self.max_abs_error
+        }
+    }
+
+    /// The signal-to-quantization-noise ratio in dB over the finite elements: infinite when
+    /// nothing changed, minus infinity when an error is not finite.
     pub fn sqnr_db(&self) -> f64 {
-        if self.noise == 0.0 {
+        if self.nonfinite_errors > 0 {
+            f64::NEG_INFINITY
+        } else if self.noise == 0.0 {
             f64::INFINITY
         } else {
             10.0 * (self.signal / self.noise).log10()
@@ -215,6 +231,7 @@ impl Stats {
                     signal: acc.s.iter().sum(),
                     noise: acc.n.iter().sum(),
                     max_abs_error: acc.m.iter().copied().fold(0.0, f64::max),
+                    nonfinite_errors: acc.bad.iter().sum(),
                 }
             })
             .reduce(Stats::default, |mut a, b| {
@@ -247,6 +264,7 @@ struct Lanes {
     s: [f64; LANES],
     n: [f64; LANES],
     m: [f64; LANES],
+    bad: [u64; LANES],
 }
 
 impl Lanes {
@@ -275,7 +293,8 @@ impl Lanes {
     }
 
     /// Adds the pairs `(a[j], b[j])` whose values are both finite; NaN and infinities count as
-    /// zero, through a mask of bits rather than a branch.
+    /// zero, through a mask of bits rather than a branch, and a pair with one of them is counted
+    /// in `bad` unless both are the same (an infinity kept, NaN kept).
     #[inline(always)]
     fn add(&mut self, a: [f64; LANES], b: [f64; LANES]) {
         for j in 0..LANES {
@@ -286,6 +305,8 @@ impl Lanes {
             self.s[j] += masked(a[j] * a[j]);
             self.n[j] += masked(e * e);
             self.m[j] = self.m[j].max(masked(e.abs()));
+            let kept = (a[j] == b[j]) | (a[j].is_nan() & b[j].is_nan());
+            self.bad[j] += u64::from(!finite & !kept);
         }
     }
 }
@@ -306,8 +327,9 @@ pub enum Quantization {
     /// Block floating point, one block per tensor.
     Block(BlockFormat, Rounding),
     /// Fixed point whose fractional length is chosen per tensor (`None`) or per index of an
-    /// axis from the largest magnitude (the spec's own fractional length is not used).
-    Auto(QuantSpec, Option<usize>),
+    /// axis (negative: from the last) from the largest magnitude (the spec's own fractional
+    /// length is not used).
+    Auto(QuantSpec, Option<i64>),
 }
 
 impl Quantization {
@@ -371,6 +393,14 @@ fn auto_name(format: &xbquant::FixedPoint) -> String {
     )
 }
 
+/// Axis `axis` of a tensor of `ndim` axes, counted from the last when negative, as Python
+/// counts; `None` when the tensor has no such axis.
+pub fn normal_axis(axis: i64, ndim: usize) -> Option<usize> {
+    let n = i64::try_from(ndim).ok()?;
+    let a = if axis < 0 { axis + n } else { axis };
+    usize::try_from(a).ok().filter(|&a| a < ndim)
+}
+
 /// Where a tensor's output goes and what it becomes.
 pub enum Output<'a> {
     /// Quantized values of the input's type and byte order.
@@ -387,23 +417,71 @@ pub struct Outcome {
 }
 
 /// Quantizes the floats of a tensor of `shape` at the source's position (in `order`) into
-/// `out`, piece by piece; element `i` draws stream index `i`. `done(bytes)` is called after each
-/// piece with the input bytes it consumed.
+/// `out`, piece by piece; the element of logical index `i` draws stream index `i`. A Fortran-order
+/// tensor is given by its `shape` in memory (reversed) and its logical `fortran` shape: its
+/// elements draw their logical indices, as the same tensor in C order would. `done(bytes)` is
+/// called after each piece with the input bytes it consumed.
 pub fn quantize(
     src: &mut Source,
     float: Float,
     order: Order,
     shape: &[u64],
+    fortran: Option<&[u64]>,
     quantization: &Quantization,
     out: Output<'_>,
     done: &mut dyn FnMut(u64),
 ) -> Result<Outcome> {
     let q = quantization;
+    let logical = fortran.map(Logical::new);
+    let l = logical.as_ref();
     match float {
-        Float::F16 => quantize_as::<f16>(src, order, shape, q, out, done),
-        Float::BF16 => quantize_as::<bf16>(src, order, shape, q, out, done),
-        Float::F32 => quantize_as::<f32>(src, order, shape, q, out, done),
-        Float::F64 => quantize_as::<f64>(src, order, shape, q, out, done),
+        Float::F16 => quantize_as::<f16>(src, order, shape, l, q, out, done),
+        Float::BF16 => quantize_as::<bf16>(src, order, shape, l, q, out, done),
+        Float::F32 => quantize_as::<f32>(src, order, shape, l, q, out, done),
+        Float::F64 => quantize_as::<f64>(src, order, shape, l, q, out, done),
+    }
+}
+
+/// The logical (C-order) index of each element of a Fortran-order tensor, whose memory is the
+/// row-major layout of the reversed shape.
+struct Logical {
+    /// The memory (reversed) shape.
+    memory: Vec<u64>,
+    /// The logical stride of each memory axis.
+    strides: Vec<u64>,
+}
+
+impl Logical {
+    fn new(shape: &[u64]) -> Logical {
+        let n = shape.len();
+        let mut c_strides = vec![1u64; n];
+        for k in (0..n.saturating_sub(1)).rev() {
+            c_strides[k] = c_strides[k + 1].saturating_mul(shape[k + 1]);
+        }
+        Logical {
+            memory: shape.iter().rev().copied().collect(),
+            strides: c_strides.into_iter().rev().collect(),
+        }
+    }
+
+    /// Whether memory order differs from logical order at all (two axes longer than 1).
+    fn matters(&self) -> bool {
+        self.memory.iter().filter(|&&d| d > 1).count() > 1
+    }
+
+    /// The logical index of memory position `m` and the index along memory axis `axis`.
+    fn of(&self, mut m: u64, axis: Option<usize>) -> (u64, usize) {
+        let (mut logical, mut along) = (0u64, 0usize);
+        for k in (0..self.memory.len()).rev() {
+            let d = self.memory[k].max(1);
+            let c = m % d;
+            m /= d;
+            logical += c * self.strides[k];
+            if Some(k) == axis {
+                along = c as usize;
+            }
+        }
+        (logical, along)
     }
 }
 
@@ -447,6 +525,7 @@ fn quantize_as<T: Element + Pod + Default>(
     src: &mut Source,
     order: Order,
     shape: &[u64],
+    logical: Option<&Logical>,
     quantization: &Quantization,
     mut out: Output<'_>,
     done: &mut dyn FnMut(u64),
@@ -465,7 +544,7 @@ fn quantize_as<T: Element + Pod + Default>(
             let len = usize::try_from(elements)?;
             let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
             // A tensor without the axis (a bias, with --axis 1) gets one per tensor.
-            let axis = axis.filter(|&a| a < dims.len());
+            let axis = axis.and_then(|a| normal_axis(a, dims.len()));
             let blocks = match axis {
                 None => Blocks::Whole,
                 Some(a) => Blocks::Axis {
@@ -485,13 +564,20 @@ fn quantize_as<T: Element + Pod + Default>(
             })?;
             let fls: Vec<i32> = top
                 .iter()
-                .map(|&m| spec.format().frac_length_for(m))
+                .map(|&m| spec.format().frac_length_within(m, T::MAX))
                 .collect();
             if axis.is_none() {
                 let fixed = spec.format().with_frac_length(fls[0])?;
                 let spec = QuantSpec::new(fixed, spec.rounding());
-                let mut outcome =
-                    quantize_as::<T>(src, order, shape, &Quantization::Fixed(spec), out, done)?;
+                let mut outcome = quantize_as::<T>(
+                    src,
+                    order,
+                    shape,
+                    logical,
+                    &Quantization::Fixed(spec),
+                    out,
+                    done,
+                )?;
                 outcome.fls = fls;
                 return Ok(outcome);
             }
@@ -520,7 +606,15 @@ fn quantize_as<T: Element + Pod + Default>(
                 Ok(())
             })?;
             let spec = QuantSpec::new(block.format_for(max)?, *rounding);
-            return quantize_as::<T>(src, order, shape, &Quantization::Fixed(spec), out, done);
+            return quantize_as::<T>(
+                src,
+                order,
+                shape,
+                logical,
+                &Quantization::Fixed(spec),
+                out,
+                done,
+            );
         }
     };
     let mut x = vec![T::default(); piece];
@@ -535,6 +629,13 @@ fn quantize_as<T: Element + Pod + Default>(
     let mut stats = Stats::default();
     let len_at = |start: u64| (elements - start).min(piece as u64) as usize;
     let exact = fixed.is_some_and(|spec| codes_are_exact::<T>(spec.format()));
+    // Noise drawn in a Fortran-order tensor: each element again, with its logical index.
+    let draws = fixed
+        .map(|s| s.rounding())
+        .or(sliced.as_ref().map(|s| s.spec.rounding()))
+        .or(float.map(|(_, r)| r))
+        .is_some_and(Rounding::is_stochastic);
+    let logical = logical.filter(|l| draws && l.matters());
     if elements > 0 {
         src.read_next(bytemuck::cast_slice_mut(&mut x[..len_at(0)]))?;
     }
@@ -579,6 +680,9 @@ fn quantize_as<T: Element + Pod + Default>(
                     *m = a.is_finite() && a > max;
                 }
             }
+            if let Some(logical) = logical {
+                in_logical_order(logical, start, x, q, mask, fixed, sliced.as_ref(), float)?;
+            }
             stats.add(Stats::of(x, q, mask));
             match &mut out {
                 Output::Values(w) => {
@@ -615,6 +719,41 @@ fn quantize_as<T: Element + Pod + Default>(
         stats,
         fls: sliced.map(|s| s.fls).unwrap_or_default(),
     })
+}
+
+/// Quantizes each element of a piece of a Fortran-order tensor (from memory position `start`)
+/// again, one at a time, drawing the noise of its logical index: slow, but only stochastic
+/// rounding of Fortran-order files takes it.
+#[allow(clippy::too_many_arguments)]
+fn in_logical_order<T: Element>(
+    logical: &Logical,
+    start: u64,
+    x: &[T],
+    q: &mut [T],
+    mask: &mut [bool],
+    fixed: Option<&QuantSpec>,
+    sliced: Option<&Sliced<'_>>,
+    float: Option<(&FloatFormat, Rounding)>,
+) -> Result<()> {
+    let axis = sliced.and_then(|s| match &s.blocks {
+        Blocks::Axis { axis, .. } => Some(*axis),
+        _ => None,
+    });
+    for j in 0..x.len() {
+        let (i, along) = logical.of(start + j as u64, axis);
+        let (x, q, m) = (&x[j..=j], &mut q[j..=j], &mut mask[j..=j]);
+        if let Some(spec) = fixed {
+            spec.with_stream_start(i).quantize_into_with_mask(x, q, m)?;
+        } else if let Some(sl) = sliced {
+            let format = sl.spec.format().with_frac_length(sl.fls[along])?;
+            QuantSpec::new(format, sl.spec.rounding())
+                .with_stream_start(i)
+                .quantize_into_with_mask(x, q, m)?;
+        } else if let Some((format, rounding)) = float {
+            format.quantize_part_into(x, q, rounding, i)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether every value of `format` is exact in `T`: then a quantized value times `2^fl` is its

@@ -47,7 +47,7 @@ pub enum Buffers<'a, T> {
 }
 
 impl<T> Buffers<'_, T> {
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Buffers::Into { src, .. } => src.len(),
             Buffers::InPlace { buf, .. } => buf.len(),
@@ -66,7 +66,7 @@ impl<T: Copy> Buffers<'_, T> {
 }
 
 impl<T> Job<'_, T> {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Job::Quantize(buffers) => buffers.len(),
             Job::Mask { src, .. } => src.len(),

@@ -21,9 +21,11 @@ mod float;
 mod lane;
 mod overflow;
 mod round;
+mod threads;
 
 pub(crate) use driver::{codes, run_half, run_native, run_scaled, Buffers, Half, Job, ScaledJob};
 pub(crate) use float::{float_value_of, run_float, run_float_half, FloatConsts, FloatPlan};
+pub(crate) use threads::in_pool;
 
 use crate::format::pow2;
 use crate::random::stream_key;
