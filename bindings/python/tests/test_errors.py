@@ -19,7 +19,7 @@ X = torch.tensor([0.5, -1.0])
         (2**40, 0, "word length"),
         (8, 2000, "fractional length"),
         (8, -2000, "fractional length"),
-        (8, 10**30, "no format"),
+        (8, 10**30, "fl must be between"),
         (8.5, 2, "whole number"),
         (8, float("nan"), "whole number"),
     ],

@@ -79,7 +79,7 @@ def test_choose_fl_and_errors():
         xbquant.quantize(w, 8, "auto", axis=2)
     with pytest.raises(ValueError, match="method"):
         xbquant.choose_fl(w, 8, method="best")
-    with pytest.raises(ValueError, match="integer"):
+    with pytest.raises(ValueError, match="fl must be a whole number"):
         xbquant.quantize(w, 8, [1.5, 2, 3], axis=0)
     with pytest.raises(ValueError):
         xbquant.quantize(w, 8, [5000, 2, 3], axis=0)

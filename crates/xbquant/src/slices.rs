@@ -232,7 +232,7 @@ impl FixedPoint {
     /// // Holding 65504 takes a step of 2^14, whose 7 steps exceed float16's largest value;
     /// // a step of 2^13 gives at most 57344.
     /// assert_eq!(f.frac_length_for(65504.0), -14);
-    /// assert_eq!(f.frac_length_within(65504.0, f16::MAX), -13);
+    /// assert_eq!(f.frac_length_within(65504.0, <f16 as Element>::MAX), -13);
     /// # Ok::<(), xbquant::Error>(())
     /// ```
     #[must_use]

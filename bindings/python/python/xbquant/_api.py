@@ -33,7 +33,7 @@ def parse_hls(name: str) -> dict:
     >>> parse_hls("ap_fixed<8,3,AP_RND_CONV,AP_WRAP>")
     {'wl': 8, 'fl': 5, 'signed': True, 'overflow': 'wrap', 'rounding': 'nearest'}
     """
-    spec = _core.hls_spec(_core.check_name(name, "name"))
+    spec = _core.hls_spec(name, "name")
     overflow = spec.overflow if spec.sat_bits == 0 else f"{spec.overflow}:{spec.sat_bits}"
     return {
         "wl": spec.wl,
@@ -143,20 +143,36 @@ def quantize(
         and axis is None
         and scale is None
         and hls is None
-        and not return_mask
+        and return_mask is False
+        and type(signed) is bool
+        and type(sat_bits) is int
+        and (seed is None or type(seed) is int)
         and not x.requires_grad
     ):
         # The common call, kept shortest (a training loop makes it on every step): a CPU tensor
         # that records no gradient, in a format seen before. Its spec is looked up with no
-        # checks, and the array of a float32 or float64 C-contiguous tensor goes straight to
-        # the kernel; any other tensor (another device or dtype, strided) makes `numpy()` or
-        # the kernel call raise, and takes the general path below.
-        spec = _short.specs.get((wl, fl, rounding, overflow, signed, seed, sat_bits))
+        # checks (the type tests above keep `True` from matching a cached `1`), and the array of
+        # a float32 or float64 C-contiguous tensor goes straight to the kernel; any other tensor
+        # (another device or dtype, strided) makes `numpy()` or the kernel call raise, and takes
+        # the general path below.
+        try:
+            spec = _short.specs.get((wl, fl, rounding, overflow, signed, seed, sat_bits))
+        except TypeError:  # an unhashable argument: the general path says what is wrong
+            spec = None
         if spec is not None:
             try:
                 return _short.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
             except _short.declined:
                 pass
+    return_mask = _core.check_flag(return_mask, "return_mask")
+    if _core.foreign_order(x):
+        return _core.in_native_order(
+            lambda v: quantize(
+                v, wl, fl, axis=axis, scale=scale, rounding=rounding, overflow=overflow,
+                sat_bits=sat_bits, signed=signed, seed=seed, hls=hls, return_mask=return_mask,
+            ),
+            x,
+        )
     if (
         type(wl) is int
         and type(fl) is int
@@ -204,6 +220,7 @@ def quantize(
     return (out, masks[0]) if return_mask else out
 
 
+@_core.any_byte_order
 def choose_fl(
     x,
     wl: int,
@@ -235,6 +252,7 @@ def choose_fl(
     return _periphery.choose_fl(x, spec, axis, method)
 
 
+@_core.any_byte_order
 def quantize_grid(
     x,
     step: float,
@@ -264,6 +282,7 @@ def quantize_grid(
     return _periphery.quantize_grid(x, step, offset, levels, rounding, seed)
 
 
+@_core.any_byte_order
 def quantize_levels(x, levels, rounding: str = "nearest", seed: Optional[int] = None):
     """Rounds ``x`` to a table of levels (measured conductance states, any finite values in any
     order): the nearest level (ties to the level of even index in the sorted table;
@@ -362,7 +381,10 @@ adc.__doc__ = (
 def bit_slices(codes, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude"):
     """Integer codes split into planes of ``slice_bits`` bits, least significant first: the
     result has one more axis in front, of ``ceil(bits / slice_bits)`` planes, and the codes'
-    type, dtype and device (float codes must hold integers, as XBTorch's rounded inputs do).
+    type and device; its dtype is the codes' where that holds every digit a plane can take, else
+    int64 (int8 codes in 8-bit slices give int64 planes, never wrapped ones). Float codes must
+    hold integers, as XBTorch's rounded inputs do; every code must lie within 64-bit integers
+    and within the word (``ValueError`` otherwise).
 
     Encodings: ``"sign-magnitude"`` (planes carry ``sign(c) * digit_j(|c|)``, codes with
     ``|c| < 2**bits``: XBTorch's linear input encoding), ``"twos-complement"`` and
@@ -388,7 +410,10 @@ def bit_slices(codes, bits: int, slice_bits: int = 1, encoding: str = "sign-magn
 def from_bit_slices(slices, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude"):
     """The codes of planes made by :func:`bit_slices` (planes along the first axis): the sum of
     the planes times their weights, read back in the encoding. Sign-magnitude and offset-binary
-    planes need not hold canonical digits (the sum is linear, as an analog accumulation is).
+    planes need not hold canonical digits (the sum is linear, as an analog accumulation is);
+    two's complement planes must (a digit outside its bits is a ``ValueError``: it would wrap).
+    The codes come back in the planes' dtype where that holds every code of the word and every
+    sum the planes gave, else in int64.
 
     Example::
 
@@ -429,13 +454,17 @@ def quantize_(
     (True, array([ 0.25, -1.75], dtype=float32))
     """
     spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
+    if _core.foreign_order(x):
+        x[...] = _core.quantize_data(x, spec)[0]
+        return x
     return _core.quantize_data(x, spec, in_place=True)[0]
 
 
 def _qpytorch_overflow(clamp: Any, symmetric: Any) -> str:
-    if not clamp:
+    if not _core.check_flag(clamp, "clamp"):
+        _core.check_flag(symmetric, "symmetric")
         return "unbounded"
-    return "saturate-symmetric" if symmetric else "saturate"
+    return "saturate-symmetric" if _core.check_flag(symmetric, "symmetric") else "saturate"
 
 
 def fixed_point_quantize(
@@ -469,19 +498,38 @@ def fixed_point_quantize(
         and type(x) is _short.tensor
         and type(wl) is int
         and type(fl) is int
+        and type(clamp) is bool
+        and type(symmetric) is bool
+        and type(signed) is bool
+        and type(sat_bits) is int
+        and (seed is None or type(seed) is int)
         and not x.requires_grad
     ):
         # The call of every training step, kept shortest (see `_core.Short`).
         key = (wl, fl, clamp, symmetric, rounding, overflow, sat_bits, signed, seed)
-        spec = _short.specs.get(key)
+        try:
+            spec = _short.specs.get(key)
+        except TypeError:  # an unhashable argument: the general path says what is wrong
+            spec = None
         if spec is not None:
             try:
                 return _short.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
             except _short.declined:
                 pass
+    if _core.foreign_order(x):
+        return _core.in_native_order(
+            lambda v: fixed_point_quantize(
+                v, wl, fl, clamp, symmetric, rounding, overflow=overflow, sat_bits=sat_bits,
+                signed=signed, seed=seed,
+            ),
+            x,
+        )
     given = overflow
     if overflow is None:
         overflow = _qpytorch_overflow(clamp, symmetric)
+    else:
+        _core.check_flag(clamp, "clamp")
+        _core.check_flag(symmetric, "symmetric")
     spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls=None)
     _short.remember((wl, fl, clamp, symmetric, rounding, given, sat_bits, signed, seed), spec)
     return _core.quantize_data(x, spec)[0]
@@ -511,9 +559,9 @@ class FixedPoint:
     ):
         self.wl = _core.check_length(wl, "wl")
         self.fl = _core.check_length(fl, "fl")
-        self.clamp = bool(clamp)
-        self.symmetric = bool(symmetric)
-        self.signed = bool(signed)
+        self.clamp = _core.check_flag(clamp, "clamp")
+        self.symmetric = _core.check_flag(symmetric, "symmetric")
+        self.signed = _core.check_flag(signed, "signed")
         self.overflow = _core.overflow_name(
             overflow if overflow is not None else _qpytorch_overflow(clamp, symmetric), sat_bits
         )
@@ -556,8 +604,8 @@ class FloatingPoint:
     """
 
     def __init__(self, exp, man):
-        self.exp = _core.check_length(exp, "exp")
-        self.man = _core.check_length(man, "man")
+        self.exp = _core.check_length(exp, "exp", 1, 64)
+        self.man = _core.check_length(man, "man", 0, 64)
         # Check now, so that a bad format fails where it is written.
         self.float_spec("nearest")
 
@@ -577,6 +625,7 @@ class FloatingPoint:
         return hash(("float", self.exp, self.man))
 
 
+@_core.any_byte_order
 def float_quantize(x, exp, man, rounding="stochastic", *, seed: Optional[int] = None):
     """QPyTorch's ``qtorch.quant.float_quantize``: same signature, same defaults (stochastic
     rounding), the format of :class:`FloatingPoint` (no infinities or NaN reserved, subnormals,
@@ -596,7 +645,8 @@ def float_quantize(x, exp, man, rounding="stochastic", *, seed: Optional[int] = 
         >>> float_quantize(torch.tensor([0.3, 5.4, 100.0]), 2, 2, "nearest")
         tensor([0.2500, 5.0000, 7.0000])
     """
-    spec = _float.float_spec(f"e{_core.check_length(exp, 'exp')}m{_core.check_length(man, 'man')}nx", rounding, None, seed)
+    exp, man = _core.check_length(exp, "exp", 1, 64), _core.check_length(man, "man", 0, 64)
+    spec = _float.float_spec(f"e{exp}m{man}nx", rounding, None, seed)
     return _float.quantize_float_data(x, spec)
 
 
@@ -670,15 +720,23 @@ def quantizer(
 
     forward = _as_number(forward_number, "forward_number")
     backward = _as_number(backward_number, "backward_number")
+    clamping_grad_zero = _core.check_flag(clamping_grad_zero, "clamping_grad_zero")
+    always_apply_backward = _core.check_flag(always_apply_backward, "always_apply_backward")
     if clamping_grad_zero and isinstance(forward, (FloatingPoint, BlockFloatingPoint)):
         raise ValueError("clamping_grad_zero needs a fixed-point forward_number (as QPyTorch's)")
     # Check the rounding names now rather than at the first call.
-    for rounding in (forward_rounding, backward_rounding):
-        _core.make_spec(8, 0, rounding=rounding)
+    for rounding, name in ((forward_rounding, "forward_rounding"), (backward_rounding, "backward_rounding")):
+        _core.check_name(rounding, name)
+        try:
+            _core.make_spec(8, 0, rounding=rounding)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    if not hasattr(backward_hooks, "__iter__") or isinstance(backward_hooks, (str, bytes)):
+        raise TypeError(f"backward_hooks must be a sequence of callables, got {type(backward_hooks).__name__}")
     hooks = list(backward_hooks)
     for hook in hooks:
         if not callable(hook):
-            raise TypeError(f"backward hooks must be callable, got {type(hook).__name__}")
+            raise TypeError(f"backward_hooks must be callables, got {type(hook).__name__}")
 
     class Rounding(torch.autograd.Function):
         @staticmethod
@@ -749,17 +807,17 @@ def get_range_fixed_point(num_format) -> Tuple[float, float]:
     missing = [name for name in ("wl", "fl", "symmetric") if not hasattr(num_format, name)]
     if missing:
         raise TypeError(
-            "get_range_fixed_point needs an object with attributes wl, fl and symmetric; "
+            "num_format must have the attributes wl, fl and symmetric; "
             f"{type(num_format).__name__} has no {', '.join(missing)}"
         )
-    wl = _core.check_length(num_format.wl, "wl")
-    fl = _core.check_length(num_format.fl, "fl")
-    signed = bool(getattr(num_format, "signed", True))
-    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62:
-        raise ValueError(f"no format has wl = {wl}, fl = {fl}")
-    return _xbquant.format_range(wl, fl, bool(num_format.symmetric), signed)
+    wl = _core.check_length(num_format.wl, "num_format.wl")
+    fl = _core.check_length(num_format.fl, "num_format.fl")
+    symmetric = _core.check_flag(num_format.symmetric, "num_format.symmetric")
+    signed = _core.check_flag(getattr(num_format, "signed", True), "num_format.signed")
+    return _xbquant.format_range(wl, fl, symmetric, signed)
 
 
+@_core.any_byte_order
 def quantize_float(
     x,
     format: Any,
@@ -806,6 +864,7 @@ def quantize_float(
     return _float.quantize_float_data(x, _float.float_spec(format, rounding, overflow, seed))
 
 
+@_core.any_byte_order
 def block_quantize(
     x,
     wl,
@@ -848,10 +907,8 @@ class BlockFloatingPoint:
     """
 
     def __init__(self, wl, dim=-1):
-        self.wl = _core.check_length(wl, "wl")
-        self.dim = _core.check_length(dim, "dim")
-        if self.wl < 2:
-            raise ValueError(f"a block floating-point word needs 2 bits or more, got wl = {wl}")
+        self.wl = _core.check_length(wl, "wl", 2, 64)
+        self.dim = _core.check_length(dim, "dim", -1, 2**31)
 
     def __repr__(self) -> str:
         return f"BlockFloatingPoint (wl={self.wl:d}, dim={self.dim:d})"

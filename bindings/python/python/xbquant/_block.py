@@ -45,13 +45,17 @@ def _exponent(top):
 def block_quantize_data(x: Any, wl: int, dim: int, rounding: str, block_size: Optional[int], seed):
     import torch
 
-    wl = _core.check_length(wl, "wl")
-    if wl < 2:
-        raise ValueError(f"a block floating-point word needs 2 bits or more, got wl = {wl}")
+    wl = _core.check_length(wl, "wl", 2, 64)
     if isinstance(x, np.ndarray):
+        if not x.dtype.isnative:
+            return _core.in_native_order(
+                lambda v: block_quantize_data(v, wl, dim, rounding, block_size, seed), x
+            )
+        if x.dtype not in _core._NUMPY_DTYPES:
+            raise _core._float_dtype_error(f"numpy {x.dtype}")
         return block_quantize_data(torch.from_numpy(x), wl, dim, rounding, block_size, seed).numpy()
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
+        raise TypeError(f"x must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
     _core.tensor_dtype_name(x)
     dim = _core.check_length(dim, "dim")
     if dim != -1 and not 0 <= dim < x.dim():

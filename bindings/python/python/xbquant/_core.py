@@ -51,18 +51,24 @@ def _torch_dtype_names(torch) -> dict:
 Spec = _xbquant.Spec
 
 
-def check_length(value: Any, name: str) -> int:
-    """An integer word or fractional length: whole numbers of any numeric type are accepted
-    (`8`, `numpy.int64(8)`, `8.0`); anything else is an error."""
+def check_length(value: Any, name: str, lo: int = -(2**62) + 1, hi: int = 2**62 - 1) -> int:
+    """An integer (a word or fractional length, a bit count, a dimension) between `lo` and `hi`:
+    whole numbers of any numeric type are accepted (`8`, `numpy.int64(8)`, `8.0`); a bool, a
+    string or any other type is a TypeError, a fraction, an infinity or a value out of range a
+    ValueError, each naming `name`."""
     if type(value) is int:
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        number = value
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if not math.isfinite(value) or value != int(value):
+    elif isinstance(value, numbers.Integral):
+        number = int(value)
+    elif not math.isfinite(value) or value != int(value):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(value)
+    else:
+        number = int(value)
+    if not lo <= number <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {number}")
+    return number
 
 
 def check_name(value: Any, name: str) -> str:
@@ -71,10 +77,50 @@ def check_name(value: Any, name: str) -> str:
     return value
 
 
+def check_choice(value: Any, name: str, choices) -> str:
+    """One of the strings `choices`."""
+    value = check_name(value, name)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A flag: `True` or `False` (a numpy bool too); anything else, however truthy, is a
+    TypeError naming `name`."""
+    if type(value) is bool:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def check_number(value: Any, name: str, *, nonnegative: bool = False, positive: bool = False) -> float:
+    """A finite real number (0 or more, or above 0, when asked): a bool, a string or a complex
+    number is a TypeError, NaN, an infinity or a value out of range a ValueError, each naming
+    `name`."""
+    if type(value) is float:
+        number = value
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    else:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not number > 0.0:
+        raise ValueError(f"{name} must be above 0, got {value!r}")
+    if nonnegative and not number >= 0.0:
+        raise ValueError(f"{name} must be 0 or more, got {value!r}")
+    return number
+
+
 def check_seed(seed: Any) -> Optional[int]:
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
     seed = int(seed)
     if not -(2**63) <= seed < 2**64:
@@ -84,9 +130,7 @@ def check_seed(seed: Any) -> Optional[int]:
 
 def overflow_name(overflow: str, sat_bits: Any) -> str:
     overflow = check_name(overflow, "overflow")
-    bits = check_length(sat_bits, "sat_bits")
-    if bits < 0:
-        raise ValueError(f"sat_bits must be 0 or more, got {bits}")
+    bits = check_length(sat_bits, "sat_bits", 0, 64)
     return f"{overflow}:{bits}" if bits else overflow
 
 
@@ -120,7 +164,13 @@ def spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits) -> Spec:
     # the cache (below), so a key that compares equal to a cached one stands for the same format;
     # the lengths and the seed must be plain ints, since 8.0 == 8 and True == 1 hash alike but
     # are checked differently.
-    cacheable = type(wl) is int and type(fl) is int and (seed is None or type(seed) is int)
+    cacheable = (
+        type(wl) is int
+        and type(fl) is int
+        and type(signed) is bool
+        and type(sat_bits) is int
+        and (seed is None or type(seed) is int)
+    )
     if cacheable:
         try:
             spec = _SPECS.get((wl, fl, overflow, rounding, signed, seed, sat_bits))
@@ -132,23 +182,23 @@ def spec_for(wl, fl, overflow, rounding, signed, seed, sat_bits) -> Spec:
     fl = check_length(fl, "fl")
     overflow = check_name(overflow, "overflow")
     rounding = check_name(rounding, "rounding")
+    signed = check_flag(signed, "signed")
     seed = check_seed(seed)
-    bits = check_length(sat_bits, "sat_bits")
-    if bits < 0:
-        raise ValueError(f"sat_bits must be 0 or more, got {bits}")
-    if not -(2**62) < wl < 2**62 or not -(2**62) < fl < 2**62 or bits >= 2**32:
-        raise ValueError(f"no format has wl = {wl}, fl = {fl}")
-    spec = Spec(wl, fl, bool(signed), overflow, bits, rounding, seed)
+    bits = check_length(sat_bits, "sat_bits", 0, 64)
+    spec = Spec(wl, fl, signed, overflow, bits, rounding, seed)
     if cacheable:
         if len(_SPECS) >= _MAX_SPECS:
             _SPECS.clear()
-        _SPECS[(wl, fl, overflow, rounding, bool(signed), seed, bits)] = spec
+        _SPECS[(wl, fl, overflow, rounding, signed, seed, bits)] = spec
     return spec
 
 
-def hls_spec(name: str) -> Spec:
-    """The spec of an HLS type name, parsed once per distinct name."""
-    return Spec.from_hls(name)
+def hls_spec(name: str, param: str = "hls") -> Spec:
+    """The spec of an HLS type name; errors name the parameter `param` that gave it."""
+    try:
+        return Spec.from_hls(check_name(name, param))
+    except ValueError as e:
+        raise ValueError(f"{param}: {e}") from None
 
 
 # A scalar int64 tensor per thread, refilled from torch's default generator for each seed (a
@@ -183,10 +233,55 @@ def resolve(spec: Spec, data: Any) -> Spec:
     return spec if seed is None else spec.with_seed(seed)
 
 
-def _float_dtype_error(dtype: Any) -> TypeError:
+def _float_dtype_error(dtype: Any, name: str = "x") -> TypeError:
     return TypeError(
-        f"expected floating-point data (float32, float64, float16 or bfloat16), got {dtype}"
+        f"{name} must hold floating-point data (float32, float64, float16 or bfloat16), got {dtype}"
     )
+
+
+def check_layout(x, name: str = "x"):
+    """A TypeError naming `name` for a tensor the kernels cannot read: sparse, nested, MKL-DNN."""
+    torch = _torch()
+    if x.is_nested:
+        raise TypeError(
+            f"{name}: nested tensors are not supported; quantize each of x.unbind() instead"
+        )
+    if x.layout is not torch.strided:
+        raise TypeError(
+            f"{name}: {x.layout} tensors are not supported; convert with .to_dense() first"
+        )
+
+
+def foreign_order(x) -> bool:
+    """Whether `x` is a numpy array whose bytes are not in this machine's order."""
+    return type(x) is np.ndarray and not x.dtype.isnative
+
+
+def in_native_order(call, x: np.ndarray):
+    """`call` on a copy of `x` in this machine's byte order; arrays of that dtype in the result
+    come back in the order of `x` (as the command line keeps a file's byte order)."""
+    native = x.astype(x.dtype.newbyteorder("="))
+
+    def back(r):
+        if isinstance(r, np.ndarray) and r.dtype == native.dtype:
+            return r.astype(x.dtype)
+        return r
+
+    out = call(native)
+    return tuple(back(r) for r in out) if isinstance(out, tuple) else back(out)
+
+
+def any_byte_order(function):
+    """Lets an entry point whose first argument is data take numpy arrays of either byte
+    order (see `in_native_order`)."""
+
+    @functools.wraps(function)
+    def wrapper(x, *args, **kwargs):
+        if type(x) is np.ndarray and not x.dtype.isnative:
+            return in_native_order(lambda v: function(v, *args, **kwargs), x)
+        return function(x, *args, **kwargs)
+
+    return wrapper
 
 
 _call = _xbquant.quantize
@@ -197,14 +292,16 @@ def _numpy_view(array: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def quantize_array(
-    x: np.ndarray, spec: Spec, with_mask: bool
+    x: np.ndarray, spec: Spec, with_mask: bool, name: str = "x"
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """A numpy array: always a new array of the same shape and dtype."""
+    if not x.dtype.isnative:
+        return in_native_order(lambda v: quantize_array(v, spec, with_mask, name), x)
     dtype = _NUMPY_DTYPES.get(x.dtype)
     if dtype is None and x.dtype.name == "bfloat16":  # ml_dtypes' bfloat16
         dtype = "bfloat16"
     if dtype is None:
-        raise _float_dtype_error(f"numpy {x.dtype}")
+        raise _float_dtype_error(f"numpy {x.dtype}", name)
     seed = call_seed(spec, x)
     if not with_mask and dtype in ("float32", "float64") and x.flags.c_contiguous:
         return _xbquant.quantized(spec, x, seed), None
@@ -215,11 +312,12 @@ def quantize_array(
     return out, mask
 
 
-def tensor_dtype_name(x) -> str:
-    name = _torch_dtype_names(_torch()).get(x.dtype)
-    if name is None:
-        raise _float_dtype_error(x.dtype)
-    return name
+def tensor_dtype_name(x, name: str = "x") -> str:
+    check_layout(x, name)
+    dtype = _torch_dtype_names(_torch()).get(x.dtype)
+    if dtype is None:
+        raise _float_dtype_error(x.dtype, name)
+    return dtype
 
 
 def _tensor_numpy(t, dtype: str) -> np.ndarray:
@@ -245,10 +343,14 @@ def new_cpu_tensor(shape, dtype: str):
     return tensor, array
 
 
-def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, dtype=None):
+def quantize_tensor_cpu(
+    x, spec: Spec, with_mask: bool, in_place: bool = False, dtype=None, name: str = "x"
+):
     """A CPU tensor through the Rust kernels, with no copy of contiguous data. Returns a new
     tensor (or `x` itself when `in_place`) and the overflow mask."""
     torch = _torch()
+    if x.is_nested or x.layout is not torch.strided:
+        check_layout(x, name)
     seed = call_seed(spec, x)
     data = x.detach() if x.requires_grad else x
     # The kernels read a tensor's buffer where it lies when that holds its values in order: not
@@ -258,7 +360,7 @@ def quantize_tensor_cpu(x, spec: Spec, with_mask: bool, in_place: bool = False, 
         # The common case, kept short (a training loop calls it on every step): one call
         # that returns a new array, which the tensor wraps without a copy.
         return torch.from_numpy(_xbquant.quantized(spec, data.numpy(), seed)), None
-    dtype = dtype or tensor_dtype_name(x)
+    dtype = dtype or tensor_dtype_name(x, name)
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
     mask_np = mask.numpy() if mask is not None else None
     if in_place:
@@ -331,13 +433,16 @@ def quantize_tensor_other(x, spec: Spec, with_mask: bool):
     return _torch_ops.quantize(x, spec, with_mask)
 
 
-def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = False):
-    """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`."""
+def quantize_data(
+    x: Any, spec: Spec, with_mask: bool = False, in_place: bool = False, name: str = "x"
+):
+    """Quantizes a tensor (any device) or a numpy array; returns `(result, mask or None)`.
+    `name` names the data in errors."""
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
         if x.is_cpu:
-            return quantize_tensor_cpu(x, spec, with_mask, in_place)
-        tensor_dtype_name(x)  # a TypeError for data that is not floating point
+            return quantize_tensor_cpu(x, spec, with_mask, in_place, name=name)
+        tensor_dtype_name(x, name)  # a TypeError for data that is not floating point
         out, mask = quantize_tensor_other(x, resolve(spec, x), with_mask)
         if in_place:
             with torch.no_grad():
@@ -346,20 +451,20 @@ def quantize_data(x: Any, spec: Spec, with_mask: bool = False, in_place: bool = 
         return out, mask
     if isinstance(x, np.ndarray):
         if not in_place:
-            return quantize_array(x, spec, with_mask)
+            return quantize_array(x, spec, with_mask, name)
         if not x.flags.writeable:
-            raise ValueError("cannot quantize in place: the array is read-only")
+            raise ValueError(f"cannot quantize {name} in place: the array is read-only")
         if x.flags.c_contiguous and x.dtype in _NUMPY_DTYPES:
             dtype = _NUMPY_DTYPES[x.dtype]
             mask = np.empty(x.shape, dtype=np.bool_) if with_mask else None
             _call(spec, _numpy_view(x, dtype), None, mask, dtype, call_seed(spec, x))
             return x, mask
-        out, mask = quantize_array(x, spec, with_mask)
+        out, mask = quantize_array(x, spec, with_mask, name)
         x[...] = out
         return x, mask
     if isinstance(x, np.generic) and x.dtype.kind == "f" and not in_place:
-        out, mask = quantize_array(np.asarray(x), spec, with_mask)
+        out, mask = quantize_array(np.asarray(x), spec, with_mask, name)
         return out[()], (mask[()] if mask is not None else None)
     raise TypeError(
-        f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}"
+        f"{name} must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}"
     )

@@ -18,11 +18,11 @@ _SPECS: dict = {}
 def float_spec(format: Any, rounding: Any, overflow: Any, seed: Any) -> FloatSpec:
     """The spec of a call, checked once per distinct format; raises ValueError or TypeError."""
     if isinstance(format, tuple):
-        if len(format) != 2 or not all(type(v) is int and v >= 0 for v in format):
-            raise ValueError(
-                f"a format tuple is (exponent_bits, mantissa_bits), got {format!r}"
-            )
-        format = f"e{format[0]}m{format[1]}"
+        if len(format) != 2:
+            raise ValueError(f"a format tuple is (exponent_bits, mantissa_bits), got {format!r}")
+        exp = _core.check_length(format[0], "format's exponent bits", 0, 64)
+        man = _core.check_length(format[1], "format's mantissa bits", 0, 64)
+        format = f"e{exp}m{man}"
     key = (format, rounding, overflow, seed)
     try:
         spec = _SPECS.get(key)
@@ -86,5 +86,5 @@ def quantize_float_data(x: Any, spec: FloatSpec):
     if isinstance(x, np.generic) and x.dtype.kind == "f":
         return _array(np.asarray(x), spec)[()]
     raise TypeError(
-        f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}"
+        f"x must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}"
     )

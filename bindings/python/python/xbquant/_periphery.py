@@ -64,9 +64,41 @@ def _numpy_dtype(x: np.ndarray) -> str:
     return dtype
 
 
+# The largest finite value of each dtype: a range, scale, step or level beyond it would be
+# infinite in the data's arithmetic.
+_LARGEST = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": math.inf,
+}
+
+
+def dtype_of(x) -> str:
+    """The dtype name of the data of `x` (checked: floating point, a layout the kernels read)."""
+    if _is_tensor(x):
+        return _core.tensor_dtype_name(x)
+    if isinstance(x, np.ndarray):
+        return _numpy_dtype(x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("=")))
+    raise TypeError(f"x must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
+
+
+def check_held(values, name: str, dtype: str):
+    """A ValueError naming `name` for a value beyond the largest of `dtype`."""
+    largest = _LARGEST[dtype]
+    for v in values:
+        if abs(v) > largest:
+            raise ValueError(
+                f"{name}: {v!r} cannot be held by {dtype} data, whose largest value is "
+                f"{largest!r}; convert the data to a wider dtype"
+            )
+
+
 def apply(x, call, with_mask: bool = False):
     """Runs `call(src, out, mask, dtype)` (C-contiguous numpy buffers) on the data of `x`:
     returns `(result, mask or None)` of `x`'s type, shape, dtype and device."""
+    if _core.foreign_order(x):
+        return _core.in_native_order(lambda v: apply(v, call, with_mask), x)
     if _is_tensor(x):
         import torch
 
@@ -87,7 +119,7 @@ def apply(x, call, with_mask: bool = False):
         mask = np.empty(src.shape, dtype=np.bool_) if with_mask else None
         call(_core._numpy_view(src, dtype), _core._numpy_view(out, dtype), mask, dtype)
         return out, mask
-    raise TypeError(f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
+    raise TypeError(f"x must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
 
 
 def _cpu_numpy(x):
@@ -96,13 +128,15 @@ def _cpu_numpy(x):
         dtype = _core.tensor_dtype_name(x)
         return _core._tensor_numpy(x.detach().cpu().resolve_neg().contiguous(), dtype), dtype
     if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
         dtype = _numpy_dtype(x)
-        return _core._numpy_view(np.ascontiguousarray(x), dtype), dtype
-    raise TypeError(f"expected a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
+        return _core._numpy_view(x, dtype), dtype
+    raise TypeError(f"x must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
 
 
 def check_axis(x, axis) -> Optional[int]:
     """`axis` as a non-negative index of an axis of `x` (negative counts from the end)."""
+    dtype_of(x)  # data first: a TypeError naming x
     if axis is None:
         return None
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
@@ -125,23 +159,27 @@ def _seed_of(rounding: str, seed, data) -> Optional[int]:
 
 
 def _per_slice(values, count: int, name: str, cast):
-    """One value per slice, from a number (the same for all), a sequence, an array or a tensor."""
+    """One value per slice, from a number (the same for all), a sequence, an array or a tensor;
+    `cast(value)` checks each."""
     if _is_tensor(values):
         values = values.detach().cpu().reshape(-1).tolist()
     elif isinstance(values, np.ndarray):
         values = values.reshape(-1).tolist()
-    if isinstance(values, (numbers.Number, np.generic)) and not isinstance(values, bool):
+    if isinstance(values, (numbers.Number, np.generic)) and not isinstance(values, (bool, np.bool_)):
         return [cast(values)] * count
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"{name} must be a number or one per slice (a sequence, array or tensor), got "
+            f"{type(values).__name__} {values!r}"
+        )
     values = [cast(v) for v in values]
     if len(values) != count:
-        raise ValueError(f"{len(values)} {name} for {count} slices")
+        raise ValueError(f"{name} has {len(values)} values for {count} slices along the axis")
     return values
 
 
 def _integer(v) -> int:
-    if isinstance(v, bool) or not float(v).is_integer():
-        raise ValueError(f"a fractional length must be an integer, got {v!r}")
-    return int(v)
+    return _core.check_length(v, "fl", -(2**31), 2**31 - 1)
 
 
 FL_METHODS = {"auto": "max", "max": "max", "sqnr": "sqnr"}
@@ -164,10 +202,14 @@ def quantize_slices(x, spec: _core.Spec, fl, axis, seed, with_mask: bool):
     axis = check_axis(x, axis)
     count = 1 if axis is None else x.shape[axis]
     if isinstance(fl, str):
+        if fl not in FL_METHODS:
+            raise ValueError(
+                f'fl must be an integer, one per slice, or one of "auto", "max" and "sqnr"; got {fl!r}'
+            )
         fls = choose_fl(x, spec, axis, fl)
         fls = [fls] if axis is None else fls
     else:
-        fls = _per_slice(fl, count, "fractional lengths", _integer)
+        fls = _per_slice(fl, count, "fl", _integer)
     if spec.stochastic and spec.seed is None and seed is None:
         seed = _core.draw_seed(x)
 
@@ -188,10 +230,11 @@ def level_table(levels) -> _xbquant.LevelTable:
         levels = levels.detach().cpu().reshape(-1).tolist()
     elif isinstance(levels, np.ndarray):
         levels = levels.reshape(-1).tolist()
-    try:
-        key = tuple(float(v) for v in levels)
-    except TypeError:
-        raise TypeError(f"levels must be a sequence of numbers, got {type(levels).__name__}") from None
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+        raise TypeError(f"levels must be a sequence of numbers, got {type(levels).__name__}")
+    key = tuple(_core.check_number(v, "levels") for v in levels)
+    if not key:
+        raise ValueError("levels must hold one level or more, got none")
     return _table(key)
 
 
@@ -202,14 +245,17 @@ def _outside(x, lo: float, hi: float):
 
 
 def quantize_grid(x, step, offset, levels, rounding, seed):
-    step, offset = float(step), float(offset)
+    step = _core.check_number(step, "step", positive=True)
+    offset = _core.check_number(offset, "offset")
     if levels is not None:
-        if isinstance(levels, bool) or not isinstance(levels, numbers.Integral):
-            raise TypeError(f"levels must be an integer or None, got {levels!r}")
-        levels = int(levels)
-        if levels < 1:
-            raise ValueError(f"levels must be 1 or more, got {levels}")
+        levels = _core.check_length(levels, "levels", 1, 2**52)
     seed = _seed_of(rounding, seed, x)
+    dtype = dtype_of(x)
+    if levels is None:
+        check_held([step], "step", dtype)
+        check_held([offset], "offset", dtype)
+    else:
+        check_held([offset, offset + (levels - 1) * step], "the grid's end point (offset + (levels - 1) * step)", dtype)
 
     def compute(with_mask):
         def call(src, out, _mask, dtype):
@@ -228,6 +274,7 @@ def quantize_grid(x, step, offset, levels, rounding, seed):
 def quantize_levels(x, levels, rounding, seed):
     table = level_table(levels)
     seed = _seed_of(rounding, seed, x)
+    check_held([table.levels[0], table.levels[-1]], "levels", dtype_of(x))
 
     def compute(with_mask):
         def call(src, out, _mask, dtype):
@@ -253,9 +300,20 @@ def _ranges(x, range, axis, what: str = "range"):
         if range != "absmax":
             raise ValueError(f'{what} must be "absmax", a number or one per slice, got {range!r}')
         return "absmax", []
-    if isinstance(range, numbers.Real) and not isinstance(range, bool):
-        return "fixed", [float(range)]
-    return "per-slice", _per_slice(range, count, f"{what}s", float)
+    if range is None:
+        raise TypeError(f'{what} must be "absmax", a number or one per slice, got None')
+
+    def check(v):
+        return _core.check_number(v, what, nonnegative=True)
+
+    if isinstance(range, (numbers.Number, bool, np.generic)):
+        values = [check(range)]
+        kind = "fixed"
+    else:
+        values = _per_slice(range, count, what, check)
+        kind = "per-slice"
+    check_held(values, what, dtype_of(x))
+    return kind, values
 
 
 def quantize_scaled(x, spec: _core.Spec, scale, axis, with_mask: bool):
@@ -272,14 +330,11 @@ def quantize_scaled(x, spec: _core.Spec, scale, axis, with_mask: bool):
 
 def convert(x, bits, range, axis, rounding, noise_std, noise, seed):
     """The ADC/DAC model: `r * Q(x / r + n)` per slice."""
-    bits = _core.check_length(bits, "bits")
+    bits = _core.check_length(bits, "bits", 2, 64)
     axis = check_axis(x, axis)
     kind, ranges = _ranges(x, range, axis)
-    noise_std = float(noise_std)
-    if not noise_std >= 0.0 or not math.isfinite(noise_std):
-        raise ValueError(f"noise_std must be finite and 0 or more, got {noise_std}")
-    if noise not in NOISES:
-        raise ValueError(f'noise must be "gaussian" or "uniform", got {noise!r}')
+    noise_std = _core.check_number(noise_std, "noise_std", nonnegative=True)
+    noise = _core.check_choice(noise, "noise", NOISES)
     width = noise_std if noise == "gaussian" else noise_std * math.sqrt(3.0)
     noise_kind = "none" if noise_std == 0.0 else noise
     stochastic = _core.check_name(rounding, "rounding").lower().startswith("stochastic")
@@ -304,45 +359,78 @@ def convert(x, bits, range, axis, rounding, noise_std, noise, seed):
 ENCODINGS = ("sign-magnitude", "twos-complement", "offset-binary")
 
 
-def _codes_int64(codes):
-    """The codes as a flat C-contiguous int64 numpy array, and how to give planes back."""
+def _holds(dtype, lo: int, hi: int) -> bool:
+    """Whether a numpy or torch dtype holds every integer from `lo` to `hi` exactly."""
+    torch = _core._torch()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        if dtype.is_floating_point:
+            bits = {torch.float16: 11, torch.bfloat16: 8, torch.float32: 24}.get(dtype, 53)
+            return max(-lo, hi) <= 2**bits
+        info = torch.iinfo(dtype)
+    else:
+        if dtype.kind == "f":
+            return max(-lo, hi) <= 2 ** (np.finfo(dtype).nmant + 1)
+        info = np.iinfo(dtype)
+    return info.min <= lo and hi <= info.max
+
+
+def _codes_int64(codes, name: str):
+    """The codes as a flat C-contiguous int64 numpy array (each checked: an integer that int64
+    holds), their shape, and how to give results back: in the codes' dtype where it holds every
+    value `(lo, hi)` a result can take, else in int64."""
     if _is_tensor(codes):
         import torch
 
+        _core.check_layout(codes, name)
         data = codes.detach().cpu()
+        if data.dtype == torch.bool or data.is_complex():
+            raise TypeError(f"{name} must be integers, got {data.dtype}")
         if data.is_floating_point():
-            if not bool(torch.all(data == torch.round(data))):
-                raise ValueError("codes must be integers (float codes must have integer values)")
-        elif data.dtype == torch.bool or data.is_complex():
-            raise TypeError(f"codes must be integers, got {data.dtype}")
+            data = data.double()
+            if not bool(torch.all(torch.isfinite(data) & (data == torch.round(data)))):
+                raise ValueError(f"{name} must be integers (float codes must have integer values)")
+            if data.numel() and float(data.abs().max()) >= 2.0**63:
+                raise ValueError(f"{name} must lie within 64-bit integers, got {float(data.abs().max())!r}")
+        elif data.dtype == getattr(torch, "uint64", None):
+            flat = data.reshape(-1).numpy().view(np.uint64)
+            if flat.size and int(flat.max()) >= 2**63:
+                raise ValueError(f"{name} must lie within 64-bit integers, got {int(flat.max())}")
         flat = np.ascontiguousarray(data.to(torch.int64).reshape(-1).numpy())
 
-        def back(a, shape):
-            return torch.from_numpy(a.reshape(shape)).to(codes.dtype).to(codes.device)
+        def back(a, shape, lo, hi):
+            dtype = codes.dtype if _holds(codes.dtype, lo, hi) else torch.int64
+            return torch.from_numpy(a.reshape(shape)).to(dtype).to(codes.device)
 
         return flat, tuple(codes.shape), back
     if isinstance(codes, np.ndarray):
         if codes.dtype.kind == "f":
-            if not np.all(codes == np.round(codes)):
-                raise ValueError("codes must be integers (float codes must have integer values)")
-        elif codes.dtype.kind not in "iu":
-            raise TypeError(f"codes must be integers, got numpy {codes.dtype}")
+            with np.errstate(invalid="ignore"):
+                whole = np.isfinite(codes) & (codes == np.round(codes))
+            if not np.all(whole):
+                raise ValueError(f"{name} must be integers (float codes must have integer values)")
+            if codes.size and float(np.abs(codes).max()) >= 2.0**63:
+                raise ValueError(f"{name} must lie within 64-bit integers, got {float(np.abs(codes).max())!r}")
+        elif codes.dtype.kind == "u":
+            if codes.size and int(codes.max()) >= 2**63:
+                raise ValueError(f"{name} must lie within 64-bit integers, got {int(codes.max())}")
+        elif codes.dtype.kind != "i":
+            raise TypeError(f"{name} must be integers, got numpy {codes.dtype}")
         flat = np.ascontiguousarray(codes.astype(np.int64).reshape(-1))
 
-        def back(a, shape):
-            return a.reshape(shape).astype(codes.dtype)
+        def back(a, shape, lo, hi):
+            dtype = codes.dtype if _holds(codes.dtype, lo, hi) else np.dtype(np.int64)
+            return a.reshape(shape).astype(dtype)
 
         return flat, codes.shape, back
-    raise TypeError(f"expected a torch.Tensor or a numpy array of codes, got {type(codes).__name__}")
+    raise TypeError(
+        f"{name} must be a torch.Tensor or a numpy array of integers, got {type(codes).__name__}"
+    )
 
 
 def _slicing(bits, slice_bits, encoding):
     bits = _core.check_length(bits, "bits")
     slice_bits = _core.check_length(slice_bits, "slice_bits")
-    if encoding not in ENCODINGS:
-        raise ValueError(
-            f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}"
-        )
+    _core.check_choice(encoding, "encoding", ENCODINGS)
     if not 1 <= bits <= 62 or not 1 <= slice_bits <= bits:
         raise ValueError(f"bits must be 1 to 62 and slice_bits 1 to bits, got {bits} and {slice_bits}")
     return bits, slice_bits, -(-bits // slice_bits)
@@ -350,22 +438,39 @@ def _slicing(bits, slice_bits, encoding):
 
 def bit_slices(codes, bits, slice_bits, encoding):
     bits, slice_bits, count = _slicing(bits, slice_bits, encoding)
-    flat, shape, back = _codes_int64(codes)
+    flat, shape, back = _codes_int64(codes, "codes")
     planes = np.empty((count, flat.size), dtype=np.int64)
-    _xbquant.bit_slices(flat, bits, slice_bits, encoding, planes)
-    return back(planes, (count, *shape))
+    try:
+        _xbquant.bit_slices(flat, bits, slice_bits, encoding, planes)
+    except ValueError as e:
+        raise ValueError(f"codes: {e}") from None
+    # The digits a plane can hold.
+    top = 2**slice_bits - 1
+    return back(planes, (count, *shape), -top if encoding == "sign-magnitude" else 0, top)
 
 
 def from_bit_slices(slices, bits, slice_bits, encoding):
     bits, slice_bits, count = _slicing(bits, slice_bits, encoding)
-    flat, shape, back = _codes_int64(slices)
+    flat, shape, back = _codes_int64(slices, "slices")
     if len(shape) == 0 or shape[0] != count:
         raise ValueError(
             f"expected {count} planes along the first axis for {bits} bits in slices of "
             f"{slice_bits}, got shape {tuple(shape)}"
         )
     length = flat.size // count
-    codes = np.asarray(
-        _xbquant.from_bit_slices(flat, bits, slice_bits, encoding, length), dtype=np.int64
-    )
-    return back(codes, shape[1:])
+    try:
+        codes = np.asarray(
+            _xbquant.from_bit_slices(flat, bits, slice_bits, encoding, length), dtype=np.int64
+        )
+    except ValueError as e:
+        raise ValueError(f"slices: {e}") from None
+    # The codes of the word, and those the planes gave (sign-magnitude and offset-binary sums
+    # of planes that are not canonical digits can lie beyond them): the planes' dtype where it
+    # holds them all, else int64.
+    if encoding == "sign-magnitude":
+        lo, hi = -(2**bits - 1), 2**bits - 1
+    else:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if codes.size:
+        lo, hi = min(lo, int(codes.min())), max(hi, int(codes.max()))
+    return back(codes, shape[1:], lo, hi)

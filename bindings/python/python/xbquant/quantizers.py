@@ -26,7 +26,7 @@ _short = _core.SHORT
 
 def _seed_overflow(symmetric: Any) -> str:
     # The seed always clamps; `symmetric` chooses between the two saturating modes.
-    return "saturate-symmetric" if symmetric else "saturate"
+    return "saturate-symmetric" if _core.check_flag(symmetric, "symmetric") else "saturate"
 
 
 class FixedPointQuantF(torch.autograd.Function):
@@ -51,7 +51,7 @@ class FixedPointQuantF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, wl, fl, symmetric=True, rounding="nearest"):  # noqa: A002
         spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
-        out, _ = _core.quantize_data(input, spec)
+        out, _ = _core.quantize_data(input, spec, name="input")
         return out
 
     @staticmethod
@@ -94,10 +94,14 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
         type(input) is _short.tensor
         and type(wl) is int
         and type(fl) is int
+        and type(symmetric) is bool
         and not input.requires_grad
     ):
         # The call of every training step, kept shortest (see `_core.Short`).
-        spec = _short.specs.get((wl, fl, symmetric, rounding))
+        try:
+            spec = _short.specs.get((wl, fl, symmetric, rounding))
+        except TypeError:  # an unhashable argument: the general path says what is wrong
+            spec = None
         if spec is not None:
             try:
                 return _short.from_numpy(_xbquant.quantized(spec, input.numpy(), None))
@@ -106,6 +110,10 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
     # Nothing to record for autograd: the same forward pass without the Function's overhead.
+    if _core.foreign_order(input):
+        return _core.in_native_order(
+            lambda v: fixed_point_quantize_wrapper(v, wl, fl, symmetric, rounding), input
+        )
     spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
     _short.remember((wl, fl, symmetric, rounding), spec)
-    return _core.quantize_data(input, spec)[0]
+    return _core.quantize_data(input, spec, name="input")[0]

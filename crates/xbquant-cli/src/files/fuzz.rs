@@ -189,7 +189,9 @@ fn mutated_files_give_an_error_or_a_correct_result() {
         let input = dir.path().join(format!("in.{ext}"));
         let output = dir.path().join(format!("out.{ext}"));
         std::fs::write(&input, &file).unwrap();
-        let result = catch_unwind(AssertUnwindSafe(|| run(kind, &input, &output, &task)));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run(kind, &input, &output, false, &task)
+        }));
         match result {
             Err(_) => panic!("case {case} panicked: {file:?}"),
             Ok(Ok(_)) => {

@@ -35,8 +35,13 @@ fn remove_path(path: &Path) {
 }
 
 /// Removes the temporary outputs of this process on SIGINT, SIGTERM and SIGHUP, then ends it as
-/// the signal would have. Called once, before anything is written.
+/// the signal would have. Called before anything is written; the handler is installed once.
 pub fn remove_on_signals() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(install);
+}
+
+fn install() {
     #[cfg(unix)]
     {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

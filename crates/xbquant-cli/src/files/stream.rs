@@ -421,6 +421,7 @@ pub struct Outcome {
 /// tensor is given by its `shape` in memory (reversed) and its logical `fortran` shape: its
 /// elements draw their logical indices, as the same tensor in C order would. `done(bytes)` is
 /// called after each piece with the input bytes it consumed.
+#[allow(clippy::too_many_arguments)]
 pub fn quantize(
     src: &mut Source,
     float: Float,

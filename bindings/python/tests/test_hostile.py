@@ -1,0 +1,248 @@
+"""Hostile arguments, table-driven: every public function against a table of bad values per kind
+of parameter. Each must raise the stated exception type (TypeError for a value of the wrong kind,
+ValueError for one of the right kind out of range, never OverflowError, RuntimeError or a
+crash) with a message that names the parameter."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import xbquant
+from xbquant import quantizers
+
+X = torch.tensor([[0.5, -0.25], [1.5, 0.125]])
+
+# Bad values per kind of parameter: (value, exception).
+INTEGER = [
+    (True, TypeError),
+    ("8", TypeError),
+    ([8], TypeError),
+    (None, TypeError),
+    (8.5, ValueError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    (10**20, ValueError),
+    (-(10**20), ValueError),
+    (2**64, ValueError),
+]
+COUNT = INTEGER + [(-3, ValueError), (0, ValueError)]  # a positive integer (bits, levels)
+# quantize's fl: an integer, a method name, or one per slice (a one-element list is one slice).
+FL = [(v, e) for v, e in INTEGER if v != "8" and v != [8]] + [("8", ValueError), ({}, ValueError)]
+NUMBER = [
+    ("0.1", TypeError),
+    (True, TypeError),
+    (None, TypeError),
+    (1 + 1j, TypeError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    (-math.inf, ValueError),
+]
+POSITIVE = NUMBER + [(-1.0, ValueError)]  # 0 or more (a range, a noise width)
+# A range or scale: also "absmax" (so another string is a ValueError).
+RANGE = [(v, e) for v, e in POSITIVE if v != "0.1"] + [("0.1", ValueError), ("bogus", ValueError)]
+FLAG = [("no", TypeError), (1, TypeError), (None, TypeError), ([True], TypeError), (0.0, TypeError)]
+NAME = [(["nearest"], TypeError), (5, TypeError), (None, TypeError), ("bogus", ValueError)]
+SEED = [(True, TypeError), ("1", TypeError), (1.5, TypeError), (2**64, ValueError), (-(2**63) - 1, ValueError)]
+AXIS = [(True, TypeError), ("0", TypeError), (1.0, TypeError), (5, ValueError), (-3, ValueError)]
+DATA = [
+    ("abc", TypeError),
+    ([1.0, 2.0], TypeError),
+    (torch.tensor([1, 2]), TypeError),
+    (torch.tensor([1.0, 2.0]).to_sparse(), TypeError),
+    (torch.tensor([1 + 1j]), TypeError),
+    (np.array(["a"]), TypeError),
+    (np.array([1, 2]), TypeError),
+]
+
+
+def nested():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+
+
+# Each public function: its base call with keyword arguments, and the kind of each parameter.
+FUNCTIONS = {
+    "quantize": (
+        lambda **k: xbquant.quantize(**{"x": X, "wl": 8, "fl": 4, **k}),
+        {"x": DATA, "wl": INTEGER, "fl": FL, "rounding": NAME, "overflow": NAME,
+         "sat_bits": INTEGER, "signed": FLAG, "seed": SEED, "return_mask": FLAG, "axis": AXIS},
+    ),
+    "quantize hls": (
+        lambda **k: xbquant.quantize(**{"x": X, "hls": "ap_fixed<8,3>", **k}),
+        {"hls": [(5, TypeError), ("ap_fixed<8>", ValueError), ("bogus", ValueError)],
+         "seed": SEED},
+    ),
+    "quantize per slice": (
+        lambda **k: xbquant.quantize(**{"x": X, "wl": 8, "fl": [3, 4], "axis": 0, **k}),
+        {"fl": [([2**63, 1], ValueError), (["3", 4], TypeError), ([3.5, 4], ValueError),
+                ([None, 4], TypeError), ([True, 4], TypeError), ([3], ValueError)]},
+    ),
+    "quantize scaled": (
+        lambda **k: xbquant.quantize(**{"x": X, "wl": 8, "fl": 6, "scale": 1.0, **k}),
+        {"scale": [(v, e) for v, e in RANGE if v is not None]
+                   + [(1e39, ValueError), ([1.0, 2.0], ValueError)]},
+    ),
+    "quantize_": (
+        lambda **k: xbquant.quantize_(**{"x": X.clone(), "wl": 8, "fl": 4, **k}),
+        {"x": DATA, "wl": INTEGER, "fl": INTEGER, "rounding": NAME, "overflow": NAME,
+         "sat_bits": INTEGER, "signed": FLAG, "seed": SEED},
+    ),
+    "choose_fl": (
+        lambda **k: xbquant.choose_fl(**{"x": X, "wl": 8, **k}),
+        {"x": DATA, "wl": INTEGER, "axis": AXIS, "method": NAME, "signed": FLAG},
+    ),
+    "quantize_grid": (
+        lambda **k: xbquant.quantize_grid(**{"x": X, "step": 0.25, **k}),
+        {"x": DATA, "step": POSITIVE + [(0.0, ValueError), (1e308, ValueError)],
+         "offset": NUMBER, "levels": [(v, e) for v, e in COUNT if v is not None],
+         "rounding": NAME, "seed": SEED},
+    ),
+    "quantize_levels": (
+        lambda **k: xbquant.quantize_levels(**{"x": X, "levels": [0.0, 1.0], **k}),
+        {"x": DATA, "levels": [(None, TypeError), ("ab", TypeError), ([], ValueError),
+                               ([0.0, math.nan], ValueError), ([1e39], ValueError),
+                               ([True, 1.0], TypeError)],
+         "rounding": NAME, "seed": SEED},
+    ),
+    "dac": (
+        lambda **k: xbquant.dac(**{"x": X, "bits": 4, **k}),
+        {"x": DATA, "bits": COUNT + [(1, ValueError), (65, ValueError)],
+         "range": RANGE + [(1e39, ValueError), ([1.0, 2.0], ValueError)],
+         "axis": AXIS, "rounding": NAME, "noise_std": POSITIVE, "noise": NAME, "seed": SEED},
+    ),
+    "adc": (
+        lambda **k: xbquant.adc(**{"x": X, "bits": 4, "axis": 1, **k}),
+        {"bits": COUNT, "range": [([1.0, "2"], TypeError), ([1.0, -2.0], ValueError),
+                                   ([1.0, math.nan], ValueError), ([1.0], ValueError)],
+         "noise_std": POSITIVE},
+    ),
+    "bit_slices": (
+        lambda **k: xbquant.bit_slices(**{"codes": torch.tensor([3, -2]), "bits": 4, **k}),
+        {"codes": [("abc", TypeError), (torch.tensor([True]), TypeError),
+                   (np.array([2**64 - 1], dtype=np.uint64), ValueError),
+                   (np.array([math.inf]), ValueError), (np.array([1e30]), ValueError),
+                   (np.array([0.5]), ValueError)],
+         "bits": COUNT + [(63, ValueError)], "slice_bits": COUNT + [(5, ValueError)],
+         "encoding": NAME},
+    ),
+    "from_bit_slices": (
+        lambda **k: xbquant.from_bit_slices(**{"slices": torch.zeros(4, 2, dtype=torch.int64), "bits": 4, **k}),
+        {"slices": [("abc", TypeError), (torch.zeros(3, 2, dtype=torch.int64), ValueError),
+                    (torch.zeros(4, 2, dtype=torch.bool), TypeError)],
+         "bits": COUNT, "slice_bits": COUNT, "encoding": NAME},
+    ),
+    "fixed_point_quantize": (
+        lambda **k: xbquant.fixed_point_quantize(**{"x": X, "wl": 8, "fl": 4, "rounding": "nearest", **k}),
+        {"x": DATA, "wl": INTEGER, "fl": INTEGER, "clamp": FLAG, "symmetric": FLAG,
+         "rounding": NAME, "seed": SEED, "signed": FLAG},
+    ),
+    "fixed_point_quantize_wrapper": (
+        lambda **k: quantizers.fixed_point_quantize_wrapper(**{"input": X, "wl": 8, "fl": 4, **k}),
+        {"input": DATA, "wl": INTEGER, "fl": INTEGER, "symmetric": FLAG, "rounding": NAME},
+    ),
+    "quantize_float": (
+        lambda **k: xbquant.quantize_float(**{"x": X, "format": "e4m3fn", **k}),
+        {"x": DATA, "format": NAME + [((4, -1), ValueError), ((4, True), TypeError)],
+         "rounding": NAME, "seed": SEED},
+    ),
+    "float_quantize": (
+        lambda **k: xbquant.float_quantize(**{"x": X, "exp": 4, "man": 3, "rounding": "nearest", **k}),
+        {"x": DATA, "exp": COUNT, "man": INTEGER, "rounding": NAME, "seed": SEED},
+    ),
+    "block_quantize": (
+        lambda **k: xbquant.block_quantize(**{"x": X, "wl": 8, "rounding": "nearest", **k}),
+        {"x": DATA, "wl": COUNT, "dim": INTEGER + [(5, ValueError)], "rounding": NAME},
+    ),
+    "FixedPoint": (
+        lambda **k: xbquant.FixedPoint(**{"wl": 8, "fl": 4, **k}),
+        {"wl": INTEGER, "fl": INTEGER, "clamp": FLAG, "symmetric": FLAG},
+    ),
+    "FloatingPoint": (
+        lambda **k: xbquant.FloatingPoint(**{"exp": 4, "man": 3, **k}),
+        {"exp": COUNT, "man": INTEGER},
+    ),
+    "BlockFloatingPoint": (
+        lambda **k: xbquant.BlockFloatingPoint(**{"wl": 8, **k}),
+        {"wl": COUNT, "dim": INTEGER},
+    ),
+    "quantizer": (
+        lambda **k: xbquant.quantizer(**{"forward_number": xbquant.FixedPoint(8, 4), **k}),
+        {"forward_number": [("8", TypeError), (8, TypeError)], "backward_number": [(1.5, TypeError)],
+         "forward_rounding": NAME, "backward_rounding": NAME, "clamping_grad_zero": FLAG,
+         "backward_hooks": [(5, TypeError), ([5], TypeError)], "always_apply_backward": FLAG},
+    ),
+    "parse_hls": (
+        lambda **k: xbquant.parse_hls(**{"name": "ap_fixed<8,3>", **k}),
+        {"name": [(5, TypeError), (None, TypeError), ("ap_fixed<8>", ValueError)]},
+    ),
+    "get_range_fixed_point": (
+        lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),
+        {"num_format": [("8", TypeError), (None, TypeError), (8, TypeError)]},
+    ),
+}
+
+ROWS = [
+    pytest.param(function, param, value, error, id=f"{function}-{param}-{value!r:.30}")
+    for function, (_, kinds) in FUNCTIONS.items()
+    for param, values in kinds.items()
+    for value, error in values
+]
+
+
+@pytest.mark.parametrize("function,param,value,error", ROWS)
+def test_hostile_argument(function, param, value, error):
+    call, _ = FUNCTIONS[function]
+    with pytest.raises(error) as info:
+        call(**{param: value})
+    # The exception is exactly of the stated kind: no OverflowError (an ArithmeticError) for a
+    # ValueError, and no internal error dressed as one.
+    assert type(info.value) is error, f"{type(info.value).__name__}: {info.value}"
+    assert re.search(rf"\b{re.escape(param)}\b", str(info.value)), (
+        f"the message does not name {param!r}: {info.value}"
+    )
+
+
+@pytest.mark.parametrize("function", ["quantize", "quantize_", "choose_fl", "quantize_grid",
+                                      "quantize_levels", "dac", "fixed_point_quantize",
+                                      "quantize_float", "float_quantize", "block_quantize"])
+def test_nested_tensors_are_refused_by_name(function):
+    call, _ = FUNCTIONS[function]
+    with pytest.raises(TypeError, match="nested"):
+        call(x=nested())
+
+
+def test_every_public_function_has_rows():
+    names = set(xbquant.__all__) - {"__version__"}
+    covered = {f.split(" ")[0] for f in FUNCTIONS}
+    assert names <= covered, names - covered
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+@pytest.mark.parametrize("dtype", ["f4", "f8", "f2"])
+def test_either_byte_order_is_accepted(order, dtype):
+    """Big-endian arrays give the values of native ones, in the input's dtype."""
+    x = np.array([0.3, -1.7, 2.5, 100.0], dtype=f"<{dtype}")
+    y = x.astype(f"{order}{dtype}")
+    for f in [
+        lambda v: xbquant.quantize(v, 8, 4),
+        lambda v: xbquant.quantize(v, 8, "auto"),
+        lambda v: xbquant.quantize_float(v, "e4m3fn"),
+        lambda v: xbquant.fixed_point_quantize(v, 8, 4, rounding="nearest"),
+        lambda v: xbquant.float_quantize(v, 4, 3, rounding="nearest"),
+        lambda v: xbquant.block_quantize(v, 6, rounding="nearest"),
+        lambda v: xbquant.quantize_grid(v, 0.5),
+        lambda v: xbquant.quantize_levels(v, [0.0, 1.0]),
+        lambda v: xbquant.dac(v, 4),
+    ]:
+        got = f(y)
+        assert got.dtype == y.dtype
+        np.testing.assert_array_equal(got.astype(x.dtype), f(x))
+    z = y.copy()
+    assert xbquant.quantize_(z, 8, 4) is z
+    np.testing.assert_array_equal(z.astype(x.dtype), xbquant.quantize(x, 8, 4))
