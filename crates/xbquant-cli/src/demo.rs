@@ -329,6 +329,11 @@ impl Mlp {
     }
 }
 
+/// The most epochs of one run (40 by default; each takes about 10 ms on 2 cores).
+const MAX_EPOCHS: usize = 100_000;
+/// The most runs per configuration.
+const MAX_SEEDS: u64 = 10_000;
+
 fn train(data: &Data, scheme: Scheme, epochs: usize, seed: u64) -> Result<Mlp> {
     let device = data.train_x.device();
     let model = Mlp::new(seed, device)?;
@@ -425,11 +430,19 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if crossbar {
         check_widths("converter-bits", &args.converter_bits, 24)?;
     }
-    if args.epochs == 0 {
-        bail!("--epochs must be at least 1");
+    // The plot's path is checked before the runs, not after them.
+    let plot = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("xbquant-demo.svg"));
+    check_plot_path(&plot)?;
+    // Bounded: each is a loop of whole training runs, and the seeds' accuracies are held at
+    // once (10^11 seeds once asked for 800 GB).
+    if !(1..=MAX_EPOCHS).contains(&args.epochs) {
+        bail!("--epochs must be 1 to {MAX_EPOCHS}, got {}", args.epochs);
     }
-    if args.seeds == 0 {
-        bail!("--seeds must be at least 1");
+    if !(1..=MAX_SEEDS).contains(&args.seeds) {
+        bail!("--seeds must be 1 to {MAX_SEEDS}, got {}", args.seeds);
     }
     if !(args.noise >= 0.0 && args.noise.is_finite()) {
         bail!("--noise must be finite and 0 or more, got {}", args.noise);
@@ -510,10 +523,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         });
     }
     let results = Results { float, experiments };
-    let plot = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("xbquant-demo.svg"));
     draw(&results, &plot).with_context(|| format!("{}: cannot write the plot", plot.display()))?;
     if args.json {
         let rows = |e: &Experiment| -> Vec<serde_json::Value> {
@@ -572,16 +581,59 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// A plot replaces only a plot: an existing file at `path` must be an SVG file (a previous
+/// run's), never a model or anything else given by mistake.
+fn check_plot_path(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => bail!(
+            "{}: --plot must name a file, and this is not a regular file",
+            path.display()
+        ),
+        Ok(_) => {
+            let mut head = [0u8; 4];
+            let n = std::fs::File::open(path)
+                .and_then(|mut f| f.read(&mut head))
+                .with_context(|| format!("{}: cannot read it", path.display()))?;
+            if &head[..n] != b"<svg" {
+                bail!(
+                    "{}: exists and is not an SVG plot, so it is not replaced; remove it or \
+                     choose another --plot",
+                    path.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot use it for the plot", path.display())),
+    }
+}
+
+/// Draws the plot and writes it through a temporary file renamed over `path`: an interrupted
+/// run leaves the previous plot whole.
 fn draw(results: &Results, path: &Path) -> Result<()> {
     use plotters::prelude::*;
     let n = results.experiments.len().max(1);
-    let root = SVGBackend::new(path, (720 * n as u32, 440)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let panels = root.split_evenly((1, n));
-    for (e, area) in results.experiments.iter().zip(&panels) {
-        panel(results, e, area)?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720 * n as u32, 440)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let panels = root.split_evenly((1, n));
+        for (e, area) in results.experiments.iter().zip(&panels) {
+            panel(results, e, area)?;
+        }
+        root.present()?;
     }
-    root.present()?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".xbquant-plot-");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut temp = builder.tempfile_in(dir)?;
+    std::io::Write::write_all(&mut temp, svg.as_bytes())?;
+    temp.persist(path)?;
     Ok(())
 }
 

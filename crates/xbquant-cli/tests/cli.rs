@@ -558,6 +558,23 @@ fn demo_smoke_test() {
     assert_fails(&["demo", "--bits", "1"], "--bits 1");
     assert_fails(&["demo", "--seeds", "0"], "--seeds");
     assert_fails(&["demo", "--noise", "-1"], "--noise");
+    // Counts that would run for ever or allocate without bound are refused at once (10^11
+    // seeds once aborted on an 800 GB allocation).
+    assert_fails(&["demo", "--seeds", "100000000000"], "--seeds must be 1 to");
+    assert_fails(
+        &["demo", "--epochs", "100000000000"],
+        "--epochs must be 1 to",
+    );
+    // --plot replaces only a plot, and says so before training.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    std::fs::write(&model, b"not a plot").unwrap();
+    assert_fails(&["demo", "--plot", path_str(&model)], "is not an SVG plot");
+    assert_eq!(std::fs::read(&model).unwrap(), b"not a plot");
+    assert_fails(
+        &["demo", "--plot", path_str(dir.path())],
+        "not a regular file",
+    );
 }
 
 #[test]

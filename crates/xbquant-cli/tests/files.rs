@@ -4,59 +4,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use xbquant::half::{bf16, f16};
 use xbquant::{Element, FixedPoint, QuantSpec, Rounding};
 
-fn xbquant(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xbquant"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = xbquant(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{npy, ok, s, xbquant};
 
 fn sample(n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| ((i as f64) * 0.618_033_988_7).sin() * 5.0 + if i % 7 == 0 { 0.0625 } else { 0.0 })
         .collect()
-}
-
-/// A `.npy` file, version 1, with the header padded as numpy pads it.
-fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-    let tuple = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let f = if fortran { "True" } else { "False" };
-    let mut text = format!("{{'descr': '{descr}', 'fortran_order': {f}, 'shape': {tuple}, }}");
-    while (10 + text.len() + 1) % 64 != 0 {
-        text.push(' ');
-    }
-    text.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 fn bytes_of<T: Element>(values: &[T], big: bool) -> Vec<u8> {

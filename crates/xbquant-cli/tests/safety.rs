@@ -5,29 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use safetensors::tensor::{Dtype, TensorView};
 use xbquant::{FixedPoint, QuantSpec, Rounding};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xbquant"))
-}
-
-fn xbquant(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = xbquant(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{bin, npy, ok, s, xbquant};
 
 /// Runs a command that must fail with status 1 and a message containing `message`.
 fn refused(args: &[&str], message: &str) {
@@ -40,31 +25,10 @@ fn refused(args: &[&str], message: &str) {
     );
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A `.npy` file of `f32` values, C or Fortran order.
 fn npy_f32(path: &Path, shape: &[usize], fortran: bool, values: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-    let tuple = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let f = if fortran { "True" } else { "False" };
-    let mut text = format!("{{'descr': '<f4', 'fortran_order': {f}, 'shape': {tuple}, }}");
-    while (10 + text.len() + 1) % 64 != 0 {
-        text.push(' ');
-    }
-    text.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, out).unwrap();
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy("<f4", fortran, shape, &data)).unwrap();
 }
 
 /// The data of an `.npy` file written by [`npy_f32`] (or by the binary from one).
@@ -302,6 +266,46 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// `xbquant quantize INPUT OUTPUT --wl 8 --fl 4 --force`, which must succeed.
+fn quantize_force(input: &Path, output: &Path) {
+    ok(&[
+        "quantize",
+        s(input),
+        s(output),
+        "--wl",
+        "8",
+        "--fl",
+        "4",
+        "--force",
+    ]);
+}
+
+/// Runs `quantize_force` in a child, sends it SIG`name` once a temporary file in `watch` holds
+/// `bytes` bytes, and waits for it: whether the signal ended the run (it was still running then
+/// and did not succeed).
+fn interrupt(input: &Path, output: &Path, watch: &Path, bytes: u64, name: &str) -> bool {
+    let mut child = bin()
+        .args([
+            "quantize",
+            s(input),
+            s(output),
+            "--wl",
+            "8",
+            "--fl",
+            "4",
+            "--force",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_temporary(watch, bytes, &mut child);
+    let finished = child.try_wait().unwrap();
+    signal(&child, name);
+    let status = child.wait().unwrap();
+    finished.is_none() && !status.success()
+}
+
 /// Signals at several points of a large write: the old output intact, no temporary file left
 /// (after the next run, for SIGKILL), and the run ended by the signal.
 #[test]
@@ -318,47 +322,20 @@ fn signals_during_a_large_write_leave_the_old_output_and_no_temporary_file() {
             // The old output.
             npy_f32(&out, &[2], false, &[7.0, 8.0]);
             let old = std::fs::read(&out).unwrap();
-            let mut child = bin()
-                .args([
-                    "quantize",
-                    s(&big),
-                    s(&out),
-                    "--wl",
-                    "8",
-                    "--fl",
-                    "4",
-                    "--force",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            wait_for_temporary(dir.path(), total * share / 10, &mut child);
-            let finished = child.try_wait().unwrap();
-            signal(&child, name);
-            let status = child.wait().unwrap();
-            if finished.is_none() && !status.success() {
+            let at = format!("SIG{name} at {share}/10");
+            if interrupt(&big, &out, dir.path(), total * share / 10, name) {
                 interrupted += 1;
-                assert_eq!(std::fs::read(&out).unwrap(), old, "SIG{name} at {share}/10");
+                assert_eq!(std::fs::read(&out).unwrap(), old, "{at}");
             } else {
                 // Done before the signal: the whole new output.
-                assert_eq!(npy_values(&out).len(), 12 << 20, "SIG{name} at {share}/10");
+                assert_eq!(npy_values(&out).len(), 12 << 20, "{at}");
             }
             if name == "KILL" {
                 // The next run into the directory removes what a killed run left.
-                ok(&[
-                    "quantize",
-                    s(&small),
-                    s(&dir.path().join("next.npy")),
-                    "--wl",
-                    "8",
-                    "--fl",
-                    "4",
-                    "--force",
-                ]);
+                quantize_force(&small, &dir.path().join("next.npy"));
             }
             let left = temporaries(dir.path());
-            assert!(left.is_empty(), "SIG{name} at {share}/10: {left:?}");
+            assert!(left.is_empty(), "{at}: {left:?}");
         }
     }
     assert!(
@@ -391,58 +368,32 @@ fn signals_during_a_sharded_write_into_a_directory() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "keep").unwrap();
     std::fs::write(out.join("a.safetensors"), "old").unwrap();
+    let mut interrupted = 0;
     for name in ["INT", "TERM", "HUP", "KILL"] {
         let before = snapshot(&out);
-        let mut child = bin()
-            .args([
-                "quantize",
-                s(&model),
-                s(&out),
-                "--wl",
-                "8",
-                "--fl",
-                "4",
-                "--force",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_temporary(&out, 8 << 20, &mut child);
-        let finished = child.try_wait().unwrap();
-        signal(&child, name);
-        let status = child.wait().unwrap();
-        if finished.is_none() && !status.success() {
-            assert_eq!(
-                snapshot(&out).len(),
-                before.len() + usize::from(name == "KILL")
-            );
+        if interrupt(&model, &out, &out, 8 << 20, name) {
+            interrupted += 1;
+            // Everything as it was, and for SIGKILL one temporary file more.
+            let after = snapshot(&out);
+            assert_eq!(after.len(), before.len() + usize::from(name == "KILL"));
             for (path, bytes) in &before {
-                assert_eq!(&std::fs::read(path).unwrap(), bytes, "SIG{name}");
+                assert_eq!(&after[path], bytes, "SIG{name}");
             }
         }
         if name == "KILL" {
             // A sharded model --force into the same directory removes the orphan.
-            ok(&[
-                "quantize",
-                s(&model),
-                s(&out),
-                "--wl",
-                "8",
-                "--fl",
-                "4",
-                "--force",
-            ]);
+            quantize_force(&model, &out);
             std::fs::write(out.join("a.safetensors"), "old").unwrap();
             std::fs::remove_file(out.join("model.safetensors.index.json")).unwrap();
         }
-        assert!(
-            temporaries(&out).is_empty(),
-            "SIG{name}: {:?}",
-            temporaries(&out)
-        );
+        let left = temporaries(&out);
+        assert!(left.is_empty(), "SIG{name}: {left:?}");
         assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"keep");
     }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} of 4 runs were interrupted"
+    );
 }
 
 /// Two writers of one output without --force: the later to finish fails and the output holds
@@ -793,16 +744,7 @@ fn fl_auto_stays_finite_in_the_files_type() {
         .iter()
         .flat_map(|&v| xbquant::half::f16::from_f32(v).to_le_bytes())
         .collect();
-    let mut text = "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }".to_string();
-    while (10 + text.len() + 1) % 64 != 0 {
-        text.push(' ');
-    }
-    text.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.extend_from_slice(&data);
-    std::fs::write(&x, bytes).unwrap();
+    std::fs::write(&x, npy("<f2", false, &[3], &data)).unwrap();
     let q = dir.path().join("q.npy");
     let json = ok(&[
         "quantize",

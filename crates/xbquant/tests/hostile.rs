@@ -9,16 +9,12 @@ use xbquant::{
     Grid, Levels, Rounding, SliceEncoding,
 };
 
-const ROUNDINGS: [Rounding; 8] = [
-    Rounding::NearestEven,
-    Rounding::NearestUp,
-    Rounding::NearestDown,
-    Rounding::NearestTowardZero,
-    Rounding::NearestAway,
-    Rounding::Floor,
-    Rounding::TowardZero,
-    Rounding::Stochastic { seed: 3 },
-];
+/// Every rounding: the deterministic ones and a seeded stochastic one.
+fn roundings() -> impl Iterator<Item = Rounding> {
+    Rounding::DETERMINISTIC
+        .into_iter()
+        .chain([Rounding::Stochastic { seed: 3 }])
+}
 
 fn p2(e: i32) -> f64 {
     2f64.powi(e)
@@ -41,7 +37,7 @@ fn huge_grids_finish_with_exact_points() {
         let g = Grid::new(step, offset, None).unwrap();
         let q = g.quantize(&[x], Rounding::NearestEven).unwrap();
         assert_eq!(q, [nearest], "step {step:e} offset {offset:e} x {x:e}");
-        for r in ROUNDINGS {
+        for r in roundings() {
             let q = g.quantize(&[x, -x, 0.0, f64::MIN_POSITIVE], r).unwrap();
             for v in q {
                 // Each result is a point of the grid (or beyond the f64 range).

@@ -364,6 +364,11 @@ def quantize_tensor_cpu(
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
     mask_np = mask.numpy() if mask is not None else None
     if in_place:
+        if any(st == 0 and n > 1 for st, n in zip(data.stride(), data.shape)):
+            raise ValueError(
+                f"cannot quantize {name} in place: several of its elements are one memory "
+                "location (an expanded view); quantize a clone() of it"
+            )
         if plain:
             _call(spec, _tensor_numpy(data, dtype), None, mask_np, dtype, seed)
         else:

@@ -255,7 +255,13 @@ def quantize_grid(x, step, offset, levels, rounding, seed):
         check_held([step], "step", dtype)
         check_held([offset], "offset", dtype)
     else:
-        check_held([offset, offset + (levels - 1) * step], "the grid's end point (offset + (levels - 1) * step)", dtype)
+        last = offset + (levels - 1) * step
+        if not math.isfinite(last):
+            raise ValueError(
+                f"levels and step: the grid's last point, {offset!r} + ({levels} - 1) * {step!r}, "
+                "is beyond the largest double"
+            )
+        check_held([offset, last], "the grid's end point (offset + (levels - 1) * step)", dtype)
 
     def compute(with_mask):
         def call(src, out, _mask, dtype):

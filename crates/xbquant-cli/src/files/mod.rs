@@ -508,17 +508,13 @@ fn write_npy(
                     spec = Quantization::Auto(s, flipped);
                 }
             }
-            let fortran = h.fortran_order.then_some(h.shape.as_slice());
-            let outcome = stream::quantize(
-                src,
-                *f,
-                *order,
-                &shape,
-                fortran,
-                &spec,
-                Output::Values(out),
-                &mut done,
-            )?;
+            let layout = if h.fortran_order {
+                stream::Layout::fortran(*order, &shape, &h.shape)
+            } else {
+                stream::Layout::c_order(*order, &shape)
+            };
+            let outcome =
+                stream::quantize(src, *f, &layout, &spec, Output::Values(out), &mut done)?;
             (report.stats, report.fls) = (outcome.stats, outcome.fls);
             report.quantized = true;
         }
@@ -679,9 +675,7 @@ fn write_safetensors(
                 let outcome = stream::quantize(
                     src,
                     *f,
-                    Order::Little,
-                    &report.shape,
-                    None,
+                    &stream::Layout::c_order(Order::Little, &report.shape),
                     &spec,
                     Output::Values(out),
                     &mut done,
@@ -695,9 +689,7 @@ fn write_safetensors(
                 let outcome = stream::quantize(
                     src,
                     *f,
-                    Order::Little,
-                    &report.shape,
-                    None,
+                    &stream::Layout::c_order(Order::Little, &report.shape),
                     &spec,
                     Output::Codes(out, *ty),
                     &mut done,

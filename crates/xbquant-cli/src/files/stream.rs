@@ -416,30 +416,53 @@ pub struct Outcome {
     pub fls: Vec<i32>,
 }
 
-/// Quantizes the floats of a tensor of `shape` at the source's position (in `order`) into
-/// `out`, piece by piece; the element of logical index `i` draws stream index `i`. A Fortran-order
-/// tensor is given by its `shape` in memory (reversed) and its logical `fortran` shape: its
-/// elements draw their logical indices, as the same tensor in C order would. `done(bytes)` is
-/// called after each piece with the input bytes it consumed.
-#[allow(clippy::too_many_arguments)]
+/// How a tensor's elements lie in a file: their byte order, the shape in memory order, and for
+/// a Fortran-order tensor the logical index of each element.
+pub struct Layout<'a> {
+    order: Order,
+    shape: &'a [u64],
+    logical: Option<Logical>,
+}
+
+impl<'a> Layout<'a> {
+    /// A tensor of `shape` in C order.
+    pub fn c_order(order: Order, shape: &'a [u64]) -> Layout<'a> {
+        Layout {
+            order,
+            shape,
+            logical: None,
+        }
+    }
+
+    /// A Fortran-order tensor of the `logical` shape, whose memory is the row-major layout of
+    /// `reversed` (the shape reversed).
+    pub fn fortran(order: Order, reversed: &'a [u64], logical: &[u64]) -> Layout<'a> {
+        Layout {
+            order,
+            shape: reversed,
+            logical: Some(Logical::new(logical)),
+        }
+    }
+}
+
+/// Quantizes the floats of a tensor at the source's position into `out`, piece by piece; the
+/// element of logical index `i` draws stream index `i` (in a Fortran-order tensor too, as the
+/// same tensor in C order would). `done(bytes)` is called after each piece with the input bytes
+/// it consumed.
 pub fn quantize(
     src: &mut Source,
     float: Float,
-    order: Order,
-    shape: &[u64],
-    fortran: Option<&[u64]>,
+    layout: &Layout<'_>,
     quantization: &Quantization,
     out: Output<'_>,
     done: &mut dyn FnMut(u64),
 ) -> Result<Outcome> {
     let q = quantization;
-    let logical = fortran.map(Logical::new);
-    let l = logical.as_ref();
     match float {
-        Float::F16 => quantize_as::<f16>(src, order, shape, l, q, out, done),
-        Float::BF16 => quantize_as::<bf16>(src, order, shape, l, q, out, done),
-        Float::F32 => quantize_as::<f32>(src, order, shape, l, q, out, done),
-        Float::F64 => quantize_as::<f64>(src, order, shape, l, q, out, done),
+        Float::F16 => quantize_as::<f16>(src, layout, q, out, done),
+        Float::BF16 => quantize_as::<bf16>(src, layout, q, out, done),
+        Float::F32 => quantize_as::<f32>(src, layout, q, out, done),
+        Float::F64 => quantize_as::<f64>(src, layout, q, out, done),
     }
 }
 
@@ -524,13 +547,12 @@ struct Sliced<'a> {
 
 fn quantize_as<T: Element + Pod + Default>(
     src: &mut Source,
-    order: Order,
-    shape: &[u64],
-    logical: Option<&Logical>,
+    layout: &Layout<'_>,
     quantization: &Quantization,
     mut out: Output<'_>,
     done: &mut dyn FnMut(u64),
 ) -> Result<Outcome> {
+    let (order, shape) = (layout.order, layout.shape);
     let elements: u64 = shape.iter().product();
     let size = std::mem::size_of::<T>();
     let swap = order != Order::native();
@@ -570,15 +592,8 @@ fn quantize_as<T: Element + Pod + Default>(
             if axis.is_none() {
                 let fixed = spec.format().with_frac_length(fls[0])?;
                 let spec = QuantSpec::new(fixed, spec.rounding());
-                let mut outcome = quantize_as::<T>(
-                    src,
-                    order,
-                    shape,
-                    logical,
-                    &Quantization::Fixed(spec),
-                    out,
-                    done,
-                )?;
+                let mut outcome =
+                    quantize_as::<T>(src, layout, &Quantization::Fixed(spec), out, done)?;
                 outcome.fls = fls;
                 return Ok(outcome);
             }
@@ -607,15 +622,7 @@ fn quantize_as<T: Element + Pod + Default>(
                 Ok(())
             })?;
             let spec = QuantSpec::new(block.format_for(max)?, *rounding);
-            return quantize_as::<T>(
-                src,
-                order,
-                shape,
-                logical,
-                &Quantization::Fixed(spec),
-                out,
-                done,
-            );
+            return quantize_as::<T>(src, layout, &Quantization::Fixed(spec), out, done);
         }
     };
     let mut x = vec![T::default(); piece];
@@ -636,7 +643,7 @@ fn quantize_as<T: Element + Pod + Default>(
         .or(sliced.as_ref().map(|s| s.spec.rounding()))
         .or(float.map(|(_, r)| r))
         .is_some_and(Rounding::is_stochastic);
-    let logical = logical.filter(|l| draws && l.matters());
+    let logical = layout.logical.as_ref().filter(|l| draws && l.matters());
     if elements > 0 {
         src.read_next(bytemuck::cast_slice_mut(&mut x[..len_at(0)]))?;
     }
