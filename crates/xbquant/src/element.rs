@@ -76,18 +76,18 @@ impl sealed::Sealed for f32 {
         in_pool(job.len(), || run_native(plan, job));
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f32>) {
-        in_pool(usize::MAX, || crate::slices::run(job));
+        in_pool(job.len(), || crate::slices::run(job));
     }
     fn run_scaled(job: ScaledJob<'_, f32>) -> Result<(), ScaledJob<'_, f32>> {
         // The f32 lane: every scale a normal f32 and every code exact in f32.
         if job.plan.narrows() && job.fls.iter().all(|fl| (-126..=126).contains(fl)) {
-            in_pool(usize::MAX, || run_scaled::<f32, f32>(job))
+            in_pool(job.x.len(), || run_scaled::<f32, f32>(job))
         } else {
             Err(job)
         }
     }
     fn run_grid(job: crate::grid::GridJob<'_, f32>) {
-        in_pool(usize::MAX, || crate::grid::run(job));
+        in_pool(job.len(), || crate::grid::run(job));
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f32>) {
         in_pool(buffers.len(), || run_float(plan, buffers));
@@ -113,18 +113,18 @@ impl sealed::Sealed for f64 {
         in_pool(job.len(), || run_native(plan, job));
     }
     fn run_slices(job: crate::slices::SliceJob<'_, f64>) {
-        in_pool(usize::MAX, || crate::slices::run(job));
+        in_pool(job.len(), || crate::slices::run(job));
     }
     fn run_scaled(job: ScaledJob<'_, f64>) -> Result<(), ScaledJob<'_, f64>> {
         // Every scale a normal f64.
         if job.fls.iter().all(|fl| (-1022..=1022).contains(fl)) {
-            in_pool(usize::MAX, || run_scaled::<f64, f64>(job))
+            in_pool(job.x.len(), || run_scaled::<f64, f64>(job))
         } else {
             Err(job)
         }
     }
     fn run_grid(job: crate::grid::GridJob<'_, f64>) {
-        in_pool(usize::MAX, || crate::grid::run(job));
+        in_pool(job.len(), || crate::grid::run(job));
     }
     fn run_float(plan: &FloatPlan, buffers: Buffers<'_, f64>) {
         in_pool(buffers.len(), || run_float(plan, buffers));
@@ -173,10 +173,10 @@ macro_rules! impl_half {
                 in_pool(job.len(), || run_half(plan, job));
             }
             fn run_slices(job: crate::slices::SliceJob<'_, $t>) {
-                in_pool(usize::MAX, || crate::slices::run(job));
+                in_pool(job.len(), || crate::slices::run(job));
             }
             fn run_grid(job: crate::grid::GridJob<'_, $t>) {
-                in_pool(usize::MAX, || crate::grid::run(job));
+                in_pool(job.len(), || crate::grid::run(job));
             }
             fn run_float(plan: &FloatPlan, buffers: Buffers<'_, $t>) {
                 in_pool(buffers.len(), || run_float_half(plan, buffers));

@@ -111,6 +111,8 @@ pub struct Grid {
     step: f64,
     offset: f64,
     levels: Option<u64>,
+    /// Whether the step or the offset reaches 2^1019 (see `index`).
+    huge: bool,
 }
 
 impl Grid {
@@ -136,6 +138,7 @@ impl Grid {
             step,
             offset,
             levels,
+            huge: offset.abs().max(step) >= HUGE,
         };
         if let Some((_, last)) = grid.span() {
             if !last.is_finite() {
@@ -191,8 +194,41 @@ impl Grid {
 
     /// The index of the grid point `x` rounds to (unbounded grids: any integer), or `None` for
     /// NaN (and for an infinity on an unbounded grid).
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    #[inline]
     fn index(&self, x: f64, rounding: Rounding, draw: impl FnOnce() -> f64) -> Option<i64> {
+        // Near the top of the f64 range the points next to x, and x - offset, could overflow:
+        // the same question on the grid and x scaled by 1/8, exact for every value from 2^-1019
+        // (below that, within 2^-1019 of a point of a grid that reaches 2^1019, a value is
+        // compared after rounding).
+        if self.huge || x.abs() >= HUGE {
+            return self.index_scaled(x, rounding, draw);
+        }
+        self.index_in_range(x, rounding, draw)
+    }
+
+    /// [`index`](Grid::index) on the grid and `x` scaled by 1/8 (kept out of the loop's code).
+    #[cold]
+    #[inline(never)]
+    fn index_scaled(&self, x: f64, rounding: Rounding, draw: impl FnOnce() -> f64) -> Option<i64> {
+        let scaled = Grid {
+            offset: self.offset / 8.0,
+            step: self.step / 8.0,
+            levels: self.levels,
+            huge: false,
+        };
+        scaled.index_in_range(x / 8.0, rounding, draw)
+    }
+
+    /// [`index`](Grid::index) where no point next to `x` overflows (inlined into the loop, as
+    /// it was before the scaled path took a second call of it: 3 us more per 1K elements).
+    #[inline(always)]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    fn index_in_range(
+        &self,
+        x: f64,
+        rounding: Rounding,
+        draw: impl FnOnce() -> f64,
+    ) -> Option<i64> {
         use std::cmp::Ordering::{Greater, Less};
         let last = self.levels.map(|n| (n - 1) as i64);
         if x.is_nan() {
@@ -204,18 +240,6 @@ impl Grid {
                 (true, Some(last)) => Some(last),
                 (false, Some(_)) => Some(0),
             };
-        }
-        // Near the top of the f64 range the points next to x, and x - offset, could overflow:
-        // the same question on the grid and x scaled by 1/8, exact for every value from 2^-1019
-        // (below that, within 2^-1019 of a point of a grid that reaches 2^1019, a value is
-        // compared after rounding).
-        if x.abs().max(self.offset.abs()).max(self.step) >= HUGE {
-            let scaled = Grid {
-                offset: self.offset / 8.0,
-                step: self.step / 8.0,
-                levels: self.levels,
-            };
-            return scaled.index(x / 8.0, rounding, draw);
         }
         let approx = ((x - self.offset) / self.step).floor();
         // Clearly beyond a bounded grid: an end point, whatever the rounding.
@@ -625,6 +649,17 @@ pub enum GridJob<'a, T> {
         /// The rounding, resolved.
         rounding: Rounding,
     },
+}
+
+impl<T> GridJob<'_, T> {
+    /// Elements of input.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            GridJob::Grid { x, .. } | GridJob::Levels { x, .. } | GridJob::Indices { x, .. } => {
+                x.len()
+            }
+        }
+    }
 }
 
 /// Runs a grid job (called from the element types' kernel entry points).

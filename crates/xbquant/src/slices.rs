@@ -65,6 +65,19 @@ pub enum SliceJob<'a, T> {
     },
 }
 
+impl<T> SliceJob<'_, T> {
+    /// Elements of input.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            SliceJob::Max { x, .. }
+            | SliceJob::Quantize { x, .. }
+            | SliceJob::Error { x, .. }
+            | SliceJob::MaxPart { x, .. }
+            | SliceJob::Convert { x, .. } => x.len(),
+        }
+    }
+}
+
 /// Runs a slice job (called from the element types' kernel entry points).
 pub(crate) fn run<T: Element>(job: SliceJob<'_, T>) {
     match job {

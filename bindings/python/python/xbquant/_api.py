@@ -144,7 +144,7 @@ def quantize(
         and scale is None
         and hls is None
         and return_mask is False
-        and type(signed) is bool
+        and (signed is True or signed is False)
         and type(sat_bits) is int
         and (seed is None or type(seed) is int)
         and not x.requires_grad
@@ -498,9 +498,9 @@ def fixed_point_quantize(
         and type(x) is _short.tensor
         and type(wl) is int
         and type(fl) is int
-        and type(clamp) is bool
-        and type(symmetric) is bool
-        and type(signed) is bool
+        and (clamp is True or clamp is False)
+        and (symmetric is True or symmetric is False)
+        and (signed is True or signed is False)
         and type(sat_bits) is int
         and (seed is None or type(seed) is int)
         and not x.requires_grad

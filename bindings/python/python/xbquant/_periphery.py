@@ -83,8 +83,11 @@ def dtype_of(x) -> str:
     raise TypeError(f"x must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
 
 
-def check_held(values, name: str, dtype: str):
-    """A ValueError naming `name` for a value beyond the largest of `dtype`."""
+def check_held(values, name: str, x):
+    """A ValueError naming `name` for a value beyond the largest of the dtype of `x`."""
+    if all(abs(v) <= 65504.0 for v in values):
+        return  # every dtype holds it (float16's largest)
+    dtype = dtype_of(x)
     largest = _LARGEST[dtype]
     for v in values:
         if abs(v) > largest:
@@ -136,9 +139,9 @@ def _cpu_numpy(x):
 
 def check_axis(x, axis) -> Optional[int]:
     """`axis` as a non-negative index of an axis of `x` (negative counts from the end)."""
-    dtype_of(x)  # data first: a TypeError naming x
     if axis is None:
         return None
+    dtype_of(x)  # the data first: a TypeError naming x
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"axis must be an integer or None, got {axis!r}")
     ndim = len(x.shape)
@@ -250,10 +253,9 @@ def quantize_grid(x, step, offset, levels, rounding, seed):
     if levels is not None:
         levels = _core.check_length(levels, "levels", 1, 2**52)
     seed = _seed_of(rounding, seed, x)
-    dtype = dtype_of(x)
     if levels is None:
-        check_held([step], "step", dtype)
-        check_held([offset], "offset", dtype)
+        check_held([step], "step", x)
+        check_held([offset], "offset", x)
     else:
         last = offset + (levels - 1) * step
         if not math.isfinite(last):
@@ -261,7 +263,7 @@ def quantize_grid(x, step, offset, levels, rounding, seed):
                 f"levels and step: the grid's last point, {offset!r} + ({levels} - 1) * {step!r}, "
                 "is beyond the largest double"
             )
-        check_held([offset, last], "the grid's end point (offset + (levels - 1) * step)", dtype)
+        check_held([offset, last], "the grid's end point (offset + (levels - 1) * step)", x)
 
     def compute(with_mask):
         def call(src, out, _mask, dtype):
@@ -280,7 +282,7 @@ def quantize_grid(x, step, offset, levels, rounding, seed):
 def quantize_levels(x, levels, rounding, seed):
     table = level_table(levels)
     seed = _seed_of(rounding, seed, x)
-    check_held([table.levels[0], table.levels[-1]], "levels", dtype_of(x))
+    check_held([table.levels[0], table.levels[-1]], "levels", x)
 
     def compute(with_mask):
         def call(src, out, _mask, dtype):
@@ -318,7 +320,7 @@ def _ranges(x, range, axis, what: str = "range"):
     else:
         values = _per_slice(range, count, what, check)
         kind = "per-slice"
-    check_held(values, what, dtype_of(x))
+    check_held(values, what, x)
     return kind, values
 
 

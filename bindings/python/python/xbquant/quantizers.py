@@ -94,7 +94,7 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
         type(input) is _short.tensor
         and type(wl) is int
         and type(fl) is int
-        and type(symmetric) is bool
+        and (symmetric is True or symmetric is False)
         and not input.requires_grad
     ):
         # The call of every training step, kept shortest (see `_core.Short`).

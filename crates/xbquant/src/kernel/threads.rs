@@ -16,7 +16,7 @@ static CHILD_POOL: Mutex<Option<(u32, &'static rayon::ThreadPool)>> = Mutex::new
 /// a pool (the smallest piece a kernel splits off is 16K elements).
 const ONE_PIECE: usize = 1 << 14;
 
-/// Runs `f`, a job of `len` elements (`usize::MAX`: not known), whose parallel iterators then
+/// Runs `f`, a job of `len` elements, whose parallel iterators then
 /// run on a pool whose threads exist in this process: rayon's global pool, or in a forked child
 /// a pool made for that child (run serially if no thread can be started there). The first call
 /// of a process records its id; later ones compare it (a system call) only for large jobs.
