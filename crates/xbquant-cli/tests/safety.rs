@@ -426,6 +426,20 @@ fn racing_writers_never_replace_each_other() {
     assert!(temporaries(dir.path()).is_empty());
 }
 
+/// Runs the binary, which must end within 20 seconds (a FIFO once made it wait for ever).
+fn exits_soon(args: &[&str]) -> std::process::Output {
+    let mut child = bin().args(args).stderr(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("{args:?} blocks");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Inputs that are not regular files are refused at once; the messages say what is wrong.
 #[test]
 fn fifos_links_and_loops() {
@@ -437,30 +451,41 @@ fn fifos_links_and_loops() {
         .status()
         .unwrap()
         .success());
-    let mut child = bin()
-        .args([
+    let o = exits_soon(&[
+        "quantize",
+        s(&fifo),
+        s(&p("o.npy")),
+        "--wl",
+        "8",
+        "--fl",
+        "4",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
+    // A FIFO in a sharded model, as a shard or as the index found in a directory: refused at
+    // once as well.
+    for fifo_name in ["s1.safetensors", "model.safetensors.index.json"] {
+        let model = p(&format!("model-{fifo_name}"));
+        sharded_model(&model);
+        std::fs::remove_file(model.join(fifo_name)).unwrap();
+        assert!(Command::new("mkfifo")
+            .arg(model.join(fifo_name))
+            .status()
+            .unwrap()
+            .success());
+        let o = exits_soon(&[
             "quantize",
-            s(&fifo),
-            s(&p("o.npy")),
+            s(&model),
+            s(&p("o-model")),
             "--wl",
             "8",
             "--fl",
             "4",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            panic!("a FIFO input blocks");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{fifo_name}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("not a regular file"), "{fifo_name}: {err}");
     }
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
     // A symbolic link loop is named as one.
     std::os::unix::fs::symlink(p("loop-b.npy"), p("loop-a.npy")).unwrap();
     std::os::unix::fs::symlink(p("loop-a.npy"), p("loop-b.npy")).unwrap();

@@ -77,7 +77,8 @@ pub(super) fn run(
 ) -> Result<Vec<Report>> {
     let index = index_path(input)?;
     let dir = parent_dir(&index);
-    let text = std::fs::read_to_string(&index)
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut super::source::open_regular(&index)?, &mut text)
         .with_context(|| format!("{}: cannot read the index", index.display()))?;
     let mut json: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: the index is not JSON", index.display()))?;

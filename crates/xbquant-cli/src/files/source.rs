@@ -6,6 +6,32 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+/// Opens `path` for reading if it is a regular file: without waiting for a writer if it is a
+/// FIFO (opened without blocking, then refused).
+pub fn open_regular(path: &Path) -> Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        #[allow(clippy::cast_possible_wrap)]
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = options
+        .open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("{}: cannot read it", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{}: not a regular file (FIFOs, sockets and devices are not read)",
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
 /// An open input file and the length it had when opened: every read is checked against it, so
 /// a file cut short while read gives an error naming it, not a short output.
 pub struct Source {
@@ -15,12 +41,13 @@ pub struct Source {
 }
 
 impl Source {
-    /// Opens a regular file.
+    /// Opens a regular file: anything else (a directory, a FIFO, a device) is an error, never
+    /// a wait.
     pub fn open(path: &Path) -> Result<Source> {
         if path.is_dir() {
             bail!("{}: is a directory, not a tensor file", path.display());
         }
-        let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+        let file = open_regular(path)?;
         let len = file
             .metadata()
             .with_context(|| format!("{}: cannot read its size", path.display()))?
