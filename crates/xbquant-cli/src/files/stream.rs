@@ -225,13 +225,22 @@ impl Stats {
                 // Compiled for the best instruction set of this CPU (AVX2, AVX-512), chosen at
                 // run time, as the kernels are.
                 let acc = pulp::Arch::new().dispatch(Sums { x, q });
+                // The largest |error| of all pairs, as bits: a finite one is the answer; an
+                // infinity or NaN says some pair was not finite (rare), and a second pass over
+                // the piece gives the largest finite error and the count of non-finite ones.
+                let top = f64::from_bits(acc.m.iter().copied().max().unwrap_or(0));
+                let (max_abs_error, nonfinite_errors) = if top.is_finite() {
+                    (top, 0)
+                } else {
+                    nonfinite_errors(x, q)
+                };
                 Stats {
                     elements: x.len() as u64,
                     overflowed: mask.iter().filter(|&&o| o).count() as u64,
                     signal: acc.s.iter().sum(),
                     noise: acc.n.iter().sum(),
-                    max_abs_error: acc.m.iter().copied().fold(0.0, f64::max),
-                    nonfinite_errors: acc.bad.iter().sum(),
+                    max_abs_error,
+                    nonfinite_errors,
                 }
             })
             .reduce(Stats::default, |mut a, b| {
@@ -263,8 +272,9 @@ const LANES: usize = 8;
 struct Lanes {
     s: [f64; LANES],
     n: [f64; LANES],
-    m: [f64; LANES],
-    bad: [u64; LANES],
+    /// The bits of the largest |error| of every pair: above those of any finite value (as
+    /// integers, an infinity's bits and then NaN's are) where a pair was not finite.
+    m: [u64; LANES],
 }
 
 impl Lanes {
@@ -292,9 +302,9 @@ impl Lanes {
         acc
     }
 
-    /// Adds the pairs `(a[j], b[j])` whose values are both finite; NaN and infinities count as
-    /// zero, through a mask of bits rather than a branch, and a pair with one of them is counted
-    /// in `bad` unless both are the same (an infinity kept, NaN kept).
+    /// Adds the pairs `(a[j], b[j])` whose values are both finite to the sums (NaN and
+    /// infinities count as zero, through a mask of bits rather than a branch), and every pair's
+    /// |error| to the maximum of bits.
     #[inline(always)]
     fn add(&mut self, a: [f64; LANES], b: [f64; LANES]) {
         for j in 0..LANES {
@@ -304,11 +314,25 @@ impl Lanes {
             let masked = |v: f64| f64::from_bits(v.to_bits() & keep);
             self.s[j] += masked(a[j] * a[j]);
             self.n[j] += masked(e * e);
-            self.m[j] = self.m[j].max(masked(e.abs()));
-            let kept = (a[j] == b[j]) | (a[j].is_nan() & b[j].is_nan());
-            self.bad[j] += u64::from(!finite & !kept);
+            self.m[j] = self.m[j].max(e.abs().to_bits());
         }
     }
+}
+
+/// The largest finite |error| of `x` and its quantized `q`, and the count of pairs whose error
+/// is not a finite number: a value and its result not both finite, unless the same (an
+/// infinity kept, NaN kept).
+fn nonfinite_errors<T: Element>(x: &[T], q: &[T]) -> (f64, u64) {
+    let (mut max, mut count) = (0f64, 0u64);
+    for (x, q) in x.iter().zip(q) {
+        let (a, b) = (x.to_f64(), q.to_f64());
+        if a.is_finite() && b.is_finite() {
+            max = max.max((b - a).abs());
+        } else if !(a == b || (a.is_nan() && b.is_nan())) {
+            count += 1;
+        }
+    }
+    (max, count)
 }
 
 /// Reverses the bytes of each element of `bytes` (elements of `size` bytes).
@@ -928,5 +952,49 @@ fn decode_codes(raw: &[u8], ty: CodeType, out: &mut [i64]) {
         CodeType::U16 => get!(u16),
         CodeType::U32 => get!(u32),
         CodeType::U64 => get!(u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statistics equal a plain scalar reference, with NaN and infinities in some of the
+    /// 16K pieces and the largest finite error in another.
+    #[test]
+    fn statistics_count_non_finite_errors_in_every_piece() {
+        let n = 5 << 14;
+        let x: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
+        let mut q: Vec<f32> = x.iter().map(|v| (v * 4.0).round() / 4.0).collect();
+        let mut x = x;
+        // Piece 1: an infinity saturated, NaN made a number, NaN kept, an infinity kept.
+        (x[20_000], q[20_000]) = (f32::INFINITY, 7.75);
+        (x[20_001], q[20_001]) = (f32::NAN, 0.0);
+        (x[20_002], q[20_002]) = (f32::NAN, f32::NAN);
+        (x[20_003], q[20_003]) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+        // Piece 3: a finite value made infinite; piece 4: the largest finite error.
+        (x[50_000], q[50_000]) = (1.0, f32::INFINITY);
+        (x[70_000], q[70_000]) = (1.0, 9.0);
+        let stats = Stats::of(&x, &q, &vec![false; n]);
+        assert_eq!(stats.nonfinite_errors, 3);
+        assert_eq!(stats.max_abs_error, 8.0);
+        assert_eq!(stats.max_error(), f64::INFINITY);
+        assert_eq!(stats.sqnr_db(), f64::NEG_INFINITY);
+        // Only finite pairs: the sums of a scalar loop (to rounding), the exact largest error.
+        let (x, q): (Vec<f32>, Vec<f32>) = x
+            .iter()
+            .zip(&q)
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .map(|(a, b)| (*a, *b))
+            .unzip();
+        let stats = Stats::of(&x, &q, &vec![false; x.len()]);
+        let noise: f64 = x
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (f64::from(*b) - f64::from(*a)).powi(2))
+            .sum();
+        assert_eq!(stats.nonfinite_errors, 0);
+        assert_eq!(stats.max_abs_error, 8.0);
+        assert!((stats.noise - noise).abs() <= noise * 1e-12);
     }
 }
