@@ -218,6 +218,26 @@ fn force_into_a_directory_removes_nothing_it_did_not_write() {
     assert_ne!(shard, b"an old shard");
     assert!(out.join("model.safetensors.index.json").exists());
     assert!(temporaries(&out).is_empty());
+    // A directory where a shard goes is refused before anything is written.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("s2.safetensors")).unwrap();
+    std::fs::write(other.join("s1.safetensors"), "keep").unwrap();
+    let before = snapshot(&other);
+    refused(
+        &[
+            "quantize",
+            s(&model),
+            s(&other),
+            "--wl",
+            "8",
+            "--fl",
+            "4",
+            "--force",
+        ],
+        "a directory, where the output's file of that name goes",
+    );
+    assert_eq!(snapshot(&other), before);
+    assert!(temporaries(&other).is_empty());
     // Each shard holds the quantized values.
     let st = safetensors::SafeTensors::deserialize(&shard).unwrap();
     let w: Vec<f32> = st
@@ -791,4 +811,52 @@ fn fl_auto_stays_finite_in_the_files_type() {
     assert_eq!(v["tensors"][0]["fl"], -13);
     // 65504 overflows the word (and saturates); -60000 rounds to -7 steps.
     assert_eq!(v["tensors"][0]["overflow"].as_f64(), Some(1.0 / 3.0), "{v}");
+}
+
+/// Two runs --force into one directory at once: each output file is whole, and the shards and
+/// the index all come from one of the two runs (they rename in turn, under the directory's
+/// lock).
+#[test]
+fn racing_force_runs_into_one_directory_leave_one_whole_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    sharded_model(&model);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // What each run alone writes.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&["quantize", s(&model), s(&a), "--wl", "8", "--fl", "4"]);
+    ok(&["quantize", s(&model), s(&b), "--wl", "4", "--fl", "1"]);
+    let (a, b) = (snapshot(&a), snapshot(&b));
+    let name = |p: &Path| p.file_name().unwrap().to_os_string();
+    for _ in 0..5 {
+        let spawn = |fl: &str, wl: &str| {
+            bin()
+                .args([
+                    "quantize",
+                    s(&model),
+                    s(&out),
+                    "--wl",
+                    wl,
+                    "--fl",
+                    fl,
+                    "--force",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (mut first, mut second) = (spawn("4", "8"), spawn("1", "4"));
+        assert!(first.wait().unwrap().success() && second.wait().unwrap().success());
+        let got: BTreeMap<_, _> = snapshot(&out)
+            .into_iter()
+            .map(|(p, bytes)| (name(&p), bytes))
+            .collect();
+        let from = |run: &BTreeMap<PathBuf, Vec<u8>>| {
+            run.iter()
+                .all(|(p, bytes)| got.get(&name(p)) == Some(bytes))
+        };
+        assert!(from(&a) || from(&b), "the output mixes the two runs");
+        assert_eq!(got.len(), a.len());
+    }
 }

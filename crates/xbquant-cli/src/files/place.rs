@@ -211,6 +211,18 @@ fn rename(from: &Path, to: &Path, replace: bool) -> Result<()> {
     Ok(std::fs::rename(from, to)?)
 }
 
+/// An exclusive advisory lock on the directory `dir`, held until the returned file is dropped
+/// (waiting for another run that holds it: runs hold it only while they rename).
+pub fn lock_dir(dir: &Path) -> Result<File> {
+    let file =
+        File::open(dir).with_context(|| format!("{}: cannot open the directory", dir.display()))?;
+    #[cfg(unix)]
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("{}: cannot lock the directory", dir.display()))?;
+    Ok(file)
+}
+
 /// Removes the temporary outputs in `dir` that runs killed outright left behind: those named
 /// by [`TEMP_PREFIX`] whose lock nobody holds. A live writer holds its lock, so its files stay.
 pub fn remove_orphans(dir: &Path) {

@@ -158,6 +158,18 @@ pub(super) fn run(
                 );
             }
         }
+        // Each file written replaces a file: a directory of one of their names would stop the
+        // renames half way, so it is refused before anything is written.
+        let index_name = index.file_name().unwrap_or_default();
+        for name in shards.iter().map(std::ffi::OsStr::new).chain([index_name]) {
+            let target = output.join(name);
+            if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                bail!(
+                    "{}: a directory, where the output's file of that name goes",
+                    target.display()
+                );
+            }
+        }
     }
     let bar = progress(total);
     let mut reports = Vec::new();
@@ -216,6 +228,9 @@ pub(super) fn run(
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("{}: cannot write the index", index_out.display()))?;
             written.push((temp, index_out));
+            // Two runs --force into one directory rename their files in turn, not interleaved:
+            // each leaves a whole model.
+            let _lock = place::lock_dir(output)?;
             place::place(written, true)?;
         }
     }
