@@ -506,6 +506,21 @@ fn fifos_links_and_loops() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("not a regular file"), "{fifo_name}: {err}");
     }
+    // An output in a directory that does not exist is named as such.
+    let x = p("in.npy");
+    npy_f32(&x, &[2], false, &[0.3, 0.6]);
+    refused(
+        &[
+            "quantize",
+            s(&x),
+            s(&p("nowhere/o.npy")),
+            "--wl",
+            "8",
+            "--fl",
+            "4",
+        ],
+        "no such directory",
+    );
     // A symbolic link loop is named as one.
     std::os::unix::fs::symlink(p("loop-b.npy"), p("loop-a.npy")).unwrap();
     std::os::unix::fs::symlink(p("loop-a.npy"), p("loop-b.npy")).unwrap();

@@ -86,6 +86,12 @@ impl Temp {
         permissions: Option<Permissions>,
         is_dir: bool,
     ) -> Result<(Temp, Option<File>)> {
+        if !dir.is_dir() {
+            bail!(
+                "{}: no such directory (the output goes into a directory that exists)",
+                dir.display()
+            );
+        }
         let cannot = || format!("{}: cannot create a file in this directory", dir.display());
         // Another run's orphan cleaning can take the lock of a file created an instant before
         // its lock is taken here, and remove it: then the path is no longer this file, and
