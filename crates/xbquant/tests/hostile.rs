@@ -237,3 +237,41 @@ fn twos_complement_planes_hold_their_digits() {
         [3]
     );
 }
+
+/// `frac_length_within` on hostile arguments: any magnitude and any limit (NaN, infinities,
+/// zero, negative, subnormal) give a fractional length the format takes, never a panic; a limit
+/// that is not a positive finite number is no limit.
+#[test]
+fn frac_length_within_takes_any_argument() {
+    let values = [
+        0.0,
+        -0.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        -f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        1.0,
+        -3.5,
+        65504.0,
+    ];
+    for wl in [1, 2, 8, 24, 53, 64] {
+        for signed in [true, false] {
+            let f = FixedPoint::new(wl, 0).unwrap().with_signed(signed).unwrap();
+            for &max in &values {
+                for &limit in &values {
+                    let fl = f.frac_length_within(max, limit);
+                    assert!(
+                        f.with_frac_length(fl).is_ok(),
+                        "wl {wl} signed {signed} max {max:e} limit {limit:e}: fl {fl}"
+                    );
+                    if !(limit.is_finite() && limit > 0.0) {
+                        assert_eq!(fl, f.frac_length_for(max));
+                    }
+                }
+            }
+        }
+    }
+}
