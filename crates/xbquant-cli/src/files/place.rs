@@ -73,7 +73,10 @@ pub struct Temp {
 impl Temp {
     /// A new temporary file in `dir`, and the file to write.
     pub fn file(dir: &Path, permissions: Option<Permissions>) -> Result<(Temp, File)> {
-        Self::create(dir, permissions, false).map(|(t, f)| (t, f.expect("a file")))
+        match Self::create(dir, permissions, false)? {
+            (temp, Some(file)) => Ok((temp, file)),
+            (_, None) => bail!("{}: cannot create a file in this directory", dir.display()),
+        }
     }
 
     /// A new temporary directory in `parent`.
@@ -117,10 +120,14 @@ impl Temp {
                 Some(f) => f.try_clone(),
                 None => File::open(&path),
             };
-            let temp = Temp {
-                path,
-                _lock: lock.with_context(cannot)?,
+            let lock = match lock {
+                Ok(lock) => lock,
+                Err(e) => {
+                    forget(&path);
+                    return Err(e).with_context(cannot);
+                }
             };
+            let temp = Temp { path, _lock: lock };
             if temp.lock_is_ours() {
                 return Ok((temp, file));
             }
@@ -160,11 +167,16 @@ impl Temp {
 
 impl Drop for Temp {
     fn drop(&mut self) {
-        let mut live = live();
-        if let Some(i) = live.iter().position(|p| *p == self.path) {
-            live.swap_remove(i);
-            remove_path(&self.path);
-        }
+        forget(&self.path);
+    }
+}
+
+/// Takes `path` off the list and removes it, if it is still listed (not put in place).
+fn forget(path: &Path) {
+    let mut live = live();
+    if let Some(i) = live.iter().position(|p| p == path) {
+        live.swap_remove(i);
+        remove_path(path);
     }
 }
 
