@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -278,12 +278,28 @@ fn wait_for_temporary(dir: &Path, bytes: u64, child: &mut Child) {
     panic!("no temporary file of {bytes} bytes appeared");
 }
 
+/// Sends SIG`name` to the child.
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    use rustix::process::{kill_process, Pid, Signal};
+    let signal = match name {
+        "INT" => Signal::INT,
+        "TERM" => Signal::TERM,
+        "HUP" => Signal::HUP,
+        _ => Signal::KILL,
+    };
+    let pid = Pid::from_raw(child.id() as i32).unwrap();
+    // The child may have ended (and not yet been reaped) already; that is not an error here.
+    kill_process(pid, signal).ok();
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
 }
 
 /// `xbquant quantize INPUT OUTPUT --wl 8 --fl 4 --force`, which must succeed.
@@ -466,11 +482,7 @@ fn fifos_links_and_loops() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let fifo = p("fifo.npy");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let o = exits_soon(&[
         "quantize",
         s(&fifo),
@@ -488,11 +500,7 @@ fn fifos_links_and_loops() {
         let model = p(&format!("model-{fifo_name}"));
         sharded_model(&model);
         std::fs::remove_file(model.join(fifo_name)).unwrap();
-        assert!(Command::new("mkfifo")
-            .arg(model.join(fifo_name))
-            .status()
-            .unwrap()
-            .success());
+        mkfifo(&model.join(fifo_name));
         let o = exits_soon(&[
             "quantize",
             s(&model),
