@@ -165,14 +165,6 @@ def quantize(
             except _short.declined:
                 pass
     return_mask = _core.check_flag(return_mask, "return_mask")
-    if _core.foreign_order(x):
-        return _core.in_native_order(
-            lambda v: quantize(
-                v, wl, fl, axis=axis, scale=scale, rounding=rounding, overflow=overflow,
-                sat_bits=sat_bits, signed=signed, seed=seed, hls=hls, return_mask=return_mask,
-            ),
-            x,
-        )
     if (
         type(wl) is int
         and type(fl) is int
@@ -220,7 +212,6 @@ def quantize(
     return (out, masks[0]) if return_mask else out
 
 
-@_core.any_byte_order
 def choose_fl(
     x,
     wl: int,
@@ -252,7 +243,6 @@ def choose_fl(
     return _periphery.choose_fl(x, spec, axis, method)
 
 
-@_core.any_byte_order
 def quantize_grid(
     x,
     step: float,
@@ -282,7 +272,6 @@ def quantize_grid(
     return _periphery.quantize_grid(x, step, offset, levels, rounding, seed)
 
 
-@_core.any_byte_order
 def quantize_levels(x, levels, rounding: str = "nearest", seed: Optional[int] = None):
     """Rounds ``x`` to a table of levels (measured conductance states, any finite values in any
     order): the nearest level (ties to the level of even index in the sorted table;
@@ -454,9 +443,6 @@ def quantize_(
     (True, array([ 0.25, -1.75], dtype=float32))
     """
     spec = _spec(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
-    if _core.foreign_order(x):
-        x[...] = _core.quantize_data(x, spec)[0]
-        return x
     return _core.quantize_data(x, spec, in_place=True)[0]
 
 
@@ -516,14 +502,6 @@ def fixed_point_quantize(
                 return _short.from_numpy(_xbquant.quantized(spec, x.numpy(), None))
             except _short.declined:
                 pass
-    if _core.foreign_order(x):
-        return _core.in_native_order(
-            lambda v: fixed_point_quantize(
-                v, wl, fl, clamp, symmetric, rounding, overflow=overflow, sat_bits=sat_bits,
-                signed=signed, seed=seed,
-            ),
-            x,
-        )
     given = overflow
     if overflow is None:
         overflow = _qpytorch_overflow(clamp, symmetric)
@@ -625,7 +603,6 @@ class FloatingPoint:
         return hash(("float", self.exp, self.man))
 
 
-@_core.any_byte_order
 def float_quantize(x, exp, man, rounding="stochastic", *, seed: Optional[int] = None):
     """QPyTorch's ``qtorch.quant.float_quantize``: same signature, same defaults (stochastic
     rounding), the format of :class:`FloatingPoint` (no infinities or NaN reserved, subnormals,
@@ -817,7 +794,6 @@ def get_range_fixed_point(num_format) -> Tuple[float, float]:
     return _xbquant.format_range(wl, fl, symmetric, signed)
 
 
-@_core.any_byte_order
 def quantize_float(
     x,
     format: Any,
@@ -864,7 +840,6 @@ def quantize_float(
     return _float.quantize_float_data(x, _float.float_spec(format, rounding, overflow, seed))
 
 
-@_core.any_byte_order
 def block_quantize(
     x,
     wl,

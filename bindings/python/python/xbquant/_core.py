@@ -4,7 +4,6 @@ the pure-torch path (tensors on other devices)."""
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import sys
@@ -269,19 +268,6 @@ def in_native_order(call, x: np.ndarray):
 
     out = call(native)
     return tuple(back(r) for r in out) if isinstance(out, tuple) else back(out)
-
-
-def any_byte_order(function):
-    """Lets an entry point whose first argument is data take numpy arrays of either byte
-    order (see `in_native_order`)."""
-
-    @functools.wraps(function)
-    def wrapper(x, *args, **kwargs):
-        if type(x) is np.ndarray and not x.dtype.isnative:
-            return in_native_order(lambda v: function(v, *args, **kwargs), x)
-        return function(x, *args, **kwargs)
-
-    return wrapper
 
 
 _call = _xbquant.quantize

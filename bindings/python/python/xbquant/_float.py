@@ -44,6 +44,8 @@ def float_spec(format: Any, rounding: Any, overflow: Any, seed: Any) -> FloatSpe
 
 
 def _array(x: np.ndarray, spec: FloatSpec) -> np.ndarray:
+    if not x.dtype.isnative:
+        return _core.in_native_order(lambda v: _array(v, spec), x)
     dtype = _core._NUMPY_DTYPES.get(x.dtype)
     if dtype is None and x.dtype.name == "bfloat16":  # ml_dtypes' bfloat16
         dtype = "bfloat16"

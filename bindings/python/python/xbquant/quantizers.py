@@ -110,10 +110,6 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
     # Nothing to record for autograd: the same forward pass without the Function's overhead.
-    if _core.foreign_order(input):
-        return _core.in_native_order(
-            lambda v: fixed_point_quantize_wrapper(v, wl, fl, symmetric, rounding), input
-        )
     spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
     _short.remember((wl, fl, symmetric, rounding), spec)
     return _core.quantize_data(input, spec, name="input")[0]

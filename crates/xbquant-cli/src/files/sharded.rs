@@ -5,6 +5,8 @@
 //! renamed over it at the end, the index last: nothing else in the directory is touched.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -67,6 +69,13 @@ fn shard_name(index: &Path, tensor: &str, file: &serde_json::Value) -> Result<St
         )));
     }
     Ok(name.to_string())
+}
+
+/// Writes the index's `text` to `file` and syncs it (as the shards are); `name` names it.
+fn write_index(mut file: &File, name: &Path, text: &str) -> Result<()> {
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("{}: cannot write the index", name.display()))
 }
 
 pub(super) fn run(
@@ -218,15 +227,14 @@ pub(super) fn run(
     let index_out = output.join(index_name);
     match new_dir {
         Some(temp) => {
-            std::fs::write(temp.path().join(index_name), text)
-                .with_context(|| format!("{}: cannot write the index", index_out.display()))?;
+            let file = File::create(temp.path().join(index_name))
+                .with_context(|| format!("{}: cannot create", index_out.display()))?;
+            write_index(&file, &index_out, &text)?;
             place::place(vec![(temp, output)], false)?;
         }
         None => {
-            let (temp, mut file) = Temp::file(output, output_permissions(&index_out, false))?;
-            std::io::Write::write_all(&mut file, text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("{}: cannot write the index", index_out.display()))?;
+            let (temp, file) = Temp::file(output, output_permissions(&index_out, false))?;
+            write_index(&file, &index_out, &text)?;
             written.push((temp, index_out));
             // Two runs --force into one directory rename their files in turn, not interleaved:
             // each leaves a whole model.
