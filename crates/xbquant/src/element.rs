@@ -59,7 +59,7 @@ pub(crate) mod sealed {
         /// Runs a floating-point quantization, likewise.
         fn run_float(plan: &FloatPlan, buffers: Buffers<'_, Self>);
         /// Runs a per-slice job, likewise.
-        fn run_slices(job: crate::slices::SliceJob<'_, Self>);
+        fn run_groups(job: crate::scheme::groups::GroupJob<'_, Self>);
         /// Runs a grid job, likewise.
         fn run_grid(job: crate::grid::GridJob<'_, Self>);
         /// Runs a quantization with a fractional length per element (repeating with a period)
@@ -75,8 +75,8 @@ impl sealed::Sealed for f32 {
     fn run(plan: &Plan, job: Job<'_, f32>) {
         in_pool(job.len(), || run_native(plan, job));
     }
-    fn run_slices(job: crate::slices::SliceJob<'_, f32>) {
-        in_pool(job.len(), || crate::slices::run(job));
+    fn run_groups(job: crate::scheme::groups::GroupJob<'_, f32>) {
+        in_pool(job.len(), || crate::scheme::groups::run(job));
     }
     fn run_scaled(job: ScaledJob<'_, f32>) -> Result<(), ScaledJob<'_, f32>> {
         // The f32 lane: every scale a normal f32 and every code exact in f32.
@@ -112,8 +112,8 @@ impl sealed::Sealed for f64 {
     fn run(plan: &Plan, job: Job<'_, f64>) {
         in_pool(job.len(), || run_native(plan, job));
     }
-    fn run_slices(job: crate::slices::SliceJob<'_, f64>) {
-        in_pool(job.len(), || crate::slices::run(job));
+    fn run_groups(job: crate::scheme::groups::GroupJob<'_, f64>) {
+        in_pool(job.len(), || crate::scheme::groups::run(job));
     }
     fn run_scaled(job: ScaledJob<'_, f64>) -> Result<(), ScaledJob<'_, f64>> {
         // Every scale a normal f64.
@@ -172,8 +172,8 @@ macro_rules! impl_half {
             fn run(plan: &Plan, job: Job<'_, $t>) {
                 in_pool(job.len(), || run_half(plan, job));
             }
-            fn run_slices(job: crate::slices::SliceJob<'_, $t>) {
-                in_pool(job.len(), || crate::slices::run(job));
+            fn run_groups(job: crate::scheme::groups::GroupJob<'_, $t>) {
+                in_pool(job.len(), || crate::scheme::groups::run(job));
             }
             fn run_grid(job: crate::grid::GridJob<'_, $t>) {
                 in_pool(job.len(), || crate::grid::run(job));

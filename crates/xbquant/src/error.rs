@@ -99,6 +99,15 @@ pub enum Error {
     UnknownFloatFormat(String),
     /// Blocks or slices that do not fit the data.
     InvalidBlocks(String),
+    /// A scheme whose parts do not go together, or a call it cannot make (the reason).
+    InvalidScheme(String),
+    /// A scheme's text form that does not parse (the text, and what was wrong).
+    InvalidSchemeText {
+        /// The text.
+        text: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// A converter range that is negative, NaN or infinite (the value, printed).
     InvalidRange(String),
     /// A noise width that is negative, NaN or infinite (the value, printed).
@@ -210,6 +219,14 @@ impl fmt::Display for Error {
                  infinities)"
             ),
             Error::InvalidBlocks(what) => write!(f, "invalid blocks: {what}"),
+            Error::InvalidScheme(why) => write!(f, "invalid scheme: {why}"),
+            Error::InvalidSchemeText { text, reason } => write!(
+                f,
+                "cannot parse the scheme {text:?}: {reason}; a scheme is an element format \
+                 (fixed<W,F>, ufixed<W,F>, an HLS type, a float format such as e4m3fn, \
+                 grid<step,offset[,levels]> or levels<a,b,...>) then any of overflow=, \
+                 rounding=, group=, scale=, range=, noise=, seed="
+            ),
             Error::InvalidRange(r) => write!(
                 f,
                 "a range or scale must be finite and 0 or more, got {r}"

@@ -404,6 +404,29 @@ impl FloatFormat {
         Ok(())
     }
 
+    /// [`quantize_part_into`](FloatFormat::quantize_part_into) in place.
+    pub(crate) fn quantize_part_in_place<T: Element>(
+        &self,
+        x: &mut [T],
+        rounding: Rounding,
+        start: u64,
+    ) -> Result<(), Error> {
+        let mut plan = self.plan(rounding)?;
+        plan.start = start;
+        T::run_float(&plan, Buffers::InPlace { buf: x, mask: None });
+        Ok(())
+    }
+
+    /// Marks in `mask` the finite values of `x` beyond the format's largest finite magnitude:
+    /// those that saturate or overflow.
+    pub(crate) fn clip_mask<T: Element>(&self, x: &[T], mask: &mut [bool]) {
+        let max = self.max();
+        for (m, v) in mask.iter_mut().zip(x) {
+            let a = v.to_f64().abs();
+            *m = a.is_finite() && a > max;
+        }
+    }
+
     /// [`quantize`](FloatFormat::quantize) in place.
     ///
     /// # Errors

@@ -442,6 +442,24 @@ fn check_overflow(overflow: Overflow, word_length: u32, signed: bool) -> Result<
     Ok(())
 }
 
+/// The exponent of the leading bit of `t` (0 for zero).
+pub(crate) fn exponent(t: f64) -> i32 {
+    if t == 0.0 {
+        return 0;
+    }
+    let bits = t.to_bits();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    let field = ((bits >> 52) & 0x7FF) as i32;
+    if field == 0 {
+        // Subnormal: the leading bit's position within the significand.
+        #[allow(clippy::cast_possible_wrap)]
+        let lz = (bits << 12).leading_zeros() as i32;
+        -1023 - lz
+    } else {
+        field - 1023
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

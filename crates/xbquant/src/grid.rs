@@ -341,27 +341,56 @@ impl Grid {
         rounding: Rounding,
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
-        match self.span() {
-            Some((first, last)) => {
-                check_holds::<T>("grid point", first, false)?;
-                check_holds::<T>("grid point", last, false)?;
-            }
-            None => {
-                check_holds::<T>("offset", self.offset, false)?;
-                check_holds::<T>("step", self.step, false)?;
-            }
-        }
+        self.check_holds::<T>()?;
         T::run_grid(GridJob::Grid {
             grid: self,
             x,
             out,
             rounding: rounding.resolve(),
+            start: 0,
+        });
+        Ok(())
+    }
+
+    /// Checks that the points the data can round to are finite in `T`.
+    fn check_holds<T: Element>(&self) -> Result<(), Error> {
+        match self.span() {
+            Some((first, last)) => {
+                check_holds::<T>("grid point", first, false)?;
+                check_holds::<T>("grid point", last, false)
+            }
+            None => {
+                check_holds::<T>("offset", self.offset, false)?;
+                check_holds::<T>("step", self.step, false)
+            }
+        }
+    }
+
+    /// One call of a scheme: `data` from stream index `start`, the clip mask (finite values
+    /// beyond a bounded grid's end points, infinities on any grid) when asked.
+    pub(crate) fn quantize_part<T: Element>(
+        &self,
+        data: crate::Data<'_, T>,
+        mask: Option<&mut [bool]>,
+        rounding: Rounding,
+        start: u64,
+    ) -> Result<(), Error> {
+        self.check_holds::<T>()?;
+        let (lo, hi) = self.span().unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+        part_through(data, mask, (lo, hi), |x, out| {
+            T::run_grid(GridJob::Grid {
+                grid: self,
+                x,
+                out,
+                rounding,
+                start,
+            });
         });
         Ok(())
     }
 
     #[allow(clippy::cast_precision_loss)]
-    fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding) {
+    fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding, start: u64) {
         let key = match rounding {
             Rounding::Stochastic { seed } => stream_key(seed),
             _ => 0,
@@ -372,7 +401,7 @@ impl Grid {
             .for_each(|(p, (xs, os))| {
                 for (j, (v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
                     let x = v.to_f64();
-                    let i = (p * PIECE + j) as u64;
+                    let i = start.wrapping_add((p * PIECE + j) as u64);
                     *o = match self.index(x, rounding, || draw(key, i)) {
                         Some(k) => T::from_f64(self.point(k)),
                         None => *v,
@@ -527,6 +556,31 @@ impl Levels {
             x,
             out,
             rounding: rounding.resolve(),
+            start: 0,
+        });
+        Ok(())
+    }
+
+    /// One call of a scheme: `data` from stream index `start`, the clip mask (values beyond
+    /// the first or last level) when asked.
+    pub(crate) fn quantize_part<T: Element>(
+        &self,
+        data: crate::Data<'_, T>,
+        mask: Option<&mut [bool]>,
+        rounding: Rounding,
+        start: u64,
+    ) -> Result<(), Error> {
+        let span = self.span();
+        check_holds::<T>("level", span.0, false)?;
+        check_holds::<T>("level", span.1, false)?;
+        part_through(data, mask, span, |x, out| {
+            T::run_grid(GridJob::Levels {
+                levels: self,
+                x,
+                out,
+                rounding,
+                start,
+            });
         });
         Ok(())
     }
@@ -579,7 +633,7 @@ impl Levels {
         }
     }
 
-    fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding) {
+    fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding, start: u64) {
         let key = match rounding {
             Rounding::Stochastic { seed } => stream_key(seed),
             _ => 0,
@@ -588,7 +642,8 @@ impl Levels {
             .zip(out.par_chunks_mut(PIECE))
             .enumerate()
             .for_each(|(p, (xs, os))| {
-                self.each_index(xs, (p * PIECE) as u64, rounding, key, |j, k| {
+                let first = start.wrapping_add((p * PIECE) as u64);
+                self.each_index(xs, first, rounding, key, |j, k| {
                     os[j] = match k {
                         Some(k) => T::from_f64(self.levels[k]),
                         None => xs[j],
@@ -614,6 +669,33 @@ impl Levels {
     }
 }
 
+/// Writes the clip mask of `data` (values below `lo` or above `hi`; never NaN) when asked, then
+/// runs `f(x, out)`: in place through a copy of the input.
+fn part_through<T: Element>(
+    data: crate::Data<'_, T>,
+    mask: Option<&mut [bool]>,
+    (lo, hi): (f64, f64),
+    f: impl FnOnce(&[T], &mut [T]),
+) {
+    let x: &[T] = match &data {
+        crate::Data::Into { x, .. } => x,
+        crate::Data::InPlace(buf) => buf,
+    };
+    if let Some(mask) = mask {
+        for (m, v) in mask.iter_mut().zip(x) {
+            let v = v.to_f64();
+            *m = v < lo || v > hi;
+        }
+    }
+    match data {
+        crate::Data::Into { x, out } => f(x, out),
+        crate::Data::InPlace(buf) => {
+            let x = buf.to_vec();
+            f(&x, buf);
+        }
+    }
+}
+
 /// A grid job, run by the kernels compiled in this crate.
 pub enum GridJob<'a, T> {
     /// A uniform grid.
@@ -626,6 +708,8 @@ pub enum GridJob<'a, T> {
         out: &'a mut [T],
         /// The rounding, resolved.
         rounding: Rounding,
+        /// The stream index of `x[0]`.
+        start: u64,
     },
     /// A table of levels.
     Levels {
@@ -637,6 +721,8 @@ pub enum GridJob<'a, T> {
         out: &'a mut [T],
         /// The rounding, resolved.
         rounding: Rounding,
+        /// The stream index of `x[0]`.
+        start: u64,
     },
     /// The indices of a table's levels.
     Indices {
@@ -670,13 +756,15 @@ pub(crate) fn run<T: Element>(job: GridJob<'_, T>) {
             x,
             out,
             rounding,
-        } => grid.run(x, out, rounding),
+            start,
+        } => grid.run(x, out, rounding, start),
         GridJob::Levels {
             levels,
             x,
             out,
             rounding,
-        } => levels.run(x, out, rounding),
+            start,
+        } => levels.run(x, out, rounding, start),
         GridJob::Indices {
             levels,
             x,

@@ -2,8 +2,6 @@
 #![deny(missing_docs)]
 
 mod bits;
-mod block;
-mod blockwise;
 mod codes;
 mod element;
 mod error;
@@ -17,11 +15,11 @@ mod overflow;
 mod quantize;
 mod random;
 mod rounding;
-mod slices;
+mod scheme;
 mod spec;
+mod stats;
 
 pub use bits::{BitSlicing, SliceEncoding};
-pub use block::{BlockFormat, Blocks};
 pub use codes::Code;
 pub use element::Element;
 pub use error::Error;
@@ -34,8 +32,13 @@ pub use isa::{detected_instruction_set, instruction_set, set_max_instruction_set
 pub use overflow::Overflow;
 pub use random::noise;
 pub use rounding::{Rounding, SeedStream};
-pub use slices::{Converter, ConverterNoise, ConverterRange, FracLengthRule, TensorPart};
+pub use scheme::block_float::BlockFormat;
+pub use scheme::converter::{Converter, ConverterNoise, ConverterRange};
+pub use scheme::granularity::{Blocks, Granularity, Part};
+pub use scheme::groups::{FracLengthRule, TensorPart};
+pub use scheme::{Data, ElementFormat, Observation, Quantizer, Scale, Scheme};
 pub use spec::QuantSpec;
+pub use stats::ErrorStats;
 
 // The repository's README: its Rust examples run as doctests too.
 #[cfg(doctest)]

@@ -19,6 +19,28 @@ pub(crate) fn check_len(input: usize, output: usize) -> Result<(), Error> {
 }
 
 impl QuantSpec {
+    /// Runs one call on `data`, with the mask when given (the mask's length checked by the
+    /// caller).
+    pub(crate) fn run<T: Element>(
+        &self,
+        data: crate::Data<'_, T>,
+        mask: Option<&mut [bool]>,
+    ) -> Result<(), Error> {
+        let buffers = match data {
+            crate::Data::Into { x, out } => {
+                check_len(x.len(), out.len())?;
+                Buffers::Into {
+                    src: x,
+                    dst: out,
+                    mask,
+                }
+            }
+            crate::Data::InPlace(buf) => Buffers::InPlace { buf, mask },
+        };
+        run(self, Job::Quantize(buffers));
+        Ok(())
+    }
+
     /// Quantizes `x` into a new vector of the same type.
     ///
     /// `T` is `f32` or `f64` (and `f16`, `bf16` with the `half` feature). NaN stays NaN, zero
@@ -324,5 +346,19 @@ impl FixedPoint {
     #[must_use]
     pub fn quantize_value(&self, x: f64, rounding: Rounding) -> f64 {
         QuantSpec::new(*self, rounding).quantize_value(x)
+    }
+}
+
+impl crate::Quantizer for QuantSpec {
+    /// Element `i` of the data draws stream index `stream_start + part.start() + i`.
+    fn quantize_part<T: Element>(
+        &self,
+        data: crate::Data<'_, T>,
+        mask: Option<&mut [bool]>,
+        part: crate::Part<'_>,
+    ) -> Result<(), Error> {
+        crate::scheme::check_call(&data, mask.as_deref(), part)?;
+        let start = self.stream_start().wrapping_add(part.start() as u64);
+        self.with_stream_start(start).run(data, mask)
     }
 }

@@ -2,28 +2,9 @@
 //! (the whole tensor, the slices along an axis, or runs of a fixed length), each value a
 //! fixed-point code of its block's scale.
 
-use crate::blockwise::PerBlock;
-use crate::quantize::check_len;
-use crate::slices::{slice_max, SliceJob};
-use crate::{Element, Error, FixedPoint, Overflow, Rounding};
-
-/// Which elements share a scale. Tensors are in row-major (C) order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Blocks {
-    /// One block: the whole tensor (QPyTorch's `dim=-1`).
-    Whole,
-    /// One block per index of `axis` of a tensor of `shape` (QPyTorch's `dim=axis`): block `j`
-    /// holds the elements whose index along `axis` is `j`.
-    Axis {
-        /// The tensor's shape.
-        shape: Vec<usize>,
-        /// The axis whose indices are the blocks.
-        axis: usize,
-    },
-    /// Runs of this many consecutive elements (blocks along the last axis, as in the OCP
-    /// Microscaling formats; the last run may be shorter).
-    Runs(usize),
-}
+use crate::format::exponent;
+use crate::scheme::{Data, Quantizer, Scale, Scheme};
+use crate::{Blocks, Element, Error, FixedPoint, Granularity, Overflow, Rounding};
 
 /// Block floating point of `word_length` bits: a block shares the exponent `e` of its largest
 /// finite magnitude, and each value becomes a signed code of `word_length` bits with step
@@ -99,6 +80,20 @@ impl BlockFormat {
         self.block_format(exponent(max.abs()))
     }
 
+    /// The [`Scheme`] of this format with blocks of `granularity` (nearest rounding): fixed
+    /// point of the word length, saturating symmetrically, with a shared exponent per block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBlocks`] for runs of 0 elements.
+    pub fn scheme(&self, granularity: Granularity) -> Result<Scheme, Error> {
+        let element =
+            FixedPoint::new(self.word_length, 0)?.with_overflow(Overflow::SaturateSymmetric)?;
+        Scheme::new(element)
+            .with_granularity(granularity)?
+            .with_scale(Scale::SharedExponent)
+    }
+
     /// The fixed-point format of a block whose largest magnitude has exponent `e`.
     fn block_format(&self, e: i32) -> Result<FixedPoint, Error> {
         let wl = i32::try_from(self.word_length).unwrap_or(64);
@@ -153,70 +148,8 @@ impl BlockFormat {
         blocks: &Blocks,
         rounding: Rounding,
     ) -> Result<(), Error> {
-        check_len(x.len(), out.len())?;
-        if let Some(m) = &mask {
-            check_len(x.len(), m.len())?;
-        }
-        let (inner, count) = layout(x.len(), blocks)?;
-        let top = slice_max(x, inner, count);
-        let wl = i32::try_from(self.word_length).unwrap_or(64);
-        let fls: Vec<i32> = top.iter().map(|&t| wl - 2 - exponent(t)).collect();
-        let base =
-            FixedPoint::new(self.word_length, 0)?.with_overflow(Overflow::SaturateSymmetric)?;
-        let job = PerBlock {
-            inner,
-            count,
-            base,
-            fls: &fls,
-            rounding: rounding.resolve(),
-            start: 0,
-        };
-        T::run_slices(SliceJob::Quantize { job, x, out, mask });
-        Ok(())
-    }
-}
-
-/// `(inner, count)`: element `i` belongs to block `(i / inner) % count`.
-pub(crate) fn layout(len: usize, blocks: &Blocks) -> Result<(usize, usize), Error> {
-    Ok(match blocks {
-        Blocks::Whole => (len.max(1), 1),
-        Blocks::Runs(0) => {
-            return Err(Error::InvalidBlocks("a run length of 0".into()));
-        }
-        Blocks::Runs(k) => (*k, len.div_ceil(*k).max(1)),
-        Blocks::Axis { shape, axis } => {
-            let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            if total != Some(len) {
-                return Err(Error::InvalidBlocks(format!(
-                    "a shape {shape:?} for {len} values"
-                )));
-            }
-            if *axis >= shape.len() {
-                return Err(Error::InvalidBlocks(format!(
-                    "axis {axis} of a {}-d shape",
-                    shape.len()
-                )));
-            }
-            let inner: usize = shape[axis + 1..].iter().product();
-            (inner.max(1), shape[*axis].max(1))
-        }
-    })
-}
-
-/// The exponent of the leading bit of `t` (0 for zero).
-pub(crate) fn exponent(t: f64) -> i32 {
-    if t == 0.0 {
-        return 0;
-    }
-    let bits = t.to_bits();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-    let field = ((bits >> 52) & 0x7FF) as i32;
-    if field == 0 {
-        // Subnormal: the leading bit's position within the significand.
-        #[allow(clippy::cast_possible_wrap)]
-        let lz = (bits << 12).leading_zeros() as i32;
-        -1023 - lz
-    } else {
-        field - 1023
+        let (granularity, part) = blocks.split(x.len())?;
+        let scheme = self.scheme(granularity)?.with_rounding(rounding)?;
+        scheme.quantize_part(Data::Into { x, out }, mask, part)
     }
 }
