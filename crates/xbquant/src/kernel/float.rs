@@ -9,9 +9,11 @@
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use super::driver::{split, staged, stochastic, Body, Buffers, Draws, Half, Job};
+use super::buffers::{staged, Buffers, Half, Job};
 use super::lane::Lane;
 use super::round::{NearestEven, RoundOp, Stochastic};
+use super::stochastic::{stochastic, Body, Draws};
+use super::threads::split;
 use crate::Element;
 
 /// Everything the kernel needs, derived once per call.

@@ -1,4 +1,4 @@
-//! The slice kernels. One per-element definition of the maths ([`driver`]'s `code_of`), generic
+//! The slice kernels. One per-element definition of the maths ([`maths`]' `code_of`), generic
 //! over the float type it runs in ([`lane`]) and specialised per rounding rule ([`round`]) and
 //! overflow rule ([`overflow`]) at compile time, split over threads in fixed chunks.
 //!
@@ -16,15 +16,25 @@
 //! (`bindings/python/python/xbquant/_torch_ops.py`) for tensors on GPUs; its tests prove the two
 //! equal bit for bit in every mode. A change here is a change there.
 
-mod driver;
+mod buffers;
+mod codes;
 mod float;
 mod lane;
+mod maths;
 mod overflow;
 mod round;
+mod scaled;
+mod stochastic;
+mod sweep;
+#[cfg(test)]
+mod tests;
 mod threads;
 
-pub(crate) use driver::{codes, run_half, run_native, run_scaled, Buffers, Half, Job, ScaledJob};
+pub(crate) use buffers::{Buffers, Half, Job};
+pub(crate) use codes::codes;
 pub(crate) use float::{float_value_of, run_float, run_float_half, FloatConsts, FloatPlan};
+pub(crate) use scaled::{run_scaled, ScaledJob};
+pub(crate) use sweep::{run_half, run_native};
 pub(crate) use threads::in_pool;
 
 use crate::format::pow2;

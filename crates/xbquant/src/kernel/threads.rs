@@ -5,6 +5,10 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use rayon::prelude::*;
+
+use super::buffers::{Job, CHUNK, PARALLEL_MIN};
+
 /// The id of the process that first ran a kernel: rayon's global pool, if it was made, belongs
 /// to it.
 static FIRST: OnceLock<u32> = OnceLock::new();
@@ -71,4 +75,17 @@ fn single_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         Some(out) => out,
         None => unreachable!("the closure ran"),
     }
+}
+
+/// Runs `piece` on the job, split into fixed chunks over rayon's threads when it is large; each
+/// piece gets the stream index of its first element.
+pub(super) fn split<T: Send + Sync>(job: Job<'_, T>, piece: &(dyn Fn(Job<'_, T>, u64) + Sync)) {
+    let parallel = job.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+    if !parallel {
+        return piece(job, 0);
+    }
+    job.chunks(CHUNK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(c, job)| piece(job, (c * CHUNK) as u64));
 }
