@@ -1,6 +1,8 @@
 //! Integer codes for deployment: quantize straight to the codes a fixed-point datapath stores,
 //! and turn codes back into values.
 
+use rayon::prelude::*;
+
 use crate::kernel::{codes, Plan};
 use crate::quantize::check_len;
 use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
@@ -125,19 +127,26 @@ impl FixedPoint {
     ) -> Result<(), Error> {
         check_len(codes.len(), out.len())?;
         let (lo, hi) = self.word_codes();
-        if let Some((index, code)) = codes
-            .iter()
-            .map(|c| c.to_i128())
-            .enumerate()
-            .find(|(_, c)| *c < lo || *c > hi)
-        {
-            return Err(Error::CodeOutOfRange { index, code });
-        }
         let step = self.step();
-        for (o, c) in out.iter_mut().zip(codes) {
-            *o = T::from_f64(c.to_i128() as f64 * step);
-        }
-        Ok(())
+        crate::kernel::in_pool(codes.len(), || {
+            if let Some((index, code)) = codes
+                .par_iter()
+                .map(|c| c.to_i128())
+                .enumerate()
+                .find_first(|(_, c)| *c < lo || *c > hi)
+            {
+                return Err(Error::CodeOutOfRange { index, code });
+            }
+            codes
+                .par_chunks(SPLIT)
+                .zip(out.par_chunks_mut(SPLIT))
+                .for_each(|(cs, os)| {
+                    for (o, c) in os.iter_mut().zip(cs) {
+                        *o = T::from_f64(c.to_i128() as f64 * step);
+                    }
+                });
+            Ok(())
+        })
     }
 }
 
@@ -195,7 +204,48 @@ impl QuantSpec {
             return Err(Error::UnboundedCodes);
         }
         format.check_code_type::<C>()?;
+        // In parts over rayon's threads, each drawing the noise of its own elements; the
+        // first NaN in order is the one reported.
+        let results: Vec<Result<(), Error>> = crate::kernel::in_pool(x.len(), || {
+            x.par_chunks(SPLIT)
+                .zip(out.par_chunks_mut(SPLIT))
+                .enumerate()
+                .map(|(c, (xs, os))| self.codes_part(xs, os, c * SPLIT))
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+
+    /// The codes of `x`, elements `at..` of the call, into `out`.
+    fn codes_part<T: Element, C: Code>(
+        &self,
+        x: &[T],
+        out: &mut [C],
+        at: usize,
+    ) -> Result<(), Error> {
+        let format = self.format();
         let (lo, hi) = format.word_codes();
+        let nan = |i: usize| Error::NanInput { index: at + i };
+        if codes_are_exact::<T>(format) {
+            // Every value of the format is exact in T: the vector kernel's value times 2^fl is
+            // its code, exactly.
+            let scale = crate::format::pow2(i64::from(format.frac_length()));
+            let mut values = [T::from_f64(0.0); BLOCK];
+            for (b, (src, dst)) in x.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
+                let n = src.len();
+                let start = self.stream_start().wrapping_add((at + b * BLOCK) as u64);
+                self.with_stream_start(start)
+                    .quantize_into(src, &mut values[..n])?;
+                for (i, (q, o)) in values[..n].iter().zip(dst).enumerate() {
+                    let k = q.to_f64() * scale;
+                    if k.is_nan() {
+                        return Err(nan(b * BLOCK + i));
+                    }
+                    *o = C::from_i128((k as i128).clamp(lo, hi));
+                }
+            }
+            return Ok(());
+        }
         let plan = Plan::of(self);
         let mut values = [0.0f64; BLOCK];
         let mut ks = [0.0f64; BLOCK];
@@ -204,12 +254,10 @@ impl QuantSpec {
             for (v, s) in values.iter_mut().zip(src) {
                 *v = s.to_f64();
             }
-            codes(&plan, &values[..n], &mut ks[..n], (b * BLOCK) as u64);
+            codes(&plan, &values[..n], &mut ks[..n], (at + b * BLOCK) as u64);
             for (i, (k, o)) in ks[..n].iter().zip(dst).enumerate() {
                 if k.is_nan() {
-                    return Err(Error::NanInput {
-                        index: b * BLOCK + i,
-                    });
+                    return Err(nan(b * BLOCK + i));
                 }
                 // Exact below 2^53; beyond, the nearest f64 of an in-range code, clamped back
                 // into the word (2^63 - 1 is held as 2^63).
@@ -218,4 +266,21 @@ impl QuantSpec {
         }
         Ok(())
     }
+}
+
+/// Elements per part of a call split over rayon's threads.
+const SPLIT: usize = 1 << 16;
+
+/// Whether every value of `format` is exact in `T`: then a quantized value times `2^fl` is its
+/// code. True when `T`'s significand holds the word and both the step and the largest
+/// magnitude, `(2^wl - 1) * step`, are exact in `T` (every multiple of the step in between then
+/// is: above `T`'s normal range it needs at most `wl` significant bits, below it it is a
+/// multiple of the smallest subnormal).
+fn codes_are_exact<T: Element>(format: &FixedPoint) -> bool {
+    let wl = format.word_length();
+    let exact = |v: f64| T::from_f64(v).to_f64() == v;
+    let step = format.step();
+    #[allow(clippy::cast_precision_loss)]
+    let top = ((1u128 << wl) - 1) as f64 * step;
+    wl <= T::SIGNIFICAND_BITS && exact(step) && exact(top)
 }
