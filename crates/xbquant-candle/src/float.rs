@@ -1,11 +1,10 @@
 //! Low-precision floating point and block floating point as candle ops: forward through the
 //! core's [`FloatFormat`] and [`BlockFormat`], backward straight through.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
-use xbquant::{BlockFormat, Element, FloatFormat, Rounding};
+use xbquant::{BlockFormat, FloatFormat, Rounding, Scheme};
 
-use crate::periphery::{blocks_of, row_major};
+use crate::scheme::{scheme_op, Built};
+use crate::SchemeF;
 
 /// Rounds to a [`FloatFormat`] (nearest, ties to even, or stochastic) with the straight-through
 /// gradient: the op of a training loop that simulates `e4m3fn` weights or `bfloat16`
@@ -44,10 +43,12 @@ impl FloatQuantF {
     /// [`xbquant::Error::UnsupportedFloatRounding`] for a rounding other than nearest (ties to
     /// even) or stochastic.
     pub fn new(format: FloatFormat, rounding: Rounding) -> Result<Self, xbquant::Error> {
-        let rounding = rounding.resolve();
         // Checks the rounding once, here, rather than in every forward pass.
-        format.quantize_value(0.0, rounding)?;
-        Ok(FloatQuantF { format, rounding })
+        let scheme = Scheme::new(format).with_rounding(rounding.resolve())?;
+        Ok(FloatQuantF {
+            format,
+            rounding: scheme.rounding(),
+        })
     }
 
     /// The format.
@@ -61,44 +62,14 @@ impl FloatQuantF {
     pub fn rounding(&self) -> Rounding {
         self.rounding
     }
-}
 
-fn rounded<T: Element + WithDType>(
-    format: &FloatFormat,
-    rounding: Rounding,
-    data: &[T],
-    layout: &Layout,
-) -> Result<Vec<T>, xbquant::Error> {
-    let mut values = row_major(data, layout);
-    format.quantize_in_place(&mut values, rounding)?;
-    Ok(values)
-}
-
-impl CustomOp1 for FloatQuantF {
-    fn name(&self) -> &'static str {
-        "xbquant-float"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (format, rounding) = (&self.format, self.rounding);
-        fallible_map!(self.name(), storage, layout, |data| rounded(
-            format, rounding, data, layout
-        ))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
+    /// The scheme op (checked when built).
+    fn op(&self) -> Built {
+        Built::new(Scheme::new(self.format).with_rounding(self.rounding))
     }
 }
+
+scheme_op!(FloatQuantF, "xbquant-float");
 
 /// Block floating point ([`BlockFormat`]) with the straight-through gradient: blocks are the
 /// whole tensor, the indices of one dimension (QPyTorch's `dim`), or runs of a fixed length
@@ -145,39 +116,15 @@ impl BlockQuantF {
             rounding: rounding.resolve(),
         }
     }
-}
 
-fn blocked<T: Element + WithDType>(
-    op: &BlockQuantF,
-    data: &[T],
-    layout: &Layout,
-) -> Result<Vec<T>, xbquant::Error> {
-    let values = row_major(data, layout);
-    let blocks = blocks_of(op.shape, layout.shape().dims())?;
-    op.format.quantize(&values, &blocks, op.rounding)
-}
-
-impl CustomOp1 for BlockQuantF {
-    fn name(&self) -> &'static str {
-        "xbquant-block"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        fallible_map!(self.name(), storage, layout, |data| blocked(
-            self, data, layout
-        ))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
+    /// The scheme op.
+    fn op(&self) -> Built {
+        let scheme = self
+            .format
+            .scheme(self.shape.granularity())
+            .and_then(|s| s.with_rounding(self.rounding));
+        let built = Built::new(scheme);
+        Built(built.0.map(SchemeF::runs_along_last))
     }
 }
+scheme_op!(BlockQuantF, "xbquant-block");

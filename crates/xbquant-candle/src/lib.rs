@@ -26,6 +26,7 @@ mod float;
 mod layer;
 mod op;
 mod periphery;
+mod scheme;
 
 pub use float::{BlockQuantF, BlockShape, FloatQuantF};
 pub use layer::{quant_linear, QuantLinear};
@@ -33,6 +34,7 @@ pub use op::{fixed_point_quantize_wrapper, FixedPointQuantF, Gradient, Quantizer
 pub use periphery::{
     bit_slices, from_bit_slices, ConverterF, FracLengths, GridQuantF, LevelsQuantF, SliceQuantF,
 };
+pub use scheme::SchemeF;
 pub use xbquant;
 
 #[cfg(doctest)]

@@ -1,10 +1,10 @@
 //! The quantization op: forward through the core kernels, backward straight through (optionally
 //! clamp-aware, optionally quantizing the gradient).
 
-use candle_core::backend::BackendStorage;
-use candle_core::cpu_backend::unary_map;
-use candle_core::{map_dtype, CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
-use xbquant::{Element, FixedPoint, QuantSpec, Rounding};
+use candle_core::{CpuStorage, CustomOp1, Error, Layout, Shape, Tensor};
+use xbquant::{FixedPoint, QuantSpec, Rounding, Scheme};
+
+use crate::SchemeF;
 
 /// What the backward pass does with the upstream gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,64 +71,10 @@ impl FixedPointQuantF {
     }
 }
 
-fn unsupported_device(device: &str) -> Error {
-    Error::Msg(format!(
-        "xbquant: {device} tensors are not supported yet; move the tensor to the CPU \
-         (`tensor.to_device(&Device::Cpu)`) to quantize it"
-    ))
-}
-
-/// The elements of a tensor in row-major order, as a new vector: candle's own strided map
-/// gathers a non-contiguous layout.
-fn gathered<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
-    unary_map(data, layout, |v| v)
-}
-
-/// The quantized elements of a tensor of any layout: contiguous data is read where it lies,
-/// strided data is gathered once and quantized in place.
-fn quantized<T: Element + WithDType>(spec: &QuantSpec, data: &[T], layout: &Layout) -> Vec<T> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => spec.quantize(&data[start..end]),
-        None => {
-            let mut values = gathered(data, layout);
-            spec.quantize_in_place(&mut values);
-            values
-        }
-    }
-}
-
-/// The overflow mask of a tensor of any layout, as `u8`.
-fn overflow_mask<T: Element + WithDType>(spec: &QuantSpec, data: &[T], layout: &Layout) -> Vec<u8> {
-    let mask = match layout.contiguous_offsets() {
-        Some((start, end)) => spec.overflow_mask(&data[start..end]),
-        None => spec.overflow_mask(&gathered(data, layout)),
-    };
-    mask.into_iter().map(u8::from).collect()
-}
-
-/// The backward pass's second op on `arg`: the overflow mask of the forward pass (same spec,
-/// same seed), as a `U8` tensor, computed by the mask kernel without the values.
-struct OverflowMask(QuantSpec);
-
-impl CustomOp1 for OverflowMask {
-    fn name(&self) -> &'static str {
-        "xbquant-overflow-mask"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let spec = &self.0;
-        let mask = match storage {
-            CpuStorage::F32(d) => overflow_mask(spec, d, layout),
-            CpuStorage::F64(d) => overflow_mask(spec, d, layout),
-            CpuStorage::F16(d) => overflow_mask(spec, d, layout),
-            CpuStorage::BF16(d) => overflow_mask(spec, d, layout),
-            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), self.name()).bt())?,
-        };
-        Ok((CpuStorage::U8(mask), layout.shape().clone()))
+impl FixedPointQuantF {
+    /// The scheme op of the spec: the forward pass and the clip mask.
+    fn op(&self) -> SchemeF {
+        SchemeF::new(Scheme::from(self.spec)).with_gradient(self.gradient)
     }
 }
 
@@ -142,30 +88,23 @@ impl CustomOp1 for FixedPointQuantF {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let spec = &self.spec;
-        let out = map_dtype!(
-            self.name(),
-            storage,
-            |data| quantized(spec, data, layout),
-            (F32, F64, F16, BF16)
-        );
-        Ok((out, layout.shape().clone()))
+        self.op().cpu_fwd(storage, layout)
     }
 
     fn cuda_fwd(
         &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        Err(unsupported_device("CUDA"))
+        self.op().cuda_fwd(storage, layout)
     }
 
     fn metal_fwd(
         &self,
-        _: &candle_core::MetalStorage,
-        _: &Layout,
+        storage: &candle_core::MetalStorage,
+        layout: &Layout,
     ) -> candle_core::Result<(candle_core::MetalStorage, Shape)> {
-        Err(unsupported_device("Metal"))
+        self.op().metal_fwd(storage, layout)
     }
 
     fn bwd(
@@ -174,11 +113,7 @@ impl CustomOp1 for FixedPointQuantF {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let mut grad = grad.clone();
-        if self.gradient == Gradient::ClampAware {
-            let mask = arg.apply_op1_no_bwd(&OverflowMask(self.spec))?;
-            grad = mask.where_cond(&grad.zeros_like()?, &grad)?;
-        }
+        let mut grad = self.op().gradient(arg, grad)?;
         if let Some(spec) = self.backward {
             grad = grad.apply_op1_no_bwd(&FixedPointQuantF::new(spec))?;
         }

@@ -1,143 +1,36 @@
 //! The crossbar's periphery as candle ops: fixed point with a fractional length per slice, the
-//! ADC/DAC model, uniform grids and tables of levels. Forward through the core; backward straight
-//! through, zero where the forward pass clipped (overflowed, saturated, or fell outside a grid's
-//! or table's span).
+//! ADC/DAC model, uniform grids and tables of levels. Each is a scheme of the core run by
+//! [`SchemeF`](crate::SchemeF): forward through the core; backward straight through, zero where
+//! the forward pass clipped (overflowed, saturated, or fell outside a grid's or table's span).
 
-use candle_core::backend::BackendStorage;
-use candle_core::cpu_backend::unary_map;
-use candle_core::{CpuStorage, CustomOp1, Error, Layout, Shape, Tensor, WithDType};
+use candle_core::{Error, Tensor};
 use xbquant::{
-    Blocks, Converter, ConverterRange, Element, FixedPoint, FracLengthRule, Grid, Levels, Rounding,
+    Converter, ConverterRange, FixedPoint, FracLengthRule, Granularity, Grid, Levels, Rounding,
+    Scale, Scheme,
 };
 
-use crate::BlockShape;
+use crate::scheme::{scheme_op, Built};
+use crate::{BlockShape, Gradient};
 
-/// One periphery computation: values and, when asked, the clip mask of a tensor's elements in
-/// row-major order.
-trait Periphery: Send + Sync {
-    const NAME: &'static str;
-    fn run<T: Element>(
-        &self,
-        x: &[T],
-        dims: &[usize],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-    ) -> Result<(), xbquant::Error>;
-}
-
-/// The elements of a tensor in row-major order (a copy of contiguous data, a gather of strided).
-pub(crate) fn row_major<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => data[start..end].to_vec(),
-        None => unary_map(data, layout, |v| v),
+impl BlockShape {
+    /// The core's granularity of this shape.
+    pub(crate) fn granularity(self) -> Granularity {
+        match self {
+            BlockShape::Whole => Granularity::Tensor,
+            BlockShape::Dim(d) => Granularity::Axis(i64::try_from(d).unwrap_or(i64::MAX)),
+            BlockShape::Runs(k) => Granularity::Runs(k),
+        }
     }
 }
 
-fn forward<P: Periphery, T: Element + WithDType>(
-    op: &P,
-    data: &[T],
-    layout: &Layout,
-) -> Result<Vec<T>, xbquant::Error> {
-    let x = row_major(data, layout);
-    let mut out = x.clone();
-    op.run(&x, layout.shape().dims(), &mut out, None)?;
-    Ok(out)
-}
-
-fn clip_mask<P: Periphery, T: Element + WithDType>(
-    op: &P,
-    data: &[T],
-    layout: &Layout,
-) -> Result<Vec<u8>, xbquant::Error> {
-    let x = row_major(data, layout);
-    let mut out = x.clone();
-    let mut mask = vec![false; x.len()];
-    op.run(&x, layout.shape().dims(), &mut out, Some(&mut mask))?;
-    Ok(mask.into_iter().map(u8::from).collect())
-}
-
-/// The backward pass's second op: the forward pass's clip mask, as `U8`.
-struct MaskOf<'a, P>(&'a P);
-
-impl<P: Periphery> CustomOp1 for MaskOf<'_, P> {
-    fn name(&self) -> &'static str {
-        "xbquant-clip-mask"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let op = self.0;
-        let mask = match storage {
-            CpuStorage::F32(d) => clip_mask(op, d, layout),
-            CpuStorage::F64(d) => clip_mask(op, d, layout),
-            CpuStorage::F16(d) => clip_mask(op, d, layout),
-            CpuStorage::BF16(d) => clip_mask(op, d, layout),
-            other => return Err(Error::UnsupportedDTypeForOp(other.dtype(), self.name()).bt()),
-        }
-        .map_err(|e| Error::Msg(format!("xbquant: {e}")))?;
-        Ok((CpuStorage::U8(mask), layout.shape().clone()))
-    }
-}
-
-/// The straight-through gradient, zero where `arg`'s forward pass clipped.
-fn clamp_aware<P: Periphery>(
-    op: &P,
-    arg: &Tensor,
-    grad: &Tensor,
-) -> candle_core::Result<Option<Tensor>> {
-    let mask = arg.apply_op1_no_bwd(&MaskOf(op))?;
-    Ok(Some(mask.where_cond(&grad.zeros_like()?, grad)?))
-}
-
-macro_rules! periphery_op {
-    ($t:ty) => {
-        impl CustomOp1 for $t {
-            fn name(&self) -> &'static str {
-                <$t as Periphery>::NAME
-            }
-
-            fn cpu_fwd(
-                &self,
-                storage: &CpuStorage,
-                layout: &Layout,
-            ) -> candle_core::Result<(CpuStorage, Shape)> {
-                fallible_map!(self.name(), storage, layout, |data| forward(
-                    self, data, layout
-                ))
-            }
-
-            fn bwd(
-                &self,
-                arg: &Tensor,
-                _res: &Tensor,
-                grad: &Tensor,
-            ) -> candle_core::Result<Option<Tensor>> {
-                clamp_aware(self, arg, grad)
-            }
-        }
-    };
-}
-
-pub(crate) fn blocks_of(shape: BlockShape, dims: &[usize]) -> Result<Blocks, xbquant::Error> {
-    Ok(match shape {
-        BlockShape::Whole => Blocks::Whole,
-        BlockShape::Dim(axis) => Blocks::Axis {
-            shape: dims.to_vec(),
-            axis,
-        },
-        BlockShape::Runs(k) => {
-            let last = dims.last().copied().unwrap_or(1);
-            if k == 0 || last % k != 0 {
-                return Err(xbquant::Error::InvalidBlocks(format!(
-                    "runs of {k} along a last dimension of {last}"
-                )));
-            }
-            Blocks::Runs(k)
-        }
-    })
+/// The op of `scheme`, clamp-aware, its runs along the last dimension.
+pub(crate) fn clamp_aware(scheme: Result<Scheme, xbquant::Error>) -> Built {
+    let built = Built::new(scheme);
+    Built(
+        built
+            .0
+            .map(|op| op.with_gradient(Gradient::ClampAware).runs_along_last()),
+    )
 }
 
 /// How a [`SliceQuantF`] gets each slice's fractional length.
@@ -175,12 +68,7 @@ pub enum FracLengths {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct SliceQuantF {
-    format: FixedPoint,
-    shape: BlockShape,
-    fls: FracLengths,
-    rounding: Rounding,
-}
+pub struct SliceQuantF(Built);
 
 impl SliceQuantF {
     /// The op for one application: `format`'s word length, signedness and overflow.
@@ -191,35 +79,24 @@ impl SliceQuantF {
         fls: FracLengths,
         rounding: Rounding,
     ) -> Self {
-        SliceQuantF {
-            format,
-            shape,
-            fls,
-            rounding: rounding.resolve(),
-        }
-    }
-}
-
-impl Periphery for SliceQuantF {
-    const NAME: &'static str = "xbquant-slices";
-
-    fn run<T: Element>(
-        &self,
-        x: &[T],
-        dims: &[usize],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-    ) -> Result<(), xbquant::Error> {
-        let blocks = blocks_of(self.shape, dims)?;
-        let fls = match &self.fls {
-            FracLengths::Given(fls) => fls.clone(),
-            FracLengths::Chosen(rule) => self.format.choose_frac_lengths(x, &blocks, *rule)?,
+        let scale = match fls {
+            FracLengths::Given(fls) => Scale::FracLengths(fls),
+            FracLengths::Chosen(rule) => Scale::PowerOfTwo(rule),
         };
-        self.format
-            .quantize_slices_into(x, out, mask, &blocks, &fls, self.rounding)
+        SliceQuantF(clamp_aware(
+            Scheme::new(format)
+                .with_granularity(shape.granularity())
+                .and_then(|s| s.with_scale(scale))
+                .and_then(|s| s.with_rounding(rounding)),
+        ))
     }
 }
-periphery_op!(SliceQuantF);
+impl SliceQuantF {
+    fn op(&self) -> &Built {
+        &self.0
+    }
+}
+scheme_op!(SliceQuantF, "xbquant-slices");
 
 /// The ADC/DAC model ([`Converter`]) with the straight-through gradient, zero where the
 /// conversion saturated. Each op fixes its noise and rounding seeds when it is built, so that the
@@ -241,48 +118,21 @@ periphery_op!(SliceQuantF);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct ConverterF {
-    converter: Converter,
-    shape: BlockShape,
-    range: ConverterRange,
-}
+pub struct ConverterF(Built);
 
 impl ConverterF {
     /// The op for one application.
     #[must_use]
     pub fn new(converter: Converter, shape: BlockShape, range: ConverterRange) -> Self {
-        ConverterF {
-            converter: converter.resolve(),
-            shape,
-            range,
-        }
+        ConverterF(clamp_aware(converter.scheme(shape.granularity(), range)))
     }
 }
-
-impl Periphery for ConverterF {
-    const NAME: &'static str = "xbquant-converter";
-
-    fn run<T: Element>(
-        &self,
-        x: &[T],
-        dims: &[usize],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-    ) -> Result<(), xbquant::Error> {
-        let blocks = blocks_of(self.shape, dims)?;
-        self.converter
-            .convert_into(x, out, mask, &blocks, &self.range)
+impl ConverterF {
+    fn op(&self) -> &Built {
+        &self.0
     }
 }
-periphery_op!(ConverterF);
-
-/// Marks the elements outside `[lo, hi]`: those whose gradient stops.
-fn mark_outside<T: Element>(x: &[T], mask: &mut [bool], (lo, hi): (f64, f64)) {
-    for (m, v) in mask.iter_mut().zip(x) {
-        let v = v.to_f64();
-        *m = v < lo || v > hi;
-    }
-}
+scheme_op!(ConverterF, "xbquant-converter");
 
 /// Rounding to a [`Grid`] with the straight-through gradient, zero outside the grid's span.
 ///
@@ -313,26 +163,12 @@ impl GridQuantF {
             rounding: rounding.resolve(),
         }
     }
-}
 
-impl Periphery for GridQuantF {
-    const NAME: &'static str = "xbquant-grid";
-
-    fn run<T: Element>(
-        &self,
-        x: &[T],
-        _dims: &[usize],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-    ) -> Result<(), xbquant::Error> {
-        self.grid.quantize_into(x, out, self.rounding)?;
-        if let (Some(mask), Some(span)) = (mask, self.grid.span()) {
-            mark_outside(x, mask, span);
-        }
-        Ok(())
+    fn op(&self) -> Built {
+        clamp_aware(Scheme::new(self.grid).with_rounding(self.rounding))
     }
 }
-periphery_op!(GridQuantF);
+scheme_op!(GridQuantF, "xbquant-grid");
 
 /// Rounding to a table of [`Levels`] with the straight-through gradient, zero outside the
 /// table's span.
@@ -350,40 +186,21 @@ periphery_op!(GridQuantF);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct LevelsQuantF {
-    levels: Levels,
-    rounding: Rounding,
-}
+pub struct LevelsQuantF(Built);
 
 impl LevelsQuantF {
     /// The op for one application.
     #[must_use]
     pub fn new(levels: Levels, rounding: Rounding) -> Self {
-        LevelsQuantF {
-            levels,
-            rounding: rounding.resolve(),
-        }
+        LevelsQuantF(clamp_aware(Scheme::new(levels).with_rounding(rounding)))
     }
 }
-
-impl Periphery for LevelsQuantF {
-    const NAME: &'static str = "xbquant-levels";
-
-    fn run<T: Element>(
-        &self,
-        x: &[T],
-        _dims: &[usize],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-    ) -> Result<(), xbquant::Error> {
-        self.levels.quantize_into(x, out, self.rounding)?;
-        if let Some(mask) = mask {
-            mark_outside(x, mask, self.levels.span());
-        }
-        Ok(())
+impl LevelsQuantF {
+    fn op(&self) -> &Built {
+        &self.0
     }
 }
-periphery_op!(LevelsQuantF);
+scheme_op!(LevelsQuantF, "xbquant-levels");
 
 /// The bit planes of integer codes (any dtype; float codes must hold integers): a tensor of the
 /// codes' dtype with one more dimension in front, `slicing.count()` planes, least significant

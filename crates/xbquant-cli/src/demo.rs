@@ -86,17 +86,17 @@ pub struct DemoArgs {
     json: bool,
 }
 
-/// A small deterministic generator (SplitMix64) for the split, the initialisation and the
-/// batch order, so that a run is reproducible from its seed alone.
-struct Rng(u64);
+/// The split, the initialisation and the batch order draw from the core's seed streams, so that
+/// a run is reproducible from its seed alone.
+struct Rng(xbquant::SeedStream);
 
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(xbquant::SeedStream::new(seed))
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_seed()
     }
 
     /// Uniform in [lo, hi).
@@ -147,7 +147,7 @@ fn load_digits(device: &Device) -> Result<Data> {
         rows.push((pixels, label));
     }
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    Rng(SPLIT_SEED).shuffle(&mut order);
+    Rng::new(SPLIT_SEED).shuffle(&mut order);
     let part = |idx: &[usize]| -> Result<(Tensor, Tensor)> {
         let x: Vec<f32> = idx
             .iter()
@@ -275,7 +275,7 @@ struct Mlp {
 
 impl Mlp {
     fn new(seed: u64, device: &Device) -> Result<Mlp> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut param = |shape: &[usize], fan_in: usize| -> Result<Var> {
             let bound = 1.0 / (fan_in as f32).sqrt();
             let n: usize = shape.iter().product();
@@ -343,7 +343,7 @@ fn train(data: &Data, scheme: Scheme, epochs: usize, seed: u64) -> Result<Mlp> {
         ..ParamsAdamW::default()
     };
     let mut opt = AdamW::new(model.vars.clone(), params)?;
-    let mut rng = Rng(seed ^ 0x0BA7_C4E5);
+    let mut rng = Rng::new(seed ^ 0x0BA7_C4E5);
     let mut order: Vec<u32> = (0..TRAIN as u32).collect();
     for _ in 0..epochs {
         rng.shuffle(&mut order);

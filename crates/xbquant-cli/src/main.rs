@@ -24,7 +24,7 @@ enum Command {
     Range(spec::RangeArgs),
     /// Quantize the float tensors of a .npy or .safetensors file, or of a sharded model, into a
     /// new file or directory.
-    Quantize(files::QuantizeArgs),
+    Quantize(Box<files::QuantizeArgs>),
     /// Turn the integer codes written by `quantize --codes` back into values.
     Dequantize(files::DequantizeArgs),
     /// Train a 64-64-10 MLP on the embedded digits data set: float, quantization-aware training

@@ -66,16 +66,16 @@ pub struct ModeArgs {
     /// Rounding: nearest (ties to even; the default), nearest-up, nearest-down,
     /// nearest-toward-zero, nearest-away, floor, toward-zero, stochastic, or an HLS name
     /// (AP_RND_CONV, AP_TRN, ...).
-    #[arg(long)]
-    rounding: Option<String>,
+    #[arg(long, value_parser = parse_rounding)]
+    rounding: Option<Rounding>,
     /// Seed for stochastic rounding (fresh noise on every run without it): any integer from
     /// -2^63 to 2^64 - 1, a negative one taken modulo 2^64 as Python's `seed=` takes it.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     seed: Option<u64>,
     /// Overflow: saturate, saturate-symmetric (the default), saturate-zero, wrap,
     /// wrap-sign-magnitude, unbounded, or an HLS name (AP_SAT, AP_WRAP, ...).
-    #[arg(long)]
-    overflow: Option<String>,
+    #[arg(long, value_parser = parse_overflow)]
+    overflow: Option<Overflow>,
     /// Saturation bits for the wrap modes (HLS N).
     #[arg(long)]
     sat_bits: Option<u32>,
@@ -84,15 +84,22 @@ pub struct ModeArgs {
     no_clamp: bool,
 }
 
-impl ModeArgs {
-    /// The `--rounding` name, if given.
-    pub fn rounding_name(&self) -> Option<&str> {
-        self.rounding.as_deref()
-    }
+fn parse_rounding(s: &str) -> Result<Rounding, String> {
+    s.parse().map_err(|e: xbquant::Error| e.to_string())
+}
 
-    /// The `--seed`, if given.
-    pub fn seed_value(&self) -> Option<u64> {
-        self.seed
+fn parse_overflow(s: &str) -> Result<Overflow, String> {
+    s.parse().map_err(|e: xbquant::Error| e.to_string())
+}
+
+impl ModeArgs {
+    /// The rounding of `--rounding` (else `default`), with `--seed` applied.
+    pub fn rounding_or(&self, default: Rounding) -> Result<Rounding> {
+        let rounding = self.rounding.unwrap_or(default);
+        match self.seed {
+            Some(seed) => Ok(rounding.with_seed(seed).context("--seed")?),
+            None => Ok(rounding),
+        }
     }
 }
 
@@ -133,8 +140,7 @@ pub fn quant_spec(args: &FormatArgs, mode: &ModeArgs) -> Result<QuantSpec> {
     if mode.no_clamp {
         format = format.with_clamp(false);
     }
-    if let Some(name) = &mode.overflow {
-        let overflow: Overflow = name.parse()?;
+    if let Some(overflow) = mode.overflow {
         format = format.with_overflow(overflow)?;
     }
     if let Some(bits) = mode.sat_bits {
@@ -144,16 +150,8 @@ pub fn quant_spec(args: &FormatArgs, mode: &ModeArgs) -> Result<QuantSpec> {
             .with_context(|| format!("--sat-bits {bits}"))?;
         format = format.with_overflow(overflow)?;
     }
-    let rounding = match (&mode.rounding, hls_rounding) {
-        (Some(name), _) => name.parse()?,
-        (None, Some(r)) => r,
-        (None, None) => Rounding::default(),
-    };
-    let spec = QuantSpec::new(format, rounding);
-    match mode.seed {
-        Some(seed) => Ok(spec.with_seed(seed).context("--seed")?),
-        None => Ok(spec),
-    }
+    let rounding = mode.rounding_or(hls_rounding.unwrap_or_default())?;
+    Ok(QuantSpec::new(format, rounding))
 }
 
 /// `xbquant range`.

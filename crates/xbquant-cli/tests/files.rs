@@ -768,7 +768,7 @@ fn block_floating_point_from_the_command_line() {
     let tensors = floats_file(&input, 3000);
     let output = dir.path().join("b.safetensors");
     let report = ok(&["quantize", s(&input), s(&output), "--block", "6", "--json"]);
-    assert!(report.contains("block<6>"), "{report}");
+    assert!(report.contains("scale=shared-exponent"), "{report}");
     let f = BlockFormat::new(6).unwrap();
     let bytes = std::fs::read(&output).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
@@ -969,8 +969,8 @@ fn fractional_lengths_chosen_per_tensor_and_per_axis() {
         "1",
     ];
     let text = ok(&args);
-    assert!(text.contains("fl chosen per index of axis 1"), "{text}");
-    assert!(text.contains("(4 slices)"), "{text}");
+    assert!(text.contains("group=axis:1 scale=pow2"), "{text}");
+    assert!(text.contains("(4 groups)"), "{text}");
     // --codes needs one fl; --axis needs --fl auto; range needs a number.
     let o = xbquant(&[
         "quantize",
@@ -1000,4 +1000,65 @@ fn fractional_lengths_chosen_per_tensor_and_per_axis() {
     assert!(!xbquant(&["range", "--wl", "6", "--fl", "auto"])
         .status
         .success());
+}
+
+/// `--scheme`: any scheme in its text form, here an 8-bit converter whose range per row is a
+/// percentile of the row's magnitudes (a first pass gathers them), equal to the core's scheme on
+/// the whole tensor; and a stochastic scheme of a tensor longer than a piece, equal to one call.
+#[test]
+fn schemes_from_the_command_line() {
+    use xbquant::{Quantizer, Scheme};
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, cols) = (3usize, 700_001usize);
+    let x: Vec<f32> = sample(rows * cols).iter().map(|&v| v as f32).collect();
+    let input = dir.path().join("w.safetensors");
+    write_safetensors(
+        &input,
+        &[("w", Dtype::F32, bytes_of(&x, false), vec![rows, cols])],
+    );
+    for text in [
+        "fixed<8,7> overflow=saturate-symmetric group=axis:0 range=percentile:99.5",
+        "fixed<6,0> overflow=saturate rounding=stochastic:5 group=axis:-1 scale=pow2",
+        "e4m3fn rounding=stochastic:9",
+    ] {
+        let output = dir.path().join("q.safetensors");
+        let report = ok(&[
+            "quantize",
+            s(&input),
+            s(&output),
+            "--scheme",
+            text,
+            "--json",
+            "--force",
+        ]);
+        let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(json["scheme"], text);
+        let scheme: Scheme = text.parse().unwrap();
+        let want = scheme.quantize_shaped(&x, &[rows, cols]).unwrap();
+        let bytes = std::fs::read(&output).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let got: Vec<f32> = values_of(file.tensor("w").unwrap().data(), false);
+        let first = (0..want.len()).find(|&i| got[i].to_bits() != want[i].to_bits());
+        assert_eq!(first, None, "{text}");
+    }
+    // A bad scheme is a named error; --scheme excludes the format options.
+    let o = xbquant(&[
+        "quantize",
+        s(&input),
+        "o.safetensors",
+        "--scheme",
+        "fixed<8,4> range=-1",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("range"));
+    let o = xbquant(&[
+        "quantize",
+        s(&input),
+        "o.safetensors",
+        "--scheme",
+        "e4m3fn",
+        "--wl",
+        "8",
+    ]);
+    assert!(!o.status.success());
 }

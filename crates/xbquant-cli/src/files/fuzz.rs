@@ -9,7 +9,8 @@ use safetensors::SafeTensors;
 use xbquant::half::f16;
 use xbquant::{FixedPoint, QuantSpec, Rounding};
 
-use super::{run, Kind, Task};
+use super::paths::Kind;
+use super::{run, Task};
 
 /// A small deterministic generator (xorshift64*), so a failure names a reproducible case.
 struct Rng(u64);
@@ -167,7 +168,7 @@ fn mutated_files_give_an_error_or_a_correct_result() {
     let dir = tempfile::tempdir().unwrap();
     let spec = QuantSpec::new(FixedPoint::new(6, 3).unwrap(), Rounding::NearestEven);
     let task = Task::Quantize {
-        spec: super::stream::Quantization::Fixed(spec),
+        scheme: xbquant::Scheme::from(spec),
         filter: None,
         codes: false,
     };

@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 
+use super::dtypes::{Float, Order};
 use super::source::Source;
-use super::stream::{Float, Order};
 
 /// The largest header read (numpy itself refuses headers over 10,000 bytes by default).
 const MAX_HEADER: u64 = 1 << 20;

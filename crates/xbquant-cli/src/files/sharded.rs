@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::paths::{parent_dir, Kind};
 use super::place::{self, Temp};
+use super::report::{progress, Report};
+use super::sink::{self, output_permissions, write_new};
 use super::source::Source;
-use super::{
-    output_permissions, parent_dir, progress, sink, write_new, FilePlan, Kind, Report, Task,
-};
+use super::write::FilePlan;
+use super::Task;
 
 /// The index file of `input`: the path itself, or the one `*.safetensors.index.json` in a
 /// directory.

@@ -9,6 +9,10 @@ use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 
+use super::paths::parent_dir;
+use super::place::{self, Temp};
+use super::report::Report;
+
 /// Bytes written between two requests to flush to disk.
 const SYNC_EVERY: u64 = 64 << 20;
 
@@ -86,6 +90,56 @@ impl Write for Counted<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         (&*self.file).flush()
     }
+}
+
+/// Writes through a temporary file in OUT's directory, synced, then renamed to OUT (replacing
+/// it only with `force`): a failure or a signal at any point leaves OUT as it was.
+pub fn write_atomically<R>(
+    output: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<R>,
+) -> Result<R> {
+    let dir = parent_dir(output);
+    place::remove_orphans(&dir);
+    let (temp, file) = Temp::file(&dir, output_permissions(output, false))?;
+    let result = write_synced(&file, output, write)?;
+    drop(file);
+    place::place(vec![(temp, output)], force)?;
+    Ok(result)
+}
+
+/// The permissions of a new output: those of the file or directory it replaces, else the usual
+/// `rw-r--r--` (`rwxr-xr-x` for a directory) rather than a temporary file's owner-only ones
+/// (`None`: the system's default).
+pub fn output_permissions(output: &Path, dir: bool) -> Option<std::fs::Permissions> {
+    if let Ok(meta) = std::fs::metadata(output) {
+        return Some(meta.permissions());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::Permissions::from_mode(if dir {
+            0o755
+        } else {
+            0o644
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Writes a new file at `path` (inside a temporary directory that is renamed as a whole);
+/// `name` names it in messages.
+pub fn write_new(
+    path: &Path,
+    name: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<Vec<Report>>,
+) -> Result<Vec<Report>> {
+    let file = File::create(path).with_context(|| format!("{}: cannot create", name.display()))?;
+    write_synced(&file, name, write)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub fn read_header(src: &mut Source) -> Result<Header> {
 /// data packed in that order; `extra` as `__metadata__`. Padded with spaces to a multiple of 8
 /// bytes, as the `safetensors` crate writes it.
 pub fn write_header(
-    tensors: &[(String, String, Vec<usize>, usize)],
+    tensors: &[(String, safetensors::Dtype, Vec<usize>, usize)],
     extra: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>> {
     let mut map = serde_json::Map::new();

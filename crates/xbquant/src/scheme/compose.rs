@@ -296,7 +296,8 @@ impl Scheme {
     /// The same scheme with the scales that its rule chooses for the observed tensor given
     /// (fractional lengths or ranges), for data of type `T`: a scheme that quantizes a tensor
     /// part by part as one call on the whole tensor would. A scheme whose rule reads no data is
-    /// returned as it is.
+    /// returned as it is; one group of a power-of-two scale becomes plain fixed point of that
+    /// fractional length.
     ///
     /// # Errors
     ///
@@ -339,6 +340,19 @@ impl Scheme {
             other => other.clone(),
         };
         let mut s = self.clone();
+        // One group of a fractional length a format takes: plain fixed point, whose integer
+        // codes a file can hold.
+        if let (Granularity::Tensor, Scale::FracLengths(fls), Some(f)) =
+            (self.granularity, &scale, self.fixed())
+        {
+            if let [fl] = fls.as_slice() {
+                if let Ok(f) = f.with_frac_length(*fl) {
+                    s.element = ElementFormat::Fixed(f);
+                    s.scale = Scale::None;
+                    return Ok(s);
+                }
+            }
+        }
         s.scale = scale;
         Ok(s)
     }
