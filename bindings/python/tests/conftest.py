@@ -79,3 +79,10 @@ def sample(dtype, n=4000, seed=0, scale=4.0):
     x = torch.randn(n, generator=g, dtype=torch.float64) * scale
     ties = (torch.randint(-64, 64, (n // 4,), generator=g).to(torch.float64) + 0.5) / 4
     return torch.cat([x, ties, special_values(torch.float64)]).to(dtype)
+
+
+def make_scheme(wl, fl, *, overflow="saturate-symmetric", rounding="nearest", signed=True, seed=None, sat_bits=0):
+    """A checked fixed-point scheme, as the package builds them (keyword arguments)."""
+    from xbquant import _schemes
+
+    return _schemes.fixed(wl, fl, overflow, rounding, signed, seed, sat_bits)

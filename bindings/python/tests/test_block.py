@@ -9,7 +9,7 @@ import torch
 import xbquant
 from xbquant import BlockFloatingPoint, block_quantize, quantizer
 
-from conftest import DATA
+from conftest import DATA, make_scheme
 
 
 def model(x, wl, dim):
@@ -97,7 +97,7 @@ def test_torch_composition_equals_the_kernel(dtype, rounding):
     """The torch path (tensors on other devices), run on CPU tensors, equals the core's block
     kernel bit for bit, in every layout: one block, per slice along each axis, fixed-size runs;
     with zeros, infinities and NaN."""
-    from xbquant import _block, _core
+    from xbquant import _data, _qpytorch, _torch_ops
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(6, 70, 40, generator=g, dtype=torch.float64) * torch.exp2(
@@ -107,11 +107,11 @@ def test_torch_composition_equals_the_kernel(dtype, rounding):
     x[2, 3, 4], x[3, 0, 0], x[4, 5, 6] = float("inf"), float("-inf"), float("nan")
     x = x.to(dtype)
     for wl in (3, 8, 12):
-        spec = _core.make_spec(wl, wl - 2, overflow="saturate-symmetric", rounding=rounding,
-                               seed=17 if rounding == "stochastic" else None)
+        seed = 17 if rounding == "stochastic" else None
         for dim, block_size in [(-1, None), (0, None), (1, None), (2, None), (-1, 8), (-1, 40)]:
-            ours = _block._block_kernels(x, spec, dim, block_size)
-            theirs = _block.block_quantize_torch(x, spec, dim, block_size)
+            scheme = _qpytorch.block_scheme(x, wl, dim, rounding, block_size, seed)
+            ours = _data.run(x, scheme)[0]
+            theirs = _torch_ops.block_quantize(x, scheme, dim, block_size)
             same = (ours == theirs) | (ours.isnan() & theirs.isnan())
             assert bool(same.all()), (dtype, rounding, wl, dim, block_size)
             assert ours.dtype == dtype and ours.shape == x.shape

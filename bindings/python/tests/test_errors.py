@@ -93,23 +93,26 @@ def test_the_extension_checks_its_buffers():
     from xbquant import _xbquant
 
     a = np.zeros(4, np.float32)
-    spec = _xbquant.Spec(8, 2, True, "saturate", 0, "nearest", None)
+    scheme = _xbquant.Scheme.fixed(8, 2, True, "saturate", 0, "nearest", None)
     with pytest.raises(ValueError, match="length"):
-        _xbquant.quantize(spec, a, np.zeros(3, np.float32), None, "float32", None)
+        _xbquant.quantize(scheme, a, np.zeros(3, np.float32), None, "float32", None)
     with pytest.raises(TypeError, match="float32"):
-        _xbquant.quantize(spec, a, np.zeros(4, np.float64), None, "float32", None)
+        _xbquant.quantize(scheme, a, np.zeros(4, np.float64), None, "float32", None)
     with pytest.raises(ValueError, match="contiguous"):
-        _xbquant.quantize(spec, np.zeros(8, np.float32)[::2], None, None, "float32", None)
+        _xbquant.quantize(scheme, np.zeros(8, np.float32)[::2], a, None, "float32", None)
     with pytest.raises(ValueError, match="shares memory"):
-        _xbquant.quantize(spec, a, a, None, "float32", None)
+        _xbquant.quantize(scheme, a, a[::1], None, "float32", None)
     with pytest.raises(TypeError, match="dtype"):
-        _xbquant.quantize(spec, a, None, None, "int8", None)
+        _xbquant.quantize(scheme, a, a, None, "int8", None)
     with pytest.raises(ValueError, match="not stochastic"):
-        _xbquant.quantize(spec, a, None, None, "float32", 7)
-    # The short path: a new array of the input's shape and dtype, or a clear error.
-    q = _xbquant.quantized(spec, np.array([[0.3, 99.0]], np.float64), None)
+        _xbquant.quantize(scheme, a, a, None, "float32", 7)
+    # In place when the output is the input.
+    b = np.array([0.3, 99.0], np.float32)
+    assert _xbquant.quantize(scheme, b, b) is None and b.tolist() == [0.25, 31.75]
+    # No output: a new array of the input's shape and dtype, or a clear error.
+    q = _xbquant.quantize(scheme, np.array([[0.3, 99.0]], np.float64))
     assert q.dtype == np.float64 and q.shape == (1, 2) and q.tolist() == [[0.25, 31.75]]
     with pytest.raises(ValueError, match="contiguous"):
-        _xbquant.quantized(spec, np.zeros(8, np.float32)[::2], None)
+        _xbquant.quantize(scheme, np.zeros(8, np.float32)[::2])
     with pytest.raises(TypeError, match="float32 or float64"):
-        _xbquant.quantized(spec, np.zeros(4, np.int32), None)
+        _xbquant.quantize(scheme, np.zeros(4, np.int32))

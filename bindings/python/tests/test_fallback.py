@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 import torch
-from conftest import DTYPES, assert_same, sample
+from conftest import DTYPES, assert_same, sample, make_scheme
 
-from xbquant import _core, _torch_ops
+from xbquant import _data, _torch_ops
 
 ROUNDINGS = [
     "nearest",
@@ -38,8 +38,8 @@ FORMATS = [(4, 2, True), (8, -2, True), (6, 9, True), (5, 1, False), (30, 12, Tr
 
 
 def kernels_and_torch(x, spec, with_mask=True):
-    spec = _core.resolve(spec, x)
-    a, mask_a = _core.quantize_tensor_cpu(x, spec, with_mask)
+    spec = _data.resolve(spec, x)
+    a, mask_a = _data.run(x, spec, with_mask)
     b, mask_b = _torch_ops.quantize(x, spec, with_mask)
     return a, b, mask_a, mask_b
 
@@ -54,7 +54,7 @@ def test_every_mode_equals_the_kernels(dtype, wl, fl, signed):
     for rounding, overflow in itertools.product(ROUNDINGS, overflows):
         if overflow.endswith(":3") and wl < 3:
             continue
-        spec = _core.make_spec(wl, fl, overflow=overflow, rounding=rounding, signed=signed)
+        spec = make_scheme(wl, fl, overflow=overflow, rounding=rounding, signed=signed)
         a, b, mask_a, mask_b = kernels_and_torch(x, spec)
         context = f"{dtype} wl={wl} fl={fl} signed={signed} {rounding} {overflow}"
         assert_same(b, a, context)
@@ -67,7 +67,7 @@ def test_stochastic_draws_are_the_kernels_draws():
     # The generator itself: the same uniforms as the Rust side, for seeds with high bits set.
     x = torch.full((5000,), 0.5, dtype=torch.float64)
     for seed in (0, 1, 2**63 + 5, 2**64 - 1):
-        spec = _core.make_spec(8, 0, rounding="stochastic", seed=seed)
+        spec = make_scheme(8, 0, rounding="stochastic", seed=seed)
         a, b, _, _ = kernels_and_torch(x, spec, with_mask=False)
         assert_same(b, a, f"seed {seed}")
         assert 2300 < a.sum().item() < 2700  # P(up) = 1/2
@@ -82,7 +82,7 @@ def test_torch_draws_are_the_kernels_draws_in_every_bit():
     for seed in (0, 7, 2**64 - 1):
         u = _torch_ops.uniform(seed, n, "cpu")
         x = torch.where(odd, torch.nextafter(u, torch.ones_like(u)), u)
-        spec = _core.make_spec(8, 0, rounding="stochastic", seed=seed)
+        spec = make_scheme(8, 0, rounding="stochastic", seed=seed)
         a, b, _, _ = kernels_and_torch(x, spec, with_mask=False)
         assert torch.equal(a, odd.to(torch.float64)), f"seed {seed}"
         assert_same(b, a, f"seed {seed}")
@@ -90,17 +90,17 @@ def test_torch_draws_are_the_kernels_draws_in_every_bit():
 
 def test_narrow_types_with_wide_words_use_the_kernels():
     x = sample(torch.bfloat16, n=500) * 1000
-    spec = _core.make_spec(40, 20, overflow="wrap-sign-magnitude", rounding="nearest")
+    spec = make_scheme(40, 20, overflow="wrap-sign-magnitude", rounding="nearest")
     assert _torch_ops.needs_kernels(x, spec)
     # The path of tensors on other devices, forced here on a CPU tensor, takes the kernels.
-    a, _ = _core.quantize_tensor_cpu(x, spec, False)
-    b, _ = _core.quantize_tensor_other(x, spec, False)
+    a, _ = _data.run(x, spec, False)
+    b, _ = _data._run_other_device(x, spec, False, "x")
     assert_same(b, a, "bf16 wl 40")
 
 
 def test_results_keep_shape_and_layout():
     x = sample(torch.float32, n=600)[:600].reshape(20, 30).t()
-    spec = _core.make_spec(8, 4, rounding="nearest")
+    spec = make_scheme(8, 4, rounding="nearest")
     a, b, _, _ = kernels_and_torch(x, spec)
     assert a.shape == b.shape == x.shape
     assert_same(b, a, "transposed")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import xbquant
-from xbquant import _float, _torch_ops
+from xbquant import _schemes, _torch_ops
 
 CASTS = {
     "float16": torch.float16,
@@ -77,7 +77,7 @@ def test_stochastic_is_reproducible_and_unbiased():
 def test_torch_path_equals_the_kernels(name, rounding, overflow):
     x = sample().double()
     seed = 7 if rounding == "stochastic" else None
-    spec = _float.float_spec(name, rounding, overflow, seed)
+    spec = _schemes.floating(name, rounding, overflow, seed)
     kernels = xbquant.quantize_float(x, name, rounding=rounding, overflow=overflow, seed=seed)
     torch_path = _torch_ops.quantize_float(x, spec, spec.seed)
     assert same(kernels, torch_path)

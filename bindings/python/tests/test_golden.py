@@ -4,16 +4,16 @@ the pure-torch path."""
 
 import pytest
 import torch
-from conftest import assert_same, f32_from_bits, f64_from_bits
+from conftest import assert_same, f32_from_bits, f64_from_bits, make_scheme
 
 import xbquant
-from xbquant import _core, _torch_ops
+from xbquant import _data, _torch_ops
 
 
 def through(path, x, spec):
     if path == "kernels":
-        return _core.quantize_data(x, spec)[0]
-    return _torch_ops.quantize(x, _core.resolve(spec, x), False)[0]
+        return _data.run(x, spec)[0]
+    return _torch_ops.quantize(x, _data.resolve(spec, x), False)[0]
 
 
 def hls_name(case):
@@ -33,7 +33,7 @@ def test_qpytorch_nearest(nearest_golden, path):
         x = f32_from_bits(case["x_bits"])
         want = zero_as_positive(f32_from_bits(case["q_bits"]))
         overflow = ("saturate-symmetric" if case["symmetric"] else "saturate") if case["clamp"] else "unbounded"
-        spec = _core.make_spec(case["wl"], case["fl"], overflow=overflow, rounding="nearest")
+        spec = make_scheme(case["wl"], case["fl"], overflow=overflow, rounding="nearest")
         got = through(path, x, spec)
         assert_same(got, want, f"{path} {case['wl']},{case['fl']} {overflow}")
         # The public drop-in gives the same.
@@ -52,7 +52,7 @@ def test_qpytorch_deviations_are_corrected(nearest_golden, path):
     for case in deviations:
         x = f32_from_bits(case["x_bits"])
         overflow = ("saturate-symmetric" if case["symmetric"] else "saturate") if case["clamp"] else "unbounded"
-        spec = _core.make_spec(case["wl"], case["fl"], overflow=overflow, rounding="nearest")
+        spec = make_scheme(case["wl"], case["fl"], overflow=overflow, rounding="nearest")
         got = through(path, x, spec)
         assert_same(got, zero_as_positive(f32_from_bits(case["exact_bits"])), "exact")
         assert not torch.equal(got, f32_from_bits(case["qtorch_bits"]))
@@ -67,7 +67,7 @@ def test_ap_fixed_every_mode(ap_fixed_golden, path):
         want = f64_from_bits(case["q_bits64"])
         # Through the HLS type name, as the reference was made (it carries one HLS quirk: a
         # 1-bit signed AP_SAT_SYM type behaves as AP_SAT).
-        spec = _core.make_spec(**xbquant.parse_hls(hls_name(case)))
+        spec = make_scheme(**xbquant.parse_hls(hls_name(case)))
         context = f"{path} wl={case['wl']} fl={case['fl']} {case['rounding']} {case['overflow']}:{case['sat_bits']}"
         assert_same(through(path, x32.to(torch.float64), spec), want, context)
         if case["wl"] <= 24:

@@ -119,7 +119,10 @@ FUNCTIONS = {
     "adc": (
         lambda **k: xbquant.adc(**{"x": X, "bits": 4, "axis": 1, **k}),
         {"bits": COUNT, "range": [([1.0, "2"], TypeError), ([1.0, -2.0], ValueError),
-                                   ([1.0, math.nan], ValueError), ([1.0], ValueError)],
+                                   ([1.0, math.nan], ValueError), ([1.0], ValueError),
+                                   ("percentile:101", ValueError), ("percentile:-1", ValueError),
+                                   ("percentile:nan", ValueError), ("percentile:", ValueError),
+                                   ("percentile:1e999", ValueError)],
          "noise_std": POSITIVE},
     ),
     "bit_slices": (
@@ -180,6 +183,14 @@ FUNCTIONS = {
     "parse_hls": (
         lambda **k: xbquant.parse_hls(**{"name": "ap_fixed<8,3>", **k}),
         {"name": [(5, TypeError), (None, TypeError), ("ap_fixed<8>", ValueError)]},
+    ),
+    "Scheme": (
+        lambda **k: xbquant.Scheme(**{"text": "fixed<8,4>", **k}),
+        {"text": [(5, TypeError), (None, TypeError), (["fixed<8,4>"], TypeError), ("", ValueError),
+                  ("bogus", ValueError), ("fixed<99,4>", ValueError), ("fixed<8,4> range=-1", ValueError),
+                  ("fixed<8,4> range=nan", ValueError), ("fixed<8,4> range=percentile:101", ValueError),
+                  ("fixed<8,4> group=runs:0", ValueError), ("fixed<8,4> seed=-1", ValueError),
+                  ("fixed<8,4> range=1e400", ValueError), ("levels<1,inf>", ValueError)]},
     ),
     "get_range_fixed_point": (
         lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),

@@ -37,7 +37,11 @@ def compiled():
     for name, obj in vars(_xbquant).items():
         if name.startswith("_") or not callable(obj):
             continue
-        found[name] = [p for p in inspect.signature(obj).parameters if p != "self"]
+        try:
+            found[name] = [p for p in inspect.signature(obj).parameters if p != "self"]
+        except ValueError:  # a class without a constructor (an enum of modes)
+            if not isinstance(obj, type):
+                raise
         if isinstance(obj, type):
             for attr, member in vars(obj).items():
                 if attr.startswith("_") or not callable(getattr(obj, attr)):

@@ -6,7 +6,7 @@ import torch
 from conftest import DTYPES, assert_same, sample
 
 import xbquant
-from xbquant import _core
+from xbquant import _checks, _data
 from xbquant.quantizers import fixed_point_quantize_wrapper
 
 
@@ -97,8 +97,8 @@ def test_the_shortest_path_gives_the_general_paths_results():
             f = xbquant.fixed_point_quantize(x, 6, 3, rounding="nearest")
             want = _general(x, 6, 3, overflow="saturate")
             assert_same(f, want.detach(), f"fixed_point_quantize {name}")
-    key = (6, 3, "nearest", _core.DEFAULT_OVERFLOW, True, None, 0)
-    assert key in _core.SHORT.specs  # the second calls above found their format there
+    key = (6, 3, "nearest", _checks.DEFAULT_OVERFLOW, True, None, 0)
+    assert key in _data.FAST.schemes  # the second calls above found their format there
 
 
 def test_the_shortest_path_keeps_the_general_paths_checks_and_fresh_seeds():
@@ -117,7 +117,7 @@ def test_the_shortest_path_keeps_the_general_paths_checks_and_fresh_seeds():
     # Unseeded stochastic rounding draws a fresh seed on each call: never cached.
     a, b = xbquant.quantize(x, 8, 6, rounding="stochastic"), xbquant.quantize(x, 8, 6, rounding="stochastic")
     assert not torch.equal(a[:90], b[:90])  # (the last elements are specials, NaN among them)
-    assert not any(k[:3] == (8, 6, "stochastic") for k in _core.SHORT.specs)
+    assert not any(k[:3] == (8, 6, "stochastic") for k in _data.FAST.schemes)
     torch.manual_seed(3)
     a = xbquant.quantize(x, 8, 6, rounding="stochastic")
     torch.manual_seed(3)
@@ -155,7 +155,7 @@ def test_outputs_are_new_and_inputs_untouched():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cpu_tensors_reach_the_kernels_without_a_copy(dtype):
     x = sample(dtype)
-    view = _core._tensor_numpy(x, _core.tensor_dtype_name(x))
+    view = _data.tensor_numpy(x, _data.tensor_dtype_name(x))
     assert view.__array_interface__["data"][0] == x.data_ptr()
     assert view.size == x.numel()
 

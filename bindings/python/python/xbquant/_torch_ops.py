@@ -13,9 +13,12 @@ without float64 (Apple's MPS), and float16 / bfloat16 data with a bounded word l
 
 from __future__ import annotations
 
+from typing import Any, Optional, Tuple
+
 import torch
 
 from . import _xbquant
+from ._xbquant import OverflowMode, RoundingMode, Scheme
 
 _TINY = 5e-324  # the smallest positive float64 subnormal
 _STEP = _xbquant.NOISE_STEP
@@ -76,15 +79,15 @@ def _is_odd(v: torch.Tensor) -> torch.Tensor:
     return v - 2.0 * torch.floor(v * 0.5) == 1.0
 
 
-def _round(t: torch.Tensor, spec) -> torch.Tensor:
-    mode = spec.rounding
-    if mode == "nearest":
+def _round(t: torch.Tensor, spec: Scheme) -> torch.Tensor:
+    mode = spec.rounding_mode
+    if mode == RoundingMode.Nearest:
         return torch.round(t)
-    if mode == "floor":
+    if mode == RoundingMode.Floor:
         return torch.floor(t)
-    if mode == "toward-zero":
+    if mode == RoundingMode.TowardZero:
         return torch.trunc(t)
-    if mode == "stochastic":
+    if mode == RoundingMode.Stochastic:
         a = t.abs()
         whole = torch.floor(a)
         u = uniform(spec.seed, t.numel(), t.device).reshape(t.shape)
@@ -92,16 +95,14 @@ def _round(t: torch.Tensor, spec) -> torch.Tensor:
         return torch.copysign(whole + up, t)
     a = t.abs()
     tie = a - torch.floor(a) == 0.5
-    if mode == "nearest-up":
+    if mode == RoundingMode.NearestUp:
         at_tie = torch.ceil(t)
-    elif mode == "nearest-down":
+    elif mode == RoundingMode.NearestDown:
         at_tie = torch.floor(t)
-    elif mode == "nearest-toward-zero":
+    elif mode == RoundingMode.NearestTowardZero:
         at_tie = torch.trunc(t)
-    elif mode == "nearest-away":
+    else:  # RoundingMode.NearestAway: the modes are the Rust side's, all handled
         at_tie = t + torch.copysign(torch.full_like(t, 0.5), t)
-    else:  # pragma: no cover - the names come from the Rust side
-        raise ValueError(f"unknown rounding {mode!r}")
     return torch.where(tie, at_tie, torch.round(t))
 
 
@@ -115,12 +116,13 @@ def _wrapped(k: torch.Tensor, signed: bool, wl: int) -> torch.Tensor:
     return torch.where(torch.isfinite(k), r, torch.zeros_like(r))
 
 
-def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec) -> torch.Tensor:
+def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec: Scheme) -> torch.Tensor:
     wl, n = spec.wl, spec.sat_bits
     half, inv_modulus = 2.0 ** (wl - 1), 2.0**-wl
     zero = torch.zeros_like(k)
     negative = k < 0
-    if spec.overflow == "wrap-sign-magnitude" and n == 0:
+    sign_magnitude = spec.overflow_mode == OverflowMode.WrapSignMagnitude
+    if sign_magnitude and n == 0:
         w = _wrapped(k, True, wl)
         beyond = _is_odd(torch.floor(torch.floor(t) * inv_modulus))
         sign = w < 0
@@ -131,39 +133,64 @@ def _wrap_bits(k: torch.Tensor, t: torch.Tensor, spec) -> torch.Tensor:
     above = torch.floor(k * inv_kept)
     low = k - kept * above
     low = torch.where(torch.isfinite(k), low, zero)
-    if spec.overflow == "wrap-sign-magnitude":
+    if sign_magnitude:
         forced = negative ^ (n > 1)
         low = torch.where(_is_odd(above) == forced, low, kept - 1.0 - low)
     return low + torch.where(negative, zero - half, zero + (half - kept))
 
 
-def _overflow(k: torch.Tensor, t: torch.Tensor, spec):
+def _overflow(k: torch.Tensor, t: torch.Tensor, spec: Scheme) -> Tuple[torch.Tensor, torch.Tensor]:
     """The code the format produces from the rounded code `k`, and the overflow mask."""
     over = (k < spec.code_min) | (k > spec.code_max)
-    mode = spec.overflow
-    if mode == "unbounded":
+    mode = spec.overflow_mode
+    if mode == OverflowMode.Unbounded:
         return k, torch.zeros_like(over)
-    if mode in ("saturate", "saturate-symmetric"):
+    if mode in (OverflowMode.Saturate, OverflowMode.SaturateSymmetric):
         return torch.clamp(k, spec.code_min, spec.code_max), over
-    if mode == "saturate-zero":
+    if mode == OverflowMode.SaturateZero:
         return torch.where(over, torch.zeros_like(k), k), over
-    if mode == "wrap" and spec.sat_bits == 0:
+    if mode == OverflowMode.Wrap and spec.sat_bits == 0:
         return torch.where(over, _wrapped(k, spec.signed, spec.wl), k), over
     return torch.where(over, _wrap_bits(k, t, spec), k), over
 
 
-def needs_kernels(x: torch.Tensor, spec) -> bool:
-    """Whether torch operations cannot give the kernels' bits for `x`: the caller runs the
-    kernels on a CPU copy instead."""
+def needs_kernels(x: torch.Tensor, spec: Scheme) -> bool:
+    """Whether torch operations cannot give the kernels' bits for `x` with the fixed point of
+    `spec`: the caller runs the kernels on a CPU copy instead."""
     if x.device.type == "mps":
         return True
     narrow = x.dtype in (torch.float16, torch.bfloat16)
-    return narrow and spec.wl > 24 and spec.overflow != "unbounded"
+    return narrow and spec.wl > 24 and spec.overflow_mode != OverflowMode.Unbounded
 
 
-def quantize(x: torch.Tensor, spec, with_mask: bool):
-    """`x` quantized on its own device with torch operations (`spec`, an `_xbquant.Spec`, has
-    its seed resolved already), unless `needs_kernels`."""
+def supports(x: torch.Tensor, scheme: Scheme, with_mask: bool) -> bool:
+    """Whether the torch operations here give the kernels' bits for `x` and `scheme`: fixed
+    point alone (unless `needs_kernels`), floating point alone and block floating point (without
+    a mask) on devices with float64. The data path runs every other scheme through the kernels on
+    a CPU copy."""
+    if x.device.type == "mps":
+        return False
+    if scheme.kind == "fixed" and scheme.plain:
+        return not needs_kernels(x, scheme)
+    if scheme.kind == "float" and scheme.plain:
+        return not with_mask
+    return scheme.kind == "fixed" and scheme.scale == "shared-exponent" and not with_mask
+
+
+def run(x: torch.Tensor, scheme: Scheme, with_mask: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """`x` quantized on its own device (a scheme `supports` takes, its noise resolved already):
+    `(result, mask or None)`."""
+    if scheme.kind == "float":
+        return quantize_float(x, scheme, scheme.seed), None
+    if scheme.scale == "shared-exponent":
+        dim = -1 if scheme.axis is None else int(scheme.axis)
+        return block_quantize(x.detach(), scheme, dim, scheme.runs), None
+    return quantize(x, scheme, with_mask)
+
+
+def quantize(x: torch.Tensor, spec: Scheme, with_mask: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """`x` quantized on its own device with torch operations (`spec`, a fixed-point `Scheme`,
+    has its seed resolved already), unless `needs_kernels`."""
     v = x.detach().to(torch.float64)
     scaled = v * 2.0**spec.fl
     t = torch.where(
@@ -171,7 +198,7 @@ def quantize(x: torch.Tensor, spec, with_mask: bool):
     )
     k, over = _overflow(_round(t, spec), t, spec)
     q = k * 2.0**-spec.fl + 0.0  # + 0.0: no negative zero
-    if spec.overflow == "unbounded":
+    if spec.overflow_mode == OverflowMode.Unbounded:
         q = torch.where(torch.isinf(t), v, q)
     nan = torch.isnan(v)
     q = torch.where(nan, v, q)
@@ -182,8 +209,8 @@ def quantize(x: torch.Tensor, spec, with_mask: bool):
 _EXPONENT = 0x7FF0_0000_0000_0000
 
 
-def quantize_float(x: torch.Tensor, spec, seed) -> torch.Tensor:
-    """`x` rounded to the floating-point format of `spec` (an `_xbquant.FloatSpec`) with torch
+def quantize_float(x: torch.Tensor, spec: Scheme, seed: Optional[int]) -> torch.Tensor:
+    """`x` rounded to the floating-point format of `spec` (a floating-point `Scheme`) with torch
     operations: the kernel's float64 steps (`crates/xbquant/src/kernel/float.rs`). `seed` is the
     call's seed for stochastic rounding (the spec's own when it has one)."""
     v = x.detach().to(torch.float64)
@@ -207,3 +234,68 @@ def quantize_float(x: torch.Tensor, spec, seed) -> torch.Tensor:
     beyond = torch.full_like(q, spec.overflow_value)
     q = torch.where(q.abs() > spec.max, torch.copysign(beyond, v), q)
     return q.to(x.dtype).contiguous()
+
+
+def _finite_abs_max(a, dims=None, keepdim=False):
+    """The largest finite magnitude of `a` (over `dims`, or all of it): one pass when every
+    value is finite, a second one otherwise."""
+    if dims is None:
+        # The extremes, without a temporary |a|.
+        lo, hi = torch.aminmax(a)
+        top = torch.maximum(lo.abs(), hi.abs())
+    else:
+        top = a.abs().amax(dim=dims, keepdim=keepdim)
+    if not bool(torch.isfinite(top).all()):
+        finite = torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a))
+        top = finite.amax(dim=dims, keepdim=keepdim) if dims is not None else finite.amax()
+    return top
+
+
+def _exponent(top):
+    """The exponent of the leading bit of each of `top`'s values (0 for zero), as float64."""
+    top = top.to(torch.float64)
+    # frexp gives top = m * 2^e with m in [0.5, 1): the leading bit's exponent is e - 1.
+    exponent = torch.frexp(top).exponent.to(torch.float64) - 1
+    return torch.where(top > 0, exponent, torch.zeros_like(exponent))
+
+
+def block_quantize(a: torch.Tensor, spec: Scheme, dim: int, block_size: Optional[int]) -> torch.Tensor:
+    """The block rule in torch operations, for tensors on any device (arguments checked): one
+    block is one fixed-point format; several are scaled by their powers of two (exactly),
+    quantized as fixed point, and scaled back."""
+    from . import _data, _schemes
+
+    wl = spec.wl
+
+    def fixed(fl: int) -> Scheme:
+        return _schemes.fixed(wl, fl, "saturate-symmetric", spec.rounding, True, spec.seed, 0)
+
+    if block_size is None and dim == -1:
+        # One block: a fixed-point format of the block's fractional length, in one kernel call
+        # (unless the exponent is beyond the fractional lengths a format takes).
+        e = int(_exponent(_finite_abs_max(a)).item())
+        try:
+            one = fixed(wl - 2 - e)
+        except ValueError:
+            one = None
+        if one is not None:
+            return _data.run(a, one)[0]
+    shape = a.shape
+    if block_size is not None:
+        a = a.reshape(*shape[:-1], shape[-1] // block_size, block_size)
+        e = _exponent(_finite_abs_max(a, -1, keepdim=True))
+    elif dim == -1:
+        e = _exponent(_finite_abs_max(a))
+    else:
+        dims = [d for d in range(a.dim()) if d != dim]
+        if dims:
+            e = _exponent(_finite_abs_max(a, dims, keepdim=True))
+        else:  # a 1-d tensor by its only axis: each value its own block
+            e = _exponent(torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a)))
+    # Each block scaled by its power of two, quantized with fl = wl - 2, and scaled back: exact
+    # in float32 unless a block's step falls below float32's normal range, else in float64.
+    smallest_step = float(e.min()) + 2 - wl if e.numel() else 0.0
+    work = torch.float32 if a.dtype != torch.float64 and smallest_step >= -125 else torch.float64
+    scale = torch.exp2(e).to(work)
+    q = _data.run((a.to(work) / scale).contiguous(), fixed(wl - 2))[0]
+    return (q * scale).reshape(shape).to(a.dtype)

@@ -1,6 +1,6 @@
-# Signatures of the private extension module (src/lib.rs). tests/test_stubs.py checks that they
-# match the compiled functions' and class's text signatures.
-from typing import List, Optional, Sequence, Tuple
+# Signatures of the private extension module (src/). tests/test_stubs.py checks that they match
+# the compiled functions' and classes' text signatures.
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -14,9 +14,28 @@ NOISE_WEYL: int
 NOISE_HASH_MUL: List[int]
 NOISE_HASH_SHIFTS: List[int]
 
-class Spec:
-    def __new__(
-        cls,
+class RoundingMode:
+    Nearest: "RoundingMode"
+    NearestUp: "RoundingMode"
+    NearestDown: "RoundingMode"
+    NearestTowardZero: "RoundingMode"
+    NearestAway: "RoundingMode"
+    Floor: "RoundingMode"
+    TowardZero: "RoundingMode"
+    Stochastic: "RoundingMode"
+
+class OverflowMode:
+    Saturate: "OverflowMode"
+    SaturateSymmetric: "OverflowMode"
+    SaturateZero: "OverflowMode"
+    Wrap: "OverflowMode"
+    WrapSignMagnitude: "OverflowMode"
+    Unbounded: "OverflowMode"
+
+class Scheme:
+    def __new__(cls, text: str) -> "Scheme": ...
+    @staticmethod
+    def fixed(
         wl: int,
         fl: int,
         signed: bool,
@@ -24,11 +43,41 @@ class Spec:
         sat_bits: int,
         rounding: str,
         seed: Optional[int],
-    ) -> "Spec": ...
+    ) -> "Scheme": ...
     @staticmethod
-    def from_hls(name: str) -> "Spec": ...
-    def with_seed(self, seed: int) -> "Spec": ...
+    def from_hls(name: str) -> "Scheme": ...
+    @staticmethod
+    def float(format: str, rounding: str, overflow: Optional[str], seed: Optional[int]) -> "Scheme": ...
+    @staticmethod
+    def block(wl: int, rounding: str, seed: Optional[int]) -> "Scheme": ...
+    @staticmethod
+    def grid(
+        step: float, offset: float, levels: Optional[int], rounding: str, seed: Optional[int]
+    ) -> "Scheme": ...
+    @staticmethod
+    def levels(values: List[float], rounding: str, seed: Optional[int]) -> "Scheme": ...
+    def with_seed(self, seed: int) -> "Scheme": ...
+    def with_axis(self, axis: Optional[int]) -> "Scheme": ...
+    def with_runs(self, size: int) -> "Scheme": ...
+    def with_fls(self, fls: List[int]) -> "Scheme": ...
+    def with_pow2(self, method: str) -> "Scheme": ...
+    def with_range(self, kind: str, values: List[float]) -> "Scheme": ...
+    def with_noise(self, kind: str, width: float, seed: Optional[int]) -> "Scheme": ...
     def to_hls(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def plain(self) -> bool: ...
+    @property
+    def draws(self) -> bool: ...
+    @property
+    def scale(self) -> str: ...
+    @property
+    def fls(self) -> Optional[List[int]]: ...
+    @property
+    def runs(self) -> Optional[int]: ...
+    @property
+    def axis(self) -> Optional[int]: ...
     @property
     def wl(self) -> int: ...
     @property
@@ -38,9 +87,13 @@ class Spec:
     @property
     def overflow(self) -> str: ...
     @property
+    def overflow_mode(self) -> OverflowMode: ...
+    @property
     def sat_bits(self) -> int: ...
     @property
     def rounding(self) -> str: ...
+    @property
+    def rounding_mode(self) -> RoundingMode: ...
     @property
     def stochastic(self) -> bool: ...
     @property
@@ -51,15 +104,6 @@ class Spec:
     def code_max(self) -> float: ...
     @property
     def range(self) -> Tuple[float, float]: ...
-
-class FloatSpec:
-    def __new__(
-        cls,
-        format: str,
-        rounding: str,
-        overflow: Optional[str],
-        seed: Optional[int],
-    ) -> "FloatSpec": ...
     @property
     def name(self) -> str: ...
     @property
@@ -81,106 +125,21 @@ class FloatSpec:
     @property
     def min_positive(self) -> float: ...
     @property
-    def stochastic(self) -> bool: ...
+    def level_values(self) -> List[float]: ...
     @property
-    def seed(self) -> Optional[int]: ...
+    def span(self) -> Optional[Tuple[float, float]]: ...
 
-def quantize_float(
-    spec: FloatSpec,
-    src: np.ndarray,
-    dst: Optional[np.ndarray],
-    dtype: str,
-    seed: Optional[int],
-) -> None: ...
-def quantize_block(
-    spec: Spec,
-    src: np.ndarray,
-    dst: np.ndarray,
-    dtype: str,
-    seed: Optional[int],
-    axis: Optional[int],
-    block_size: Optional[int],
-) -> None: ...
 def quantize(
-    spec: Spec,
+    scheme: Scheme,
     src: np.ndarray,
-    dst: Optional[np.ndarray],
-    mask: Optional[np.ndarray],
-    dtype: str,
-    seed: Optional[int],
-) -> None: ...
-def quantized(spec: Spec, src: np.ndarray, seed: Optional[int]) -> np.ndarray: ...
-def format_range(
-    word_length: int, frac_length: int, symmetric: bool, signed: bool
-) -> Tuple[float, float]: ...
+    dst: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
+    dtype: Optional[str] = None,
+    seed: Optional[int] = None,
+) -> Optional[np.ndarray]: ...
+def calibrate(scheme: Scheme, src: np.ndarray, dtype: Optional[str] = None) -> Scheme: ...
+def bit_slices(codes: np.ndarray, bits: int, slice_bits: int, encoding: str, out: np.ndarray) -> None: ...
+def from_bit_slices(planes: np.ndarray, bits: int, slice_bits: int, encoding: str, length: int) -> List[int]: ...
+def format_range(word_length: int, frac_length: int, symmetric: bool, signed: bool) -> Tuple[float, float]: ...
 def stream_key(seed: int) -> int: ...
-def hash_keys(seed: int, block: int) -> List[int]: ...
-
-class LevelTable:
-    def __new__(cls, levels: Sequence[float]) -> "LevelTable": ...
-    @property
-    def levels(self) -> List[float]: ...
-
-def quantize_slices(
-    spec: Spec,
-    src: np.ndarray,
-    dst: np.ndarray,
-    mask: Optional[np.ndarray],
-    dtype: str,
-    seed: Optional[int],
-    axis: Optional[int],
-    fls: Sequence[int],
-) -> None: ...
-def choose_fl(
-    spec: Spec, src: np.ndarray, dtype: str, axis: Optional[int], method: str
-) -> List[int]: ...
-def convert(
-    bits: int,
-    rounding: str,
-    seed: Optional[int],
-    range: str,
-    ranges: Sequence[float],
-    noise: str,
-    width: float,
-    noise_seed: Optional[int],
-    src: np.ndarray,
-    dst: np.ndarray,
-    mask: Optional[np.ndarray],
-    dtype: str,
-    axis: Optional[int],
-) -> None: ...
-def quantize_scaled(
-    spec: Spec,
-    seed: Optional[int],
-    range: str,
-    ranges: Sequence[float],
-    src: np.ndarray,
-    dst: np.ndarray,
-    mask: Optional[np.ndarray],
-    dtype: str,
-    axis: Optional[int],
-) -> None: ...
-def quantize_grid(
-    step: float,
-    offset: float,
-    levels: Optional[int],
-    rounding: str,
-    seed: Optional[int],
-    src: np.ndarray,
-    dst: np.ndarray,
-    dtype: str,
-) -> None: ...
-def quantize_levels(
-    table: LevelTable,
-    rounding: str,
-    seed: Optional[int],
-    src: np.ndarray,
-    dst: np.ndarray,
-    dtype: str,
-) -> None: ...
-def bit_slices(
-    codes: np.ndarray, bits: int, slice_bits: int, encoding: str, out: np.ndarray
-) -> None: ...
-def from_bit_slices(
-    planes: np.ndarray, bits: int, slice_bits: int, encoding: str, length: int
-) -> List[int]: ...
+def hash_keys(seed: int, block: int) -> Tuple[int, int]: ...

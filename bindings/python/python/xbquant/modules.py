@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ._api import quantizer
+from ._qpytorch import quantizer
 
 __all__ = ["Quantizer"]
 

@@ -15,18 +15,19 @@ from typing import Any
 
 import torch
 
-from . import _core, _xbquant
-from ._api import get_range_fixed_point
+from . import _data, _schemes
+from ._checks import check_flag
+from ._native import get_range_fixed_point
 
 __all__ = ["FixedPointQuantF", "fixed_point_quantize_wrapper", "get_range_fixed_point"]
 
 
-_short = _core.SHORT
+_fast = _data.FAST
 
 
 def _seed_overflow(symmetric: Any) -> str:
     # The seed always clamps; `symmetric` chooses between the two saturating modes.
-    return "saturate-symmetric" if _core.check_flag(symmetric, "symmetric") else "saturate"
+    return "saturate-symmetric" if check_flag(symmetric, "symmetric") else "saturate"
 
 
 class FixedPointQuantF(torch.autograd.Function):
@@ -50,8 +51,8 @@ class FixedPointQuantF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, wl, fl, symmetric=True, rounding="nearest"):  # noqa: A002
-        spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
-        out, _ = _core.quantize_data(input, spec, name="input")
+        scheme = _schemes.fixed(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
+        out, _ = _data.run(input, scheme, name="input")
         return out
 
     @staticmethod
@@ -91,25 +92,19 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
         tensor([1., 1., 1.])
     """
     if (
-        type(input) is _short.tensor
+        type(input) is _fast.tensor
         and type(wl) is int
         and type(fl) is int
         and (symmetric is True or symmetric is False)
         and not input.requires_grad
     ):
-        # The call of every training step, kept shortest (see `_core.Short`).
-        try:
-            spec = _short.specs.get((wl, fl, symmetric, rounding))
-        except TypeError:  # an unhashable argument: the general path says what is wrong
-            spec = None
-        if spec is not None:
-            try:
-                return _short.from_numpy(_xbquant.quantized(spec, input.numpy(), None))
-            except _short.declined:
-                pass
+        # The call of every training step, kept shortest (see `_data.Fast`).
+        out = _fast.call((wl, fl, symmetric, rounding), input)
+        if out is not None:
+            return out
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
     # Nothing to record for autograd: the same forward pass without the Function's overhead.
-    spec = _core.spec_for(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
-    _short.remember((wl, fl, symmetric, rounding), spec)
-    return _core.quantize_data(input, spec, name="input")[0]
+    scheme = _schemes.fixed(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
+    _fast.remember((wl, fl, symmetric, rounding), scheme)
+    return _data.run(input, scheme, name="input")[0]

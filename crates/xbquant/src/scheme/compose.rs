@@ -253,6 +253,41 @@ impl Scheme {
         self.rounding.is_stochastic() || self.noise != ConverterNoise::None
     }
 
+    /// The same scheme with `seed` fixing its noise: the stochastic rounding's and the additive
+    /// noise's (two streams of the seed, apart), for the schemes that draw them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SeedWithoutStochastic`] for a scheme that draws no noise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{Quantizer, Scheme};
+    /// let s: Scheme = "fixed<8,7> range=abs-max noise=gaussian:0.1 rounding=stochastic".parse()?;
+    /// let x = [0.3f32, -0.6, 0.9];
+    /// assert_eq!(s.with_seed(5)?.quantize(&x)?, s.with_seed(5)?.quantize(&x)?);
+    /// assert!("fixed<8,7>".parse::<Scheme>()?.with_seed(5).is_err());
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn with_seed(&self, seed: u64) -> Result<Scheme, Error> {
+        let stochastic = self.rounding.is_stochastic();
+        let noisy = self.noise != ConverterNoise::None;
+        if !stochastic && !noisy {
+            return Err(Error::SeedWithoutStochastic {
+                rounding: self.rounding.name(),
+            });
+        }
+        let mut s = self.clone();
+        if stochastic {
+            s.rounding = Rounding::Stochastic { seed };
+        }
+        if noisy {
+            s.noise_seed = Some(seed);
+        }
+        Ok(s)
+    }
+
     /// The same scheme with its noise fixed: a stochastic rounding or noise without a seed gets
     /// a fresh one, so that every part of a tensor (or a forward pass and its backward pass)
     /// sees the same noise.
@@ -357,12 +392,34 @@ impl Scheme {
         Ok(s)
     }
 
-    /// The scales chosen for the whole tensor `x`: the calibrated scheme.
-    pub(crate) fn calibrated_on<T: Element>(
-        &self,
-        x: &[T],
-        part: Part<'_>,
-    ) -> Result<Scheme, Error> {
+    /// The same scheme with the scales its rule chooses for `x`, a whole tensor laid out as
+    /// `part` says, given: [`calibrate`](Scheme::calibrate) on an observation of all of `x`, and
+    /// the SQNR rule's search.
+    ///
+    /// # Errors
+    ///
+    /// As [`observe`](Scheme::observe) and [`calibrate`](Scheme::calibrate), and
+    /// [`Error::InvalidBlocks`] when `x` is not the whole tensor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{Part, Scale, Scheme};
+    /// let s: Scheme = "fixed<8,0> group=axis:0 scale=pow2".parse()?;
+    /// let w = [0.5f32, -0.25, 3.0, 1.0]; // two rows of two
+    /// let chosen = s.calibrated_on(&w, Part::shaped(&[2, 2])?)?;
+    /// assert_eq!(chosen.scale(), &Scale::FracLengths(vec![7, 5]));
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    pub fn calibrated_on<T: Element>(&self, x: &[T], part: Part<'_>) -> Result<Scheme, Error> {
+        if !part.is_whole(x.len()) {
+            return Err(Error::InvalidBlocks(format!(
+                "{} elements for a whole tensor of {} from element {}",
+                x.len(),
+                part.len(),
+                part.start()
+            )));
+        }
         if let Scale::PowerOfTwo(FracLengthRule::Sqnr) = self.scale {
             let f = self.fixed().ok_or_else(no_fixed)?;
             let (inner, count) = self.granularity.layout(part)?;
