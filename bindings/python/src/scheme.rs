@@ -167,14 +167,14 @@ impl PyScheme {
     /// A floating-point format by name; `overflow` "infinity" or "saturate" (None: the
     /// format's default).
     #[staticmethod]
-    #[pyo3(signature = (format, rounding, overflow, seed))]
-    fn float(
-        format: &str,
+    #[pyo3(signature = (name, rounding, overflow, seed))]
+    fn floating(
+        name: &str,
         rounding: &str,
         overflow: Option<&str>,
         seed: Option<u64>,
     ) -> PyResult<Self> {
-        let mut format: FloatFormat = format.parse().map_err(value_error)?;
+        let mut format: FloatFormat = name.parse().map_err(value_error)?;
         if let Some(overflow) = overflow {
             format = format.with_overflow(match overflow.to_ascii_lowercase().as_str() {
                 "infinity" | "inf" => FloatOverflow::Infinity,
@@ -369,6 +369,16 @@ impl PyScheme {
         match (self.0.scale(), self.0.element()) {
             (Scale::FracLengths(fls), _) => Some(fls.clone()),
             (Scale::None, ElementFormat::Fixed(f)) => Some(vec![f.frac_length()]),
+            _ => None,
+        }
+    }
+
+    /// The ranges of a calibrated converter: one per group (None for other schemes).
+    #[getter]
+    fn ranges(&self) -> Option<Vec<f64>> {
+        match self.0.scale() {
+            Scale::Range(ConverterRange::PerSlice(r)) => Some(r.clone()),
+            Scale::Range(ConverterRange::Fixed(r)) => Some(vec![*r]),
             _ => None,
         }
     }

@@ -78,6 +78,12 @@ FUNCTIONS = {
         {"hls": [(5, TypeError), ("ap_fixed<8>", ValueError), ("bogus", ValueError)],
          "seed": SEED},
     ),
+    "quantize scheme": (
+        lambda **k: xbquant.quantize(**{"x": X, "scheme": "fixed<8,4>", **k}),
+        {"x": DATA, "scheme": [(5, TypeError), (["fixed<8,4>"], TypeError), ("bogus", ValueError),
+                               ("fixed<8,4> range=-1", ValueError), ("", ValueError)],
+         "seed": SEED, "wl": [(8, ValueError)], "axis": [(0, ValueError)]},
+    ),
     "quantize per slice": (
         lambda **k: xbquant.quantize(**{"x": X, "wl": 8, "fl": [3, 4], "axis": 0, **k}),
         {"fl": [([2**63, 1], ValueError), (["3", 4], TypeError), ([3.5, 4], ValueError),

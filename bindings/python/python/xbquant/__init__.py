@@ -40,8 +40,7 @@ from ._qpytorch import (
     float_quantize,
     quantizer,
 )
-from ._xbquant import Scheme
-from ._xbquant import __version__
+from ._xbquant import Scheme, __version__
 
 __all__ = [
     "Scheme",

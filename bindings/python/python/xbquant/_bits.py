@@ -4,8 +4,6 @@ integer-valued float) dtype."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
-
 import numpy as np
 
 from . import _data, _xbquant
@@ -77,9 +75,7 @@ def _codes_int64(codes, name: str):
             return a.reshape(shape).astype(dtype)
 
         return flat, codes.shape, back
-    raise TypeError(
-        f"{name} must be a torch.Tensor or a numpy array of integers, got {type(codes).__name__}"
-    )
+    raise TypeError(f"{name} must be a torch.Tensor or a numpy array of integers, got {type(codes).__name__}")
 
 
 def _slicing(bits, slice_bits, encoding):
@@ -114,9 +110,7 @@ def from_bit_slices(slices, bits, slice_bits, encoding):
         )
     length = flat.size // count
     try:
-        codes = np.asarray(
-            _xbquant.from_bit_slices(flat, bits, slice_bits, encoding, length), dtype=np.int64
-        )
+        codes = np.asarray(_xbquant.from_bit_slices(flat, bits, slice_bits, encoding, length), dtype=np.int64)
     except ValueError as e:
         raise ValueError(f"slices: {e}") from None
     # The codes of the word, and those the planes gave (sign-magnitude and offset-binary sums

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+
 def check_length(value: Any, name: str, lo: int = -(2**62) + 1, hi: int = 2**62 - 1) -> int:
     """An integer (a word or fractional length, a bit count, a dimension) between `lo` and `hi`:
     whole numbers of any numeric type are accepted (`8`, `numpy.int64(8)`, `8.0`); a bool, a
@@ -20,10 +21,11 @@ def check_length(value: Any, name: str, lo: int = -(2**62) + 1, hi: int = 2**62 
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     elif isinstance(value, numbers.Integral):
         number = int(value)
-    elif not math.isfinite(value) or value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
     else:
-        number = int(value)
+        real = float(value)
+        if not math.isfinite(real) or real != int(real):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        number = int(real)
     if not lo <= number <= hi:
         raise ValueError(f"{name} must be between {lo} and {hi}, got {number}")
     return number

@@ -53,22 +53,16 @@ def _torch_dtype_names(torch: Any) -> Dict[Any, str]:
 
 
 def float_dtype_error(dtype: Any, name: str = "x") -> TypeError:
-    return TypeError(
-        f"{name} must hold floating-point data (float32, float64, float16 or bfloat16), got {dtype}"
-    )
+    return TypeError(f"{name} must hold floating-point data (float32, float64, float16 or bfloat16), got {dtype}")
 
 
 def check_layout(x: Any, name: str = "x") -> None:
     """A TypeError naming `name` for a tensor the kernels cannot read: sparse, nested, MKL-DNN."""
     torch = torch_module()
     if x.is_nested:
-        raise TypeError(
-            f"{name}: nested tensors are not supported; quantize each of x.unbind() instead"
-        )
+        raise TypeError(f"{name}: nested tensors are not supported; quantize each of x.unbind() instead")
     if x.layout is not torch.strided:
-        raise TypeError(
-            f"{name}: {x.layout} tensors are not supported; convert with .to_dense() first"
-        )
+        raise TypeError(f"{name}: {x.layout} tensors are not supported; convert with .to_dense() first")
 
 
 def tensor_dtype_name(x: Any, name: str = "x") -> str:
@@ -276,9 +270,7 @@ def run(x: Any, scheme: Scheme, with_mask: bool = False, in_place: bool = False,
     if isinstance(x, np.generic) and x.dtype.kind == "f" and not in_place:
         out, mask = _run_array(np.asarray(x), scheme, with_mask, False, name)
         return out[()], (mask[()] if mask is not None else None)
-    raise TypeError(
-        f"{name} must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}"
-    )
+    raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(x).__name__}")
 
 
 def calibrate(x: Any, scheme: Scheme, name: str = "x") -> Scheme:
@@ -301,7 +293,7 @@ def _straight() -> Any:
     """The autograd function of the straight-through gradient (built when torch is first used)."""
     global _STRAIGHT
     if _STRAIGHT is None:
-        torch = torch_module()
+        import torch
 
         class Straight(torch.autograd.Function):
             @staticmethod

@@ -10,8 +10,6 @@ import math
 import numbers
 from typing import Any, Optional, Tuple
 
-import numpy as np
-
 from . import _bits, _data, _schemes, _xbquant
 from ._checks import DEFAULT_OVERFLOW, check_flag, check_length, check_name, check_seed
 from ._xbquant import Scheme
@@ -52,7 +50,9 @@ def parse_hls(name: str) -> dict:
     }
 
 
-def fixed_scheme(wl: Any, fl: Any, rounding: Any, overflow: Any, sat_bits: Any, signed: Any, seed: Any, hls: Any) -> Scheme:
+def fixed_scheme(
+    wl: Any, fl: Any, rounding: Any, overflow: Any, sat_bits: Any, signed: Any, seed: Any, hls: Any
+) -> Scheme:
     """The fixed point of `quantize`'s arguments: `wl` and `fl`, or an HLS type."""
     if hls is not None:
         if wl is not None or fl is not None:
@@ -79,6 +79,7 @@ def quantize(
     seed: Optional[int] = None,
     hls: Optional[str] = None,
     return_mask: bool = False,
+    scheme: Any = None,
 ) -> Any:
     """Quantizes ``x`` to fixed point, with every rounding and overflow mode of the HLS
     ``ap_fixed`` types, one format for the whole tensor or a fractional length per slice.
@@ -113,6 +114,11 @@ def quantize(
         hls: an HLS type such as ``"ap_fixed<8,3,AP_RND,AP_SAT>"``, instead of ``wl``, ``fl``,
             ``signed``, ``rounding`` and ``overflow``.
         return_mask: also return a bool mask of the elements whose rounded code overflowed.
+        scheme: any quantization scheme instead of the other arguments: a :class:`Scheme` or
+            its text form, such as ``"fixed<8,7> overflow=saturate-symmetric group=axis:1
+            range=percentile:99.9"`` (an 8-bit converter with a range per column) or
+            ``"fixed<4,0> overflow=saturate-symmetric group=runs:32 scale=shared-exponent"``
+            (block floating point in blocks of 32). The grammar is in the README.
 
     On a tensor that requires grad, the result carries the straight-through gradient, zero where
     the code overflowed (use ``quantize(x.detach(), ...)`` for a constant).
@@ -161,6 +167,15 @@ def quantize(
         if out is not None:
             return out
     return_mask = check_flag(return_mask, "return_mask")
+    if scheme is not None:
+        given = [
+            n for n, v in (("wl", wl), ("fl", fl), ("hls", hls), ("axis", axis), ("scale", scale)) if v is not None
+        ]
+        if given:
+            raise ValueError(f"give either a scheme or {', '.join(given)}, not both (a scheme holds them)")
+        chosen = _schemes.of_text(scheme)
+        seed = check_seed(seed)
+        return _masked(x, chosen if seed is None else chosen.with_seed(seed), return_mask)
     if (
         type(wl) is int
         and type(fl) is int
@@ -191,6 +206,12 @@ def quantize(
         scheme = _schemes.per_slice_fls(x, base, fl, checked)
     else:
         scheme = fixed_scheme(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
+    return _masked(x, scheme, return_mask)
+
+
+def _masked(x: Any, scheme: Scheme, return_mask: bool) -> Any:
+    """`x` quantized with the straight-through gradient on tensors that require grad, and the
+    clip mask when asked."""
     masks = []
 
     def keep(with_mask: bool) -> Tuple[Any, Any]:
@@ -235,6 +256,7 @@ def choose_fl(
         raise ValueError(f'unknown method {method!r}: expected "max" (or "auto") or "sqnr"')
     axis = _schemes.axis_of(x, axis)
     fls = _data.calibrate(x, base.with_axis(axis).with_pow2(key)).fls
+    assert fls is not None  # a power-of-two rule, calibrated, has them
     return fls[0] if axis is None else fls
 
 
@@ -507,7 +529,7 @@ def get_range_fixed_point(num_format: Any) -> Tuple[float, float]:
 
 def quantize_float(
     x: Any,
-    format: Any,
+    format: Any,  # noqa: A002 - the public name
     *,
     rounding: str = "nearest",
     overflow: Optional[str] = None,

@@ -315,7 +315,7 @@ def quantizer(
     forward_rounding: Any = "stochastic",
     backward_rounding: Any = "stochastic",
     clamping_grad_zero: Any = False,
-    backward_hooks: Sequence[Callable] = [],  # noqa: B006 - QPyTorch's signature
+    backward_hooks: Sequence[Callable] = [],
     *,
     always_apply_backward: bool = False,
 ) -> Callable[[Any], Any]:

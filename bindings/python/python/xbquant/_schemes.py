@@ -38,6 +38,18 @@ def _cached(key: tuple, build: Callable[[], Scheme]) -> Scheme:
     return scheme
 
 
+def of_text(scheme: Any, param: str = "scheme") -> Scheme:
+    """A `Scheme`, or one from its text form; errors name the parameter `param`."""
+    if isinstance(scheme, Scheme):
+        return scheme
+    if not isinstance(scheme, str):
+        raise TypeError(f"{param} must be a Scheme or its text form, got {type(scheme).__name__} {scheme!r}")
+    try:
+        return _cached(("text", scheme), lambda: Scheme(scheme))
+    except ValueError as e:
+        raise ValueError(f"{param}: {e}") from None
+
+
 def fixed(wl: Any, fl: Any, overflow: Any, rounding: Any, signed: Any, seed: Any, sat_bits: Any) -> Scheme:
     """Fixed point, checked once per distinct format; raises ValueError or TypeError."""
     # A call made before with the same arguments finds its scheme here. Only checked arguments
@@ -81,22 +93,23 @@ def hls(name: Any, param: str = "hls") -> Scheme:
         raise ValueError(f"{param}: {e}") from None
 
 
-def floating(format: Any, rounding: Any, overflow: Any, seed: Any) -> Scheme:
-    """A floating-point format (a name or a tuple `(exponent bits, mantissa bits)`)."""
-    if isinstance(format, tuple):
-        if len(format) != 2:
-            raise ValueError(f"a format tuple is (exponent_bits, mantissa_bits), got {format!r}")
-        exp = check_length(format[0], "format's exponent bits", 0, 64)
-        man = check_length(format[1], "format's mantissa bits", 0, 64)
-        format = f"e{exp}m{man}"
+def floating(fmt: Any, rounding: Any, overflow: Any, seed: Any) -> Scheme:
+    """A floating-point format (a name or a tuple `(exponent bits, mantissa bits)`); errors name
+    it `format`, the public functions' parameter."""
+    if isinstance(fmt, tuple):
+        if len(fmt) != 2:
+            raise ValueError(f"a format tuple is (exponent_bits, mantissa_bits), got {fmt!r}")
+        exp = check_length(fmt[0], "format's exponent bits", 0, 64)
+        man = check_length(fmt[1], "format's mantissa bits", 0, 64)
+        fmt = f"e{exp}m{man}"
 
     def build() -> Scheme:
-        name = check_name(format, "format")
+        name = check_name(fmt, "format")
         mode = check_name(rounding, "rounding")
         over = None if overflow is None else check_name(overflow, "overflow")
-        return Scheme.float(name, mode, over, check_seed(seed))
+        return Scheme.floating(name, mode, over, check_seed(seed))
 
-    return _cached(("float", format, rounding, overflow, seed), build)
+    return _cached(("float", fmt, rounding, overflow, seed), build)
 
 
 def block(wl: Any, rounding: Any, seed: Any) -> Scheme:
@@ -181,23 +194,21 @@ def per_slice_fls(x: Any, base: Scheme, fl: Any, axis: Optional[int]) -> Scheme:
     if isinstance(fl, str):
         method = FL_METHODS.get(fl)
         if method is None:
-            raise ValueError(
-                f'fl must be an integer, one per slice, or one of "auto", "max" and "sqnr"; got {fl!r}'
-            )
+            raise ValueError(f'fl must be an integer, one per slice, or one of "auto", "max" and "sqnr"; got {fl!r}')
         return scheme.with_pow2(method)
     count = 1 if axis is None else x.shape[axis]
     return scheme.with_fls(per_slice(fl, count, "fl", _integer))
 
 
-def ranges(x: Any, range: Any, axis: Optional[int], what: str = "range") -> tuple:
+def ranges(x: Any, given: Any, axis: Optional[int], what: str = "range") -> tuple:
     """The kind and values of a range (or scale): "absmax", "percentile:P", a number, or one
     per slice."""
     count = 1 if axis is None else x.shape[axis]
-    if isinstance(range, str):
-        if range == "absmax":
+    if isinstance(given, str):
+        if given == "absmax":
             return "absmax", []
-        if range.startswith("percentile:"):
-            text = range[len("percentile:") :]
+        if given.startswith("percentile:"):
+            text = given[len("percentile:") :]
             try:
                 p = float(text)
             except ValueError:
@@ -205,20 +216,18 @@ def ranges(x: Any, range: Any, axis: Optional[int], what: str = "range") -> tupl
             if not 0.0 <= p <= 100.0:
                 raise ValueError(f"{what}: a percentile must be a number from 0 to 100, got {text!r}")
             return "percentile", [p]
-        raise ValueError(
-            f'{what} must be "absmax", "percentile:P", a number or one per slice, got {range!r}'
-        )
-    if range is None:
+        raise ValueError(f'{what} must be "absmax", "percentile:P", a number or one per slice, got {given!r}')
+    if given is None:
         raise TypeError(f'{what} must be "absmax", "percentile:P", a number or one per slice, got None')
 
     def check(v: Any) -> float:
         return check_number(v, what, nonnegative=True)
 
-    if isinstance(range, (numbers.Number, bool, np.generic)):
-        values = [check(range)]
+    if isinstance(given, (numbers.Number, bool, np.generic)):
+        values = [check(given)]
         kind = "fixed"
     else:
-        values = per_slice(range, count, what, check)
+        values = per_slice(given, count, what, check)
         kind = "per-slice"
     _data.check_held(values, what, x)
     return kind, values
@@ -227,12 +236,12 @@ def ranges(x: Any, range: Any, axis: Optional[int], what: str = "range") -> tupl
 NOISES = ("gaussian", "uniform")
 
 
-def converter(x: Any, bits: Any, range: Any, axis: Any, rounding: Any, noise_std: Any, noise: Any, seed: Any) -> Scheme:
+def converter(x: Any, bits: Any, given: Any, axis: Any, rounding: Any, noise_std: Any, noise: Any, seed: Any) -> Scheme:
     """The ADC/DAC model: `bits` bits of `bits - 1` fractional bits, saturating symmetrically,
     over a range per slice, with optional noise."""
     bits = check_length(bits, "bits", 2, 64)
     axis = axis_of(x, axis)
-    kind, values = ranges(x, range, axis)
+    kind, values = ranges(x, given, axis)
     noise_std = check_number(noise_std, "noise_std", nonnegative=True)
     noise = check_choice(noise, "noise", NOISES)
     width = noise_std if noise == "gaussian" else noise_std * math.sqrt(3.0)

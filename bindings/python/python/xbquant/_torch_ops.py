@@ -59,10 +59,12 @@ def _hash32(w: torch.Tensor, keys) -> torch.Tensor:
     return x ^ (x >> _HASH_SHIFTS[2])
 
 
-def uniform(seed: int, count: int, device) -> torch.Tensor:
+def uniform(seed: Optional[int], count: int, device: Any) -> torch.Tensor:
     """The kernels' draws in [0, 1) for elements 0..count of the stream of `seed`: the high 32
     bits from the 32-bit hash (whose keys change every 2^32 elements), the low bits from the
     64-bit mixer."""
+    if seed is None:  # the data path resolves every call's seed before it comes here
+        raise ValueError("stochastic rounding without a seed")
     key = _xbquant.stream_key(seed)
     index = torch.arange(count, dtype=torch.int64, device=device)
     low_bits = _DRAW_BITS - _HIGH_BITS
@@ -193,9 +195,7 @@ def quantize(x: torch.Tensor, spec: Scheme, with_mask: bool) -> Tuple[torch.Tens
     has its seed resolved already), unless `needs_kernels`."""
     v = x.detach().to(torch.float64)
     scaled = v * 2.0**spec.fl
-    t = torch.where(
-        (scaled == 0) & (v != 0), torch.copysign(torch.full_like(v, _TINY), v), scaled
-    )
+    t = torch.where((scaled == 0) & (v != 0), torch.copysign(torch.full_like(v, _TINY), v), scaled)
     k, over = _overflow(_round(t, spec), t, spec)
     q = k * 2.0**-spec.fl + 0.0  # + 0.0: no negative zero
     if spec.overflow_mode == OverflowMode.Unbounded:

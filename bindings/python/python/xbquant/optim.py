@@ -53,9 +53,7 @@ class OptimLP(torch.optim.Optimizer):
         elif isinstance(optim, torch.optim.Adam):
             self.momentum_keys = ["exp_avg", "exp_avg_sq"]
         else:
-            raise TypeError(
-                f"OptimLP wraps torch.optim.SGD or torch.optim.Adam, got {type(optim).__name__}"
-            )
+            raise TypeError(f"OptimLP wraps torch.optim.SGD or torch.optim.Adam, got {type(optim).__name__}")
         if not grad_scaling > 0:
             raise ValueError(f"grad_scaling must be positive, got {grad_scaling}")
         # Share the wrapped optimizer's groups and state: this object is a view of it.
