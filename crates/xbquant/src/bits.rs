@@ -142,7 +142,7 @@ impl BitSlicing {
             });
         }
         for p in planes.iter_mut() {
-            crate::quantize::check_len(codes.len(), p.as_mut().len())?;
+            crate::quantizer::check_len(codes.len(), p.as_mut().len())?;
         }
         let (lo, hi) = self.code_range();
         if let Some(i) = codes.iter().position(|c| !(lo..=hi).contains(c)) {
@@ -184,7 +184,7 @@ impl BitSlicing {
         }
         let len = planes.first().map_or(0, |p| p.as_ref().len());
         for p in planes {
-            crate::quantize::check_len(len, p.as_ref().len())?;
+            crate::quantizer::check_len(len, p.as_ref().len())?;
         }
         let overflow = || Error::InvalidBitSlicing("a sum of planes beyond 64 bits".into());
         if self.encoding == SliceEncoding::TwosComplement {

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::kernel::{codes, Plan};
-use crate::quantize::check_len;
+use crate::quantizer::check_len;
 use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
 
 /// Elements per block of the codes loop (its `f64` buffers stay in the L1 cache).

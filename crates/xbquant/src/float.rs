@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::kernel::{float_value_of, Buffers, FloatConsts, FloatPlan};
-use crate::quantize::check_len;
+use crate::quantizer::check_len;
 use crate::random::stream_key;
 use crate::{Element, Error, Rounding};
 

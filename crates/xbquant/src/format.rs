@@ -271,22 +271,6 @@ impl FixedPoint {
         })
     }
 
-    /// This format with a rounding mode: the [`QuantSpec`](crate::QuantSpec) that quantizes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use xbquant::{FixedPoint, Rounding};
-    /// let spec = FixedPoint::new(4, 2)?.with_rounding(Rounding::Floor);
-    /// assert_eq!(spec.quantize(&[0.4f32, -0.1]), [0.25, -0.25]);
-    /// # Ok::<(), xbquant::Error>(())
-    /// ```
-    #[inline]
-    #[must_use]
-    pub const fn with_rounding(self, rounding: crate::Rounding) -> crate::QuantSpec {
-        crate::QuantSpec::new(self, rounding)
-    }
-
     /// Word length in bits.
     #[inline]
     #[must_use]

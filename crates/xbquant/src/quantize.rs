@@ -2,20 +2,12 @@
 //! entry points of [`Element`], so that a caller in any crate compiles a call, not a kernel.
 
 use crate::kernel::{Buffers, Job, Plan};
+use crate::quantizer::check_len;
 use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
 
 #[inline]
 fn run<T: Element>(spec: &QuantSpec, job: Job<'_, T>) {
     T::run(&Plan::of(spec), job);
-}
-
-#[inline]
-pub(crate) fn check_len(input: usize, output: usize) -> Result<(), Error> {
-    if input == output {
-        Ok(())
-    } else {
-        Err(Error::LengthMismatch { input, output })
-    }
 }
 
 impl QuantSpec {
@@ -357,7 +349,7 @@ impl crate::Quantizer for QuantSpec {
         mask: Option<&mut [bool]>,
         part: crate::Part<'_>,
     ) -> Result<(), Error> {
-        crate::scheme::check_call(&data, mask.as_deref(), part)?;
+        crate::quantizer::check_call(&data, mask.as_deref(), part)?;
         let start = self.stream_start().wrapping_add(part.start() as u64);
         self.with_stream_start(start).run(data, mask)
     }

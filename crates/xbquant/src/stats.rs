@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::quantize::check_len;
+use crate::quantizer::check_len;
 use crate::{Element, Error};
 
 /// What quantizing a tensor changed: sums over the pairs of an input and its quantized value,

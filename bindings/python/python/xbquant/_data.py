@@ -204,14 +204,18 @@ def _run_array(x: np.ndarray, scheme: Scheme, with_mask: bool, in_place: bool, n
 def _run_cpu_tensor(x: Any, scheme: Scheme, with_mask: bool, in_place: bool, name: str):
     """A CPU tensor through the Rust kernels, with no copy of contiguous data."""
     torch = torch_module()
-    dtype = tensor_dtype_name(x, name)
+    if x.is_nested or x.layout is not torch.strided:
+        check_layout(x, name)
     seed = call_seed(scheme, x)
     data = x.detach() if x.requires_grad else x
     # The kernels read a tensor's buffer where it lies when that holds its values in order: not
     # for a view with the negative bit (`torch._neg_view`), whose values are the buffer's negated.
     plain = data.is_contiguous() and not data.is_neg()
     if not with_mask and not in_place and x.dtype in _TORCH_FAST and plain:
-        return torch.from_numpy(_call(scheme, data.numpy(), None, None, dtype, seed)), None
+        # The common case, kept short: one call that returns a new array, which the tensor
+        # wraps without a copy.
+        return torch.from_numpy(_call(scheme, data.numpy(), None, None, None, seed)), None
+    dtype = tensor_dtype_name(x, name)
     mask = torch.empty(data.shape, dtype=torch.bool) if with_mask else None
     mask_np = mask.numpy() if mask is not None else None
     if in_place:

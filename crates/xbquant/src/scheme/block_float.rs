@@ -3,8 +3,7 @@
 //! fixed-point code of its block's scale.
 
 use crate::format::exponent;
-use crate::scheme::{Data, Quantizer, Scale, Scheme};
-use crate::{Blocks, Element, Error, FixedPoint, Granularity, Overflow, Rounding};
+use crate::{Error, FixedPoint, Overflow};
 
 /// Block floating point of `word_length` bits: a block shares the exponent `e` of its largest
 /// finite magnitude, and each value becomes a signed code of `word_length` bits with step
@@ -14,7 +13,7 @@ use crate::{Blocks, Element, Error, FixedPoint, Granularity, Overflow, Rounding}
 /// can round twice).
 ///
 /// A block of zeros stays zero; NaN stays NaN and infinities saturate (a block's exponent comes
-/// from its finite values, and is 0 when it has none). Rounding is any mode of [`Rounding`]; stochastic rounding draws the
+/// from its finite values, and is 0 when it has none). Rounding is any mode of [`Rounding`](crate::Rounding); stochastic rounding draws the
 /// noise of each element's index in the whole tensor, so the result never depends on the blocks'
 /// order or the thread count.
 ///
@@ -80,76 +79,9 @@ impl BlockFormat {
         self.block_format(exponent(max.abs()))
     }
 
-    /// The [`Scheme`] of this format with blocks of `granularity` (nearest rounding): fixed
-    /// point of the word length, saturating symmetrically, with a shared exponent per block.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidBlocks`] for runs of 0 elements.
-    pub fn scheme(&self, granularity: Granularity) -> Result<Scheme, Error> {
-        let element =
-            FixedPoint::new(self.word_length, 0)?.with_overflow(Overflow::SaturateSymmetric)?;
-        Scheme::new(element)
-            .with_granularity(granularity)?
-            .with_scale(Scale::SharedExponent)
-    }
-
     /// The fixed-point format of a block whose largest magnitude has exponent `e`.
     fn block_format(&self, e: i32) -> Result<FixedPoint, Error> {
         let wl = i32::try_from(self.word_length).unwrap_or(64);
         FixedPoint::new(self.word_length, wl - 2 - e)?.with_overflow(Overflow::SaturateSymmetric)
-    }
-
-    /// Quantizes `x` into a new vector.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidBlocks`] when an [`Blocks::Axis`] shape does not hold `x.len()`
-    /// elements, for an axis past the shape, or for a run length of 0.
-    pub fn quantize<T: Element>(
-        &self,
-        x: &[T],
-        blocks: &Blocks,
-        rounding: Rounding,
-    ) -> Result<Vec<T>, Error> {
-        let mut out = x.to_vec();
-        self.quantize_into(x, &mut out, blocks, rounding)?;
-        Ok(out)
-    }
-
-    /// [`quantize`](BlockFormat::quantize) into the caller's buffer.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize`](BlockFormat::quantize), and [`Error::LengthMismatch`] when `out`
-    /// differs in length from `x`.
-    pub fn quantize_into<T: Element>(
-        &self,
-        x: &[T],
-        out: &mut [T],
-        blocks: &Blocks,
-        rounding: Rounding,
-    ) -> Result<(), Error> {
-        self.quantize_into_with_mask(x, out, None, blocks, rounding)
-    }
-
-    /// [`quantize_into`](BlockFormat::quantize_into), writing into `mask` (when given) which
-    /// elements saturated (an infinity, or a value that rounded past the largest code).
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_into`](BlockFormat::quantize_into), and [`Error::LengthMismatch`] when
-    /// `mask` differs in length from `x`.
-    pub fn quantize_into_with_mask<T: Element>(
-        &self,
-        x: &[T],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-        blocks: &Blocks,
-        rounding: Rounding,
-    ) -> Result<(), Error> {
-        let (granularity, part) = blocks.split(x.len())?;
-        let scheme = self.scheme(granularity)?.with_rounding(rounding)?;
-        scheme.quantize_part(Data::Into { x, out }, mask, part)
     }
 }

@@ -2,48 +2,16 @@
 //! noise and a rounding, checked once when built. Block floating point, per-channel fixed point
 //! and the ADC/DAC converter are compositions of these parts, and so is every new scheme.
 
+use crate::quantizer::check_call;
 use crate::scheme::converter::{Converter, ConverterNoise, ConverterRange};
-use crate::scheme::granularity::{Granularity, Part};
+use crate::scheme::element_format::ElementFormat;
+use crate::scheme::granularity::Granularity;
 use crate::scheme::grouped::PerBlock;
 use crate::scheme::groups::{FracLengthRule, GroupJob};
 use crate::scheme::scale::{Observation, Scale};
-use crate::scheme::{check_call, Data, Quantizer};
-use crate::{Element, Error, FixedPoint, FloatFormat, Grid, Levels, QuantSpec, Rounding};
-
-/// The values an element takes once scaled: fixed point, a floating-point format, a uniform
-/// grid, or a table of levels.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ElementFormat {
-    /// Fixed point (its fractional length is replaced by the scale rule's, where it has one).
-    Fixed(FixedPoint),
-    /// A floating-point format.
-    Float(FloatFormat),
-    /// A uniform grid, bounded or not.
-    Grid(Grid),
-    /// A sorted table of levels.
-    Levels(Levels),
-}
-
-impl From<FixedPoint> for ElementFormat {
-    fn from(f: FixedPoint) -> Self {
-        ElementFormat::Fixed(f)
-    }
-}
-impl From<FloatFormat> for ElementFormat {
-    fn from(f: FloatFormat) -> Self {
-        ElementFormat::Float(f)
-    }
-}
-impl From<Grid> for ElementFormat {
-    fn from(g: Grid) -> Self {
-        ElementFormat::Grid(g)
-    }
-}
-impl From<Levels> for ElementFormat {
-    fn from(l: Levels) -> Self {
-        ElementFormat::Levels(l)
-    }
-}
+use crate::Part;
+use crate::{Data, Quantizer};
+use crate::{Element, Error, FixedPoint, QuantSpec, Rounding};
 
 /// A quantization scheme: an element format, which elements share a scale (a [`Granularity`]),
 /// how each group's scale is chosen (a [`Scale`]), optional noise added before rounding (in

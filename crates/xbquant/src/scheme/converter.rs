@@ -3,10 +3,8 @@
 //! [`Scale::Range`]; this module holds its engine and its per-call API.
 
 use crate::random::{counter, mix64, stream_key, uniform};
-use crate::scheme::granularity::Granularity;
 use crate::scheme::grouped;
-use crate::scheme::{Data, Quantizer, Scale, Scheme};
-use crate::{Blocks, Element, Error, FixedPoint, Overflow, QuantSpec, Rounding};
+use crate::{Element, Error, FixedPoint, Overflow, QuantSpec, Rounding};
 
 /// The full-scale range of a [`Converter`].
 #[derive(Debug, Clone, PartialEq)]
@@ -62,9 +60,9 @@ pub enum ConverterNoise {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Converter {
     format: FixedPoint,
-    rounding: Rounding,
-    noise: ConverterNoise,
-    noise_seed: Option<u64>,
+    pub(crate) rounding: Rounding,
+    pub(crate) noise: ConverterNoise,
+    pub(crate) noise_seed: Option<u64>,
 }
 
 /// The ranges of a stretch of elements: one for all, or one each.
@@ -179,89 +177,6 @@ impl Converter {
     #[must_use]
     pub const fn format(&self) -> &FixedPoint {
         &self.format
-    }
-
-    /// The ranges of the slices of `x`: given, or their largest finite magnitudes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidBlocks`] for a bad layout or a per-slice list of the wrong length;
-    /// [`Error::InvalidRange`] for a negative or non-finite range;
-    /// [`Error::NotRepresentable`] for a range that `T` cannot hold (infinite, or a nonzero
-    /// range that rounds to 0, in `T`).
-    pub fn ranges<T: Element>(
-        &self,
-        x: &[T],
-        blocks: &Blocks,
-        range: &ConverterRange,
-    ) -> Result<Vec<f64>, Error> {
-        let (granularity, part) = blocks.split(x.len())?;
-        let count = granularity.groups(part)?;
-        let scheme = self.scheme(granularity, range.clone())?;
-        let ranges = match scheme.calibrated_on(x, part)?.scale() {
-            Scale::Range(ConverterRange::Fixed(r)) => vec![*r; count],
-            Scale::Range(ConverterRange::PerSlice(r)) if r.len() == count => r.clone(),
-            _ => {
-                return Err(Error::InvalidBlocks(format!(
-                    "a list of ranges for {count} slices of another length"
-                )))
-            }
-        };
-        // The formula runs in the element type: a range it cannot hold gives NaN or infinities.
-        for &r in &ranges {
-            crate::element::check_holds::<T>("range", r, true)?;
-        }
-        Ok(ranges)
-    }
-
-    /// The [`Scheme`] of this converter with groups of `granularity` and ranges by `range`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidRange`] for a negative or non-finite range, or a percentile outside
-    /// `[0, 100]`; [`Error::InvalidBlocks`] for runs of 0 elements.
-    pub fn scheme(&self, granularity: Granularity, range: ConverterRange) -> Result<Scheme, Error> {
-        Scheme::new(self.format)
-            .with_granularity(granularity)?
-            .with_scale(Scale::Range(range))?
-            .with_noise(self.noise, self.noise_seed)?
-            .with_rounding(self.rounding)
-    }
-
-    /// Converts `x` into a new vector.
-    ///
-    /// # Errors
-    ///
-    /// As [`ranges`](Converter::ranges).
-    pub fn convert<T: Element>(
-        &self,
-        x: &[T],
-        blocks: &Blocks,
-        range: &ConverterRange,
-    ) -> Result<Vec<T>, Error> {
-        let mut out = vec![T::from_f64(0.0); x.len()];
-        self.convert_into(x, &mut out, None, blocks, range)?;
-        Ok(out)
-    }
-
-    /// Converts `x` into `out`, writing into `mask` (when given) which elements saturated: the
-    /// clamp-aware straight-through gradient's mask.
-    ///
-    /// # Errors
-    ///
-    /// As [`ranges`](Converter::ranges), and [`Error::LengthMismatch`] when `out` or `mask`
-    /// differ in length from `x`.
-    pub fn convert_into<T: Element>(
-        &self,
-        x: &[T],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-        blocks: &Blocks,
-        range: &ConverterRange,
-    ) -> Result<(), Error> {
-        let (granularity, part) = blocks.split(x.len())?;
-        let scheme = self.scheme(granularity, range.clone())?;
-        scheme.quantize_part(Data::Into { x, out }, mask, part)
     }
 
     /// The noise of stream index `i`, in units of the range.

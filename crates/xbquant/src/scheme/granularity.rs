@@ -1,9 +1,8 @@
 //! Granularity: which elements share a scale. A *group* is the set of elements that share one
-//! (the whole tensor, the elements of one index of an axis, a run of consecutive elements), and
-//! [`Part`] says where a call's data sits in its tensor: the tensor's shape and the index of the
-//! data's first element.
+//! (the whole tensor, the elements of one index of an axis, a run of consecutive elements); the
+//! tensor's layout comes with the call, as a [`Part`].
 
-use crate::Error;
+use crate::{Error, Part};
 
 /// Which elements share a scale (a *group*), independent of any one tensor's shape: tensors are
 /// in row-major (C) order, and a [`Part`] gives the shape at the call.
@@ -30,102 +29,6 @@ pub enum Granularity {
     Runs(usize),
 }
 
-/// Where a call's data sits in its tensor: the tensor's shape (or only its length, for a flat
-/// tensor) and the index of the data's first element. Per-axis and per-run groups follow the
-/// tensor's layout, and element `i` of the tensor draws stream index `i` for its noise, so calls
-/// on the parts of a tensor give what one call on the whole tensor gives.
-///
-/// # Examples
-///
-/// ```
-/// use xbquant::Part;
-/// let p = Part::shaped(&[2, 3])?.at(4);
-/// assert_eq!((p.len(), p.start()), (6, 4));
-/// assert!(Part::shaped(&[usize::MAX, 3]).is_err()); // more elements than a usize counts
-/// # Ok::<(), xbquant::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Part<'a> {
-    len: usize,
-    shape: Option<&'a [usize]>,
-    start: usize,
-}
-
-impl<'a> Part<'a> {
-    /// A flat tensor of `len` elements, from its first.
-    #[must_use]
-    pub const fn flat(len: usize) -> Part<'static> {
-        Part {
-            len,
-            shape: None,
-            start: 0,
-        }
-    }
-
-    /// A tensor of `shape`, from its first element.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidBlocks`] when the shape holds more elements than a `usize` counts.
-    pub fn shaped(shape: &'a [usize]) -> Result<Part<'a>, Error> {
-        let len = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::InvalidBlocks(format!("a shape {shape:?} too large to count")))?;
-        Ok(Part {
-            len,
-            shape: Some(shape),
-            start: 0,
-        })
-    }
-
-    /// The same tensor, the data beginning at its element `start`.
-    #[must_use]
-    pub const fn at(self, start: usize) -> Self {
-        Part { start, ..self }
-    }
-
-    /// The tensor's length.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the tensor is empty.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The index in the tensor of the data's first element.
-    #[must_use]
-    pub const fn start(&self) -> usize {
-        self.start
-    }
-
-    /// The tensor's shape (`[len]` for a flat tensor).
-    #[must_use]
-    pub fn shape(&self) -> Vec<usize> {
-        self.shape.map_or_else(|| vec![self.len], <[usize]>::to_vec)
-    }
-
-    /// Whether `n` elements from the start are the whole tensor.
-    pub(crate) const fn is_whole(&self, n: usize) -> bool {
-        self.start == 0 && n == self.len
-    }
-
-    /// Checks that `n` elements from the start lie in the tensor.
-    pub(crate) fn check(&self, n: usize) -> Result<(), Error> {
-        if self.start.checked_add(n).is_none_or(|end| end > self.len) {
-            return Err(Error::InvalidBlocks(format!(
-                "a part of {n} elements at {} of a tensor of {}",
-                self.start, self.len
-            )));
-        }
-        Ok(())
-    }
-}
-
 impl Granularity {
     /// The number of groups of a tensor laid out as `part` says.
     ///
@@ -138,7 +41,7 @@ impl Granularity {
 
     /// `(inner, count)`: element `i` of the tensor belongs to group `(i / inner) % count`.
     pub(crate) fn layout(&self, part: Part<'_>) -> Result<(usize, usize), Error> {
-        let len = part.len;
+        let len = part.len();
         Ok(match *self {
             Granularity::Tensor => (len.max(1), 1),
             Granularity::Runs(0) => {

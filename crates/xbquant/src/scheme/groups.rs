@@ -6,7 +6,6 @@ use crate::format::exponent;
 use crate::scheme::converter::Converter;
 use crate::scheme::granularity::layout;
 use crate::scheme::grouped::{self, PerBlock};
-use crate::scheme::{Data, Quantizer, Scale, Scheme};
 use crate::{Blocks, Element, Error, FixedPoint, Rounding};
 
 /// How [`FixedPoint::choose_frac_lengths`] picks a slice's fractional length.
@@ -160,7 +159,7 @@ pub struct TensorPart<'a> {
 
 impl TensorPart<'_> {
     /// `(inner, count)` of the tensor, after checking that a part of `n` elements fits.
-    fn layout(&self, n: usize) -> Result<(usize, usize), Error> {
+    pub(crate) fn layout(&self, n: usize) -> Result<(usize, usize), Error> {
         let (inner, count) = layout(self.len, self.blocks)?;
         if self.start.checked_add(n).is_none_or(|end| end > self.len) {
             return Err(Error::InvalidBlocks(format!(
@@ -354,82 +353,5 @@ impl FixedPoint {
             }
         }
         best
-    }
-
-    /// Quantizes `x` into `out` with fractional length `fls[b]` for the elements of slice `b`
-    /// (this format's word length, signedness and overflow; its own fractional length is not
-    /// used), writing the overflow mask into `mask` when given. Element `i` draws the noise of
-    /// stream index `i`. The same as quantizing each slice alone with its format.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidBlocks`] for a bad layout or when `fls` has not one entry per slice;
-    /// [`Error::FracLengthOutOfRange`] for a fractional length no format of this word length
-    /// takes; [`Error::LengthMismatch`] when `out` or `mask` differ in length from `x`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use xbquant::{Blocks, FixedPoint, Rounding};
-    /// let f = FixedPoint::new(4, 0)?;
-    /// let w = [0.3f32, -0.6, 3.3, 1.2]; // rows: steps 1/4 and 1
-    /// let mut q = [0f32; 4];
-    /// let rows = Blocks::Axis { shape: vec![2, 2], axis: 0 };
-    /// f.quantize_slices_into(&w, &mut q, None, &rows, &[2, 0], Rounding::NearestEven)?;
-    /// assert_eq!(q, [0.25, -0.5, 3.0, 1.0]);
-    /// # Ok::<(), xbquant::Error>(())
-    /// ```
-    pub fn quantize_slices_into<T: Element>(
-        &self,
-        x: &[T],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-        blocks: &Blocks,
-        fls: &[i32],
-        rounding: Rounding,
-    ) -> Result<(), Error> {
-        let part = TensorPart {
-            blocks,
-            len: x.len(),
-            start: 0,
-        };
-        self.quantize_slices_part_into(x, out, mask, part, fls, rounding)
-    }
-
-    /// [`quantize_slices_into`](FixedPoint::quantize_slices_into) on a part of a tensor (see
-    /// [`TensorPart`]). Resolve a [`Rounding::StochasticFresh`] once for all parts.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_slices_into`](FixedPoint::quantize_slices_into), and
-    /// [`Error::InvalidBlocks`] for a part beyond the tensor.
-    pub fn quantize_slices_part_into<T: Element>(
-        &self,
-        x: &[T],
-        out: &mut [T],
-        mask: Option<&mut [bool]>,
-        part: TensorPart<'_>,
-        fls: &[i32],
-        rounding: Rounding,
-    ) -> Result<(), Error> {
-        let (granularity, _) = part.blocks.split(part.len)?;
-        let layout = part.layout(x.len())?;
-        if fls.len() != layout.1 {
-            return Err(Error::InvalidBlocks(format!(
-                "{} fractional lengths for {} slices",
-                fls.len(),
-                layout.1
-            )));
-        }
-        let scheme = Scheme::new(*self)
-            .with_granularity(granularity)?
-            .with_scale(Scale::FracLengths(fls.to_vec()))?
-            .with_rounding(rounding)?;
-        let shape = match part.blocks {
-            Blocks::Axis { shape, .. } => shape.clone(),
-            _ => vec![part.len],
-        };
-        let whole = crate::Part::shaped(&shape)?.at(part.start);
-        scheme.quantize_part(Data::Into { x, out }, mask, whole)
     }
 }

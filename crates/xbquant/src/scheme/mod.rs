@@ -2,177 +2,25 @@
 //! and [`Scheme`], a quantizer composed from parts (an element format, a granularity, a scale
 //! rule, optional noise and a rounding) with a text form.
 //!
-//! The modules depend one way: `granularity` (groups and parts) and `grouped` (the engine of a
-//! scale per group) at the bottom; `groups` (fixed point with a fractional length per group and
-//! the rules that choose it), `converter` (a real range per group: the ADC/DAC) and `block_float`
-//! on them; `scale` (the rules and the statistics they read) on those; `compose` (the scheme) and
-//! `text` (its text form) on top.
+//! The modules depend one way: `granularity` (groups) and `grouped` (the engine of a scale per
+//! group) at the bottom; `converter` (the ADC/DAC's types and engine of a real range per group),
+//! `groups` (fixed point with a fractional length per group, the rules that choose it, and the
+//! group jobs), `block_float` and `element_format` on them; `scale` (the scale rules and the
+//! statistics they read) on those; `compose` (the scheme) on top, with `text` (its text form) and
+//! `calls` (the per-call API of block floating point, the converter and per-slice fixed point,
+//! each a scheme) above it.
 
 pub(crate) mod block_float;
+mod calls;
 mod compose;
 pub(crate) mod converter;
+mod element_format;
 pub(crate) mod granularity;
 pub(crate) mod grouped;
 pub(crate) mod groups;
 mod scale;
 mod text;
 
-pub use compose::{ElementFormat, Scheme};
+pub use compose::Scheme;
+pub use element_format::ElementFormat;
 pub use scale::{Observation, Scale};
-
-use crate::{Element, Error};
-use granularity::Part;
-
-/// The data of one call: read from `x` into `out`, or quantized where it lies.
-#[derive(Debug)]
-pub enum Data<'a, T> {
-    /// `x` quantized into `out` (the same length).
-    Into {
-        /// The input.
-        x: &'a [T],
-        /// The output.
-        out: &'a mut [T],
-    },
-    /// The buffer quantized in place.
-    InPlace(&'a mut [T]),
-}
-
-impl<T> Data<'_, T> {
-    /// Elements of input.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        match self {
-            Data::Into { x, .. } => x.len(),
-            Data::InPlace(buf) => buf.len(),
-        }
-    }
-
-    /// Whether there are no elements.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A quantizer: a value checked once when built that quantizes any part of a tensor, writing an
-/// optional mask of the elements it clipped (the clamp-aware straight-through gradient's mask).
-///
-/// Implementors write [`quantize_part`](Quantizer::quantize_part); the conveniences (a new
-/// vector, into a buffer, in place, with the mask, one value) are provided on top of it.
-///
-/// # Examples
-///
-/// ```
-/// use xbquant::{Part, Quantizer, Scheme};
-/// let s: Scheme = "fixed<8,4> rounding=nearest".parse()?;
-/// assert_eq!(s.quantize(&[0.1f32, 9.0])?, [0.125, 7.9375]);
-/// // A tensor in two parts gives what one call gives: element i draws stream index i.
-/// let s: Scheme = "fixed<8,4> rounding=stochastic:7".parse()?;
-/// let x: Vec<f64> = (0..10).map(|i| f64::from(i) * 0.37).collect();
-/// let mut out = vec![0.0; 10];
-/// let (a, b) = out.split_at_mut(4);
-/// s.quantize_part(xbquant::Data::Into { x: &x[..4], out: a }, None, Part::flat(10))?;
-/// s.quantize_part(xbquant::Data::Into { x: &x[4..], out: b }, None, Part::flat(10).at(4))?;
-/// assert_eq!(out, s.quantize(&x)?);
-/// # Ok::<(), xbquant::Error>(())
-/// ```
-pub trait Quantizer {
-    /// Quantizes `data`, the elements of a tensor laid out as `part` says from `part.start()`,
-    /// writing into `mask` (when given, the data's length) which elements were clipped.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LengthMismatch`] when the output or mask differ in length from the input;
-    /// [`Error::InvalidBlocks`] for data beyond the part's tensor, or groups the tensor does not
-    /// have; the quantizer's own errors (a scale chosen from data given only a part, a value the
-    /// element type cannot hold).
-    fn quantize_part<T: Element>(
-        &self,
-        data: Data<'_, T>,
-        mask: Option<&mut [bool]>,
-        part: Part<'_>,
-    ) -> Result<(), Error>;
-
-    /// `x` (a whole flat tensor) quantized into a new vector.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_part`](Quantizer::quantize_part).
-    fn quantize<T: Element>(&self, x: &[T]) -> Result<Vec<T>, Error> {
-        let mut out = x.to_vec();
-        self.quantize_part(Data::InPlace(&mut out), None, Part::flat(x.len()))?;
-        Ok(out)
-    }
-
-    /// `x`, a whole tensor of `shape`, quantized into a new vector.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_part`](Quantizer::quantize_part).
-    fn quantize_shaped<T: Element>(&self, x: &[T], shape: &[usize]) -> Result<Vec<T>, Error> {
-        let mut out = x.to_vec();
-        self.quantize_part(Data::InPlace(&mut out), None, Part::shaped(shape)?)?;
-        Ok(out)
-    }
-
-    /// `x` (a whole flat tensor) quantized into `out`.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_part`](Quantizer::quantize_part).
-    fn quantize_into<T: Element>(&self, x: &[T], out: &mut [T]) -> Result<(), Error> {
-        self.quantize_part(Data::Into { x, out }, None, Part::flat(x.len()))
-    }
-
-    /// `x` (a whole flat tensor) quantized in place.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_part`](Quantizer::quantize_part).
-    fn quantize_in_place<T: Element>(&self, x: &mut [T]) -> Result<(), Error> {
-        let part = Part::flat(x.len());
-        self.quantize_part(Data::InPlace(x), None, part)
-    }
-
-    /// `x` (a whole flat tensor) quantized into a new vector, with the mask of clipped elements.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_part`](Quantizer::quantize_part).
-    fn quantize_with_mask<T: Element>(&self, x: &[T]) -> Result<(Vec<T>, Vec<bool>), Error> {
-        let mut out = x.to_vec();
-        let mut mask = vec![false; x.len()];
-        self.quantize_part(
-            Data::InPlace(&mut out),
-            Some(&mut mask),
-            Part::flat(x.len()),
-        )?;
-        Ok((out, mask))
-    }
-
-    /// One value, as element 0 of a tensor of one element.
-    ///
-    /// # Errors
-    ///
-    /// As [`quantize_part`](Quantizer::quantize_part).
-    fn quantize_value(&self, x: f64) -> Result<f64, Error> {
-        let mut v = [x];
-        self.quantize_part(Data::InPlace(&mut v), None, Part::flat(1))?;
-        Ok(v[0])
-    }
-}
-
-/// Checks the lengths of a call: output and mask against the input, the data against its part.
-pub(crate) fn check_call<T>(
-    data: &Data<'_, T>,
-    mask: Option<&[bool]>,
-    part: Part<'_>,
-) -> Result<(), Error> {
-    if let Data::Into { x, out } = data {
-        crate::quantize::check_len(x.len(), out.len())?;
-    }
-    if let Some(m) = mask {
-        crate::quantize::check_len(data.len(), m.len())?;
-    }
-    part.check(data.len())
-}

@@ -4,9 +4,9 @@
 //! part for the rules that read the data.
 
 use crate::scheme::converter::ConverterRange;
-use crate::scheme::granularity::Part;
 use crate::scheme::grouped;
 use crate::scheme::groups::{FracLengthRule, GroupJob};
+use crate::Part;
 use crate::{Element, Error};
 
 /// How the scale of each group is chosen.

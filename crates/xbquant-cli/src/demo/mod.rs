@@ -5,9 +5,16 @@
 //! - crossbar: each layer as an analog crossbar, with DAC-quantized inputs (a range per input
 //!   vector) and ADC-quantized column outputs (a range per column, or per tensor), optionally
 //!   with noise, through the straight-through gradient that stops where a converter saturates.
+//!
+//! `data` holds the embedded data set and the run's random numbers, `plot` the SVG plot.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod data;
+mod plot;
+
+use data::{load_digits, Data, Rng, TRAIN};
+use plot::{check_plot_path, draw};
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -16,13 +23,6 @@ use candle_nn::{loss, AdamW, Linear, Optimizer, ParamsAdamW};
 use xbquant::{Converter, ConverterNoise, ConverterRange, FixedPoint, Rounding};
 use xbquant_candle::{BlockShape, ConverterF, QuantLinear, Quantizer};
 
-/// The UCI "Optical Recognition of Handwritten Digits" test set (CC BY 4.0): 64 pixels (0..16)
-/// and a label per row. See `data/README.md`.
-const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
-/// Images in the training part of the fixed split (the remaining 360 are the test set).
-const TRAIN: usize = 1437;
-/// The seed of the fixed split (independent of `--seed`).
-const SPLIT_SEED: u64 = 0x5EED_0D16;
 /// Activations: 8 bits, 5 of them fractional (step 1/32, so the pixels are exact; range +-3.97).
 const ACT_WL: u32 = 8;
 const ACT_FL: i32 = 5;
@@ -84,89 +84,6 @@ pub struct DemoArgs {
     /// Print the results as JSON on stdout (the progress lines go to stderr).
     #[arg(long)]
     json: bool,
-}
-
-/// The split, the initialisation and the batch order draw from the core's seed streams, so that
-/// a run is reproducible from its seed alone.
-struct Rng(xbquant::SeedStream);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(xbquant::SeedStream::new(seed))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0.next_seed()
-    }
-
-    /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
-    }
-}
-
-struct Data {
-    train_x: Tensor,
-    train_y: Tensor,
-    test_x: Tensor,
-    test_y: Tensor,
-}
-
-fn load_digits(device: &Device) -> Result<Data> {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(DIGITS)
-        .read_to_string(&mut text)
-        .context("the embedded digits data is corrupt")?;
-    let mut rows: Vec<(Vec<f32>, u32)> = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != 65 {
-            bail!("digits row {i}: {} fields, expected 65", fields.len());
-        }
-        let pixels = fields[..64]
-            .iter()
-            .map(|f| f.trim().parse::<f32>().map(|v| v / 16.0))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .with_context(|| format!("digits row {i}"))?;
-        let label: u32 = fields[64]
-            .trim()
-            .parse()
-            .with_context(|| format!("digits row {i}"))?;
-        rows.push((pixels, label));
-    }
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    Rng::new(SPLIT_SEED).shuffle(&mut order);
-    let part = |idx: &[usize]| -> Result<(Tensor, Tensor)> {
-        let x: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| rows[i].0.iter().copied())
-            .collect();
-        let y: Vec<u32> = idx.iter().map(|&i| rows[i].1).collect();
-        Ok((
-            Tensor::from_vec(x, (idx.len(), 64), device)?,
-            Tensor::from_vec(y, idx.len(), device)?,
-        ))
-    };
-    let (train_x, train_y) = part(&order[..TRAIN])?;
-    let (test_x, test_y) = part(&order[TRAIN..])?;
-    Ok(Data {
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-    })
 }
 
 /// The converters of an analog crossbar layer: a DAC on each input vector, an ADC on the
@@ -578,144 +495,5 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         plot.display(),
         start.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-/// A plot replaces only a plot: an existing file at `path` must be an SVG file (a previous
-/// run's), never a model or anything else given by mistake.
-fn check_plot_path(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => bail!(
-            "{}: --plot must name a file, and this is not a regular file",
-            path.display()
-        ),
-        Ok(_) => {
-            let mut head = [0u8; 4];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| f.read(&mut head))
-                .with_context(|| format!("{}: cannot read it", path.display()))?;
-            if &head[..n] != b"<svg" {
-                bail!(
-                    "{}: exists and is not an SVG plot, so it is not replaced; remove it or \
-                     choose another --plot",
-                    path.display()
-                );
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("{}: cannot use it for the plot", path.display())),
-    }
-}
-
-/// Draws the plot and writes it through a temporary file renamed over `path`: an interrupted
-/// run leaves the previous plot whole.
-fn draw(results: &Results, path: &Path) -> Result<()> {
-    use plotters::prelude::*;
-    let n = results.experiments.len().max(1);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720 * n as u32, 440)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let panels = root.split_evenly((1, n));
-        for (e, area) in results.experiments.iter().zip(&panels) {
-            panel(results, e, area)?;
-        }
-        root.present()?;
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".xbquant-plot-");
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut temp = builder.tempfile_in(dir)?;
-    std::io::Write::write_all(&mut temp, svg.as_bytes())?;
-    temp.persist(path)?;
-    Ok(())
-}
-
-fn panel<DB: plotters::prelude::DrawingBackend>(
-    results: &Results,
-    e: &Experiment,
-    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    use plotters::prelude::*;
-    let lo_bits = e.rows.iter().map(|r| r.0).min().unwrap_or(2);
-    let hi_bits = e.rows.iter().map(|r| r.0).max().unwrap_or(8);
-    let lowest = e
-        .rows
-        .iter()
-        .flat_map(|r| [r.1.min(), r.2.min()])
-        .chain([results.float.min()])
-        .fold(1.0f64, f64::min);
-    let y_lo = ((lowest * 100.0 - 5.0) / 5.0).floor() * 5.0;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("Digits MLP: test accuracy against {} bits", e.what),
-            ("sans-serif", 20),
-        )
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(
-            (f64::from(lo_bits) - 0.5)..(f64::from(hi_bits) + 0.5),
-            y_lo.max(0.0)..100.0,
-        )?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("{} bits", e.what))
-        .y_desc("test accuracy (%), mean and range over seeds")
-        .x_labels((hi_bits - lo_bits + 1) as usize)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .draw()?;
-    let float = 100.0 * results.float.mean();
-    chart
-        .draw_series(LineSeries::new(
-            [
-                (f64::from(lo_bits) - 0.5, float),
-                (f64::from(hi_bits) + 0.5, float),
-            ],
-            BLACK.stroke_width(1),
-        ))?
-        .label(format!("float32 ({float:.1} %)"))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
-    let mut rows: Vec<&(u32, Spread, Spread)> = e.rows.iter().collect();
-    rows.sort_by_key(|r| r.0);
-    for (name, color, aware) in [
-        ("trained aware", BLUE, true),
-        ("post-training quantization", RED, false),
-    ] {
-        let pick = |r: &(u32, Spread, Spread)| if aware { r.1.clone() } else { r.2.clone() };
-        let points: Vec<(f64, f64)> = rows
-            .iter()
-            .map(|r| (f64::from(r.0), 100.0 * pick(r).mean()))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
-        // The range over seeds, as a vertical bar.
-        chart.draw_series(rows.iter().map(|r| {
-            let s = pick(r);
-            let x = f64::from(r.0);
-            PathElement::new(
-                [(x, 100.0 * s.min()), (x, 100.0 * s.max())],
-                color.stroke_width(1),
-            )
-        }))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! [`QuantSpec`]: a format and a rounding, the one value that travels from an edge (a command
 //! line, an HLS type, a Python call) to the kernels.
 
+mod hls;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -85,7 +87,7 @@ impl QuantSpec {
     /// # Ok::<(), xbquant::Error>(())
     /// ```
     pub fn from_hls(s: &str) -> Result<Self, Error> {
-        crate::hls::parse(s)
+        hls::parse(s)
     }
 
     /// The full HLS type, as `ap_fixed<8,2,AP_RND_CONV,AP_SAT_SYM,0>`;
@@ -107,7 +109,7 @@ impl QuantSpec {
     /// # Ok::<(), xbquant::Error>(())
     /// ```
     pub fn to_hls(&self) -> Result<String, Error> {
-        crate::hls::write(&self.format, self.rounding)
+        hls::write(&self.format, self.rounding)
     }
 
     /// The same spec with stochastic rounding's noise fixed by `seed`: the one place that checks
@@ -210,6 +212,24 @@ impl From<FixedPoint> for QuantSpec {
     /// The format with the default rounding, [`Rounding::NearestEven`].
     fn from(format: FixedPoint) -> Self {
         QuantSpec::new(format, Rounding::default())
+    }
+}
+
+impl FixedPoint {
+    /// This format with a rounding mode: the [`QuantSpec`] that quantizes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::{FixedPoint, Rounding};
+    /// let spec = FixedPoint::new(4, 2)?.with_rounding(Rounding::Floor);
+    /// assert_eq!(spec.quantize(&[0.4f32, -0.1]), [0.25, -0.25]);
+    /// # Ok::<(), xbquant::Error>(())
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn with_rounding(self, rounding: Rounding) -> QuantSpec {
+        QuantSpec::new(self, rounding)
     }
 }
 
