@@ -275,3 +275,141 @@ fn frac_length_within_takes_any_argument() {
         }
     }
 }
+
+/// Schemes given hostile arguments: non-finite and huge values, axes and runs at the extremes
+/// of their types, parts beyond their tensors, observations of another layout. Each is a named
+/// error, never a panic or a silent wrong answer.
+#[test]
+fn schemes_refuse_hostile_arguments() {
+    use xbquant::{
+        ConverterNoise, Data, ErrorStats, Granularity, Observation, Part, Quantizer, Scale, Scheme,
+    };
+    let fixed = FixedPoint::new(8, 4).unwrap();
+    let s = Scheme::new(fixed);
+    for range in [f64::NAN, f64::INFINITY, -1.0, -0.0 - f64::MIN_POSITIVE] {
+        let r = s
+            .clone()
+            .with_scale(Scale::Range(ConverterRange::Fixed(range)));
+        assert!(matches!(r, Err(Error::InvalidRange(_))), "range {range}");
+        let r = s
+            .clone()
+            .with_scale(Scale::Range(ConverterRange::PerSlice(vec![1.0, range])));
+        assert!(
+            matches!(r, Err(Error::InvalidRange(_))),
+            "ranges [1, {range}]"
+        );
+    }
+    for p in [f64::NAN, f64::INFINITY, -1e-300, 100.000_000_1, 1e300] {
+        let r = s
+            .clone()
+            .with_scale(Scale::Range(ConverterRange::Percentile(p)));
+        assert!(matches!(r, Err(Error::InvalidRange(_))), "percentile {p}");
+    }
+    let ranged = s
+        .clone()
+        .with_scale(Scale::Range(ConverterRange::AbsMax))
+        .unwrap();
+    for w in [f64::NAN, f64::INFINITY, -1.0] {
+        for noise in [ConverterNoise::Gaussian(w), ConverterNoise::Uniform(w)] {
+            assert!(matches!(
+                ranged.clone().with_noise(noise, Some(1)),
+                Err(Error::InvalidNoise(_))
+            ));
+        }
+    }
+    // A range too large for f16 or f32 data is refused for that data, not turned into infinities.
+    let huge = s
+        .clone()
+        .with_scale(Scale::Range(ConverterRange::Fixed(1e300)))
+        .unwrap();
+    assert!(matches!(
+        huge.quantize(&[f16::ONE]),
+        Err(Error::NotRepresentable { .. })
+    ));
+    assert!(matches!(
+        huge.quantize(&[1.0f32]),
+        Err(Error::NotRepresentable { .. })
+    ));
+    assert_eq!(huge.quantize(&[1.0f64]).unwrap(), [0.0]); // 1 / 1e300 rounds to 0
+                                                          // Axes and runs at the extremes.
+    let x = [1.0f32; 6];
+    for g in [
+        Granularity::Axis(i64::MIN),
+        Granularity::Axis(i64::MAX),
+        Granularity::Axis(2),
+        Granularity::Axis(-3),
+    ] {
+        let s = Scheme::new(fixed)
+            .with_granularity(g)
+            .unwrap()
+            .with_scale(Scale::PowerOfTwo(FracLengthRule::Max))
+            .unwrap();
+        assert!(matches!(
+            s.quantize_shaped(&x, &[2, 3]),
+            Err(Error::InvalidBlocks(_))
+        ));
+    }
+    let runs = Scheme::new(fixed)
+        .with_granularity(Granularity::Runs(usize::MAX))
+        .unwrap()
+        .with_scale(Scale::PowerOfTwo(FracLengthRule::Max))
+        .unwrap();
+    assert_eq!(
+        runs.quantize(&x).unwrap(),
+        Scheme::new(fixed.with_frac_length(3).unwrap())
+            .quantize(&x)
+            .unwrap()
+    );
+    // Parts beyond their tensor, and shapes that overflow.
+    assert!(Part::shaped(&[usize::MAX, 2]).is_err());
+    assert!(Part::shaped(&[1 << 40, 1 << 40]).is_err());
+    let mut out = [0f32; 3];
+    for part in [
+        Part::flat(2),
+        Part::flat(6).at(4),
+        Part::flat(6).at(usize::MAX),
+    ] {
+        let r = s.quantize_part(
+            Data::Into {
+                x: &x[..3],
+                out: &mut out,
+            },
+            None,
+            part,
+        );
+        assert!(matches!(r, Err(Error::InvalidBlocks(_))));
+    }
+    // Observations: nothing seen, another layout, the SQNR rule's whole-tensor search.
+    let rows = Scheme::new(fixed)
+        .with_granularity(Granularity::Axis(0))
+        .unwrap()
+        .with_scale(Scale::PowerOfTwo(FracLengthRule::Max))
+        .unwrap();
+    assert!(matches!(
+        rows.calibrate::<f32>(&Observation::default()),
+        Err(Error::InvalidScheme(_))
+    ));
+    let mut seen = Observation::default();
+    rows.observe(&x, Part::shaped(&[2, 3]).unwrap(), &mut seen)
+        .unwrap();
+    assert!(rows
+        .observe(&x, Part::shaped(&[3, 2]).unwrap(), &mut seen)
+        .is_err());
+    let sqnr = rows
+        .clone()
+        .with_scale(Scale::PowerOfTwo(FracLengthRule::Sqnr))
+        .unwrap();
+    assert!(matches!(
+        sqnr.calibrate::<f32>(&seen),
+        Err(Error::InvalidScheme(_))
+    ));
+    // Error statistics of mismatched buffers.
+    assert!(matches!(
+        ErrorStats::of(&x, &x[..5], &[false; 6]),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert!(matches!(
+        ErrorStats::of(&x, &x, &[false; 5]),
+        Err(Error::LengthMismatch { .. })
+    ));
+}
