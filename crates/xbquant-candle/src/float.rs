@@ -64,8 +64,10 @@ impl FloatQuantF {
     }
 
     /// The scheme op (checked when built).
-    fn op(&self) -> Built {
+    fn op(&self) -> candle_core::Result<SchemeF> {
         Built::new(Scheme::new(self.format).with_rounding(self.rounding))
+            .op()
+            .cloned()
     }
 }
 
@@ -118,13 +120,12 @@ impl BlockQuantF {
     }
 
     /// The scheme op.
-    fn op(&self) -> Built {
+    fn op(&self) -> candle_core::Result<SchemeF> {
         let scheme = self
             .format
             .scheme(self.shape.granularity())
             .and_then(|s| s.with_rounding(self.rounding));
-        let built = Built::new(scheme);
-        Built(built.0.map(SchemeF::runs_along_last))
+        Ok(Built::new(scheme).op()?.clone().runs_along_last())
     }
 }
 scheme_op!(BlockQuantF, "xbquant-block");

@@ -10,7 +10,7 @@ use xbquant::{
 };
 
 use crate::scheme::{scheme_op, Built};
-use crate::{BlockShape, Gradient};
+use crate::{BlockShape, Gradient, SchemeF};
 
 impl BlockShape {
     /// The core's granularity of this shape.
@@ -92,8 +92,8 @@ impl SliceQuantF {
     }
 }
 impl SliceQuantF {
-    fn op(&self) -> &Built {
-        &self.0
+    fn op(&self) -> candle_core::Result<&SchemeF> {
+        self.0.op()
     }
 }
 scheme_op!(SliceQuantF, "xbquant-slices");
@@ -128,8 +128,8 @@ impl ConverterF {
     }
 }
 impl ConverterF {
-    fn op(&self) -> &Built {
-        &self.0
+    fn op(&self) -> candle_core::Result<&SchemeF> {
+        self.0.op()
     }
 }
 scheme_op!(ConverterF, "xbquant-converter");
@@ -164,8 +164,9 @@ impl GridQuantF {
         }
     }
 
-    fn op(&self) -> Built {
-        clamp_aware(Scheme::new(self.grid).with_rounding(self.rounding))
+    fn op(&self) -> candle_core::Result<SchemeF> {
+        let built = clamp_aware(Scheme::new(self.grid).with_rounding(self.rounding));
+        built.op().cloned()
     }
 }
 scheme_op!(GridQuantF, "xbquant-grid");
@@ -196,8 +197,8 @@ impl LevelsQuantF {
     }
 }
 impl LevelsQuantF {
-    fn op(&self) -> &Built {
-        &self.0
+    fn op(&self) -> candle_core::Result<&SchemeF> {
+        self.0.op()
     }
 }
 scheme_op!(LevelsQuantF, "xbquant-levels");

@@ -119,47 +119,9 @@ impl Built {
         )
     }
 
-    fn op(&self) -> candle_core::Result<&SchemeF> {
+    /// The op, or the error its arguments gave.
+    pub(crate) fn op(&self) -> candle_core::Result<&SchemeF> {
         self.0.as_ref().map_err(|e| Error::Msg(e.clone()))
-    }
-}
-
-impl CustomOp1 for Built {
-    fn name(&self) -> &'static str {
-        "xbquant-scheme"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.op()?.cpu_fwd(storage, layout)
-    }
-
-    fn cuda_fwd(
-        &self,
-        storage: &candle_core::CudaStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        self.op()?.cuda_fwd(storage, layout)
-    }
-
-    fn metal_fwd(
-        &self,
-        storage: &candle_core::MetalStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(candle_core::MetalStorage, Shape)> {
-        self.op()?.metal_fwd(storage, layout)
-    }
-
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        self.op()?.bwd(arg, res, grad)
     }
 }
 
@@ -255,8 +217,8 @@ impl CustomOp1 for ClipMask<'_> {
     }
 }
 
-/// Implements [`CustomOp1`] for a type through its method `op()` (giving a [`SchemeF`] or a
-/// [`Built`]), under its own name.
+/// Implements [`CustomOp1`] for a type through its method `op()`, which gives its [`SchemeF`]
+/// (or the error its arguments gave), under the type's own name.
 macro_rules! scheme_op {
     ($t:ty, $name:literal) => {
         impl candle_core::CustomOp1 for $t {
@@ -269,7 +231,7 @@ macro_rules! scheme_op {
                 storage: &candle_core::CpuStorage,
                 layout: &candle_core::Layout,
             ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-                self.op().cpu_fwd(storage, layout)
+                self.op()?.cpu_fwd(storage, layout)
             }
 
             fn cuda_fwd(
@@ -277,7 +239,7 @@ macro_rules! scheme_op {
                 storage: &candle_core::CudaStorage,
                 layout: &candle_core::Layout,
             ) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
-                self.op().cuda_fwd(storage, layout)
+                self.op()?.cuda_fwd(storage, layout)
             }
 
             fn metal_fwd(
@@ -285,7 +247,7 @@ macro_rules! scheme_op {
                 storage: &candle_core::MetalStorage,
                 layout: &candle_core::Layout,
             ) -> candle_core::Result<(candle_core::MetalStorage, candle_core::Shape)> {
-                self.op().metal_fwd(storage, layout)
+                self.op()?.metal_fwd(storage, layout)
             }
 
             fn bwd(
@@ -294,7 +256,7 @@ macro_rules! scheme_op {
                 res: &candle_core::Tensor,
                 grad: &candle_core::Tensor,
             ) -> candle_core::Result<Option<candle_core::Tensor>> {
-                self.op().bwd(arg, res, grad)
+                self.op()?.bwd(arg, res, grad)
             }
         }
     };
