@@ -19,6 +19,7 @@ __all__ = [
     "FloatingPoint",
     "BlockFloatingPoint",
     "quantizer",
+    "QuantizeFunction",
 ]
 
 _fast = _data.FAST
@@ -318,8 +319,8 @@ def quantizer(
     backward_hooks: Sequence[Callable] = [],
     *,
     always_apply_backward: bool = False,
-) -> Callable[[Any], Any]:
-    """QPyTorch's ``qtorch.quant.quantizer``: returns a function that quantizes a tensor to
+) -> "QuantizeFunction":
+    """QPyTorch's ``qtorch.quant.quantizer``: returns a callable (a :class:`QuantizeFunction`) that quantizes a tensor to
     ``forward_number`` in the forward pass and its gradient to ``backward_number`` in the
     backward pass (either may be ``None``: no quantization in that direction). Numbers are
     :class:`FixedPoint`, :class:`FloatingPoint`, :class:`BlockFloatingPoint` or QPyTorch's.
@@ -342,8 +343,6 @@ def quantizer(
         >>> y.detach(), x.grad
         (tensor([0.2500, 1.7500]), tensor([1., 0.]))
     """
-    import torch
-
     forward = _as_number(forward_number, "forward_number")
     backward = _as_number(backward_number, "backward_number")
     clamping_grad_zero = check_flag(clamping_grad_zero, "clamping_grad_zero")
@@ -360,39 +359,94 @@ def quantizer(
     for hook in hooks:
         if not callable(hook):
             raise TypeError(f"backward_hooks must be callables, got {type(hook).__name__}")
+    return QuantizeFunction(
+        forward, backward, forward_rounding, backward_rounding, clamping_grad_zero, hooks, always_apply_backward
+    )
 
-    class Rounding(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx: Any, x: Any) -> Any:
-            if forward is None:
-                return x.clone()
-            out, mask = _quantize_number(x, forward, forward_rounding, clamping_grad_zero)
-            if clamping_grad_zero:
-                ctx.save_for_backward(mask)
-            return out
 
-        @staticmethod
-        def backward(ctx: Any, grad_output: Any) -> Any:
-            grad = grad_output
-            mask = ctx.saved_tensors[0] if clamping_grad_zero and forward is not None else None
-            if always_apply_backward:
-                for hook in hooks:
-                    grad = hook(grad)
-                if mask is not None:
-                    grad = grad.masked_fill(mask, 0)
-                if backward is not None:
-                    grad = _quantize_number(grad, backward, backward_rounding)[0]
-                return grad
-            # QPyTorch's rules.
-            if backward is None:
-                return grad
-            if clamping_grad_zero:
-                for hook in hooks:
-                    grad = hook(grad)
-            grad = _quantize_number(grad, backward, backward_rounding)[0]
-            return grad.masked_fill(mask, 0) if mask is not None else grad
+class QuantizeFunction:
+    """The function :func:`quantizer` returns: quantizes a tensor in the forward pass and its
+    gradient in the backward pass. A plain object of plain values (number formats, rounding
+    names, flags, hooks), so it pickles and deep-copies (the hooks must too: module-level
+    functions do, lambdas do not), and a model that holds one can be saved whole or sent to
+    worker processes."""
 
-    def quantize_function(x: Any) -> Any:
-        return Rounding.apply(x)
+    def __init__(
+        self,
+        forward: Optional[Number],
+        backward: Optional[Number],
+        forward_rounding: str,
+        backward_rounding: str,
+        clamping_grad_zero: bool,
+        hooks: Sequence[Callable],
+        always_apply_backward: bool,
+    ):
+        self.forward = forward
+        self.backward = backward
+        self.forward_rounding = forward_rounding
+        self.backward_rounding = backward_rounding
+        self.clamping_grad_zero = clamping_grad_zero
+        self.hooks = list(hooks)
+        self.always_apply_backward = always_apply_backward
 
-    return quantize_function
+    def __call__(self, x: Any) -> Any:
+        return _rounding().apply(x, self)
+
+    def __repr__(self) -> str:
+        return (
+            f"quantizer(forward_number={self.forward!r}, backward_number={self.backward!r}, "
+            f"forward_rounding={self.forward_rounding!r}, backward_rounding={self.backward_rounding!r}, "
+            f"clamping_grad_zero={self.clamping_grad_zero!r})"
+        )
+
+    def backward_pass(self, grad: Any, mask: Any) -> Any:
+        """The gradient of the backward pass (QPyTorch's rules, or with `always_apply_backward`
+        hooks, mask, then quantization)."""
+        if self.always_apply_backward:
+            for hook in self.hooks:
+                grad = hook(grad)
+            if mask is not None:
+                grad = grad.masked_fill(mask, 0)
+            if self.backward is not None:
+                grad = _quantize_number(grad, self.backward, self.backward_rounding)[0]
+            return grad
+        # QPyTorch's rules.
+        if self.backward is None:
+            return grad
+        if self.clamping_grad_zero:
+            for hook in self.hooks:
+                grad = hook(grad)
+        grad = _quantize_number(grad, self.backward, self.backward_rounding)[0]
+        return grad.masked_fill(mask, 0) if mask is not None else grad
+
+
+_ROUNDING: Any = None
+
+
+def _rounding() -> Any:
+    """The autograd function of every `QuantizeFunction` (made when torch is first used: the
+    package imports without torch)."""
+    global _ROUNDING
+    if _ROUNDING is None:
+        import torch
+
+        class Rounding(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, x: Any, config: QuantizeFunction) -> Any:
+                ctx.config = config
+                if config.forward is None:
+                    return x.clone()
+                out, mask = _quantize_number(x, config.forward, config.forward_rounding, config.clamping_grad_zero)
+                if config.clamping_grad_zero:
+                    ctx.save_for_backward(mask)
+                return out
+
+            @staticmethod
+            def backward(ctx: Any, grad_output: Any) -> Any:
+                config = ctx.config
+                masked = config.clamping_grad_zero and config.forward is not None
+                mask = ctx.saved_tensors[0] if masked else None
+                return config.backward_pass(grad_output, mask), None
+
+        _ROUNDING = Rounding
+    return _ROUNDING

@@ -71,6 +71,33 @@ class OptimLP(torch.optim.Optimizer):
             for p in self._params():
                 self.weight_acc[p] = p.detach().clone()
 
+    def __getstate__(self):
+        # torch's Optimizer pickles only its defaults, state and groups: keep the wrapped
+        # optimizer, the quantizers and the accumulators too.
+        return dict(self.__dict__)
+
+    def state_dict(self):
+        """The wrapped optimizer's state, with the full-precision weight accumulators (in the
+        order of the parameters) when ``acc_quant`` keeps them."""
+        state = self.optim.state_dict()
+        if self.acc_quant is not None:
+            state["weight_acc"] = [self.weight_acc[p].clone() for p in self._params()]
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Restores what :meth:`state_dict` gave."""
+        state = dict(state_dict)
+        accumulators = state.pop("weight_acc", None)
+        self.optim.load_state_dict(state)
+        self.param_groups = self.optim.param_groups
+        self.state = self.optim.state
+        if accumulators is not None:
+            params = list(self._params())
+            if len(accumulators) != len(params):
+                raise ValueError(f"weight_acc holds {len(accumulators)} tensors for {len(params)} parameters")
+            for p, acc in zip(params, accumulators):
+                self.weight_acc[p] = acc.detach().clone().to(p.device)
+
     def _params(self):
         for group in self.param_groups:
             yield from group["params"]
