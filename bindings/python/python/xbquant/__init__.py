@@ -65,3 +65,10 @@ __all__ = [
     "quantizer",
     "__version__",
 ]
+
+# The registered PyTorch operation (torch.compile, torch.export, vmap), when torch is loaded.
+if "torch" in __import__("sys").modules:
+    from . import _data, _ops
+
+    _data.FAST.know_torch(__import__("sys").modules["torch"])
+    _ops.register()

@@ -326,6 +326,12 @@ def differentiable(x: Any, compute: Callable[[bool], Tuple[Any, Any]]) -> Any:
 
 
 _PLAIN = (int, bool, str, type(None))
+
+
+def _never() -> bool:
+    return False
+
+
 _MAX_SCHEMES = 4096
 
 
@@ -350,6 +356,15 @@ class Fast:
         self.schemes: Dict[tuple, Scheme] = {}
         self.tensor: Any = None  # torch.Tensor, once torch is loaded
         self.from_numpy: Any = None
+        # Whether a call is being traced (torch.compile, torch.export): `torch.compiler.
+        # is_compiling` once torch is loaded, bound here so that the entry points test it with
+        # one attribute lookup and one call.
+        self.compiling: Callable[[], bool] = _never
+
+    def know_torch(self, torch: Any) -> None:
+        """Binds torch's functions (when torch is loaded)."""
+        self.tensor, self.from_numpy = torch.Tensor, torch.from_numpy
+        self.compiling = torch.compiler.is_compiling
 
     def call(self, key: tuple, x: Any) -> Any:
         """The result of the call `key` on `x`, or None where it must take its general path."""
@@ -373,7 +388,7 @@ class Fast:
             torch = torch_module()
             if torch is None:
                 return
-            self.tensor, self.from_numpy = torch.Tensor, torch.from_numpy
+            self.know_torch(torch)
         if len(self.schemes) >= _MAX_SCHEMES:
             self.schemes.clear()
         self.schemes[key] = scheme

@@ -10,7 +10,7 @@ import math
 import numbers
 from typing import Any, Optional, Tuple
 
-from . import _bits, _data, _schemes, _xbquant
+from . import _bits, _data, _ops, _schemes, _xbquant
 from ._checks import DEFAULT_OVERFLOW, check_flag, check_length, check_name, check_seed
 from ._xbquant import Scheme
 
@@ -148,6 +148,10 @@ def quantize(
         array([[ 0.25, -0.5 ],
                [ 3.5 ,  1.  ]], dtype=float32)
     """
+    if _fast.compiling():
+        traced = _traced_quantize(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
+        if traced is not None:
+            return _ops.traced(x, traced, "clamp", return_mask)
     if (
         type(x) is _fast.tensor
         and type(wl) is int
@@ -167,6 +171,10 @@ def quantize(
         if out is not None:
             return out
     return_mask = check_flag(return_mask, "return_mask")
+    if _ops.wrapped(x):
+        traced = _traced_quantize(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
+        if traced is not None:
+            return _ops.traced(x, traced, "clamp", return_mask)
     if scheme is not None:
         given = [
             n for n, v in (("wl", wl), ("fl", fl), ("hls", hls), ("axis", axis), ("scale", scale)) if v is not None
@@ -207,6 +215,46 @@ def quantize(
     else:
         scheme = fixed_scheme(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     return _masked(x, scheme, return_mask)
+
+
+def _traced_quantize(
+    x: Any,
+    wl: Any,
+    fl: Any,
+    axis: Any,
+    scale: Any,
+    rounding: Any,
+    overflow: Any,
+    sat_bits: Any,
+    signed: Any,
+    seed: Any,
+    hls: Any,
+    scheme: Any,
+) -> Optional[str]:
+    """The text form of a `quantize` call being traced, or None for the calls traced in eager
+    pieces (a `Scheme` object or a seed given with a scheme or an HLS type, scaled fixed point)."""
+    if scheme is not None:
+        return scheme if isinstance(scheme, str) and seed is None and wl is None and fl is None else None
+    if hls is not None:
+        return hls if isinstance(hls, str) and seed is None and wl is None and fl is None else None
+    if scale is not None or wl is None or fl is None:
+        return None
+    if axis is None and type(fl) is int:
+        return _ops.fixed_text(wl, fl, overflow, rounding, signed, seed, sat_bits)
+    if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
+        return None
+    group = "" if axis is None else f" group=axis:{axis}"
+    if isinstance(fl, str) and fl in _schemes.FL_METHODS:
+        rule = "pow2" if _schemes.FL_METHODS[fl] == "max" else "pow2-sqnr"
+        return _ops.fixed_text(wl, 0, overflow, rounding, signed, seed, sat_bits, f"{group} scale={rule}")
+    if axis is None:
+        return None
+    count = x.shape[axis]
+    fls = [fl] * count if type(fl) is int else list(fl) if isinstance(fl, (list, tuple)) else None
+    if fls is None or not all(type(v) is int for v in fls):
+        return None
+    listed = ",".join(str(v) for v in fls)
+    return _ops.fixed_text(wl, 0, overflow, rounding, signed, seed, sat_bits, f"{group} scale=fl:{listed}")
 
 
 def _masked(x: Any, scheme: Scheme, return_mask: bool) -> Any:
@@ -368,11 +416,39 @@ def _converter(name: str) -> Any:
         *,
         noise: str = "gaussian",
     ) -> Any:
+        if _fast.compiling():
+            text = _traced_converter(bits, range, axis, rounding, noise_std, noise, seed)
+            if text is not None:
+                return _ops.traced(x, text, "clamp")
         scheme = _schemes.converter(x, bits, range, axis, rounding, noise_std, noise, seed)
         return _data.differentiable(x, lambda with_mask: _data.run(x, scheme, with_mask))
 
     convert.__name__ = convert.__qualname__ = name
     return convert
+
+
+def _traced_converter(
+    bits: Any, given: Any, axis: Any, rounding: Any, noise_std: Any, noise: Any, seed: Any
+) -> Optional[str]:
+    """The text form of a converter call being traced, or None for the calls traced in eager
+    pieces (ranges given as an array or a tensor)."""
+    if given == "absmax":
+        span = " range=abs-max"
+    elif isinstance(given, str):
+        span = f" range={given}"
+    elif isinstance(given, (int, float)) and not isinstance(given, bool):
+        span = f" range={float(given)!r}"
+    elif isinstance(given, (list, tuple)) and all(isinstance(v, (int, float)) for v in given):
+        span = " range=each:" + ",".join(repr(float(v)) for v in given)
+    else:
+        return None
+    group = "" if axis is None else f" group=axis:{axis}"
+    width = float(noise_std) if noise == "gaussian" else float(noise_std) * math.sqrt(3.0)
+    noisy = f" noise={noise}:{width!r}" if noise_std else ""
+    stochastic = rounding == "stochastic"
+    mode = f"stochastic:{seed % 2**64}" if stochastic and seed is not None else f"{rounding}"
+    seeded = f" seed={seed % 2**64}" if noise_std and seed is not None else ""
+    return f"fixed<{bits},{bits - 1}> overflow=saturate-symmetric rounding={mode}{group}{span}{noisy}{seeded}"
 
 
 dac = _converter("dac")
@@ -570,4 +646,9 @@ def quantize_float(
         >>> quantize_float(x, (5, 2), overflow="saturate")[3]
         np.float32(57344.0)
     """
+    if _fast.compiling() and isinstance(rounding, str):
+        name = f"e{format[0]}m{format[1]}" if isinstance(format, tuple) else format
+        mode = f"{rounding}:{seed % 2**64}" if seed is not None and rounding == "stochastic" else rounding
+        over = "" if overflow is None else f" overflow={overflow}"
+        return _ops.traced(x, f"{name}{over} rounding={mode}", "none")
     return _data.run(x, _schemes.floating(format, rounding, overflow, seed))[0]

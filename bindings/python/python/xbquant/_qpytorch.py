@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence, Union
 
-from . import _data, _schemes
+from . import _data, _ops, _schemes
 from ._checks import check_flag, check_length, check_name, overflow_name
 from ._xbquant import Scheme
 
@@ -58,6 +58,9 @@ def fixed_point_quantize(
     arrays; rounds ties to even on every device; and its stochastic rounding is unbiased at every
     magnitude and never moves values that are already on the grid.
     """
+    if _fast.compiling() and overflow is None:
+        text = _ops.fixed_text(wl, fl, _qpytorch_overflow(clamp, symmetric), rounding, signed, seed, sat_bits)
+        return _ops.traced(x, text, "none")
     if (
         (seed is not None or rounding != "stochastic")  # the default draws a fresh seed
         and type(x) is _fast.tensor

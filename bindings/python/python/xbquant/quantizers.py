@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from . import _data, _schemes
+from . import _data, _ops, _schemes
 from ._checks import check_flag
 from ._native import get_range_fixed_point
 
@@ -91,6 +91,9 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
         >>> q.sum().backward(); x.grad
         tensor([1., 1., 1.])
     """
+    if _fast.compiling():
+        text = _ops.fixed_text(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
+        return _ops.traced(input, text, "straight")
     if (
         type(input) is _fast.tensor
         and type(wl) is int

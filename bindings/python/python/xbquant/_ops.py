@@ -1,0 +1,130 @@
+"""The registered PyTorch operation of every scheme: `torch.ops.xbquant.quantize(x, scheme, seed,
+gradient)`, with a fake (meta) implementation, its autograd formula and a vmap rule, so that
+`torch.compile`, `torch.export` and `vmap` see one opaque node of known shape. A scheme crosses as
+its text form, so one operation serves every kind.
+
+Eager calls keep their short paths; the public functions call this operation when they are being
+traced (`torch.compiler.is_compiling()`, bound in `_data.FAST.compiling`) or given the tensors of a
+functorch transform (`vmap`). The operation is registered when torch is loaded before
+`xbquant` is imported, else at the first call that traces; `register()` registers it explicitly
+(before `torch.export.load` of a program that uses it, in a process that imported xbquant first).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, Tuple
+
+from . import _data, _schemes
+
+#: The gradient rules of the operation's backward pass.
+GRADIENTS = ("clamp", "straight", "none")
+
+_OP: Any = None
+
+
+def register() -> Any:
+    """Registers the operation (once) and returns it: `torch.ops.xbquant.quantize`."""
+    global _OP
+    if _OP is not None:
+        return _OP
+    import torch
+
+    @torch.library.custom_op(
+        "xbquant::quantize",
+        mutates_args=(),
+        schema="(Tensor x, str scheme, Tensor seed, str gradient) -> (Tensor, Tensor)",
+    )
+    def quantize(x: Any, scheme: str, seed: Any, gradient: str) -> Tuple[Any, Any]:
+        """`x` quantized with the scheme of text `scheme` (its noise drawn from `seed`, an int64
+        scalar, when it draws noise without a seed of its own), and the clip mask."""
+        chosen = _schemes.of_text(scheme)
+        if chosen.draws:
+            chosen = chosen.with_seed(int(seed.item()) % 2**64)
+        out, mask = _data.run(x.detach(), chosen, with_mask=True)
+        return out, mask
+
+    @quantize.register_fake
+    def _(x: torch.Tensor, scheme: str, seed: torch.Tensor, gradient: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(
+            x, dtype=torch.bool, memory_format=torch.contiguous_format
+        )
+
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Any, Any]) -> None:
+        ctx.gradient = inputs[3]
+        ctx.save_for_backward(output[1])
+
+    def backward(ctx: Any, grad: torch.Tensor, _grad_mask: Any) -> Tuple[Any, None, None, None]:
+        if ctx.gradient == "none":
+            return None, None, None, None
+        if ctx.gradient == "clamp":
+            (mask,) = ctx.saved_tensors
+            return grad.masked_fill(mask, 0.0), None, None, None
+        return grad, None, None, None
+
+    quantize.register_autograd(backward, setup_context=setup_context)
+
+    def vmap_rule(
+        info: Any, in_dims: Tuple[Any, ...], x: torch.Tensor, scheme: str, seed: torch.Tensor, gradient: str
+    ) -> Any:
+        # Each sample as its own call: per-axis and per-tensor scales, and the noise's indices,
+        # are those of one sample, as in a loop of calls.
+        if in_dims[0] is None:
+            return quantize(x, scheme, seed, gradient), (None, None)
+        x = x.movedim(in_dims[0], 0)
+        pairs = [quantize(sample, scheme, seed, gradient) for sample in x.unbind(0)]
+        return (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])), (0, 0)
+
+    quantize.register_vmap(vmap_rule)
+    _OP = quantize
+    return quantize
+
+
+def wrapped(x: Any) -> bool:
+    """Whether `x` is a tensor of a functorch transform (`vmap`, `grad`): its data has no
+    storage the kernels can read, so the call goes through the registered operation."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:
+    """The registered operation on `x` with the scheme of `text`: the path of a traced call. A
+    scheme that draws noise without a seed of its own draws one from torch's generator, in the
+    graph."""
+    import torch
+
+    op = register()
+    if draws(text):
+        seed = torch.randint(0, 2**62, (), dtype=torch.int64)
+    else:
+        seed = torch.zeros((), dtype=torch.int64)
+    out, mask = op(x, text, seed, gradient)
+    return (out, mask) if return_mask else out
+
+
+def draws(text: str) -> bool:
+    """Whether the scheme of `text` draws noise without a seed of its own: stochastic rounding
+    without `:SEED`, or noise without `seed=` (read from the text, so that tracing needs no call
+    into the extension)."""
+    words = text.split()
+    unseeded = any(w.lower() == "rounding=stochastic" for w in words)
+    noisy = any(w.startswith("noise=") and w != "noise=none" for w in words)
+    return unseeded or (noisy and not any(w.startswith("seed=") for w in words))
+
+
+def fixed_text(
+    wl: Any,
+    fl: Any,
+    overflow: Any,
+    rounding: Any,
+    signed: Any,
+    seed: Optional[int],
+    sat_bits: Any,
+    extra: str = "",
+) -> str:
+    """The text form of fixed point from the arguments of `quantize` (checked by the operation
+    when it first runs); a seed makes stochastic rounding `stochastic:SEED`."""
+    kind = "fixed" if signed else "ufixed"
+    over = f"{overflow}:{sat_bits}" if sat_bits else f"{overflow}"
+    mode = f"{rounding}:{seed % 2**64}" if seed is not None and rounding == "stochastic" else f"{rounding}"
+    return f"{kind}<{wl},{fl}> overflow={over} rounding={mode}{extra}"

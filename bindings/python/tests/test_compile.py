@@ -1,0 +1,104 @@
+"""PyTorch 2: the public functions trace to one registered operation (`torch.ops.xbquant.quantize`,
+a scheme's text form its argument), so `torch.compile(fullgraph=True)` gives the eager bits with no
+graph break, `torch.export` saves a program a fresh process runs, and `vmap` goes through the
+operation's rule."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import xbquant
+from xbquant.quantizers import fixed_point_quantize_wrapper
+
+ADC = "fixed<6,5> overflow=saturate-symmetric group=axis:1 range=percentile:90"
+
+
+def every_op(x):
+    return (
+        xbquant.quantize(x, 8, 4),
+        xbquant.quantize(x, 6, 2, rounding="stochastic", seed=5, overflow="wrap"),
+        xbquant.quantize(x, 8, "auto", axis=0),
+        xbquant.quantize(x, 5, [1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0], axis=1),
+        xbquant.quantize(x, scheme=ADC),
+        xbquant.quantize(x, hls="ap_fixed<7,3,AP_RND,AP_SAT_SYM>"),
+        fixed_point_quantize_wrapper(x, 8, 3),
+        xbquant.fixed_point_quantize(x, 8, 4, rounding="nearest"),
+        xbquant.quantize_float(x, "e4m3fn"),
+        xbquant.quantize_float(x, (5, 2), rounding="stochastic", seed=1),
+        xbquant.adc(x, 6, axis=1, noise_std=0.02, seed=3),
+        xbquant.dac(x, 4, range="percentile:75"),
+    )
+
+
+def test_compiled_full_graph_equals_eager():
+    torch._dynamo.reset()
+    x = torch.randn(16, 12, generator=torch.Generator().manual_seed(0)) * 3
+    eager = every_op(x)
+    compiled = torch.compile(every_op, fullgraph=True)(x)
+    for k, (a, b) in enumerate(zip(eager, compiled)):
+        assert torch.equal(a, b), k
+    assert torch._dynamo.explain(every_op)(x).graph_break_count == 0
+
+
+def gradients(f, x):
+    x = x.clone().requires_grad_()
+    weights = torch.arange(1.0, 1.0 + x.numel()).reshape(x.shape)
+    (f(x) * weights).sum().backward()
+    return x.grad
+
+
+def test_compiled_backward_equals_eager():
+    torch._dynamo.reset()
+    x = torch.randn(8, 10, generator=torch.Generator().manual_seed(1)) * 4
+    for f in (
+        lambda v: xbquant.quantize(v, 6, 2),  # zero where the code overflowed
+        lambda v: xbquant.quantize(v, scheme=ADC),  # zero where the ADC clipped
+        lambda v: fixed_point_quantize_wrapper(v, 6, 2),  # straight through
+        lambda v: xbquant.adc(v, 5, axis=1),
+    ):
+        want = gradients(f, x)
+        got = gradients(torch.compile(f, fullgraph=True), x)
+        assert torch.equal(got, want)
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(12, 6)
+
+    def forward(self, x):
+        h = xbquant.quantize(x, 8, 4)
+        h = fixed_point_quantize_wrapper(self.fc(h), 8, 5)
+        return xbquant.adc(h, 6, axis=1)
+
+
+def test_exported_programs_run_in_a_fresh_process(tmp_path):
+    torch.manual_seed(0)
+    model = Model().eval()
+    x = torch.randn(4, 12)
+    program = torch.export.export(model, (x,))
+    assert "xbquant.quantize" in str(program.graph_module.code)
+    path = tmp_path / "model.pt2"
+    torch.export.save(program, path)
+    torch.save((x, model(x)), tmp_path / "io.pt")
+    code = (
+        "import sys, torch, xbquant\n"
+        f"program = torch.export.load({str(path)!r})\n"
+        f"x, want = torch.load({str(tmp_path / 'io.pt')!r})\n"
+        "assert torch.equal(program.module()(x), want)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_vmap_goes_through_the_operation():
+    x = torch.randn(5, 7, generator=torch.Generator().manual_seed(2)) * 3
+    # Each sample as its own call: per-tensor scales chosen per sample.
+    got = torch.func.vmap(lambda v: xbquant.quantize(v, 8, "auto"))(x)
+    want = torch.stack([xbquant.quantize(v, 8, "auto") for v in x])
+    assert torch.equal(got, want)
+    assert torch.equal(torch.func.vmap(lambda v: xbquant.quantize(v, 6, 2))(x), xbquant.quantize(x, 6, 2))
+    # Noise under vmap is torch's choice to make: an error unless vmap is told its randomness.
+    with pytest.raises(RuntimeError, match="randomness"):
+        torch.func.vmap(lambda v: xbquant.quantize(v, 6, 2, rounding="stochastic"))(x)
