@@ -149,7 +149,7 @@ def quantize(
                [ 3.5 ,  1.  ]], dtype=float32)
     """
     if _fast.compiling():
-        traced = _traced_quantize(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
+        traced = _ops.quantize_text(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
         if traced is not None:
             return _ops.traced(x, traced, "clamp", return_mask)
     if (
@@ -172,7 +172,7 @@ def quantize(
             return out
     return_mask = check_flag(return_mask, "return_mask")
     if _ops.wrapped(x):
-        traced = _traced_quantize(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
+        traced = _ops.quantize_text(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
         if traced is not None:
             return _ops.traced(x, traced, "clamp", return_mask)
     if scheme is not None:
@@ -215,46 +215,6 @@ def quantize(
     else:
         scheme = fixed_scheme(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     return _masked(x, scheme, return_mask)
-
-
-def _traced_quantize(
-    x: Any,
-    wl: Any,
-    fl: Any,
-    axis: Any,
-    scale: Any,
-    rounding: Any,
-    overflow: Any,
-    sat_bits: Any,
-    signed: Any,
-    seed: Any,
-    hls: Any,
-    scheme: Any,
-) -> Optional[str]:
-    """The text form of a `quantize` call being traced, or None for the calls traced in eager
-    pieces (a `Scheme` object or a seed given with a scheme or an HLS type, scaled fixed point)."""
-    if scheme is not None:
-        return scheme if isinstance(scheme, str) and seed is None and wl is None and fl is None else None
-    if hls is not None:
-        return hls if isinstance(hls, str) and seed is None and wl is None and fl is None else None
-    if scale is not None or wl is None or fl is None:
-        return None
-    if axis is None and type(fl) is int:
-        return _ops.fixed_text(wl, fl, overflow, rounding, signed, seed, sat_bits)
-    if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
-        return None
-    group = "" if axis is None else f" group=axis:{axis}"
-    if isinstance(fl, str) and fl in _schemes.FL_METHODS:
-        rule = "pow2" if _schemes.FL_METHODS[fl] == "max" else "pow2-sqnr"
-        return _ops.fixed_text(wl, 0, overflow, rounding, signed, seed, sat_bits, f"{group} scale={rule}")
-    if axis is None:
-        return None
-    count = x.shape[axis]
-    fls = [fl] * count if type(fl) is int else list(fl) if isinstance(fl, (list, tuple)) else None
-    if fls is None or not all(type(v) is int for v in fls):
-        return None
-    listed = ",".join(str(v) for v in fls)
-    return _ops.fixed_text(wl, 0, overflow, rounding, signed, seed, sat_bits, f"{group} scale=fl:{listed}")
 
 
 def _masked(x: Any, scheme: Scheme, return_mask: bool) -> Any:
@@ -417,7 +377,7 @@ def _converter(name: str) -> Any:
         noise: str = "gaussian",
     ) -> Any:
         if _fast.compiling():
-            text = _traced_converter(bits, range, axis, rounding, noise_std, noise, seed)
+            text = _ops.converter_text(bits, range, axis, rounding, noise_std, noise, seed)
             if text is not None:
                 return _ops.traced(x, text, "clamp")
         scheme = _schemes.converter(x, bits, range, axis, rounding, noise_std, noise, seed)
@@ -425,30 +385,6 @@ def _converter(name: str) -> Any:
 
     convert.__name__ = convert.__qualname__ = name
     return convert
-
-
-def _traced_converter(
-    bits: Any, given: Any, axis: Any, rounding: Any, noise_std: Any, noise: Any, seed: Any
-) -> Optional[str]:
-    """The text form of a converter call being traced, or None for the calls traced in eager
-    pieces (ranges given as an array or a tensor)."""
-    if given == "absmax":
-        span = " range=abs-max"
-    elif isinstance(given, str):
-        span = f" range={given}"
-    elif isinstance(given, (int, float)) and not isinstance(given, bool):
-        span = f" range={float(given)!r}"
-    elif isinstance(given, (list, tuple)) and all(isinstance(v, (int, float)) for v in given):
-        span = " range=each:" + ",".join(repr(float(v)) for v in given)
-    else:
-        return None
-    group = "" if axis is None else f" group=axis:{axis}"
-    width = float(noise_std) if noise == "gaussian" else float(noise_std) * math.sqrt(3.0)
-    noisy = f" noise={noise}:{width!r}" if noise_std else ""
-    stochastic = rounding == "stochastic"
-    mode = f"stochastic:{seed % 2**64}" if stochastic and seed is not None else f"{rounding}"
-    seeded = f" seed={seed % 2**64}" if noise_std and seed is not None else ""
-    return f"fixed<{bits},{bits - 1}> overflow=saturate-symmetric rounding={mode}{group}{span}{noisy}{seeded}"
 
 
 dac = _converter("dac")

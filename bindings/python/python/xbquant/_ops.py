@@ -12,6 +12,7 @@ functorch transform (`vmap`). The operation is registered when torch is loaded b
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Optional, Tuple
 
@@ -128,3 +129,67 @@ def fixed_text(
     over = f"{overflow}:{sat_bits}" if sat_bits else f"{overflow}"
     mode = f"{rounding}:{seed % 2**64}" if seed is not None and rounding == "stochastic" else f"{rounding}"
     return f"{kind}<{wl},{fl}> overflow={over} rounding={mode}{extra}"
+
+
+def quantize_text(
+    x: Any,
+    wl: Any,
+    fl: Any,
+    axis: Any,
+    scale: Any,
+    rounding: Any,
+    overflow: Any,
+    sat_bits: Any,
+    signed: Any,
+    seed: Any,
+    hls: Any,
+    scheme: Any,
+) -> Optional[str]:
+    """The text form of a `quantize` call being traced, or None for the calls traced in eager
+    pieces (a `Scheme` object or a seed given with a scheme or an HLS type, scaled fixed point)."""
+    if scheme is not None:
+        return scheme if isinstance(scheme, str) and seed is None and wl is None and fl is None else None
+    if hls is not None:
+        return hls if isinstance(hls, str) and seed is None and wl is None and fl is None else None
+    if scale is not None or wl is None or fl is None:
+        return None
+    if axis is None and type(fl) is int:
+        return fixed_text(wl, fl, overflow, rounding, signed, seed, sat_bits)
+    if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
+        return None
+    group = "" if axis is None else f" group=axis:{axis}"
+    if isinstance(fl, str) and fl in _schemes.FL_METHODS:
+        rule = "pow2" if _schemes.FL_METHODS[fl] == "max" else "pow2-sqnr"
+        return fixed_text(wl, 0, overflow, rounding, signed, seed, sat_bits, f"{group} scale={rule}")
+    if axis is None:
+        return None
+    count = x.shape[axis]
+    fls = [fl] * count if type(fl) is int else list(fl) if isinstance(fl, (list, tuple)) else None
+    if fls is None or not all(type(v) is int for v in fls):
+        return None
+    listed = ",".join(str(v) for v in fls)
+    return fixed_text(wl, 0, overflow, rounding, signed, seed, sat_bits, f"{group} scale=fl:{listed}")
+
+
+def converter_text(
+    bits: Any, given: Any, axis: Any, rounding: Any, noise_std: Any, noise: Any, seed: Any
+) -> Optional[str]:
+    """The text form of a converter call being traced, or None for the calls traced in eager
+    pieces (ranges given as an array or a tensor)."""
+    if given == "absmax":
+        span = " range=abs-max"
+    elif isinstance(given, str):
+        span = f" range={given}"
+    elif isinstance(given, (int, float)) and not isinstance(given, bool):
+        span = f" range={float(given)!r}"
+    elif isinstance(given, (list, tuple)) and all(isinstance(v, (int, float)) for v in given):
+        span = " range=each:" + ",".join(repr(float(v)) for v in given)
+    else:
+        return None
+    group = "" if axis is None else f" group=axis:{axis}"
+    width = float(noise_std) if noise == "gaussian" else float(noise_std) * math.sqrt(3.0)
+    noisy = f" noise={noise}:{width!r}" if noise_std else ""
+    stochastic = rounding == "stochastic"
+    mode = f"stochastic:{seed % 2**64}" if stochastic and seed is not None else f"{rounding}"
+    seeded = f" seed={seed % 2**64}" if noise_std and seed is not None else ""
+    return f"fixed<{bits},{bits - 1}> overflow=saturate-symmetric rounding={mode}{group}{span}{noisy}{seeded}"
