@@ -1,7 +1,7 @@
 """PyTorch 2: the public functions trace to one registered operation (`torch.ops.xbquant.quantize`,
 a scheme's text form its argument), so `torch.compile(fullgraph=True)` gives the eager bits with no
-graph break, `torch.export` saves a program a fresh process runs, and `vmap` goes through the
-operation's rule."""
+graph break, `torch.export` saves a program a fresh process runs, and `vmap` and `torch.func.grad`
+go through the operation's rules."""
 
 import subprocess
 import sys
@@ -92,13 +92,21 @@ def test_exported_programs_run_in_a_fresh_process(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_vmap_goes_through_the_operation():
+def test_vmap_and_grad_go_through_the_operation():
     x = torch.randn(5, 7, generator=torch.Generator().manual_seed(2)) * 3
     # Each sample as its own call: per-tensor scales chosen per sample.
     got = torch.func.vmap(lambda v: xbquant.quantize(v, 8, "auto"))(x)
     want = torch.stack([xbquant.quantize(v, 8, "auto") for v in x])
     assert torch.equal(got, want)
     assert torch.equal(torch.func.vmap(lambda v: xbquant.quantize(v, 6, 2))(x), xbquant.quantize(x, 6, 2))
+    # torch.func.grad: the straight-through gradient, zero where the code overflowed.
+    wide = x * 3
+    g = torch.func.grad(lambda v: xbquant.quantize(v, 6, 2).sum())(wide)
+    _, overflowed = xbquant.quantize(wide, 6, 2, return_mask=True)
+    assert bool(overflowed.any()) and torch.equal(g, (~overflowed).to(x.dtype))
+    # ... and per sample, through vmap of grad.
+    per_sample = torch.func.vmap(torch.func.grad(lambda v: xbquant.quantize(v, 6, 2).sum()))(wide)
+    assert torch.equal(per_sample, g)
     # Noise under vmap is torch's choice to make: an error unless vmap is told its randomness.
     with pytest.raises(RuntimeError, match="randomness"):
         torch.func.vmap(lambda v: xbquant.quantize(v, 6, 2, rounding="stochastic"))(x)

@@ -174,7 +174,7 @@ def quantize(
     if _ops.wrapped(x):
         traced = _ops.quantize_text(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
         if traced is not None:
-            return _ops.traced(x, traced, "clamp", return_mask)
+            return _ops.traced(x, traced, "clamp", return_mask, functorch=True)
     if scheme is not None:
         given = [
             n for n, v in (("wl", wl), ("fl", fl), ("hls", hls), ("axis", axis), ("scale", scale)) if v is not None

@@ -88,10 +88,10 @@ def wrapped(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
-def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:
-    """The registered operation on `x` with the scheme of `text`: the path of a traced call. A
-    scheme that draws noise without a seed of its own draws one from torch's generator, in the
-    graph."""
+def traced(x: Any, text: str, gradient: str, return_mask: bool = False, functorch: bool = False) -> Any:
+    """The registered operation on `x` with the scheme of `text`: the path of a traced call
+    (`functorch`: of a tensor of torch.func's transforms). A scheme that draws noise without a seed
+    of its own draws one from torch's generator, in the graph."""
     import torch
 
     op = register()
@@ -99,8 +99,53 @@ def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:
         seed = torch.randint(0, 2**62, (), dtype=torch.int64)
     else:
         seed = torch.zeros((), dtype=torch.int64)
-    out, mask = op(x, text, seed, gradient)
+    if functorch:
+        # torch.func's transforms take autograd.Functions with a separate setup_context (the
+        # registered operation's own autograd has none): the operation inside one, with the same
+        # gradient rules.
+        out, mask = _functorch_function().apply(x, text, seed, gradient)
+    else:
+        out, mask = op(x, text, seed, gradient)
     return (out, mask) if return_mask else out
+
+
+_FUNCTORCH: Any = None
+
+
+def _functorch_function() -> Any:
+    """The registered operation as an autograd.Function that torch.func's transforms (`grad`,
+    `vmap`, `jacrev`) accept: the operation's gradients, and its vmap rule through
+    `generate_vmap_rule`."""
+    global _FUNCTORCH
+    if _FUNCTORCH is None:
+        import torch
+
+        op = register()
+
+        class Quantize(torch.autograd.Function):
+            generate_vmap_rule = True
+
+            @staticmethod
+            def forward(x: Any, text: str, seed: Any, gradient: str) -> Any:
+                return op(x, text, seed, gradient)
+
+            @staticmethod
+            def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Any, Any]) -> None:
+                ctx.gradient = inputs[3]
+                ctx.save_for_backward(output[1])
+                ctx.mark_non_differentiable(output[1])
+
+            @staticmethod
+            def backward(ctx: Any, grad: Any, _grad_mask: Any) -> Tuple[Any, None, None, None]:
+                if ctx.gradient == "none":
+                    return None, None, None, None
+                if ctx.gradient == "clamp":
+                    (mask,) = ctx.saved_tensors
+                    return grad.masked_fill(mask, 0.0), None, None, None
+                return grad, None, None, None
+
+        _FUNCTORCH = Quantize
+    return _FUNCTORCH
 
 
 def draws(text: str) -> bool:
