@@ -29,6 +29,13 @@ def every_op(x):
         xbquant.quantize_float(x, (5, 2), rounding="stochastic", seed=1),
         xbquant.adc(x, 6, axis=1, noise_std=0.02, seed=3),
         xbquant.dac(x, 4, range="percentile:75"),
+        xbquant.quantize(x, 6, 4, scale="absmax", axis=0),
+        xbquant.quantize(x, 6, 4, scale=2.5),
+        xbquant.quantize_grid(x, 0.3, offset=-1.0, levels=9),
+        xbquant.quantize_levels(x, [-2.0, -0.5, 0.0, 1.0, 4.0]),
+        xbquant.block_quantize(x, 6, dim=0, rounding="nearest"),
+        xbquant.block_quantize(x, 5, rounding="stochastic", block_size=4, seed=2),
+        xbquant.float_quantize(x, 4, 3, rounding="nearest"),
     )
 
 

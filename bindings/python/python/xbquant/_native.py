@@ -294,6 +294,10 @@ def quantize_grid(
         >>> quantize_grid(g, 10.0, offset=50.0, levels=6)  # 50, 60, ..., 100
         array([ 60.,  70., 100.,  50.])
     """
+    if _fast.compiling():
+        text = _ops.grid_text(step, offset, levels, rounding, seed)
+        if text is not None:
+            return _ops.traced(x, text, "clamp")
     scheme = _schemes.grid(step, offset, levels, rounding, seed)
     step, offset = float(step), float(offset)
     if levels is None:
@@ -327,6 +331,10 @@ def quantize_levels(x: Any, levels: Any, rounding: str = "nearest", seed: Option
         >>> quantize_levels(np.array([0.0, 8.0, 16.0, 31.0]), [12.0, 3.5, 40.0, 20.0])
         array([ 3.5, 12. , 20. , 40. ])
     """
+    if _fast.compiling():
+        text = _ops.levels_text(levels, rounding, seed)
+        if text is not None:
+            return _ops.traced(x, text, "clamp")
     scheme = _schemes.levels(levels, rounding, seed)
     table = scheme.level_values
     _data.check_held([table[0], table[-1]], "levels", x)

@@ -196,8 +196,14 @@ def quantize_text(
         return scheme if isinstance(scheme, str) and seed is None and wl is None and fl is None else None
     if hls is not None:
         return hls if isinstance(hls, str) and seed is None and wl is None and fl is None else None
-    if scale is not None or wl is None or fl is None:
+    if wl is None or fl is None:
         return None
+    if scale is not None:
+        span = range_text(scale)
+        if span is None or type(fl) is not int or (axis is not None and type(axis) is not int):
+            return None
+        group = "" if axis is None else f" group=axis:{axis}"
+        return fixed_text(wl, fl, overflow, rounding, signed, seed, sat_bits, f"{group}{span}")
     if axis is None and type(fl) is int:
         return fixed_text(wl, fl, overflow, rounding, signed, seed, sat_bits)
     if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
@@ -221,15 +227,8 @@ def converter_text(
 ) -> Optional[str]:
     """The text form of a converter call being traced, or None for the calls traced in eager
     pieces (ranges given as an array or a tensor)."""
-    if given == "absmax":
-        span = " range=abs-max"
-    elif isinstance(given, str):
-        span = f" range={given}"
-    elif isinstance(given, (int, float)) and not isinstance(given, bool):
-        span = f" range={float(given)!r}"
-    elif isinstance(given, (list, tuple)) and all(isinstance(v, (int, float)) for v in given):
-        span = " range=each:" + ",".join(repr(float(v)) for v in given)
-    else:
+    span = range_text(given)
+    if span is None:
         return None
     group = "" if axis is None else f" group=axis:{axis}"
     width = float(noise_std) if noise == "gaussian" else float(noise_std) * math.sqrt(3.0)
@@ -238,3 +237,44 @@ def converter_text(
     mode = f"stochastic:{seed % 2**64}" if stochastic and seed is not None else f"{rounding}"
     seeded = f" seed={seed % 2**64}" if noise_std and seed is not None else ""
     return f"fixed<{bits},{bits - 1}> overflow=saturate-symmetric rounding={mode}{group}{span}{noisy}{seeded}"
+
+
+def range_text(given: Any) -> Optional[str]:
+    """The ` range=...` option of a range or scale argument: "absmax", "percentile:P", a number,
+    or a list of numbers; None for others (arrays, tensors)."""
+    if given == "absmax":
+        return " range=abs-max"
+    if isinstance(given, str):
+        return f" range={given}"
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        return f" range={float(given)!r}"
+    if isinstance(given, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given):
+        return " range=each:" + ",".join(repr(float(v)) for v in given)
+    return None
+
+
+def rounding_text(rounding: str, seed: Optional[int]) -> str:
+    """A rounding's text, `stochastic:SEED` for stochastic rounding with a seed."""
+    return f"stochastic:{seed % 2**64}" if seed is not None and rounding == "stochastic" else rounding
+
+
+def grid_text(step: Any, offset: Any, levels: Any, rounding: Any, seed: Any) -> Optional[str]:
+    """The text form of a traced `quantize_grid` call (numbers and a rounding name), or None."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (step, offset)):
+        return None
+    if levels is not None and (not isinstance(levels, int) or isinstance(levels, bool)):
+        return None
+    if not isinstance(rounding, str):
+        return None
+    count = "" if levels is None else f",{levels}"
+    return f"grid<{float(step)!r},{float(offset)!r}{count}> rounding={rounding_text(rounding, seed)}"
+
+
+def levels_text(levels: Any, rounding: Any, seed: Any) -> Optional[str]:
+    """The text form of a traced `quantize_levels` call (a list or tuple of numbers), or None."""
+    if not isinstance(levels, (list, tuple)) or not isinstance(rounding, str):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
+        return None
+    values = ",".join(repr(float(v)) for v in levels)
+    return f"levels<{values}> rounding={rounding_text(rounding, seed)}"
