@@ -117,3 +117,17 @@ def test_vmap_and_grad_go_through_the_operation():
     # Noise under vmap is torch's choice to make: an error unless vmap is told its randomness.
     with pytest.raises(RuntimeError, match="randomness"):
         torch.func.vmap(lambda v: xbquant.quantize(v, 6, 2, rounding="stochastic"))(x)
+
+
+def test_quantizer_functions_compile_forward_and_backward():
+    torch._dynamo.reset()
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(4)) * 4
+    for q in (
+        xbquant.quantizer(xbquant.FixedPoint(4, 2), xbquant.FixedPoint(8, 4), "nearest", "nearest", True),
+        xbquant.quantizer(xbquant.FloatingPoint(4, 3), xbquant.FloatingPoint(5, 2), "nearest", "nearest"),
+        xbquant.quantizer(xbquant.BlockFloatingPoint(6, dim=0), None, "nearest", "nearest"),
+    ):
+        want = gradients(q, x), q(x)
+        compiled = torch.compile(q, fullgraph=True)
+        got = gradients(compiled, x), compiled(x)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), repr(q)

@@ -368,6 +368,10 @@ def quantizer(
     for hook in hooks:
         if not callable(hook):
             raise TypeError(f"backward_hooks must be callables, got {type(hook).__name__}")
+    if _data.torch_module() is not None:
+        # Made now, not while a compiled function is traced (which cannot define classes).
+        _rounding()
+        _rounding(traced=True)
     return QuantizeFunction(
         forward, backward, forward_rounding, backward_rounding, clamping_grad_zero, hooks, always_apply_backward
     )
@@ -399,6 +403,8 @@ class QuantizeFunction:
         self.always_apply_backward = always_apply_backward
 
     def __call__(self, x: Any) -> Any:
+        if _fast.compiling():
+            return _rounding(traced=True).apply(x, self)
         return _rounding().apply(x, self)
 
     def __repr__(self) -> str:
@@ -408,16 +414,16 @@ class QuantizeFunction:
             f"clamping_grad_zero={self.clamping_grad_zero!r})"
         )
 
-    def backward_pass(self, grad: Any, mask: Any) -> Any:
+    def backward_pass(self, grad: Any, mask: Any, traced: bool = False) -> Any:
         """The gradient of the backward pass (QPyTorch's rules, or with `always_apply_backward`
-        hooks, mask, then quantization)."""
+        hooks, mask, then quantization); `traced`: through the registered operation."""
         if self.always_apply_backward:
             for hook in self.hooks:
                 grad = hook(grad)
             if mask is not None:
                 grad = grad.masked_fill(mask, 0)
             if self.backward is not None:
-                grad = _quantize_number(grad, self.backward, self.backward_rounding)[0]
+                grad = _apply_number(grad, self.backward, self.backward_rounding, traced)
             return grad
         # QPyTorch's rules.
         if self.backward is None:
@@ -425,18 +431,37 @@ class QuantizeFunction:
         if self.clamping_grad_zero:
             for hook in self.hooks:
                 grad = hook(grad)
-        grad = _quantize_number(grad, self.backward, self.backward_rounding)[0]
+        grad = _apply_number(grad, self.backward, self.backward_rounding, traced)
         return grad.masked_fill(mask, 0) if mask is not None else grad
 
 
-_ROUNDING: Any = None
+def number_text(number: Number, rounding: str) -> str:
+    """The text form of a number format with a rounding: the scheme the registered operation
+    runs for it when traced."""
+    if isinstance(number, FixedPoint):
+        kind = "fixed" if number.signed else "ufixed"
+        return f"{kind}<{number.wl},{number.fl}> overflow={number.overflow} rounding={rounding}"
+    if isinstance(number, FloatingPoint):
+        return f"e{number.exp}m{number.man}nx rounding={rounding}"
+    group = "" if number.dim == -1 else f" group=axis:{number.dim}"
+    return f"fixed<{number.wl},0> overflow=saturate-symmetric rounding={rounding}{group} scale=shared-exponent"
 
 
-def _rounding() -> Any:
+def _apply_number(x: Any, number: Number, rounding: str, traced: bool) -> Any:
+    """`x` quantized to a number format, through the registered operation when `traced`."""
+    if traced:
+        return _ops.traced(x, number_text(number, rounding), "none")
+    return _quantize_number(x, number, rounding)[0]
+
+
+_ROUNDING: dict = {}
+
+
+def _rounding(traced: bool = False) -> Any:
     """The autograd function of every `QuantizeFunction` (made when torch is first used: the
-    package imports without torch)."""
-    global _ROUNDING
-    if _ROUNDING is None:
+    package imports without torch); `traced`: the one that calls the registered operation, for
+    `torch.compile`."""
+    if traced not in _ROUNDING:
         import torch
 
         class Rounding(torch.autograd.Function):
@@ -445,7 +470,11 @@ def _rounding() -> Any:
                 ctx.config = config
                 if config.forward is None:
                     return x.clone()
-                out, mask = _quantize_number(x, config.forward, config.forward_rounding, config.clamping_grad_zero)
+                if traced:
+                    text = number_text(config.forward, config.forward_rounding)
+                    out, mask = _ops.traced(x, text, "none", return_mask=True)
+                else:
+                    out, mask = _quantize_number(x, config.forward, config.forward_rounding, config.clamping_grad_zero)
                 if config.clamping_grad_zero:
                     ctx.save_for_backward(mask)
                 return out
@@ -455,7 +484,7 @@ def _rounding() -> Any:
                 config = ctx.config
                 masked = config.clamping_grad_zero and config.forward is not None
                 mask = ctx.saved_tensors[0] if masked else None
-                return config.backward_pass(grad_output, mask), None
+                return config.backward_pass(grad_output, mask, traced), None
 
-        _ROUNDING = Rounding
-    return _ROUNDING
+        _ROUNDING[traced] = Rounding
+    return _ROUNDING[traced]
