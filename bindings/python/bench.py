@@ -1,7 +1,7 @@
 """Time the Python entry points on a large CPU tensor against `tensor.clone()` (one read and one
 write of the same buffer, allocating its output, as quantization does), in one process.
 
-    python bindings/python/bench.py [--elements N] [--repeats R] [--dtype float32]
+    python bindings/python/bench.py [--elements N] [--repeats R] [--dtype float32] [--compiled]
 
 Prints the median time of each and its ratio to the clone (below 1.0 = slower than a copy).
 """
@@ -20,6 +20,8 @@ def main():
     parser.add_argument("--elements", type=int, default=16 * 2**20)
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time a training-style step (quantize, scale, ADC) eager and under torch.compile")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -34,6 +36,13 @@ def main():
     }
     xg = x.clone().requires_grad_()
     cases["x.requires_grad_() through the wrapper"] = lambda: fixed_point_quantize_wrapper(xg, 8, 5)
+    if args.compiled:
+        def step(v):
+            return xbquant.adc(fixed_point_quantize_wrapper(v, 8, 5) * 0.5, 8)
+
+        compiled = torch.compile(step, fullgraph=True)
+        cases["step: wrapper, scale, adc (eager)"] = lambda: step(x)
+        cases["step: the same, torch.compile(fullgraph=True)"] = lambda: compiled(x)
     print(f"{args.elements:,} {args.dtype} elements, {torch.get_num_threads()} torch threads, "
           f"median of {args.repeats}")
     # Interleave the repeats so that a slow spell of a shared machine hits every case alike.
