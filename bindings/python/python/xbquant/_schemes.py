@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -268,9 +268,3 @@ def check_fixed_rounding(rounding: Any, name: str) -> None:
         fixed(8, 0, "saturate-symmetric", rounding, True, None, 0)
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
-
-
-def sequence_of(values: Any, name: str) -> Sequence[Any]:
-    if not hasattr(values, "__iter__") or isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence, got {type(values).__name__}")
-    return list(values)
