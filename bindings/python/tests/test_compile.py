@@ -131,3 +131,18 @@ def test_quantizer_functions_compile_forward_and_backward():
         compiled = torch.compile(q, fullgraph=True)
         got = gradients(compiled, x), compiled(x)
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), repr(q)
+
+
+def test_the_operation_refuses_bad_arguments_by_name():
+    from xbquant import _ops
+
+    op = _ops.register()
+    x, seed = torch.ones(3), torch.zeros((), dtype=torch.int64)
+    with pytest.raises(ValueError, match="scheme"):
+        op(x, "bogus", seed, "clamp")
+    with pytest.raises(ValueError, match="gradient"):
+        op(x, "fixed<8,4>", seed, "sideways")
+    with pytest.raises(TypeError, match="floating-point"):
+        op(torch.ones(3, dtype=torch.int32), "fixed<8,4>", seed, "clamp")
+    out, mask = op(torch.tensor([0.3, 9.0]), "fixed<8,4>", seed, "clamp")
+    assert out.tolist() == [0.3125, 7.9375] and mask.tolist() == [False, True]

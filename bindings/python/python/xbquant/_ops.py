@@ -39,6 +39,8 @@ def register() -> Any:
     def quantize(x: Any, scheme: str, seed: Any, gradient: str) -> Tuple[Any, Any]:
         """`x` quantized with the scheme of text `scheme` (its noise drawn from `seed`, an int64
         scalar, when it draws noise without a seed of its own), and the clip mask."""
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {', '.join(map(repr, GRADIENTS))}, got {gradient!r}")
         chosen = _schemes.of_text(scheme)
         if chosen.draws:
             chosen = chosen.with_seed(int(seed.item()) % 2**64)
