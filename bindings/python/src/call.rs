@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use xbquant::{Data, Element, Part, Quantizer, Scheme};
 
-use crate::scheme::{value_error, with_seed, PyScheme};
+use crate::scheme::{value_error, PyScheme};
 
 /// How the elements of a numpy buffer are read: the numpy element type `Numpy` and the core
 /// element type `Core` it holds (the same type, or a half-precision float held as `u16` bits).
@@ -212,7 +212,7 @@ pub fn quantize<'py>(
     let seeded;
     let scheme = match seed {
         Some(seed) => {
-            seeded = with_seed(&scheme.0, seed).map_err(value_error)?;
+            seeded = scheme.0.with_seed(seed).map_err(value_error)?;
             &seeded
         }
         None => &scheme.0,

@@ -104,12 +104,6 @@ impl PyScheme {
     }
 }
 
-/// `scheme` with `seed` for the noise of one call: the rounding's (when stochastic) and the
-/// noise's (when it has noise), two streams apart.
-pub fn with_seed(scheme: &Scheme, seed: u64) -> Result<Scheme, xbquant::Error> {
-    scheme.with_seed(seed)
-}
-
 #[pymethods]
 impl PyScheme {
     /// A scheme from its text form.
@@ -235,7 +229,7 @@ impl PyScheme {
     /// The same scheme with `seed` for its noise (see the core's seeds: rounding and noise
     /// draw two streams of it).
     fn with_seed(&self, seed: u64) -> PyResult<Self> {
-        with_seed(&self.0, seed).map(PyScheme).map_err(value_error)
+        self.0.with_seed(seed).map(PyScheme).map_err(value_error)
     }
 
     /// The same scheme with groups along `axis` (None: one group for the whole tensor).

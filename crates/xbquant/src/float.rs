@@ -289,15 +289,23 @@ impl FloatFormat {
         self.min_normal() * 2f64.powi(-i32::try_from(self.mantissa_bits).unwrap_or(0))
     }
 
-    fn plan(&self, rounding: Rounding) -> Result<FloatPlan, Error> {
-        let (stochastic, key) = match rounding.resolve() {
-            Rounding::NearestEven => (false, 0),
-            Rounding::Stochastic { seed } => (true, stream_key(seed)),
-            other => {
-                return Err(Error::UnsupportedFloatRounding {
-                    rounding: other.name(),
-                })
+    /// Checks that floating point offers `rounding`: nearest (ties to even) or stochastic.
+    pub(crate) fn check_rounding(&self, rounding: Rounding) -> Result<(), Error> {
+        match rounding {
+            Rounding::NearestEven | Rounding::Stochastic { .. } | Rounding::StochasticFresh => {
+                Ok(())
             }
+            other => Err(Error::UnsupportedFloatRounding {
+                rounding: other.name(),
+            }),
+        }
+    }
+
+    fn plan(&self, rounding: Rounding) -> Result<FloatPlan, Error> {
+        self.check_rounding(rounding)?;
+        let (stochastic, key) = match rounding.resolve() {
+            Rounding::Stochastic { seed } => (true, stream_key(seed)),
+            _ => (false, 0),
         };
         let max = self.max();
         let overflow = self.overflow_value();

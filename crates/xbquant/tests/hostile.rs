@@ -354,10 +354,20 @@ fn schemes_refuse_hostile_arguments() {
         .unwrap()
         .with_scale(Scale::PowerOfTwo(FracLengthRule::Max))
         .unwrap();
+    // One run longer than any tensor is one group: the whole tensor's power of two (max 3.3:
+    // fl 5, codes up to 127 in steps of 1/32).
+    let varied = [0.3f32, -3.3, 1.7, 0.01, -0.6, 2.2];
+    let whole = Scheme::new(fixed)
+        .with_scale(Scale::PowerOfTwo(FracLengthRule::Max))
+        .unwrap();
     assert_eq!(
-        runs.quantize(&x).unwrap(),
-        Scheme::new(fixed.with_frac_length(3).unwrap())
-            .quantize(&x)
+        runs.quantize(&varied).unwrap(),
+        whole.quantize(&varied).unwrap()
+    );
+    assert_eq!(
+        runs.quantize(&varied).unwrap(),
+        Scheme::new(fixed.with_frac_length(5).unwrap())
+            .quantize(&varied)
             .unwrap()
     );
     // Parts beyond their tensor, and shapes that overflow.

@@ -22,6 +22,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a tensor before anything is done to it: copied, `bytes` in and out.
+    pub fn new(name: String, shape: Vec<u64>, dtype: String, bytes: u64) -> Report {
+        Report {
+            file: None,
+            name,
+            shape,
+            dtype,
+            written: None,
+            quantized: false,
+            stats: ErrorStats::default(),
+            fls: Vec::new(),
+            bytes_in: bytes,
+            bytes_out: bytes,
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         // JSON has no infinities: a number, or null where the value is not a finite number
         // (no error at all for the SQNR when `nonfinite_errors` is 0, an infinite error else).

@@ -91,21 +91,11 @@ fn write_npy(
         .path()
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let mut report = Report {
-        file: None,
-        name,
-        shape: h.shape.clone(),
-        dtype: match &h.dtype {
-            npy::Dtype::Float(f, _) => f.name().to_string(),
-            other => other.name(),
-        },
-        written: None,
-        quantized: false,
-        stats: xbquant::ErrorStats::default(),
-        fls: Vec::new(),
-        bytes_in: bytes,
-        bytes_out: bytes,
+    let dtype = match &h.dtype {
+        npy::Dtype::Float(f, _) => f.name().to_string(),
+        other => other.name(),
     };
+    let mut report = Report::new(name, h.shape.clone(), dtype, bytes);
     let mut done = |n| bar.inc(n);
     match &h.dtype {
         npy::Dtype::Float(f, order) => {
@@ -268,18 +258,12 @@ fn write_safetensors(
     for ((name, info), action) in tensors.iter().zip(&actions) {
         let elements = info.shape.iter().map(|&d| d as u64).product::<u64>();
         let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
-        let mut report = Report {
-            file: None,
-            name: name.clone(),
-            shape: info.shape.iter().map(|&d| d as u64).collect(),
-            dtype: dtype_name(info.dtype).to_ascii_lowercase(),
-            written: None,
-            quantized: false,
-            stats: xbquant::ErrorStats::default(),
-            fls: Vec::new(),
-            bytes_in: bytes,
-            bytes_out: bytes,
-        };
+        let mut report = Report::new(
+            name.clone(),
+            info.shape.iter().map(|&d| d as u64).collect(),
+            dtype_name(info.dtype).to_ascii_lowercase(),
+            bytes,
+        );
         let tensor = |e: anyhow::Error| e.context(format!("tensor {name:?}"));
         match (action, task) {
             (Action::Copy, _) => src.copy_next(bytes, out, &mut done)?,

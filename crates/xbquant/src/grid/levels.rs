@@ -2,10 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::{part_through, pick_upper, sign_of_sum, GridJob, PIECE};
+use super::{draw_key, part_through, pick_upper, sign_of_sum, GridJob, PIECE};
 use crate::element::check_holds;
 use crate::quantizer::check_len;
-use crate::random::{draw, stream_key};
+use crate::random::draw;
 use crate::{Element, Error, Rounding};
 
 /// A sorted table of levels (finite values): measured conductance states, a non-uniform code
@@ -145,17 +145,7 @@ impl Levels {
         rounding: Rounding,
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
-        let (first, last) = self.span();
-        check_holds::<T>("level", first, false)?;
-        check_holds::<T>("level", last, false)?;
-        T::run_grid(GridJob::Levels {
-            levels: self,
-            x,
-            out,
-            rounding: rounding.resolve(),
-            start: 0,
-        });
-        Ok(())
+        self.quantize_part(crate::Data::Into { x, out }, None, rounding.resolve(), 0)
     }
 
     /// One call of a scheme: `data` from stream index `start`, the clip mask (values beyond
@@ -231,10 +221,7 @@ impl Levels {
     }
 
     pub(super) fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding, start: u64) {
-        let key = match rounding {
-            Rounding::Stochastic { seed } => stream_key(seed),
-            _ => 0,
-        };
+        let key = draw_key(rounding);
         x.par_chunks(PIECE)
             .zip(out.par_chunks_mut(PIECE))
             .enumerate()
@@ -251,10 +238,7 @@ impl Levels {
 
     #[allow(clippy::cast_possible_truncation)]
     pub(super) fn run_indices<T: Element>(&self, x: &[T], out: &mut [u32], rounding: Rounding) {
-        let key = match rounding {
-            Rounding::Stochastic { seed } => stream_key(seed),
-            _ => 0,
-        };
+        let key = draw_key(rounding);
         x.par_chunks(PIECE)
             .zip(out.par_chunks_mut(PIECE))
             .enumerate()

@@ -49,6 +49,14 @@ pub(super) fn sign_of_sum(terms: [f64; 4]) -> std::cmp::Ordering {
 /// Grids and values from this magnitude on are handled scaled down (see `Grid::index`).
 pub(super) const HUGE: f64 = f64::from_bits((1019 + 1023) << 52); // 2^1019
 
+/// The stream key of a resolved rounding's draws (0 for the deterministic ones).
+pub(super) fn draw_key(rounding: Rounding) -> u64 {
+    match rounding {
+        Rounding::Stochastic { seed } => crate::random::stream_key(seed),
+        _ => 0,
+    }
+}
+
 /// Which of the two neighbours `lo < x < hi` (indices `k`, `k + 1`) a rounding picks, given how
 /// `x` compares with their midpoint, the fraction of the way from `lo` to `hi`, and `x`'s sign;
 /// `draw` gives stochastic rounding's uniform draw (called only for it).

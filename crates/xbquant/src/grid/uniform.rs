@@ -2,10 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::{part_through, pick_upper, sign_of_sum, GridJob, HUGE, PIECE};
+use super::{draw_key, part_through, pick_upper, sign_of_sum, GridJob, HUGE, PIECE};
 use crate::element::check_holds;
 use crate::quantizer::check_len;
-use crate::random::{draw, stream_key};
+use crate::random::draw;
 use crate::{Element, Error, Rounding};
 
 /// Evenly spaced points `offset + k * step`: all integers `k`, or `0 <= k < levels`.
@@ -270,15 +270,7 @@ impl Grid {
         rounding: Rounding,
     ) -> Result<(), Error> {
         check_len(x.len(), out.len())?;
-        self.check_holds::<T>()?;
-        T::run_grid(GridJob::Grid {
-            grid: self,
-            x,
-            out,
-            rounding: rounding.resolve(),
-            start: 0,
-        });
-        Ok(())
+        self.quantize_part(crate::Data::Into { x, out }, None, rounding.resolve(), 0)
     }
 
     /// Checks that the points the data can round to are finite in `T`.
@@ -320,10 +312,7 @@ impl Grid {
 
     #[allow(clippy::cast_precision_loss)]
     pub(super) fn run<T: Element>(&self, x: &[T], out: &mut [T], rounding: Rounding, start: u64) {
-        let key = match rounding {
-            Rounding::Stochastic { seed } => stream_key(seed),
-            _ => 0,
-        };
+        let key = draw_key(rounding);
         x.par_chunks(PIECE)
             .zip(out.par_chunks_mut(PIECE))
             .enumerate()

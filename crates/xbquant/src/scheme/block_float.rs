@@ -81,7 +81,14 @@ impl BlockFormat {
 
     /// The fixed-point format of a block whose largest magnitude has exponent `e`.
     fn block_format(&self, e: i32) -> Result<FixedPoint, Error> {
-        let wl = i32::try_from(self.word_length).unwrap_or(64);
-        FixedPoint::new(self.word_length, wl - 2 - e)?.with_overflow(Overflow::SaturateSymmetric)
+        let fl = shared_frac_length(self.word_length, e);
+        FixedPoint::new(self.word_length, fl)?.with_overflow(Overflow::SaturateSymmetric)
     }
+}
+
+/// The fractional length of a shared exponent: a signed word of `word_length` bits whose group's
+/// largest magnitude has exponent `e` keeps that magnitude's leading bit in its top magnitude
+/// bit.
+pub(crate) fn shared_frac_length(word_length: u32, e: i32) -> i32 {
+    i32::try_from(word_length).unwrap_or(64) - 2 - e
 }

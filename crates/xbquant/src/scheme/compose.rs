@@ -3,6 +3,7 @@
 //! and the ADC/DAC converter are compositions of these parts, and so is every new scheme.
 
 use crate::quantizer::check_call;
+use crate::scheme::block_float::shared_frac_length;
 use crate::scheme::converter::{Converter, ConverterNoise, ConverterRange};
 use crate::scheme::element_format::ElementFormat;
 use crate::scheme::granularity::Granularity;
@@ -169,7 +170,7 @@ impl Scheme {
     /// other than nearest or stochastic.
     pub fn with_rounding(mut self, rounding: Rounding) -> Result<Scheme, Error> {
         if let ElementFormat::Float(f) = &self.element {
-            f.quantize_value(0.0, rounding.resolve())?;
+            f.check_rounding(rounding)?;
         }
         self.rounding = rounding;
         Ok(self)
@@ -404,8 +405,7 @@ impl Scheme {
 
 /// The fractional length of a shared exponent for a group whose largest magnitude is `max`.
 fn shared_fl(f: &FixedPoint, max: f64) -> i32 {
-    let wl = i32::try_from(f.word_length()).unwrap_or(64);
-    wl - 2 - crate::format::exponent(max.abs())
+    shared_frac_length(f.word_length(), crate::format::exponent(max.abs()))
 }
 
 fn no_fixed() -> Error {
