@@ -160,3 +160,30 @@ def test_the_operation_refuses_bad_arguments_by_name():
         op(torch.ones(3, dtype=torch.int32), "fixed<8,4>", seed, "clamp")
     out, mask = op(torch.tensor([0.3, 9.0]), "fixed<8,4>", seed, "clamp")
     assert out.tolist() == [0.3125, 7.9375] and mask.tolist() == [False, True]
+
+
+def test_every_tensor_op_takes_vmap_and_grad():
+    """`vmap` of each public tensor function equals a loop of calls (each sample its own tensor:
+    its own ranges and blocks), and `torch.func.grad` gives its eager gradient."""
+    x = torch.randn(4, 6, 5, generator=torch.Generator().manual_seed(5)) * 3
+    ops = {
+        "quantize_grid": lambda v: xbquant.quantize_grid(v, 0.3, offset=-1.0, levels=9),
+        "quantize_levels": lambda v: xbquant.quantize_levels(v, [-2.0, 0.0, 0.5, 3.0]),
+        "adc": lambda v: xbquant.adc(v, 5, axis=1),
+        "dac": lambda v: xbquant.dac(v, 4, range="percentile:80"),
+        "quantize_float": lambda v: xbquant.quantize_float(v, "e4m3fn"),
+        "float_quantize": lambda v: xbquant.float_quantize(v, 4, 2, rounding="nearest"),
+        "block_quantize": lambda v: xbquant.block_quantize(v, 5, dim=0, rounding="nearest"),
+        "wrapper": lambda v: fixed_point_quantize_wrapper(v, 6, 2),
+        "fixed_point_quantize": lambda v: xbquant.fixed_point_quantize(v, 6, 2, rounding="nearest"),
+        "quantize scheme": lambda v: xbquant.quantize(v, scheme=ADC),
+    }
+    for name, f in ops.items():
+        want = torch.stack([f(v) for v in x])
+        assert torch.equal(torch.func.vmap(f)(x), want), name
+    for name in ("quantize_grid", "adc", "wrapper", "quantize scheme"):
+        f = ops[name]
+        sample = x[0]
+        want = gradients(f, sample) / torch.arange(1.0, 1.0 + sample.numel()).reshape(sample.shape)
+        got = torch.func.grad(lambda v: f(v).sum())(sample)
+        assert torch.equal(got, want), name

@@ -294,10 +294,11 @@ def quantize_grid(
         >>> quantize_grid(g, 10.0, offset=50.0, levels=6)  # 50, 60, ..., 100
         array([ 60.,  70., 100.,  50.])
     """
-    if _fast.compiling():
+    tracing = _fast.compiling()
+    if tracing or _ops.wrapped(x):
         text = _ops.grid_text(step, offset, levels, rounding, seed)
         if text is not None:
-            return _ops.traced(x, text, "clamp")
+            return _ops.traced(x, text, "clamp", functorch=not tracing)
     scheme = _schemes.grid(step, offset, levels, rounding, seed)
     step, offset = float(step), float(offset)
     if levels is None:
@@ -331,10 +332,11 @@ def quantize_levels(x: Any, levels: Any, rounding: str = "nearest", seed: Option
         >>> quantize_levels(np.array([0.0, 8.0, 16.0, 31.0]), [12.0, 3.5, 40.0, 20.0])
         array([ 3.5, 12. , 20. , 40. ])
     """
-    if _fast.compiling():
+    tracing = _fast.compiling()
+    if tracing or _ops.wrapped(x):
         text = _ops.levels_text(levels, rounding, seed)
         if text is not None:
-            return _ops.traced(x, text, "clamp")
+            return _ops.traced(x, text, "clamp", functorch=not tracing)
     scheme = _schemes.levels(levels, rounding, seed)
     table = scheme.level_values
     _data.check_held([table[0], table[-1]], "levels", x)
@@ -384,10 +386,11 @@ def _converter(name: str) -> Any:
         *,
         noise: str = "gaussian",
     ) -> Any:
-        if _fast.compiling():
+        tracing = _fast.compiling()
+        if tracing or _ops.wrapped(x):
             text = _ops.converter_text(bits, range, axis, rounding, noise_std, noise, seed)
             if text is not None:
-                return _ops.traced(x, text, "clamp")
+                return _ops.traced(x, text, "clamp", functorch=not tracing)
         scheme = _schemes.converter(x, bits, range, axis, rounding, noise_std, noise, seed)
         return _data.differentiable(x, lambda with_mask: _data.run(x, scheme, with_mask))
 
@@ -590,9 +593,10 @@ def quantize_float(
         >>> quantize_float(x, (5, 2), overflow="saturate")[3]
         np.float32(57344.0)
     """
-    if _fast.compiling() and isinstance(rounding, str):
+    tracing = _fast.compiling()
+    if (tracing or _ops.wrapped(x)) and isinstance(rounding, str):
         name = f"e{format[0]}m{format[1]}" if isinstance(format, tuple) else format
-        mode = f"{rounding}:{seed % 2**64}" if seed is not None and rounding == "stochastic" else rounding
         over = "" if overflow is None else f" overflow={overflow}"
-        return _ops.traced(x, f"{name}{over} rounding={mode}", "none")
+        text = f"{name}{over} rounding={_ops.rounding_text(rounding, seed)}"
+        return _ops.traced(x, text, "none", functorch=not tracing)
     return _data.run(x, _schemes.floating(format, rounding, overflow, seed))[0]
