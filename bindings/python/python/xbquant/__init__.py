@@ -17,12 +17,11 @@
   reproducible noise), :func:`bit_slices` / :func:`from_bit_slices`.
 """
 
+from ._bits import bit_slices, from_bit_slices
 from ._native import (
     adc,
-    bit_slices,
     choose_fl,
     dac,
-    from_bit_slices,
     get_range_fixed_point,
     parse_hls,
     quantize,

@@ -4,6 +4,8 @@ integer-valued float) dtype."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _data, _xbquant
@@ -87,7 +89,7 @@ def _slicing(bits, slice_bits, encoding):
     return bits, slice_bits, -(-bits // slice_bits)
 
 
-def bit_slices(codes, bits, slice_bits, encoding):
+def _planes(codes, bits, slice_bits, encoding):
     bits, slice_bits, count = _slicing(bits, slice_bits, encoding)
     flat, shape, back = _codes_int64(codes, "codes")
     planes = np.empty((count, flat.size), dtype=np.int64)
@@ -100,7 +102,7 @@ def bit_slices(codes, bits, slice_bits, encoding):
     return back(planes, (count, *shape), -top if encoding == "sign-magnitude" else 0, top)
 
 
-def from_bit_slices(slices, bits, slice_bits, encoding):
+def _codes(slices, bits, slice_bits, encoding):
     bits, slice_bits, count = _slicing(bits, slice_bits, encoding)
     flat, shape, back = _codes_int64(slices, "slices")
     if len(shape) == 0 or shape[0] != count:
@@ -123,3 +125,49 @@ def from_bit_slices(slices, bits, slice_bits, encoding):
     if codes.size:
         lo, hi = min(lo, int(codes.min())), max(hi, int(codes.max()))
     return back(codes, shape[1:], lo, hi)
+
+
+def bit_slices(codes: Any, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude") -> Any:
+    """Integer codes split into planes of ``slice_bits`` bits, least significant first: the
+    result has one more axis in front, of ``ceil(bits / slice_bits)`` planes, and the codes'
+    type and device; its dtype is the codes' where that holds every digit a plane can take, else
+    int64 (int8 codes in 8-bit slices give int64 planes, never wrapped ones). Float codes must
+    hold integers, as XBTorch's rounded inputs do; every code must lie within 64-bit integers
+    and within the word (``ValueError`` otherwise).
+
+    Encodings: ``"sign-magnitude"`` (planes carry ``sign(c) * digit_j(|c|)``, codes with
+    ``|c| < 2**bits``: XBTorch's linear input encoding), ``"twos-complement"`` and
+    ``"offset-binary"`` (unsigned digits of the ``bits``-bit word; codes
+    ``-2**(bits-1) .. 2**(bits-1) - 1``). Plane ``j`` weighs ``2**(j * slice_bits)``;
+    :func:`from_bit_slices` puts them back.
+
+    Example::
+
+        >>> import numpy as np
+        >>> bit_slices(np.array([-5, 6]), 4)
+        array([[-1,  0],
+               [ 0,  1],
+               [-1,  1],
+               [ 0,  0]])
+        >>> bit_slices(np.array([-5]), 4, slice_bits=2, encoding="twos-complement")
+        array([[3],
+               [2]])
+    """
+    return _planes(codes, bits, slice_bits, encoding)
+
+
+def from_bit_slices(slices: Any, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude") -> Any:
+    """The codes of planes made by :func:`bit_slices` (planes along the first axis): the sum of
+    the planes times their weights, read back in the encoding. Sign-magnitude and offset-binary
+    planes need not hold canonical digits (the sum is linear, as an analog accumulation is);
+    two's complement planes must (a digit outside its bits is a ``ValueError``: it would wrap).
+    The codes come back in the planes' dtype where that holds every code of the word and every
+    sum the planes gave, else in int64.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from_bit_slices(bit_slices(np.array([-5, 6]), 4), 4)
+        array([-5,  6])
+    """
+    return _codes(slices, bits, slice_bits, encoding)

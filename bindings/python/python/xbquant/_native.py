@@ -10,7 +10,7 @@ import math
 import numbers
 from typing import Any, Optional, Tuple
 
-from . import _bits, _data, _ops, _schemes, _xbquant
+from . import _data, _ops, _schemes, _xbquant
 from ._checks import DEFAULT_OVERFLOW, check_flag, check_length, check_name, check_seed
 from ._xbquant import Scheme
 
@@ -22,8 +22,6 @@ __all__ = [
     "quantize_levels",
     "dac",
     "adc",
-    "bit_slices",
-    "from_bit_slices",
     "parse_hls",
     "get_range_fixed_point",
     "quantize_float",
@@ -427,52 +425,6 @@ adc.__doc__ = (
                [ 0.546875, -0.9375  ]], dtype=float32)
 """
 )
-
-
-def bit_slices(codes: Any, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude") -> Any:
-    """Integer codes split into planes of ``slice_bits`` bits, least significant first: the
-    result has one more axis in front, of ``ceil(bits / slice_bits)`` planes, and the codes'
-    type and device; its dtype is the codes' where that holds every digit a plane can take, else
-    int64 (int8 codes in 8-bit slices give int64 planes, never wrapped ones). Float codes must
-    hold integers, as XBTorch's rounded inputs do; every code must lie within 64-bit integers
-    and within the word (``ValueError`` otherwise).
-
-    Encodings: ``"sign-magnitude"`` (planes carry ``sign(c) * digit_j(|c|)``, codes with
-    ``|c| < 2**bits``: XBTorch's linear input encoding), ``"twos-complement"`` and
-    ``"offset-binary"`` (unsigned digits of the ``bits``-bit word; codes
-    ``-2**(bits-1) .. 2**(bits-1) - 1``). Plane ``j`` weighs ``2**(j * slice_bits)``;
-    :func:`from_bit_slices` puts them back.
-
-    Example::
-
-        >>> import numpy as np
-        >>> bit_slices(np.array([-5, 6]), 4)
-        array([[-1,  0],
-               [ 0,  1],
-               [-1,  1],
-               [ 0,  0]])
-        >>> bit_slices(np.array([-5]), 4, slice_bits=2, encoding="twos-complement")
-        array([[3],
-               [2]])
-    """
-    return _bits.bit_slices(codes, bits, slice_bits, encoding)
-
-
-def from_bit_slices(slices: Any, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude") -> Any:
-    """The codes of planes made by :func:`bit_slices` (planes along the first axis): the sum of
-    the planes times their weights, read back in the encoding. Sign-magnitude and offset-binary
-    planes need not hold canonical digits (the sum is linear, as an analog accumulation is);
-    two's complement planes must (a digit outside its bits is a ``ValueError``: it would wrap).
-    The codes come back in the planes' dtype where that holds every code of the word and every
-    sum the planes gave, else in int64.
-
-    Example::
-
-        >>> import numpy as np
-        >>> from_bit_slices(bit_slices(np.array([-5, 6]), 4), 4)
-        array([-5,  6])
-    """
-    return _bits.from_bit_slices(slices, bits, slice_bits, encoding)
 
 
 def quantize_(
