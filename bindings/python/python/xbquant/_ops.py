@@ -24,6 +24,23 @@ GRADIENTS = ("clamp", "straight", "none")
 _OP: Any = None
 
 
+def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Any, Any]) -> None:
+    """Keeps what the backward pass needs: the gradient rule and the clip mask."""
+    ctx.gradient = inputs[3]
+    ctx.save_for_backward(output[1])
+
+
+def _backward(ctx: Any, grad: Any, _grad_mask: Any) -> Tuple[Any, None, None, None]:
+    """The gradient of `x` by the rule chosen: zero where the value clipped (`clamp`), passed
+    straight through (`straight`), or none."""
+    if ctx.gradient == "none":
+        return None, None, None, None
+    if ctx.gradient == "clamp":
+        (mask,) = ctx.saved_tensors
+        return grad.masked_fill(mask, 0.0), None, None, None
+    return grad, None, None, None
+
+
 def register() -> Any:
     """Registers the operation (once) and returns it: `torch.ops.xbquant.quantize`."""
     global _OP
@@ -53,19 +70,7 @@ def register() -> Any:
             x, dtype=torch.bool, memory_format=torch.contiguous_format
         )
 
-    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Any, Any]) -> None:
-        ctx.gradient = inputs[3]
-        ctx.save_for_backward(output[1])
-
-    def backward(ctx: Any, grad: torch.Tensor, _grad_mask: Any) -> Tuple[Any, None, None, None]:
-        if ctx.gradient == "none":
-            return None, None, None, None
-        if ctx.gradient == "clamp":
-            (mask,) = ctx.saved_tensors
-            return grad.masked_fill(mask, 0.0), None, None, None
-        return grad, None, None, None
-
-    quantize.register_autograd(backward, setup_context=setup_context)
+    quantize.register_autograd(_backward, setup_context=_setup_context)
 
     def vmap_rule(
         info: Any, in_dims: Tuple[Any, ...], x: torch.Tensor, scheme: str, seed: torch.Tensor, gradient: str
@@ -133,18 +138,10 @@ def _functorch_function() -> Any:
 
             @staticmethod
             def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Any, Any]) -> None:
-                ctx.gradient = inputs[3]
-                ctx.save_for_backward(output[1])
+                _setup_context(ctx, inputs, output)
                 ctx.mark_non_differentiable(output[1])
 
-            @staticmethod
-            def backward(ctx: Any, grad: Any, _grad_mask: Any) -> Tuple[Any, None, None, None]:
-                if ctx.gradient == "none":
-                    return None, None, None, None
-                if ctx.gradient == "clamp":
-                    (mask,) = ctx.saved_tensors
-                    return grad.masked_fill(mask, 0.0), None, None, None
-                return grad, None, None, None
+            backward = staticmethod(_backward)
 
         _FUNCTORCH = Quantize
     return _FUNCTORCH
