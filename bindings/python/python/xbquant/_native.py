@@ -172,7 +172,7 @@ def quantize(
     if _ops.wrapped(x):
         traced = _ops.quantize_text(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
         if traced is not None:
-            return _ops.traced(x, traced, "clamp", return_mask, functorch=True)
+            return _ops.traced(x, traced, "clamp", return_mask)
     if scheme is not None:
         given = [
             n for n, v in (("wl", wl), ("fl", fl), ("hls", hls), ("axis", axis), ("scale", scale)) if v is not None
@@ -292,11 +292,10 @@ def quantize_grid(
         >>> quantize_grid(g, 10.0, offset=50.0, levels=6)  # 50, 60, ..., 100
         array([ 60.,  70., 100.,  50.])
     """
-    tracing = _fast.compiling()
-    if tracing or _ops.wrapped(x):
+    if _ops.in_graph(x):
         text = _ops.grid_text(step, offset, levels, rounding, seed)
         if text is not None:
-            return _ops.traced(x, text, "clamp", functorch=not tracing)
+            return _ops.traced(x, text, "clamp")
     scheme = _schemes.grid(step, offset, levels, rounding, seed)
     step, offset = float(step), float(offset)
     if levels is None:
@@ -330,11 +329,10 @@ def quantize_levels(x: Any, levels: Any, rounding: str = "nearest", seed: Option
         >>> quantize_levels(np.array([0.0, 8.0, 16.0, 31.0]), [12.0, 3.5, 40.0, 20.0])
         array([ 3.5, 12. , 20. , 40. ])
     """
-    tracing = _fast.compiling()
-    if tracing or _ops.wrapped(x):
+    if _ops.in_graph(x):
         text = _ops.levels_text(levels, rounding, seed)
         if text is not None:
-            return _ops.traced(x, text, "clamp", functorch=not tracing)
+            return _ops.traced(x, text, "clamp")
     scheme = _schemes.levels(levels, rounding, seed)
     table = scheme.level_values
     _data.check_held([table[0], table[-1]], "levels", x)
@@ -384,11 +382,10 @@ def _converter(name: str) -> Any:
         *,
         noise: str = "gaussian",
     ) -> Any:
-        tracing = _fast.compiling()
-        if tracing or _ops.wrapped(x):
+        if _ops.in_graph(x):
             text = _ops.converter_text(bits, range, axis, rounding, noise_std, noise, seed)
             if text is not None:
-                return _ops.traced(x, text, "clamp", functorch=not tracing)
+                return _ops.traced(x, text, "clamp")
         scheme = _schemes.converter(x, bits, range, axis, rounding, noise_std, noise, seed)
         return _data.differentiable(x, lambda with_mask: _data.run(x, scheme, with_mask))
 
@@ -545,10 +542,9 @@ def quantize_float(
         >>> quantize_float(x, (5, 2), overflow="saturate")[3]
         np.float32(57344.0)
     """
-    tracing = _fast.compiling()
-    if (tracing or _ops.wrapped(x)) and isinstance(rounding, str):
+    if _ops.in_graph(x) and isinstance(rounding, str):
         name = f"e{format[0]}m{format[1]}" if isinstance(format, tuple) else format
         over = "" if overflow is None else f" overflow={overflow}"
         text = f"{name}{over} rounding={_ops.rounding_text(rounding, seed)}"
-        return _ops.traced(x, text, "none", functorch=not tracing)
+        return _ops.traced(x, text, "none")
     return _data.run(x, _schemes.floating(format, rounding, overflow, seed))[0]

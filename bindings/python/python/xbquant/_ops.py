@@ -95,10 +95,16 @@ def wrapped(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
-def traced(x: Any, text: str, gradient: str, return_mask: bool = False, functorch: bool = False) -> Any:
-    """The registered operation on `x` with the scheme of `text`: the path of a traced call
-    (`functorch`: of a tensor of torch.func's transforms). A scheme that draws noise without a seed
-    of its own draws one from torch's generator, in the graph."""
+def in_graph(x: Any) -> bool:
+    """Whether a call on `x` goes through the registered operation: while torch.compile or
+    torch.export traces, or when `x` is a tensor of torch.func's transforms."""
+    return _data.FAST.compiling() or wrapped(x)
+
+
+def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:
+    """The registered operation on `x` with the scheme of `text`: the path of a traced call, and
+    of a tensor of torch.func's transforms. A scheme that draws noise without a
+    seed of its own draws one from torch's generator, in the graph."""
     import torch
 
     op = register()
@@ -106,7 +112,8 @@ def traced(x: Any, text: str, gradient: str, return_mask: bool = False, functorc
         seed = torch.randint(0, 2**62, (), dtype=torch.int64)
     else:
         seed = torch.zeros((), dtype=torch.int64)
-    if functorch:
+    # `compiling()` first: the test of a functorch tensor is a builtin torch.compile cannot trace.
+    if not _data.FAST.compiling() and wrapped(x):
         # torch.func's transforms take autograd.Functions with a separate setup_context (the
         # registered operation's own autograd has none): the operation inside one, with the same
         # gradient rules.

@@ -79,7 +79,7 @@ def fixed_point_quantize(
             return out
     if overflow is None and _ops.wrapped(x):
         text = _ops.fixed_text(wl, fl, _qpytorch_overflow(clamp, symmetric), rounding, signed, seed, sat_bits)
-        return _ops.traced(x, text, "none", functorch=True)
+        return _ops.traced(x, text, "none")
     given = overflow
     if overflow is None:
         overflow = _qpytorch_overflow(clamp, symmetric)
@@ -198,10 +198,9 @@ def float_quantize(x: Any, exp: Any, man: Any, rounding: Any = "stochastic", *, 
         >>> float_quantize(torch.tensor([0.3, 5.4, 100.0]), 2, 2, "nearest")
         tensor([0.2500, 5.0000, 7.0000])
     """
-    tracing = _fast.compiling()
-    if (tracing or _ops.wrapped(x)) and isinstance(exp, int) and isinstance(man, int) and isinstance(rounding, str):
+    if _ops.in_graph(x) and isinstance(exp, int) and isinstance(man, int) and isinstance(rounding, str):
         text = f"e{exp}m{man}nx rounding={_ops.rounding_text(rounding, seed)}"
-        return _ops.traced(x, text, "none", functorch=not tracing)
+        return _ops.traced(x, text, "none")
     exp, man = check_length(exp, "exp", 1, 64), check_length(man, "man", 0, 64)
     return _data.run(x, _schemes.floating(f"e{exp}m{man}nx", rounding, None, seed))[0]
 
@@ -257,11 +256,10 @@ def block_quantize(
         >>> block_quantize(x, 4, dim=0, rounding="nearest").tolist()  # steps 0.5, 2^-5
         [[0.0, 5.0], [0.09375, 0.1875]]
     """
-    tracing = _fast.compiling()
-    if (tracing or _ops.wrapped(x)) and isinstance(wl, int) and isinstance(dim, int) and isinstance(rounding, str):
+    if _ops.in_graph(x) and isinstance(wl, int) and isinstance(dim, int) and isinstance(rounding, str):
         group = f" group=runs:{block_size}" if block_size is not None else "" if dim == -1 else f" group=axis:{dim}"
         text = f"fixed<{wl},0> overflow=saturate-symmetric rounding={_ops.rounding_text(rounding, seed)}"
-        return _ops.traced(x, f"{text}{group} scale=shared-exponent", "none", functorch=not tracing)
+        return _ops.traced(x, f"{text}{group} scale=shared-exponent", "none")
     return _data.run(x, block_scheme(x, wl, dim, rounding, block_size, seed))[0]
 
 

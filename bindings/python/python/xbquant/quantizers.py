@@ -107,7 +107,7 @@ def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="neares
             return out
     if _ops.wrapped(input):
         text = _ops.fixed_text(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
-        return _ops.traced(input, text, "straight", functorch=True)
+        return _ops.traced(input, text, "straight")
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
         return FixedPointQuantF.apply(input, wl, fl, symmetric, rounding)
     # Nothing to record for autograd: the same forward pass without the Function's overhead.
