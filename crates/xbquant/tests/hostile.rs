@@ -370,6 +370,15 @@ fn schemes_refuse_hostile_arguments() {
             .quantize(&varied)
             .unwrap()
     );
+    // Empty per-group lists: no group to give them to, and a text that would not parse back.
+    assert!(matches!(
+        Scheme::new(fixed).with_scale(Scale::FracLengths(vec![])),
+        Err(Error::InvalidScheme(_))
+    ));
+    assert!(matches!(
+        Scheme::new(fixed).with_scale(Scale::Range(ConverterRange::PerSlice(vec![]))),
+        Err(Error::InvalidRange(_))
+    ));
     // Parts beyond their tensor, and shapes that overflow.
     assert!(Part::shaped(&[usize::MAX, 2]).is_err());
     assert!(Part::shaped(&[1 << 40, 1 << 40]).is_err());

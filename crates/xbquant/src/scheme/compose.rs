@@ -110,6 +110,11 @@ impl Scheme {
                     "a scale takes a fixed-point element format".into(),
                 ))
             }
+            (Scale::FracLengths(fls), Some(_)) if fls.is_empty() => {
+                return Err(Error::InvalidScheme(
+                    "given fractional lengths: none given (one per group)".into(),
+                ))
+            }
             (Scale::FracLengths(fls), Some(f)) => {
                 for &fl in fls {
                     f.with_frac_length(fl)?;
@@ -417,6 +422,9 @@ fn check_range(range: &ConverterRange) -> Result<(), Error> {
     let bad = |r: f64| !(r >= 0.0 && r.is_finite());
     match range {
         ConverterRange::Fixed(r) if bad(*r) => Err(Error::InvalidRange(r.to_string())),
+        ConverterRange::PerSlice(rs) if rs.is_empty() => Err(Error::InvalidRange(
+            "no ranges given (one per group)".into(),
+        )),
         ConverterRange::PerSlice(rs) => match rs.iter().find(|r| bad(**r)) {
             Some(r) => Err(Error::InvalidRange(r.to_string())),
             None => Ok(()),
