@@ -125,7 +125,7 @@ impl PyScheme {
 
     /// Fixed point of `wl` bits, `fl` fractional bits.
     #[staticmethod]
-    #[pyo3(signature = (wl, fl, signed, overflow, sat_bits, rounding, seed))]
+    #[pyo3(name = "_fixed", signature = (wl, fl, signed, overflow, sat_bits, rounding, seed))]
     fn fixed(
         wl: i64,
         fl: i64,
@@ -152,6 +152,7 @@ impl PyScheme {
 
     /// The fixed point of an HLS type, with its rounding.
     #[staticmethod]
+    #[pyo3(name = "_from_hls")]
     fn from_hls(name: &str) -> PyResult<Self> {
         xbquant::QuantSpec::from_hls(name)
             .map(|s| PyScheme(Scheme::from(s)))
@@ -161,7 +162,7 @@ impl PyScheme {
     /// A floating-point format by name; `overflow` "infinity" or "saturate" (None: the
     /// format's default).
     #[staticmethod]
-    #[pyo3(signature = (name, rounding, overflow, seed))]
+    #[pyo3(name = "_floating", signature = (name, rounding, overflow, seed))]
     fn floating(
         name: &str,
         rounding: &str,
@@ -188,7 +189,7 @@ impl PyScheme {
 
     /// Block floating point of `wl` bits, one block for the whole tensor.
     #[staticmethod]
-    #[pyo3(signature = (wl, rounding, seed))]
+    #[pyo3(name = "_block", signature = (wl, rounding, seed))]
     fn block(wl: u32, rounding: &str, seed: Option<u64>) -> PyResult<Self> {
         let rounding = rounding_of(rounding, seed)?;
         BlockFormat::new(wl)
@@ -200,7 +201,7 @@ impl PyScheme {
 
     /// The grid `offset + k * step`, for all `k` or `0 <= k < levels`.
     #[staticmethod]
-    #[pyo3(signature = (step, offset, levels, rounding, seed))]
+    #[pyo3(name = "_grid", signature = (step, offset, levels, rounding, seed))]
     fn grid(
         step: f64,
         offset: f64,
@@ -217,7 +218,7 @@ impl PyScheme {
 
     /// A table of levels (sorted here).
     #[staticmethod]
-    #[pyo3(signature = (values, rounding, seed))]
+    #[pyo3(name = "_levels", signature = (values, rounding, seed))]
     fn levels(values: Vec<f64>, rounding: &str, seed: Option<u64>) -> PyResult<Self> {
         let levels = Levels::new(values).map_err(value_error)?;
         Scheme::new(levels)
@@ -228,28 +229,32 @@ impl PyScheme {
 
     /// The same scheme with `seed` for its noise (see the core's seeds: rounding and noise
     /// draw two streams of it).
+    #[pyo3(name = "_with_seed")]
     fn with_seed(&self, seed: u64) -> PyResult<Self> {
         self.0.with_seed(seed).map(PyScheme).map_err(value_error)
     }
 
     /// The same scheme with groups along `axis` (None: one group for the whole tensor).
-    #[pyo3(signature = (axis))]
+    #[pyo3(name = "_with_axis", signature = (axis))]
     fn with_axis(&self, axis: Option<i64>) -> PyResult<Self> {
         let g = axis.map_or(Granularity::Tensor, Granularity::Axis);
         self.map(|s| s.with_granularity(g))
     }
 
     /// The same scheme with groups of `size` consecutive elements.
+    #[pyo3(name = "_with_runs")]
     fn with_runs(&self, size: usize) -> PyResult<Self> {
         self.map(|s| s.with_granularity(Granularity::Runs(size)))
     }
 
     /// The same scheme with a given fractional length per group.
+    #[pyo3(name = "_with_fls")]
     fn with_fls(&self, fls: Vec<i32>) -> PyResult<Self> {
         self.map(|s| s.with_scale(Scale::FracLengths(fls)))
     }
 
     /// The same scheme with power-of-two scales chosen per group: "max" or "sqnr".
+    #[pyo3(name = "_with_pow2")]
     fn with_pow2(&self, method: &str) -> PyResult<Self> {
         let rule = match method {
             "max" => FracLengthRule::Max,
@@ -265,6 +270,7 @@ impl PyScheme {
 
     /// The same scheme with a real range per group: `kind` "absmax", "percentile" (one value:
     /// the percentile), "fixed" (one value) or "per-slice" (one per group).
+    #[pyo3(name = "_with_range")]
     fn with_range(&self, kind: &str, values: Vec<f64>) -> PyResult<Self> {
         let range = match (kind, values.as_slice()) {
             ("absmax" | "abs-max", []) => ConverterRange::AbsMax,
@@ -283,7 +289,7 @@ impl PyScheme {
 
     /// The same scheme with noise before rounding, in units of the range: `kind` "none",
     /// "gaussian" (`width` the standard deviation) or "uniform" (on `[-width, width]`).
-    #[pyo3(signature = (kind, width, seed))]
+    #[pyo3(name = "_with_noise", signature = (kind, width, seed))]
     fn with_noise(&self, kind: &str, width: f64, seed: Option<u64>) -> PyResult<Self> {
         let noise = match kind {
             "none" => ConverterNoise::None,

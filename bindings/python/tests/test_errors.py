@@ -93,7 +93,7 @@ def test_the_extension_checks_its_buffers():
     from xbquant import _xbquant
 
     a = np.zeros(4, np.float32)
-    scheme = _xbquant.Scheme.fixed(8, 2, True, "saturate", 0, "nearest", None)
+    scheme = _xbquant.Scheme._fixed(8, 2, True, "saturate", 0, "nearest", None)
     with pytest.raises(ValueError, match="length"):
         _xbquant.quantize(scheme, a, np.zeros(3, np.float32), None, "float32", None)
     with pytest.raises(TypeError, match="float32"):

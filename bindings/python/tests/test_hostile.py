@@ -240,6 +240,13 @@ def test_every_public_function_has_rows():
     assert names <= covered, names - covered
 
 
+def test_schemes_are_built_in_public_only_from_text():
+    # The builders behind the functions (`Scheme._fixed`, `Scheme._with_axis`, ...) take the
+    # values those functions have checked; a user builds a scheme from its text (rows above).
+    public = {a for a in vars(xbquant.Scheme) if not a.startswith("_") and callable(getattr(xbquant.Scheme, a))}
+    assert public == {"to_hls"}, public
+
+
 @pytest.mark.parametrize("order", [">", "<"])
 @pytest.mark.parametrize("dtype", ["f4", "f8", "f2"])
 def test_either_byte_order_is_accepted(order, dtype):

@@ -44,7 +44,8 @@ def compiled():
                 raise
         if isinstance(obj, type):
             for attr, member in vars(obj).items():
-                if attr.startswith("_") or not callable(getattr(obj, attr)):
+                # Internal builders (`Scheme._fixed`) are checked too; dunders are Python's.
+                if attr.startswith("__") or not callable(getattr(obj, attr)):
                     continue
                 method = getattr(obj, attr)
                 params = inspect.signature(method).parameters

@@ -144,7 +144,7 @@ def call_seed(scheme: Scheme, data: Any) -> Optional[int]:
 def resolve(scheme: Scheme, data: Any) -> Scheme:
     """The scheme of one call: noise without a seed gets a fresh one."""
     seed = call_seed(scheme, data)
-    return scheme if seed is None else scheme.with_seed(seed)
+    return scheme if seed is None else scheme._with_seed(seed)
 
 
 def _numpy_view(array: np.ndarray, dtype: str) -> np.ndarray:

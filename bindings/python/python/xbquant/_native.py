@@ -57,7 +57,7 @@ def fixed_scheme(
             raise ValueError("give either wl and fl or hls, not both")
         scheme = _schemes.hls(check_name(hls, "hls"))
         seed = check_seed(seed)
-        return scheme if seed is None else scheme.with_seed(seed)
+        return scheme if seed is None else scheme._with_seed(seed)
     if wl is None or fl is None:
         raise TypeError("quantize needs wl and fl (or hls)")
     return _schemes.fixed(wl, fl, overflow, rounding, signed, seed, sat_bits)
@@ -181,7 +181,7 @@ def quantize(
             raise ValueError(f"give either a scheme or {', '.join(given)}, not both (a scheme holds them)")
         chosen = _schemes.of_text(scheme)
         seed = check_seed(seed)
-        return _masked(x, chosen if seed is None else chosen.with_seed(seed), return_mask)
+        return _masked(x, chosen if seed is None else chosen._with_seed(seed), return_mask)
     if (
         type(wl) is int
         and type(fl) is int
@@ -261,7 +261,7 @@ def choose_fl(
     if key is None:
         raise ValueError(f'unknown method {method!r}: expected "max" (or "auto") or "sqnr"')
     axis = _schemes.axis_of(x, axis)
-    fls = _data.calibrate(x, base.with_axis(axis).with_pow2(key)).fls
+    fls = _data.calibrate(x, base._with_axis(axis)._with_pow2(key)).fls
     assert fls is not None  # a power-of-two rule, calibrated, has them
     return fls[0] if axis is None else fls
 

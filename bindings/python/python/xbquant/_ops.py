@@ -60,7 +60,7 @@ def register() -> Any:
             raise ValueError(f"gradient must be one of {', '.join(map(repr, GRADIENTS))}, got {gradient!r}")
         chosen = _schemes.of_text(scheme)
         if chosen.draws:
-            chosen = chosen.with_seed(int(seed.item()) % 2**64)
+            chosen = chosen._with_seed(int(seed.item()) % 2**64)
         out, mask = _data.run(x.detach(), chosen, with_mask=True)
         return out, mask
 

@@ -222,8 +222,8 @@ def block_scheme(x: Any, wl: Any, dim: Any, rounding: Any, block_size: Any, seed
                 f"the last axis ({x.shape[-1] if len(x.shape) else 'none'}) is not a multiple of "
                 f"block_size {block_size}"
             )
-        return scheme.with_runs(block_size)
-    return scheme if dim == -1 else scheme.with_axis(dim)
+        return scheme._with_runs(block_size)
+    return scheme if dim == -1 else scheme._with_axis(dim)
 
 
 def block_quantize(

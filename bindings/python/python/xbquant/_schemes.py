@@ -77,7 +77,7 @@ def fixed(wl: Any, fl: Any, overflow: Any, rounding: Any, signed: Any, seed: Any
     signed = check_flag(signed, "signed")
     seed = check_seed(seed)
     bits = check_length(sat_bits, "sat_bits", 0, 64)
-    scheme = Scheme.fixed(wl, fl, signed, overflow, bits, rounding, seed)
+    scheme = Scheme._fixed(wl, fl, signed, overflow, bits, rounding, seed)
     if cacheable:
         if len(_CACHE) >= _MAX:
             _CACHE.clear()
@@ -88,7 +88,7 @@ def fixed(wl: Any, fl: Any, overflow: Any, rounding: Any, signed: Any, seed: Any
 def hls(name: Any, param: str = "hls") -> Scheme:
     """The fixed point of an HLS type name; errors name the parameter `param` that gave it."""
     try:
-        return _cached(("hls", name), lambda: Scheme.from_hls(check_name(name, param)))
+        return _cached(("hls", name), lambda: Scheme._from_hls(check_name(name, param)))
     except ValueError as e:
         raise ValueError(f"{param}: {e}") from None
 
@@ -107,7 +107,7 @@ def floating(fmt: Any, rounding: Any, overflow: Any, seed: Any) -> Scheme:
         name = check_name(fmt, "format")
         mode = check_name(rounding, "rounding")
         over = None if overflow is None else check_name(overflow, "overflow")
-        return Scheme.floating(name, mode, over, check_seed(seed))
+        return Scheme._floating(name, mode, over, check_seed(seed))
 
     return _cached(("float", fmt, rounding, overflow, seed), build)
 
@@ -117,7 +117,7 @@ def block(wl: Any, rounding: Any, seed: Any) -> Scheme:
 
     def build() -> Scheme:
         bits = check_length(wl, "wl", 2, 64)
-        return Scheme.block(bits, check_name(rounding, "rounding"), check_seed(seed))
+        return Scheme._block(bits, check_name(rounding, "rounding"), check_seed(seed))
 
     return _cached(("block", wl, rounding, seed), build)
 
@@ -134,7 +134,7 @@ def levels(values: Any, rounding: Any, seed: Any) -> Scheme:
     if not key:
         raise ValueError("levels must hold one level or more, got none")
     mode = check_name(rounding, "rounding")
-    return _cached(("levels", key, mode, seed), lambda: Scheme.levels(list(key), mode, check_seed(seed)))
+    return _cached(("levels", key, mode, seed), lambda: Scheme._levels(list(key), mode, check_seed(seed)))
 
 
 def grid(step: Any, offset: Any, count: Any, rounding: Any, seed: Any) -> Scheme:
@@ -143,7 +143,7 @@ def grid(step: Any, offset: Any, count: Any, rounding: Any, seed: Any) -> Scheme
     if count is not None:
         count = check_length(count, "levels", 1, 2**52)
     mode = check_name(rounding, "rounding")
-    return Scheme.grid(step, offset, count, mode, check_seed(seed))
+    return Scheme._grid(step, offset, count, mode, check_seed(seed))
 
 
 def axis_of(x: Any, axis: Any) -> Optional[int]:
@@ -190,14 +190,14 @@ FL_METHODS = {"auto": "max", "max": "max", "sqnr": "sqnr"}
 def per_slice_fls(x: Any, base: Scheme, fl: Any, axis: Optional[int]) -> Scheme:
     """Fixed point with a fractional length per slice along `axis` (or for the whole input):
     `fl` a method name (chosen from the data), a number, or one value per slice."""
-    scheme = base.with_axis(axis)
+    scheme = base._with_axis(axis)
     if isinstance(fl, str):
         method = FL_METHODS.get(fl)
         if method is None:
             raise ValueError(f'fl must be an integer, one per slice, or one of "auto", "max" and "sqnr"; got {fl!r}')
-        return scheme.with_pow2(method)
+        return scheme._with_pow2(method)
     count = 1 if axis is None else x.shape[axis]
-    return scheme.with_fls(per_slice(fl, count, "fl", _integer))
+    return scheme._with_fls(per_slice(fl, count, "fl", _integer))
 
 
 def ranges(x: Any, given: Any, axis: Optional[int], what: str = "range") -> tuple:
@@ -248,17 +248,17 @@ def converter(x: Any, bits: Any, given: Any, axis: Any, rounding: Any, noise_std
     noise_kind = "none" if noise_std == 0.0 else noise
     seed = check_seed(seed)
     base = fixed(bits, bits - 1, "saturate-symmetric", rounding, True, None, 0)
-    scheme = base.with_axis(axis).with_range(kind, values)
-    scheme = scheme.with_noise(noise_kind, width, None)
+    scheme = base._with_axis(axis)._with_range(kind, values)
+    scheme = scheme._with_noise(noise_kind, width, None)
     # The seed fixes whatever noise the converter draws (none: it is not used).
-    return scheme.with_seed(seed) if seed is not None and (scheme.stochastic or noise_kind != "none") else scheme
+    return scheme._with_seed(seed) if seed is not None and (scheme.stochastic or noise_kind != "none") else scheme
 
 
 def scaled(x: Any, base: Scheme, scale: Any, axis: Any) -> Scheme:
     """Scaled fixed point: `s * Q(x / s)` per slice, `Q` the format and rounding of `base`."""
     axis = axis_of(x, axis)
     kind, values = ranges(x, scale, axis, "scale")
-    return base.with_axis(axis).with_range(kind, values)
+    return base._with_axis(axis)._with_range(kind, values)
 
 
 def check_fixed_rounding(rounding: Any, name: str) -> None:
