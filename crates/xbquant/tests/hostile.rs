@@ -377,7 +377,7 @@ fn schemes_refuse_hostile_arguments() {
     ));
     assert!(matches!(
         Scheme::new(fixed).with_scale(Scale::Range(ConverterRange::PerSlice(vec![]))),
-        Err(Error::InvalidRange(_))
+        Err(Error::InvalidScheme(_))
     ));
     // Parts beyond their tensor, and shapes that overflow.
     assert!(Part::shaped(&[usize::MAX, 2]).is_err());

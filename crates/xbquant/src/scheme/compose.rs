@@ -422,8 +422,8 @@ fn check_range(range: &ConverterRange) -> Result<(), Error> {
     let bad = |r: f64| !(r >= 0.0 && r.is_finite());
     match range {
         ConverterRange::Fixed(r) if bad(*r) => Err(Error::InvalidRange(r.to_string())),
-        ConverterRange::PerSlice(rs) if rs.is_empty() => Err(Error::InvalidRange(
-            "no ranges given (one per group)".into(),
+        ConverterRange::PerSlice(rs) if rs.is_empty() => Err(Error::InvalidScheme(
+            "ranges per group: none given (one per group)".into(),
         )),
         ConverterRange::PerSlice(rs) => match rs.iter().find(|r| bad(**r)) {
             Some(r) => Err(Error::InvalidRange(r.to_string())),
