@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xbquant
-from xbquant import quantizers
+from xbquant import nn, quantizers
 
 X = torch.tensor([[0.5, -0.25], [1.5, 0.125]])
 
@@ -197,6 +197,51 @@ FUNCTIONS = {
                   ("fixed<8,4> range=nan", ValueError), ("fixed<8,4> range=percentile:101", ValueError),
                   ("fixed<8,4> group=runs:0", ValueError), ("fixed<8,4> seed=-1", ValueError),
                   ("fixed<8,4> range=1e400", ValueError), ("levels<1,inf>", ValueError)]},
+    ),
+    "nn.Quant": (
+        lambda **k: nn.Quant(**{"bits": 8, **k}),
+        {"bits": [(v, e) for v, e in COUNT if v is not None] + [(1, ValueError), (25, ValueError)],
+         "channels": [(v, e) for v, e in COUNT if v is not None],
+         "axis": [(v, e) for v, e in INTEGER if v is not None],
+         "scale": [(v, e) for v, e in POSITIVE if v != "0.1"] + [("0.1", ValueError), ("lsq", ValueError),
+                   (0.0, ValueError), ([1.0, 2.0], ValueError), ([1.0, "2"], TypeError)],
+         "signed": FLAG, "narrow": FLAG, "grad_scale": FLAG, "rounding": NAME},
+    ),
+    "nn.Quant float": (
+        lambda **k: nn.Quant(**{"float_format": "e4m3fn", **k}),
+        {"float_format": [(5, TypeError), ("bogus", ValueError), ("e9m2", ValueError)],
+         "bits": [(8, ValueError)], "rounding": NAME + [("floor", ValueError)]},
+    ),
+    "nn.Quant call": (
+        lambda **k: nn.Quant(8)(**{"x": X, **k}),
+        {"x": DATA},
+    ),
+    "nn.Quant fixed step": (
+        lambda **k: nn.Quant(8, scale=k["scale"])(X.to(torch.float16)),
+        {"scale": [(1e5, ValueError), (1e-30, ValueError)]},
+    ),
+    "nn.QuantAct": (
+        lambda **k: nn.QuantAct(**{"bits": 8, **k}),
+        {"bits": [(v, e) for v, e in COUNT if v is not None], "scale": [("bogus", ValueError), (-1.0, ValueError)],
+         "signed": FLAG},
+    ),
+    "nn.QuantLinear": (
+        lambda **k: nn.QuantLinear(**{"in_features": 4, "out_features": 2, **k}),
+        {"in_features": INTEGER, "out_features": INTEGER,
+         "weight": [("8", TypeError), (8.0, TypeError), (True, TypeError), (0, ValueError),
+                    (nn.Quant(8, channels=3), ValueError)],
+         "input": [("8", TypeError), (1.5, TypeError), (99, ValueError)],
+         "output": [([8], TypeError), (False, TypeError)]},
+    ),
+    "nn.QuantConv2d": (
+        lambda **k: nn.QuantConv2d(**{"in_channels": 2, "out_channels": 3, "kernel_size": 2, **k}),
+        {"in_channels": COUNT, "out_channels": COUNT,
+         "weight": [("4", TypeError), (nn.Quant(4, channels=2), ValueError)],
+         "input": [("4", TypeError)], "output": [(2.0, TypeError)]},
+    ),
+    "nn.QuantConv1d": (
+        lambda **k: nn.QuantConv1d(**{"in_channels": 2, "out_channels": 3, "kernel_size": 2, **k}),
+        {"in_channels": COUNT, "out_channels": COUNT, "weight": [(3.5, TypeError)]},
     ),
     "get_range_fixed_point": (
         lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),
