@@ -10,9 +10,13 @@ import pytest
 import torch
 
 import xbquant
-from xbquant.quantizers import fixed_point_quantize_wrapper
+from xbquant.nn import Quant, QuantConv2d, QuantLinear
+from xbquant.quantizers import FixedPointQuantF, fixed_point_quantize_wrapper
 
 ADC = "fixed<6,5> overflow=saturate-symmetric group=axis:1 range=percentile:90"
+SCHEME = xbquant.Scheme("fixed<6,3> overflow=wrap rounding=floor group=axis:0 scale=pow2")
+# A scale per column, given as a tensor: one of them zero.
+SCALES = torch.tensor([0.5, 1.0, 2.0, 0.0, 3.0, 0.25, 1.5, 1.0, 4.0, 0.75, 2.0, 1.0])
 
 
 def _backend():
@@ -50,6 +54,16 @@ def every_op(x):
         xbquant.block_quantize(x, 6, dim=0, rounding="nearest"),
         xbquant.block_quantize(x, 5, rounding="stochastic", block_size=4, seed=2),
         xbquant.float_quantize(x, 4, 3, rounding="nearest"),
+        xbquant.quantize(x, scheme=SCHEME),
+        xbquant.quantize_(x.clone(), 7, 3, rounding="nearest-away"),
+        xbquant.quantize_(x.clone(), hls="ap_ufixed<6,2,AP_TRN,AP_WRAP>"),
+        xbquant.quantize(x, 6, 2, scale=SCALES, axis=1),
+        xbquant.quantize(x, 6, 2, scale=torch.tensor(1.7)),
+        xbquant.adc(x, 5, range=SCALES, axis=1),
+        xbquant.dac(x, 6, range=torch.tensor([2.5]), noise_std=0.05, seed=9),
+        FixedPointQuantF.apply(x, 8, 3),
+        xbquant.bit_slices(xbquant.quantize(x, 8, 0), 7, 2),
+        xbquant.from_bit_slices(xbquant.bit_slices(xbquant.quantize(x, 8, 0).long(), 8, 3), 8, 3),
     )
 
 
@@ -78,6 +92,9 @@ def test_compiled_backward_equals_eager():
         lambda v: xbquant.quantize(v, scheme=ADC),  # zero where the ADC clipped
         lambda v: fixed_point_quantize_wrapper(v, 6, 2),  # straight through
         lambda v: xbquant.adc(v, 5, axis=1),
+        lambda v: xbquant.adc(v, 5, range=SCALES[:10] * 4, axis=1),  # zero where it clipped
+        lambda v: xbquant.quantize(v, 4, 1, scale=SCALES[:10], axis=1),
+        lambda v: FixedPointQuantF.apply(v, 6, 2),
     ):
         want = gradients(f, x)
         got = gradients(compiled(f), x)
@@ -88,17 +105,22 @@ class Model(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = torch.nn.Linear(12, 6)
+        self.quantized = QuantLinear(6, 5, weight=Quant(4, channels=5, scale="learned"), input=8)
+        self.conv = QuantConv2d(1, 2, (1, 2), weight=Quant(5, channels=2, scale="learned-pow2"), output=6)
 
     def forward(self, x):
         h = xbquant.quantize(x, 8, 4)
         h = fixed_point_quantize_wrapper(self.fc(h), 8, 5)
-        return xbquant.adc(h, 6, axis=1)
+        h = self.quantized(xbquant.adc(h, 6, axis=1))
+        h = xbquant.float_quantize(h, 5, 2, rounding="nearest")
+        return self.conv(xbquant.fixed_point_quantize(h, 8, 4, rounding="nearest").reshape(4, 1, 1, 5))
 
 
 def test_exported_programs_run_in_a_fresh_process(tmp_path):
     torch.manual_seed(0)
     model = Model().eval()
     x = torch.randn(4, 12)
+    model(x)  # the learned steps take their first values
     program = torch.export.export(model, (x,))
     assert "xbquant.quantize" in str(program.graph_module.code)
     path = tmp_path / "model.pt2"
@@ -177,13 +199,35 @@ def test_every_tensor_op_takes_vmap_and_grad():
         "wrapper": lambda v: fixed_point_quantize_wrapper(v, 6, 2),
         "fixed_point_quantize": lambda v: xbquant.fixed_point_quantize(v, 6, 2, rounding="nearest"),
         "quantize scheme": lambda v: xbquant.quantize(v, scheme=ADC),
+        "FixedPointQuantF": lambda v: FixedPointQuantF.apply(v, 6, 2),
+        "quantize_": lambda v: xbquant.quantize_(v.clone(), 6, 2),
+        "tensor scale": lambda v: xbquant.quantize(v, 6, 2, scale=SCALES[:5], axis=1),
+        "tensor range": lambda v: xbquant.adc(v, 6, range=SCALES[:5] * 3, axis=1),
     }
     for name, f in ops.items():
         want = torch.stack([f(v) for v in x])
         assert torch.equal(torch.func.vmap(f)(x), want), name
-    for name in ("quantize_grid", "adc", "wrapper", "quantize scheme"):
+    for name in ("quantize_grid", "adc", "wrapper", "quantize scheme", "FixedPointQuantF", "tensor range"):
         f = ops[name]
         sample = x[0]
         want = gradients(f, sample) / torch.arange(1.0, 1.0 + sample.numel()).reshape(sample.shape)
         got = torch.func.grad(lambda v: f(v).sum())(sample)
         assert torch.equal(got, want), name
+
+
+def test_bit_slicing_traces_with_the_eager_shapes_and_dtypes():
+    codes = torch.tensor([[3, -2, 100], [0, 5, -127]], dtype=torch.int16)
+    for encoding in ("sign-magnitude", "twos-complement", "offset-binary"):
+        planes = xbquant.bit_slices(codes, 8, 3, encoding)
+        traced = compiled(lambda c: xbquant.bit_slices(c, 8, 3, encoding))(codes)
+        assert traced.dtype == planes.dtype and torch.equal(traced, planes), encoding
+        back = compiled(lambda p: xbquant.from_bit_slices(p, 8, 3, encoding))(planes)
+        # Traced, the codes' dtype holds every sum int16 planes can give: int64 here.
+        assert back.dtype == torch.int64 and torch.equal(back, codes.long()), encoding
+        assert torch.equal(torch.func.vmap(lambda c: xbquant.bit_slices(c, 8, 3, encoding))(codes),
+                           torch.stack([xbquant.bit_slices(c, 8, 3, encoding) for c in codes]))
+    # int64 planes keep int64, eager and traced alike; bad arguments are refused while tracing.
+    wide = xbquant.bit_slices(codes.long(), 8)
+    assert torch.equal(compiled(lambda p: xbquant.from_bit_slices(p, 8))(wide), codes.long())
+    with pytest.raises(Exception, match="slice_bits"):
+        compiled(lambda c: xbquant.bit_slices(c, 8, 9))(codes)

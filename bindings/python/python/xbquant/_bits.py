@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _data, _xbquant
+from . import _data, _ops, _xbquant
 from ._checks import check_choice, check_length
 
 ENCODINGS = ("sign-magnitude", "twos-complement", "offset-binary")
@@ -153,7 +153,16 @@ def bit_slices(codes: Any, bits: int, slice_bits: int = 1, encoding: str = "sign
         array([[3],
                [2]])
     """
+    if _traced(codes):
+        _slicing(bits, slice_bits, encoding)
+        return _ops.slicing_op("bit_slices")(codes, bits, slice_bits, encoding)
     return _planes(codes, bits, slice_bits, encoding)
+
+
+def _traced(data: Any) -> bool:
+    """Whether a tensor is traced (torch.compile, torch.export) or of torch.func's transforms:
+    the call goes through the registered operation."""
+    return _data.is_tensor(data) and _ops.in_graph(data)
 
 
 def from_bit_slices(slices: Any, bits: int, slice_bits: int = 1, encoding: str = "sign-magnitude") -> Any:
@@ -162,7 +171,9 @@ def from_bit_slices(slices: Any, bits: int, slice_bits: int = 1, encoding: str =
     planes need not hold canonical digits (the sum is linear, as an analog accumulation is);
     two's complement planes must (a digit outside its bits is a ``ValueError``: it would wrap).
     The codes come back in the planes' dtype where that holds every code of the word and every
-    sum the planes gave, else in int64.
+    sum the planes gave, else in int64. Traced (``torch.compile``, ``torch.export``, ``vmap``),
+    the sums are not known in advance: int64 unless the planes' dtype holds every sum planes of
+    that dtype can give.
 
     Example::
 
@@ -170,4 +181,7 @@ def from_bit_slices(slices: Any, bits: int, slice_bits: int = 1, encoding: str =
         >>> from_bit_slices(bit_slices(np.array([-5, 6]), 4), 4)
         array([-5,  6])
     """
+    if _traced(slices):
+        _slicing(bits, slice_bits, encoding)
+        return _ops.slicing_op("from_bit_slices")(slices, bits, slice_bits, encoding)
     return _codes(slices, bits, slice_bits, encoding)

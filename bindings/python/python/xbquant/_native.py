@@ -150,6 +150,9 @@ def quantize(
         traced = _ops.quantize_text(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
         if traced is not None:
             return _ops.traced(x, traced, "clamp", return_mask)
+        out = _scaled_traced(x, scale, axis, return_mask, wl, fl, overflow, rounding, signed, seed, sat_bits)
+        if out is not None:
+            return out
     if (
         type(x) is _fast.tensor
         and type(wl) is int
@@ -173,6 +176,9 @@ def quantize(
         traced = _ops.quantize_text(x, wl, fl, axis, scale, rounding, overflow, sat_bits, signed, seed, hls, scheme)
         if traced is not None:
             return _ops.traced(x, traced, "clamp", return_mask)
+        out = _scaled_traced(x, scale, axis, return_mask, wl, fl, overflow, rounding, signed, seed, sat_bits)
+        if out is not None:
+            return out
     if scheme is not None:
         given = [
             n for n, v in (("wl", wl), ("fl", fl), ("hls", hls), ("axis", axis), ("scale", scale)) if v is not None
@@ -213,6 +219,15 @@ def quantize(
     else:
         scheme = fixed_scheme(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     return _masked(x, scheme, return_mask)
+
+
+def _scaled_traced(x: Any, scale: Any, axis: Any, return_mask: Any, *fixed: Any) -> Any:
+    """A traced `quantize` with `scale` given as a tensor (`fixed`: the arguments of
+    `_ops.fixed_text`), or None for the other calls."""
+    wl, fl = fixed[0], fixed[1]
+    if scale is None or type(wl) is not int or type(fl) is not int or type(return_mask) is not bool:
+        return None
+    return _ops.scaled(x, scale, axis, wl, _ops.fixed_text(*fixed), return_mask)
 
 
 def _masked(x: Any, scheme: Scheme, return_mask: bool) -> Any:
@@ -386,6 +401,12 @@ def _converter(name: str) -> Any:
             text = _ops.converter_text(bits, range, axis, rounding, noise_std, noise, seed)
             if text is not None:
                 return _ops.traced(x, text, "clamp")
+            # A range per tensor or per slice given as a tensor: x / r through the converter of
+            # range 1 (its noise in units of the range), times r.
+            unit = _ops.converter_text(bits, 1.0, None, rounding, noise_std, noise, seed)
+            out = _ops.scaled(x, range, axis, bits, unit) if unit is not None else None
+            if out is not None:
+                return out
         scheme = _schemes.converter(x, bits, range, axis, rounding, noise_std, noise, seed)
         return _data.differentiable(x, lambda with_mask: _data.run(x, scheme, with_mask))
 
@@ -453,6 +474,15 @@ def quantize_(
     >>> quantize_(w, 4, 2) is w, w
     (True, array([ 0.25, -1.75], dtype=float32))
     """
+    if _ops.in_graph(x):
+        text = _ops.quantize_text(x, wl, fl, None, None, rounding, overflow, sat_bits, signed, seed, hls, None)
+        if text is not None:
+            import torch
+
+            # Traced: the registered operation's result written over x, out of autograd's sight.
+            with torch.no_grad():
+                x.copy_(_ops.traced(x.detach(), text, "none"))
+            return x
     scheme = fixed_scheme(wl, fl, rounding, overflow, sat_bits, signed, seed, hls)
     return _data.run(x, scheme, in_place=True)[0]
 

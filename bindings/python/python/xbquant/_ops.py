@@ -66,6 +66,10 @@ def register() -> Any:
 
     @quantize.register_fake
     def _(x: torch.Tensor, scheme: str, seed: torch.Tensor, gradient: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        if x.device.type != "cpu" or COMPOSE_ON_CPU:
+            # Traced on another device: inductor's decomposition is registered before it
+            # compiles this graph (the fake implementation runs while the graph is traced).
+            _register_decomposition()
         return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(
             x, dtype=torch.bool, memory_format=torch.contiguous_format
         )
@@ -84,8 +88,161 @@ def register() -> Any:
         return (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])), (0, 0)
 
     quantize.register_vmap(vmap_rule)
+    _register_bit_slicing(torch)
+    global _TEXT_OF
+    _TEXT_OF = torch.compiler.assume_constant_result(_text_of)
+    _straight_function()  # built here, not while traced (dynamo cannot trace a class definition)
     _OP = quantize
     return quantize
+
+
+#: Whether inductor composes the operation from torch operations on CPU tensors too (it does on
+#: other devices): how the tests compile the composition on a machine without a GPU.
+COMPOSE_ON_CPU = False
+
+_DECOMPOSED = False
+
+
+def _decomposition(x: Any, scheme: str, seed: Any, gradient: str) -> Any:
+    """The operation as torch operations, which inductor fuses into one kernel: for tensors on
+    devices other than the CPU (whose kernels are the Rust ones) and the schemes whose
+    composition gives the kernels' bits (`_torch_ops.composes`: fixed and floating point alone,
+    their noise seeded). `NotImplemented` leaves the operation as it is, one opaque node."""
+    if x.device.type == "cpu" and not COMPOSE_ON_CPU:
+        return NotImplemented
+    from . import _torch_ops
+
+    try:
+        chosen = _schemes.of_text(scheme)
+    except ValueError:
+        return NotImplemented  # the operation's own call says what is wrong
+    if not _torch_ops.composes(x, chosen):
+        return NotImplemented
+    return _torch_ops.composed(x, chosen)
+
+
+def _register_decomposition() -> None:
+    """Adds the operation's decomposition to inductor's table (once; importing inductor costs
+    about two seconds, so not at import). Inductor's table is private: where it has moved, the
+    operation stays one opaque node, which runs its implementation for the device."""
+    global _DECOMPOSED
+    if _DECOMPOSED:
+        return
+    _DECOMPOSED = True
+    import torch
+
+    try:
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+        with unset_fake_temporarily():
+            from torch._inductor import decomposition as inductor
+            from torch._inductor.lowering import make_fallback
+
+            op = torch.ops.xbquant.quantize.default
+            # Where the decomposition declines, the operation stays a call of its own
+            # implementation: a fallback inductor must know of, as the op has a decomposition.
+            make_fallback(op, warn=False, override_decomp=True)
+            inductor.decompositions[op] = _decomposition
+            cached = getattr(inductor, "fast_random_decomps", None)
+            if cached is not None and hasattr(cached, "cache_clear"):
+                cached.cache_clear()
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another torch's layout
+        pass
+
+
+def _text_of(scheme: Any) -> str:
+    """The text form of a `Scheme` (a constant of the traced graph: a scheme never changes)."""
+    return str(scheme)
+
+
+_TEXT_OF: Any = _text_of
+
+
+_BIT_SLICES: Any = None
+_FROM_BIT_SLICES: Any = None
+
+
+def _sum_dtype(torch: Any, dtype: Any, bits: int, slice_bits: int, count: int) -> Any:
+    """The dtype of traced `from_bit_slices`: the planes' where it holds every code the word has
+    and every sum planes of that dtype can give, else int64 (the eager call looks at the sums it
+    got, which a traced graph cannot)."""
+    from . import _bits
+
+    top = max(abs(v) for v in _dtype_bounds(torch, dtype))
+    bound = top * (2 ** (count * slice_bits) - 1) // (2**slice_bits - 1) + 2**bits
+    return dtype if _bits._holds(dtype, -bound, bound) else torch.int64
+
+
+def _dtype_bounds(torch: Any, dtype: Any) -> Tuple[int, int]:
+    if dtype.is_floating_point:
+        bits = {torch.float16: 11, torch.bfloat16: 8, torch.float32: 24}.get(dtype, 53)
+        return -(2**bits), 2**bits
+    info = torch.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _register_bit_slicing(torch: Any) -> None:
+    """`torch.ops.xbquant.bit_slices` and `torch.ops.xbquant.from_bit_slices`: integer results,
+    no gradient; fake implementations of the eager calls' shapes and dtypes; vmap by samples."""
+    global _BIT_SLICES, _FROM_BIT_SLICES
+    from . import _bits
+
+    @torch.library.custom_op(
+        "xbquant::bit_slices",
+        mutates_args=(),
+        schema="(Tensor codes, int bits, int slice_bits, str encoding) -> Tensor",
+    )
+    def bit_slices(codes: Any, bits: int, slice_bits: int, encoding: str) -> Any:
+        """The planes of `codes` (see `xbquant.bit_slices`)."""
+        return _bits._planes(codes, bits, slice_bits, encoding).clone()
+
+    @bit_slices.register_fake
+    def _(codes: Any, bits: int, slice_bits: int, encoding: str) -> Any:
+        _, _, count = _bits._slicing(bits, slice_bits, encoding)
+        top = 2**slice_bits - 1
+        lo = -top if encoding == "sign-magnitude" else 0
+        dtype = codes.dtype if _bits._holds(codes.dtype, lo, top) else torch.int64
+        return codes.new_empty((count, *codes.shape), dtype=dtype)
+
+    @torch.library.custom_op(
+        "xbquant::from_bit_slices",
+        mutates_args=(),
+        schema="(Tensor slices, int bits, int slice_bits, str encoding) -> Tensor",
+    )
+    def from_bit_slices(slices: Any, bits: int, slice_bits: int, encoding: str) -> Any:
+        """The codes of `slices` (see `xbquant.from_bit_slices`), in `_sum_dtype`."""
+        _, _, count = _bits._slicing(bits, slice_bits, encoding)
+        codes = _bits._codes(slices, bits, slice_bits, encoding)
+        return codes.to(_sum_dtype(torch, slices.dtype, bits, slice_bits, count)).clone()
+
+    @from_bit_slices.register_fake
+    def _(slices: Any, bits: int, slice_bits: int, encoding: str) -> Any:
+        _, _, count = _bits._slicing(bits, slice_bits, encoding)
+        if slices.dim() == 0 or slices.shape[0] != count:
+            raise ValueError(f"expected {count} planes along the first axis, got shape {tuple(slices.shape)}")
+        return slices.new_empty(slices.shape[1:], dtype=_sum_dtype(torch, slices.dtype, bits, slice_bits, count))
+
+    def by_samples(op: Any, plane_axis: bool) -> Any:
+        def rule(info: Any, in_dims: Tuple[Any, ...], x: Any, *args: Any) -> Any:
+            if in_dims[0] is None:
+                return op(x, *args), None
+            # bit_slices: the batch axis after the planes' (each sample's planes in front);
+            # from_bit_slices: each sample's planes along its own first axis.
+            x = x.movedim(in_dims[0], 1 if not plane_axis else 0)
+            samples = x.unbind(1 if not plane_axis else 0)
+            return torch.stack([op(v, *args) for v in samples]), 0
+
+        return rule
+
+    bit_slices.register_vmap(by_samples(bit_slices, True))
+    from_bit_slices.register_vmap(by_samples(from_bit_slices, False))
+    _BIT_SLICES, _FROM_BIT_SLICES = bit_slices, from_bit_slices
+
+
+def slicing_op(name: str) -> Any:
+    """The registered bit-slicing operation `name` (registering the operations first)."""
+    register()
+    return _BIT_SLICES if name == "bit_slices" else _FROM_BIT_SLICES
 
 
 def wrapped(x: Any) -> bool:
@@ -121,6 +278,81 @@ def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:
     else:
         out, mask = op(x, text, seed, gradient)
     return (out, mask) if return_mask else out
+
+
+# The significand bits of each dtype: codes of up to as many bits times a scale are exact.
+_SIGNIFICAND = {"float32": 24, "float64": 53, "float16": 11, "bfloat16": 8}
+
+
+def scaled(x: Any, scale: Any, axis: Any, bits: Any, text: str, return_mask: bool = False) -> Any:
+    """`s * Q(x / s)` traced, for a scale or range given as a tensor (one value, or one per
+    index of `axis`): `x / s` in the dtype of `x`, the registered operation with the scheme of
+    `text` (its range 1 where it has one, so that noise is in units of the range), times `s`,
+    with the straight-through gradient of the eager call; a zero scale gives zeros (NaN stays
+    NaN), as the kernels. None where this composition would not give the kernels' bits (codes of
+    more bits than the dtype's significand) or the arguments are not of this case: the caller
+    takes its eager path. Scales the eager path refuses (negative, not finite) give NaN here,
+    as a traced graph cannot raise on values."""
+    import torch
+
+    if not isinstance(scale, torch.Tensor) or not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return None
+    if axis is not None and (type(axis) is not int or not -x.dim() <= axis < x.dim()):
+        return None
+    dtype = _data._torch_dtype_names(torch).get(x.dtype)
+    if dtype is None or type(bits) is not int or bits > _SIGNIFICAND[dtype]:
+        return None
+    s = scale.detach().to(device=x.device, dtype=x.dtype)
+    if axis is None:
+        if s.numel() != 1:
+            return None
+        s = s.reshape(())
+    else:
+        if s.dim() != 1 or s.numel() != x.shape[axis]:
+            return None
+        shape = [1] * x.dim()
+        shape[axis] = -1
+        s = s.reshape(shape)
+    data = x.detach()
+    zero = s == 0
+    y = torch.where(zero, torch.zeros_like(data), data / torch.where(zero, torch.ones_like(s), s))
+    k, mask = traced(y, text, "none", True)
+    out = torch.where(zero, torch.where(data.isnan(), data, torch.zeros_like(data)), k * s)
+    bad = ~torch.isfinite(s) | (s < 0)
+    out = torch.where(bad, torch.full_like(out, float("nan")), out)
+    if x.requires_grad and torch.is_grad_enabled():
+        out = _straight_function().apply(x, out, mask)
+    return (out, mask) if return_mask else out
+
+
+_STRAIGHT: Any = None
+
+
+def _straight_function() -> Any:
+    """The straight-through gradient, zero where `mask` is set, as an autograd.Function that
+    torch.compile and torch.func's transforms take (a separate setup_context)."""
+    global _STRAIGHT
+    if _STRAIGHT is None:
+        import torch
+
+        class Straight(torch.autograd.Function):
+            generate_vmap_rule = True
+
+            @staticmethod
+            def forward(x: Any, out: Any, mask: Any) -> Any:
+                return out.clone()
+
+            @staticmethod
+            def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
+                ctx.save_for_backward(inputs[2])
+
+            @staticmethod
+            def backward(ctx: Any, grad: Any) -> Tuple[Any, None, None]:
+                (mask,) = ctx.saved_tensors
+                return grad.masked_fill(mask, 0.0), None, None
+
+        _STRAIGHT = Straight
+    return _STRAIGHT
 
 
 _FUNCTORCH: Any = None
@@ -199,7 +431,11 @@ def quantize_text(
     """The text form of a `quantize` call being traced, or None for the calls traced in eager
     pieces (a `Scheme` object or a seed given with a scheme or an HLS type, scaled fixed point)."""
     if scheme is not None:
-        return scheme if isinstance(scheme, str) and seed is None and wl is None and fl is None else None
+        if seed is not None or wl is not None or fl is not None:
+            return None
+        if isinstance(scheme, _schemes.Scheme):
+            return _TEXT_OF(scheme)
+        return scheme if isinstance(scheme, str) else None
     if hls is not None:
         return hls if isinstance(hls, str) and seed is None and wl is None and fl is None else None
     if wl is None or fl is None:

@@ -69,11 +69,13 @@ def uniform(seed: Optional[int], count: int, device: Any) -> torch.Tensor:
     index = torch.arange(count, dtype=torch.int64, device=device)
     low_bits = _DRAW_BITS - _HIGH_BITS
     low = _shift_right(_mix64(index * _signed(_STEP) + _signed(key)), 64 - low_bits)
-    high = torch.empty_like(index)
+    # Without writes into a buffer, so that the operation's decomposition stays functional.
+    parts = []
     for block, start in enumerate(range(0, count, 1 << 32)):
         part = index[start : start + (1 << 32)]
         w = ((part & _LOW32) * _WEYL) & _LOW32
-        high[start : start + (1 << 32)] = _hash32(w, _xbquant.hash_keys(seed, block))
+        parts.append(_hash32(w, _xbquant.hash_keys(seed, block)))
+    high = parts[0] if len(parts) == 1 else torch.cat(parts) if parts else torch.empty_like(index)
     return ((high << low_bits) | low).to(torch.float64) * 2.0**-_DRAW_BITS
 
 
@@ -179,6 +181,29 @@ def supports(x: torch.Tensor, scheme: Scheme, with_mask: bool) -> bool:
     return scheme.kind == "fixed" and scheme.scale == "shared-exponent" and not with_mask
 
 
+def composes(x: torch.Tensor, scheme: Scheme) -> bool:
+    """Whether `composed` gives the kernels' bits and clip mask for `x` and `scheme`: fixed
+    point alone (unless `needs_kernels`) and floating point alone, their noise seeded."""
+    if x.device.type == "mps" or scheme.draws or not scheme.plain:
+        return False
+    if scheme.kind == "fixed":
+        return not needs_kernels(x, scheme)
+    return scheme.kind == "float"
+
+
+def composed(x: torch.Tensor, scheme: Scheme) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`x` quantized with torch operations and the clip mask, for a scheme `composes` takes:
+    the registered operation's decomposition, which torch.compile fuses into one kernel."""
+    if scheme.kind == "float":
+        out = quantize_float(x, scheme, scheme.seed)
+        # The kernels' mask: the finite values beyond the format's largest magnitude.
+        a = x.detach().to(torch.float64).abs()
+        return out, torch.isfinite(a) & (a > scheme.max)
+    out, mask = quantize(x, scheme, True)
+    assert mask is not None
+    return out, mask
+
+
 def run(x: torch.Tensor, scheme: Scheme, with_mask: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """`x` quantized on its own device (a scheme `supports` takes, its noise resolved already):
     `(result, mask or None)`."""
@@ -197,7 +222,9 @@ def quantize(x: torch.Tensor, spec: Scheme, with_mask: bool) -> Tuple[torch.Tens
     scaled = v * 2.0**spec.fl
     t = torch.where((scaled == 0) & (v != 0), torch.copysign(torch.full_like(v, _TINY), v), scaled)
     k, over = _overflow(_round(t, spec), t, spec)
-    q = k * 2.0**-spec.fl + 0.0  # + 0.0: no negative zero
+    q = k * 2.0**-spec.fl
+    # No negative zero (not `+ 0.0`, which compilers drop as the identity).
+    q = torch.where(q == 0, torch.zeros_like(q), q)
     if spec.overflow_mode == OverflowMode.Unbounded:
         q = torch.where(torch.isinf(t), v, q)
     nan = torch.isnan(v)

@@ -11,6 +11,7 @@ stochastically. Every rounding name of :func:`xbquant.quantize` is accepted too.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -49,8 +50,25 @@ class FixedPointQuantF(torch.autograd.Function):
     makes a run repeat; each call draws new noise.
     """
 
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        input = args[0] if args else kwargs.get("input")  # noqa: A001
+        if _ops.in_graph(input):
+            # Traced, or a tensor of torch.func's transforms (which take no Function with the
+            # seed's `forward(ctx, ...)`): the registered operation, straight through.
+            bound = _APPLY.bind(*args, **kwargs).arguments
+            symmetric = bound.get("symmetric", True)
+            rounding = bound.get("rounding", "nearest")
+            text = _ops.fixed_text(bound["wl"], bound["fl"], _seed_overflow(symmetric), rounding, True, None, 0)
+            return _ops.traced(input, text, "straight")
+        return super().apply(*args, **kwargs)
+
     @staticmethod
     def forward(ctx, input, wl, fl, symmetric=True, rounding="nearest"):  # noqa: A002
+        if _fast.compiling():
+            # torch.compile traces this Function's forward and backward passes itself.
+            text = _ops.fixed_text(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
+            return _ops.traced(input, text, "none")
         scheme = _schemes.fixed(wl, fl, _seed_overflow(symmetric), rounding, True, None, 0)
         out, _ = _data.run(input, scheme, name="input")
         return out
@@ -58,6 +76,13 @@ class FixedPointQuantF(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         return grad_output, None, None, None, None
+
+
+def _apply_signature(input, wl, fl, symmetric=True, rounding="nearest"):  # noqa: A002
+    """The arguments of `FixedPointQuantF.apply`: those of its forward pass after `ctx`."""
+
+
+_APPLY = inspect.signature(_apply_signature)
 
 
 def fixed_point_quantize_wrapper(input, wl, fl, symmetric=True, rounding="nearest"):  # noqa: A002
