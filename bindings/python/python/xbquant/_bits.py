@@ -155,7 +155,7 @@ def bit_slices(codes: Any, bits: int, slice_bits: int = 1, encoding: str = "sign
     """
     if _traced(codes):
         _slicing(bits, slice_bits, encoding)
-        return _ops.slicing_op("bit_slices")(codes, bits, slice_bits, encoding)
+        return _ops.slicing_op("bit_slices")(codes.detach(), bits, slice_bits, encoding)
     return _planes(codes, bits, slice_bits, encoding)
 
 
@@ -183,5 +183,5 @@ def from_bit_slices(slices: Any, bits: int, slice_bits: int = 1, encoding: str =
     """
     if _traced(slices):
         _slicing(bits, slice_bits, encoding)
-        return _ops.slicing_op("from_bit_slices")(slices, bits, slice_bits, encoding)
+        return _ops.slicing_op("from_bit_slices")(slices.detach(), bits, slice_bits, encoding)
     return _codes(slices, bits, slice_bits, encoding)

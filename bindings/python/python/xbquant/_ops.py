@@ -265,6 +265,10 @@ def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:
     import torch
 
     op = register()
+    if gradient == "none":
+        # No gradient, as the eager call returns none (QPyTorch's functions) or as the caller's
+        # own autograd.Function supplies it.
+        x = x.detach()
     if draws(text):
         seed = torch.randint(0, 2**62, (), dtype=torch.int64)
     else:
