@@ -169,6 +169,43 @@ pub mod noise {
     pub fn draw(seed: u64, index: u64) -> f64 {
         super::draw(super::stream_key(seed), index)
     }
+
+    /// The uniform draw in `[0, 1)` of index `index` of the stream `key` (a [`stream_key`]):
+    /// the top 52 bits of the 64-bit mix of its counter. The converters' noise draws these.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::noise;
+    /// let key = noise::stream_key(7);
+    /// let u = noise::uniform(key, 3);
+    /// assert!((0.0..1.0).contains(&u));
+    /// assert_eq!(u, noise::uniform(key, 3)); // a pure function of (key, index)
+    /// ```
+    #[must_use]
+    pub fn uniform(key: u64, index: u64) -> f64 {
+        super::uniform(super::counter(key, index))
+    }
+
+    /// A standard Gaussian draw of index `index` of the stream `key`: Box-Muller on the uniform
+    /// draws `2 index` and `2 index + 1` (the first as `1 - u`, in `(0, 1]`). The converters'
+    /// Gaussian noise, and the analog tiles'.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::noise;
+    /// let key = noise::stream_key(1);
+    /// let n = 20_000u64;
+    /// let mean = (0..n).map(|i| noise::gaussian(key, i)).sum::<f64>() / n as f64;
+    /// assert!(mean.abs() < 0.03);
+    /// ```
+    #[must_use]
+    pub fn gaussian(key: u64, index: u64) -> f64 {
+        let u1 = 1.0 - uniform(key, index.wrapping_mul(2));
+        let u2 = uniform(key, index.wrapping_mul(2).wrapping_add(1));
+        (-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()
+    }
 }
 
 #[cfg(test)]

@@ -185,12 +185,7 @@ impl Converter {
         match self.noise {
             ConverterNoise::None => 0.0,
             ConverterNoise::Uniform(h) => h * (2.0 * uniform(counter(key, i)) - 1.0),
-            ConverterNoise::Gaussian(s) => {
-                // Box-Muller on draws 2i and 2i + 1; 1 - u lies in (0, 1].
-                let u1 = 1.0 - uniform(counter(key, i.wrapping_mul(2)));
-                let u2 = uniform(counter(key, i.wrapping_mul(2).wrapping_add(1)));
-                s * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-            }
+            ConverterNoise::Gaussian(s) => s * crate::random::noise::gaussian(key, i),
         }
     }
 

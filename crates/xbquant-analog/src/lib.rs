@@ -1,0 +1,153 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod float;
+mod io;
+mod product;
+mod tile;
+
+pub use error::Error;
+pub use float::Float;
+pub use io::{BoundManagement, IoParameters, NoiseManagement, WeightNoise};
+
+/// aihwkit's `MappingParameter` default: tiles of at most 512 inputs and 512 outputs.
+pub const DEFAULT_TILE: (usize, usize) = (512, 512);
+
+/// The sizes of the pieces `size` is split into with pieces of at most `max` (0: one piece), as
+/// evenly as aihwkit's `TileModuleArray.get_split_sizes` splits them: 700 in pieces of 256 gives
+/// 234, 233, 233.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(xbquant_analog::split_sizes(700, 256), [234, 233, 233]);
+/// assert_eq!(xbquant_analog::split_sizes(512, 512), [512]);
+/// assert_eq!(xbquant_analog::split_sizes(10, 0), [10]);
+/// ```
+#[must_use]
+pub fn split_sizes(size: usize, max: usize) -> Vec<usize> {
+    if max == 0 || size == 0 {
+        return vec![size];
+    }
+    let count = size.div_ceil(max);
+    let (base, extra) = (size / count, size % count);
+    (0..count).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// The analog matrix-vector product `y = mvm(x, w)` of `rows` input vectors `x` (each of `n`
+/// values, row-major) through the weight `w` (`k` rows of `n`: `out x in`, as `torch.nn.Linear`),
+/// with the converters, noise and management of `io`, as aihwkit's torch tile computes it
+/// (`AnalogMVM.matmul`). A weight larger than `tile` (inputs, outputs; 0: no limit) is split
+/// along both axes as aihwkit's `TileModuleArray` splits it; each tile has its own noise and
+/// bound management and ADC, and the outputs of the input splits are added in order. Every
+/// random draw comes from `seed` and the draw's position (tile, round of bound management, row,
+/// element), so a result does not depend on threads.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] for a bad `io`; [`Error::ShapeMismatch`] when `x` or `w` does not
+/// hold `rows * n` or `k * n` values.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_analog::{mvm, IoParameters};
+/// let io = IoParameters { out_noise: 0.0, ..IoParameters::default() };
+/// let x = [0.5f64, -0.25];
+/// let w = [1.0f64, 2.0, -1.0, 0.5];
+/// let y = mvm(&x, 1, 2, &w, 2, &io, (512, 512), 0)?;
+/// // Exact: 0.0 and -0.625; the ADC's step is 24 / 510 of the input's abs-max scale (0.5).
+/// assert!((y[0] - 0.0).abs() < 0.03 && (y[1] + 0.625).abs() < 0.03);
+/// # Ok::<(), xbquant_analog::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn mvm<T: Float>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    k: usize,
+    io: &IoParameters,
+    tile: (usize, usize),
+    seed: u64,
+) -> Result<Vec<T>, Error> {
+    io.check()?;
+    let expected = |what: &str, len: usize, a: usize, b: usize| -> Result<(), Error> {
+        match a.checked_mul(b) {
+            Some(total) if total == len => Ok(()),
+            _ => Err(Error::ShapeMismatch(format!(
+                "{what} holds {len} values, not {a} x {b}"
+            ))),
+        }
+    };
+    expected("x", x.len(), rows, n)?;
+    expected("w", w.len(), k, n)?;
+    let in_sizes = split_sizes(n, tile.0);
+    let out_sizes = split_sizes(k, tile.1);
+    let mut y = vec![T::ZERO; rows * k];
+    // The whole batch at once: aihwkit's bound management decides for the batch, and the
+    // product's threads split its output, never the sum of one element.
+    run_tiles(x, 0, rows, n, w, k, io, &in_sizes, &out_sizes, seed, &mut y);
+    Ok(y)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_tiles<T: Float>(
+    x: &[T],
+    first: usize,
+    count: usize,
+    n: usize,
+    w: &[T],
+    k: usize,
+    io: &IoParameters,
+    in_sizes: &[usize],
+    out_sizes: &[usize],
+    seed: u64,
+    ys: &mut [T],
+) {
+    let mut tile_index = 0u64;
+    let mut in_start = 0;
+    let mut part = vec![T::ZERO; count * k];
+    for (a, &n_i) in in_sizes.iter().enumerate() {
+        // This input split of every row, contiguous.
+        let xs: Vec<T> = (first..first + count)
+            .flat_map(|r| x[r * n + in_start..r * n + in_start + n_i].iter().copied())
+            .collect();
+        let mut out_start = 0;
+        for &k_j in out_sizes {
+            let wt: Vec<T> = (out_start..out_start + k_j)
+                .flat_map(|o| w[o * n + in_start..o * n + in_start + n_i].iter().copied())
+                .collect();
+            let streams = tile::Streams::new(seed, tile_index);
+            let mut out = vec![T::ZERO; count * k_j];
+            tile::forward(
+                &xs,
+                count,
+                &tile::Tile {
+                    w: &wt,
+                    k: k_j,
+                    n: n_i,
+                },
+                io,
+                &streams,
+                first,
+                &mut out,
+            );
+            for r in 0..count {
+                part[r * k + out_start..r * k + out_start + k_j]
+                    .copy_from_slice(&out[r * k_j..(r + 1) * k_j]);
+            }
+            out_start += k_j;
+            tile_index += 1;
+        }
+        // The first input split's outputs, then each next one added (aihwkit's `add_`).
+        if a == 0 {
+            ys.copy_from_slice(&part);
+        } else {
+            for (o, &p) in ys.iter_mut().zip(&part) {
+                *o = *o + p;
+            }
+        }
+        in_start += n_i;
+    }
+}

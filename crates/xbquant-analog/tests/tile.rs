@@ -1,0 +1,288 @@
+//! The tile's own properties: results independent of threads, bound management per vector equal
+//! to each vector alone, tiles as aihwkit splits them, every draw from the seed, and clear errors
+//! for bad parameters and shapes.
+
+use xbquant_analog::{
+    mvm, split_sizes, BoundManagement, Error, IoParameters, NoiseManagement, WeightNoise,
+};
+
+fn data(rows: usize, n: usize, k: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    // A small deterministic generator (the test's own data, not the tile's noise).
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let x = (0..rows * n)
+        .map(|i| next() * (1.0 + (i / n % 4) as f64))
+        .collect();
+    let w = (0..k * n).map(|_| next() * 0.5).collect();
+    (x, w)
+}
+
+fn noisy() -> IoParameters {
+    IoParameters {
+        inp_noise: 0.03,
+        out_noise: 0.06,
+        inp_sto_round: true,
+        out_sto_round: true,
+        w_noise: 0.02,
+        w_noise_type: WeightNoise::AdditiveConstant,
+        ..IoParameters::default()
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_threads() {
+    let (x, w) = data(256, 300, 200, 1);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| mvm(&x, 256, 300, &w, 200, &noisy(), (128, 128), 9).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    // The seed decides the noise: the same seed repeats, another changes it.
+    assert_eq!(one, run(2));
+    let other = mvm(&x, 256, 300, &w, 200, &noisy(), (128, 128), 10).unwrap();
+    assert_ne!(one, other);
+}
+
+#[test]
+fn bound_management_per_vector_is_each_vector_alone() {
+    let (x, w) = data(12, 40, 9, 2);
+    let io = IoParameters {
+        out_noise: 0.0,
+        out_bound: 2.0,
+        bound_management: BoundManagement::IterativePerVector,
+        ..IoParameters::default()
+    };
+    let all = mvm(&x, 12, 40, &w, 9, &io, (0, 0), 0).unwrap();
+    let batch = IoParameters {
+        bound_management: BoundManagement::Iterative,
+        ..io
+    };
+    let mut differs = false;
+    for r in 0..12 {
+        let alone = mvm(&x[r * 40..(r + 1) * 40], 1, 40, &w, 9, &batch, (0, 0), 0).unwrap();
+        assert_eq!(&all[r * 9..(r + 1) * 9], &alone[..], "row {r}");
+    }
+    // The batch decision halves every vector while any one clips: here it differs.
+    let whole = mvm(&x, 12, 40, &w, 9, &batch, (0, 0), 0).unwrap();
+    differs |= whole != all;
+    assert!(differs);
+}
+
+#[test]
+fn tiles_split_as_aihwkit_and_add_in_order() {
+    assert_eq!(split_sizes(700, 256), [234, 233, 233]);
+    assert_eq!(split_sizes(513, 512), [257, 256]);
+    assert_eq!(split_sizes(5, 8), [5]);
+    // Without converters or management, a tiled product is the sum of its pieces' products.
+    let io = IoParameters {
+        out_noise: 0.0,
+        inp_res: 0.0,
+        out_res: 0.0,
+        inp_bound: 0.0,
+        out_bound: 0.0,
+        noise_management: NoiseManagement::None,
+        bound_management: BoundManagement::None,
+        ..IoParameters::default()
+    };
+    let (x, w) = data(3, 10, 4, 3);
+    let tiled = mvm(&x, 3, 10, &w, 4, &io, (4, 3), 0).unwrap();
+    for r in 0..3 {
+        for o in 0..4 {
+            let mut total = 0.0;
+            let mut start = 0;
+            for size in split_sizes(10, 4) {
+                let piece: f64 = (start..start + size)
+                    .map(|c| x[r * 10 + c] * w[o * 10 + c])
+                    .sum();
+                total += piece;
+                start += size;
+            }
+            assert!((tiled[r * 4 + o] - total).abs() < 1e-12, "{r} {o}");
+        }
+    }
+    // Each tile manages its own noise and bounds: a clipping tile does not halve the others.
+    let full = mvm(
+        &x,
+        3,
+        10,
+        &w,
+        4,
+        &IoParameters {
+            out_noise: 0.0,
+            ..IoParameters::default()
+        },
+        (4, 3),
+        0,
+    );
+    assert_eq!(full.unwrap().len(), 12);
+}
+
+#[test]
+fn a_perfect_tile_is_the_product() {
+    let (x, w) = data(5, 7, 3, 4);
+    let io = IoParameters {
+        is_perfect: true,
+        ..noisy()
+    };
+    let y = mvm(&x, 5, 7, &w, 3, &io, (0, 0), 0).unwrap();
+    let y2 = mvm(&x, 5, 7, &w, 3, &io, (0, 0), 1).unwrap();
+    for r in 0..5 {
+        for o in 0..3 {
+            let exact: f64 = (0..7).map(|c| x[r * 7 + c] * w[o * 7 + c]).sum();
+            assert!((y[r * 3 + o] - exact).abs() < 1e-12);
+        }
+    }
+    // No noise of any kind in a perfect tile, whatever the seed (aihwkit's `is_perfect`).
+    assert_eq!(y, y2);
+}
+
+#[test]
+fn bad_parameters_and_shapes_are_errors() {
+    let (x, w) = data(2, 3, 2, 5);
+    let base = IoParameters::default();
+    let bad = [
+        (
+            "inp_bound",
+            IoParameters {
+                inp_bound: -1.0,
+                ..base
+            },
+        ),
+        (
+            "out_bound",
+            IoParameters {
+                out_bound: -0.5,
+                ..base
+            },
+        ),
+        (
+            "inp_res",
+            IoParameters {
+                inp_res: -0.1,
+                ..base
+            },
+        ),
+        (
+            "out_res",
+            IoParameters {
+                out_res: f64::NAN,
+                ..base
+            },
+        ),
+        (
+            "out_noise",
+            IoParameters {
+                out_noise: -0.06,
+                ..base
+            },
+        ),
+        (
+            "inp_noise",
+            IoParameters {
+                inp_noise: f64::INFINITY,
+                ..base
+            },
+        ),
+        (
+            "out_scale",
+            IoParameters {
+                out_scale: f64::NAN,
+                ..base
+            },
+        ),
+        (
+            "nm_thres",
+            IoParameters {
+                nm_thres: -1.0,
+                ..base
+            },
+        ),
+        (
+            "max_bm_factor",
+            IoParameters {
+                max_bm_factor: 0.0,
+                ..base
+            },
+        ),
+        (
+            "max_bm_res",
+            IoParameters {
+                max_bm_res: -0.25,
+                ..base
+            },
+        ),
+        (
+            "out_bound",
+            IoParameters {
+                out_bound: 0.0,
+                ..base
+            },
+        ),
+        (
+            "inp_bound",
+            IoParameters {
+                inp_bound: 0.0,
+                ..base
+            },
+        ),
+        (
+            "w_noise_type",
+            IoParameters {
+                w_noise: 0.1,
+                ..base
+            },
+        ),
+        (
+            "w_noise",
+            IoParameters {
+                w_noise: -0.1,
+                w_noise_type: WeightNoise::AdditiveConstant,
+                ..base
+            },
+        ),
+    ];
+    for (name, io) in bad {
+        match mvm(&x, 2, 3, &w, 2, &io, (0, 0), 0) {
+            Err(Error::InvalidParameter(field, _)) => assert_eq!(field, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    for (rows, n, k) in [(3, 3, 2), (2, 2, 2), (2, 3, 3), (usize::MAX, 2, 2)] {
+        let r = mvm(&x, rows, n, &w, k, &base, (0, 0), 0);
+        assert!(
+            matches!(r, Err(Error::ShapeMismatch(_))),
+            "{rows} {n} {k}: {r:?}"
+        );
+    }
+    // Empty batches and huge values are no errors: NaN and infinities pass through as aihwkit's.
+    assert_eq!(
+        mvm::<f64>(&[], 0, 3, &w, 2, &base, (0, 0), 0).unwrap(),
+        Vec::<f64>::new()
+    );
+    let huge = [f64::MAX, -f64::MAX, 1.0, f64::NAN, 0.0, 2.0];
+    let y = mvm(
+        &huge,
+        2,
+        3,
+        &w,
+        2,
+        &IoParameters {
+            out_noise: 0.0,
+            ..base
+        },
+        (0, 0),
+        0,
+    )
+    .unwrap();
+    assert_eq!(y.len(), 4);
+}
