@@ -7,6 +7,7 @@
 //! buffers and, for noise without a fixed seed, the seed of that call, to the one entry point,
 //! `quantize` (`call.rs`). `codes.rs` holds the converters between codes and values.
 
+mod analog;
 mod call;
 mod codes;
 mod scheme;
@@ -26,6 +27,8 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::format_range, m)?)?;
     m.add_function(wrap_pyfunction!(codes::stream_key, m)?)?;
     m.add_function(wrap_pyfunction!(codes::hash_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(analog::analog_mvm, m)?)?;
+    m.add_function(wrap_pyfunction!(analog::analog_check, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The noise generator's constants, for the torch operations that redraw it on other devices.
     m.add("NOISE_STEP", noise::STEP)?;

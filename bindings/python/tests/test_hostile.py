@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xbquant
-from xbquant import nn, quantizers
+from xbquant import analog, nn, quantizers
 
 X = torch.tensor([[0.5, -0.25], [1.5, 0.125]])
 
@@ -242,6 +242,24 @@ FUNCTIONS = {
     "nn.QuantConv1d": (
         lambda **k: nn.QuantConv1d(**{"in_channels": 2, "out_channels": 3, "kernel_size": 2, **k}),
         {"in_channels": COUNT, "out_channels": COUNT, "weight": [(3.5, TypeError)]},
+    ),
+    "analog.IOParameters": (
+        lambda **k: analog.IOParameters(**k),
+        {"inp_bound": POSITIVE, "out_bound": POSITIVE, "inp_res": POSITIVE, "out_res": POSITIVE,
+         "inp_noise": POSITIVE, "out_noise": POSITIVE, "w_noise": POSITIVE, "nm_thres": POSITIVE,
+         "max_bm_res": POSITIVE, "out_scale": NUMBER, "max_bm_factor": NUMBER + [(0.0, ValueError)],
+         "is_perfect": FLAG, "inp_sto_round": FLAG, "out_sto_round": FLAG,
+         "noise_management": NAME, "bound_management": NAME, "w_noise_type": NAME},
+    ),
+    "analog.mvm": (
+        lambda **k: analog.mvm(**{"x": X, "w": torch.ones(3, 2), **k}),
+        {"x": DATA + [(torch.ones(2, 5), ValueError), (X.double(), TypeError)],
+         "w": [("abc", TypeError), (torch.ones(3), ValueError), (torch.ones(3, 2, dtype=torch.float16), TypeError),
+               (np.ones((3, 2), dtype=np.float32), TypeError)],
+         "io": [("abc", TypeError), ({}, TypeError)],
+         "tile_size": [(512, TypeError), ((1, 2, 3), TypeError), ((-1, 5), ValueError), (("a", 5), TypeError),
+                       ((math.nan, 5), ValueError)],
+         "seed": SEED},
     ),
     "get_range_fixed_point": (
         lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),

@@ -107,43 +107,38 @@ fn run_tiles<T: Float>(
 ) {
     let mut tile_index = 0u64;
     let mut in_start = 0;
-    let mut part = vec![T::ZERO; count * k];
+    // Each tile reads its part of `x` and `w` where it lies (strided rows); the first input
+    // split writes the outputs, each next one its own part that is then added (aihwkit's
+    // `add_`).
+    let mut part = if in_sizes.len() > 1 {
+        vec![T::ZERO; count * k]
+    } else {
+        Vec::new()
+    };
     for (a, &n_i) in in_sizes.iter().enumerate() {
-        // This input split of every row, contiguous.
-        let xs: Vec<T> = (first..first + count)
-            .flat_map(|r| x[r * n + in_start..r * n + in_start + n_i].iter().copied())
-            .collect();
+        let xs = tile::Rows {
+            data: &x[(first * n + in_start).min(x.len())..],
+            stride: n,
+        };
         let mut out_start = 0;
         for &k_j in out_sizes {
-            let wt: Vec<T> = (out_start..out_start + k_j)
-                .flat_map(|o| w[o * n + in_start..o * n + in_start + n_i].iter().copied())
-                .collect();
             let streams = tile::Streams::new(seed, tile_index);
-            let mut out = vec![T::ZERO; count * k_j];
-            tile::forward(
-                &xs,
-                count,
-                &tile::Tile {
-                    w: &wt,
-                    k: k_j,
-                    n: n_i,
-                },
-                io,
-                &streams,
-                first,
-                &mut out,
-            );
-            for r in 0..count {
-                part[r * k + out_start..r * k + out_start + k_j]
-                    .copy_from_slice(&out[r * k_j..(r + 1) * k_j]);
-            }
+            let tile = tile::Tile {
+                w: &w[(out_start * n + in_start).min(w.len())..],
+                stride: n,
+                k: k_j,
+                n: n_i,
+            };
+            let target = if a == 0 {
+                &mut ys[out_start.min(count * k)..]
+            } else {
+                &mut part[out_start.min(count * k)..]
+            };
+            tile::forward(&xs, count, &tile, io, &streams, first, target, k);
             out_start += k_j;
             tile_index += 1;
         }
-        // The first input split's outputs, then each next one added (aihwkit's `add_`).
-        if a == 0 {
-            ys.copy_from_slice(&part);
-        } else {
+        if a > 0 {
             for (o, &p) in ys.iter_mut().zip(&part) {
                 *o = *o + p;
             }

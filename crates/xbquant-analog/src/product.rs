@@ -2,22 +2,43 @@
 
 use crate::float::Float;
 
-/// `out = x w^T` for `x` of `m` rows of `n` and `w` of `k` rows of `n` (both row-major), into
-/// `out`, `m` rows of `k`.
+/// `out = x w^T` for `x` of `m` rows of `n` (row `r` at `x[r * x_stride..]`) and `w` of `k` rows
+/// of `n` (row `j` at `w[j * w_stride..]`), into `out`, `m` rows of `k` (row `r` at
+/// `out[r * out_stride..]`).
 ///
 /// # Panics
 ///
-/// When a buffer is shorter than its shape (the callers check the shapes first).
-pub(crate) fn matmul<T: Float>(x: &[T], m: usize, n: usize, w: &[T], k: usize, out: &mut [T]) {
-    assert!(
-        x.len() >= m * n && w.len() >= k * n && out.len() >= m * k,
-        "buffers shorter than their shapes"
-    );
+/// When a buffer is shorter than its shape and strides (the callers check the shapes first).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<T: Float>(
+    x: &[T],
+    x_stride: usize,
+    m: usize,
+    n: usize,
+    w: &[T],
+    w_stride: usize,
+    k: usize,
+    out: &mut [T],
+    out_stride: usize,
+) {
     if m == 0 || k == 0 {
         return;
     }
+    let reach = |rows: usize, stride: usize, width: usize| (rows - 1) * stride + width;
+    assert!(
+        x_stride >= n && w_stride >= n && out_stride >= k,
+        "strides shorter than rows"
+    );
+    assert!(
+        x.len() >= reach(m, x_stride, n)
+            && w.len() >= reach(k, w_stride, n)
+            && out.len() >= reach(m, out_stride, k),
+        "buffers shorter than their shapes"
+    );
     if n == 0 {
-        out[..m * k].fill(T::ZERO);
+        for r in 0..m {
+            out[r * out_stride..r * out_stride + k].fill(T::ZERO);
+        }
         return;
     }
     let threads = rayon::current_num_threads();
@@ -28,13 +49,13 @@ pub(crate) fn matmul<T: Float>(x: &[T], m: usize, n: usize, w: &[T], k: usize, o
     } else {
         gemm::Parallelism::None
     };
-    let (n_i, k_i) = (n as isize, k as isize);
+    let signed = |v: usize| isize::try_from(v).expect("a stride within isize");
     #[allow(unsafe_code)]
-    // SAFETY: the three pointers come from slices at least as long as the strides read (checked
-    // above): `x` holds `m * n` elements read with row stride `n`, `w` holds `k * n` read as the
-    // transposed `n x k` matrix (row stride 1, column stride `n`), `out` holds `m * k` written
-    // with row stride `k`. `out` is a distinct `&mut` slice, so it aliases neither input; T is
-    // f32 or f64, which gemm supports.
+    // SAFETY: every element read or written lies within its slice (checked above: the last row
+    // starts at `(rows - 1) * stride` and holds `width` values): `x` is read as `m x n` with row
+    // stride `x_stride`, `w` as the transposed `n x k` matrix (row stride 1, column stride
+    // `w_stride`), and `out` written as `m x k` with row stride `out_stride`. `out` is a distinct
+    // `&mut` slice, so it aliases neither input; T is f32 or f64, which gemm supports.
     unsafe {
         gemm::gemm(
             m,
@@ -42,13 +63,13 @@ pub(crate) fn matmul<T: Float>(x: &[T], m: usize, n: usize, w: &[T], k: usize, o
             n,
             out.as_mut_ptr(),
             1,
-            k_i,
+            signed(out_stride),
             false,
             x.as_ptr(),
             1,
-            n_i,
+            signed(x_stride),
             w.as_ptr(),
-            n_i,
+            signed(w_stride),
             1,
             T::ZERO,
             T::ONE,

@@ -4,6 +4,7 @@
 //! A number that aihwkit keeps as a Python float (a constant scale, a step) is computed in `f64`
 //! and rounded to the data's type where it meets a tensor, as torch does.
 
+use rayon::prelude::*;
 use xbquant::noise;
 
 use crate::float::Float;
@@ -34,6 +35,39 @@ impl Streams {
             input_rounding: key(2),
             output_rounding: key(3),
             weight: key(4),
+        }
+    }
+}
+
+/// Standard Gaussian draws of one stream by index: element `2p` is the cosine draw and `2p + 1`
+/// the sine draw of pair `p` ([`noise::gaussian_pair`]); a loop over consecutive indices computes
+/// each pair once.
+struct Gaussians {
+    key: u64,
+    pair: u64,
+    draws: (f64, f64),
+}
+
+impl Gaussians {
+    fn new(key: u64) -> Gaussians {
+        Gaussians {
+            key,
+            pair: u64::MAX,
+            draws: (0.0, 0.0),
+        }
+    }
+
+    #[inline]
+    fn at(&mut self, index: u64) -> f64 {
+        let pair = index >> 1;
+        if pair != self.pair {
+            self.pair = pair;
+            self.draws = noise::gaussian_pair(self.key, pair);
+        }
+        if index & 1 == 0 {
+            self.draws.0
+        } else {
+            self.draws.1
         }
     }
 }
@@ -74,12 +108,17 @@ enum Managed<T> {
     Rows(Vec<T>),
 }
 
-fn noise_management<T: Float>(x: &[T], rows: usize, n: usize, io: &IoParameters) -> Managed<T> {
+fn noise_management<T: Float>(
+    x: &Rows<'_, T>,
+    rows: usize,
+    n: usize,
+    io: &IoParameters,
+) -> Managed<T> {
     let thres = io.nm_thres;
     let per_row = |f: fn(T, T) -> T, start: fn(&[T]) -> T| {
         let values = (0..rows)
             .map(|r| {
-                let row = &x[r * n..(r + 1) * n];
+                let row = x.row(r, n);
                 let m = row.iter().fold(start(row), |m, &v| f(m, v));
                 if thres > 0.0 && m > T::of(thres) {
                     T::of(thres)
@@ -135,50 +174,100 @@ fn clip<T: Float>(v: T, bound: T) -> T {
     }
 }
 
-/// One tile: `w` of `k` rows of `n` weights.
+/// One tile: `k` rows of `n` weights, row `j` at `w[j * stride..]`.
 pub(crate) struct Tile<'a, T> {
     pub w: &'a [T],
+    pub stride: usize,
     pub k: usize,
     pub n: usize,
 }
 
+/// Rows of a matrix: row `r` of `width` values at `data[r * stride..]`.
+pub(crate) struct Rows<'a, T> {
+    pub data: &'a [T],
+    pub stride: usize,
+}
+
+impl<T> Rows<'_, T> {
+    #[inline]
+    fn row(&self, r: usize, width: usize) -> &[T] {
+        &self.data[r * self.stride..r * self.stride + width]
+    }
+}
+
+/// Below this many elements a pass over the data runs on one thread.
+const PARALLEL: usize = 1 << 15;
+
+/// Runs `f` on each chunk of `width` values of `data` with its index, on threads when the data
+/// is large: every element's work depends on its index alone, so threads cannot change a bit.
+fn each_row<T: Float, R: Send>(
+    data: &mut [T],
+    width: usize,
+    f: impl Fn((usize, &mut [T])) -> R + Sync + Send,
+) -> Vec<R> {
+    if width == 0 {
+        return Vec::new();
+    }
+    if data.len() >= PARALLEL {
+        data.par_chunks_mut(width).enumerate().map(f).collect()
+    } else {
+        data.chunks_mut(width).enumerate().map(f).collect()
+    }
+}
+
 /// The forward pass of `rows` input vectors `x` (each of `n`) through one tile, into `out`
-/// (`rows` x `k`). `streams` draws the noise; `first_row` is the index of `x`'s first row in the
-/// whole batch (the noise's index, so that splitting a batch does not change a draw).
+/// (`rows` rows of `k`, row `r` at `out[r * out_stride..]`). `streams` draws the noise;
+/// `first_row` is the index of `x`'s first row in the whole batch (the noise's index).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float>(
-    x: &[T],
+    x: &Rows<'_, T>,
     rows: usize,
     tile: &Tile<'_, T>,
     io: &IoParameters,
     streams: &Streams,
     first_row: usize,
     out: &mut [T],
+    out_stride: usize,
 ) {
     let (n, k) = (tile.n, tile.k);
     if io.is_perfect {
         // aihwkit: the ideal product, with no noise of any kind.
-        matmul(x, rows, n, tile.w, k, out);
+        matmul(
+            x.data,
+            x.stride,
+            rows,
+            n,
+            tile.w,
+            tile.stride,
+            k,
+            out,
+            out_stride,
+        );
         return;
     }
     // Weight noise: drawn once for the call.
     let noisy_w: Vec<T>;
-    let w = if io.w_noise > 0.0 && io.w_noise_type == WeightNoise::AdditiveConstant {
+    let (w, w_stride) = if io.w_noise > 0.0 && io.w_noise_type == WeightNoise::AdditiveConstant {
         let s = T::of(io.w_noise);
-        noisy_w = tile
-            .w
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| v + s * T::of(noise::gaussian(streams.weight, i as u64)))
+        let mut draws = Gaussians::new(streams.weight);
+        noisy_w = (0..k)
+            .flat_map(|j| {
+                let row = &tile.w[j * tile.stride..j * tile.stride + n];
+                row.iter().enumerate().map(move |(i, &v)| (j * n + i, v))
+            })
+            .map(|(i, v)| v + s * T::of(draws.at(i as u64)))
             .collect();
-        &noisy_w[..]
+        (&noisy_w[..], n)
     } else {
-        tile.w
+        (tile.w, tile.stride)
     };
     let managed = noise_management(x, rows, n, io);
     if let Managed::Rows(values) = &managed {
         // aihwkit: every scale 0 and no input noise: the outputs are all 0.
         if io.inp_noise <= 0.0 && values.iter().all(|&v| v == T::ZERO) {
-            out.fill(T::ZERO);
+            for r in 0..rows {
+                out[r * out_stride..r * out_stride + k].fill(T::ZERO);
+            }
             return;
         }
     }
@@ -194,23 +283,16 @@ pub(crate) fn forward<T: Float>(
     let n_management = io.noise_management != NoiseManagement::None;
     let b_management = io.bound_management != BoundManagement::None;
     let per_vector = io.bound_management == BoundManagement::IterativePerVector;
-    let inp_step = IoParameters::step(io.inp_res, io.inp_bound);
-    let out_step = IoParameters::step(io.out_res, io.out_bound);
-    let inp_bound = T::of(if io.inp_bound > 0.0 {
-        io.inp_bound
-    } else {
-        f64::INFINITY
-    });
-    let out_bound = T::of(if io.out_bound > 0.0 {
-        io.out_bound
-    } else {
-        f64::INFINITY
-    });
+    let inp_step = IoParameters::step(io.inp_res, io.inp_bound).map(T::of);
+    let out_step = IoParameters::step(io.out_res, io.out_bound).map(T::of);
+    let unbounded = |b: f64| T::of(if b > 0.0 { b } else { f64::INFINITY });
+    let (inp_bound, out_bound) = (unbounded(io.inp_bound), unbounded(io.out_bound));
+    let (inp_noise, out_noise) = (T::of(io.inp_noise), T::of(io.out_noise));
     // The stopping rule's DAC step (0 or less when the DAC does not quantize).
-    let bm_step = inp_step.unwrap_or(io.inp_res);
+    let bm_step = IoParameters::step(io.inp_res, io.inp_bound).unwrap_or(io.inp_res);
 
     // Rows still to compute (all of them at first; with bound management per vector, those
-    // whose outputs clipped), and the round each row's final output came from.
+    // whose outputs clipped).
     let mut pending: Vec<usize> = (0..rows).collect();
     let mut reduction = 0.5f64;
     let mut round = 0u64;
@@ -240,70 +322,66 @@ pub(crate) fn forward<T: Float>(
         };
         let scaling = !scale.is_one();
         let m = pending.len();
+        let base = round * rows as u64 + first_row as u64;
         // The DAC: scale, quantize, clip, noise.
-        for (p, &r) in pending.iter().enumerate() {
+        each_row(&mut prepared[..m * n], n, |(p, dst)| {
+            let r = pending[p];
             let s = scale.of_row(p);
-            let row = &x[r * n..(r + 1) * n];
-            let dst = &mut prepared[p * n..(p + 1) * n];
-            for (i, (d, &v)) in dst.iter_mut().zip(row).enumerate() {
+            let mut draws = Gaussians::new(streams.input);
+            for (i, (d, &v)) in dst.iter_mut().zip(x.row(r, n)).enumerate() {
+                let index = (base + r as u64) * n as u64 + i as u64;
                 let mut v = if scaling { v * s } else { v };
-                let index = ((round * rows as u64 + (first_row + r) as u64) * n as u64) + i as u64;
                 if let Some(step) = inp_step {
                     let u = io
                         .inp_sto_round
                         .then(|| T::of(noise::uniform(streams.input_rounding, index) - 0.5));
-                    v = quantize(v, T::of(step), u);
+                    v = quantize(v, step, u);
                 }
                 v = clip(v, inp_bound);
                 if io.inp_noise > 0.0 {
-                    v = v + T::of(io.inp_noise) * T::of(noise::gaussian(streams.input, index));
+                    v = v + inp_noise * T::of(draws.at(index));
                 }
                 *d = v;
             }
-        }
-        matmul(&prepared[..m * n], m, n, w, k, &mut y[..m * k]);
+        });
+        matmul(&prepared, n, m, n, w, w_stride, k, &mut y, k);
         // The ADC: noise, quantize, the bound test, clip.
-        let mut clipped = vec![false; m];
-        for (p, &r) in pending.iter().enumerate() {
-            let dst = &mut y[p * k..(p + 1) * k];
+        let clipped = each_row(&mut y[..m * k], k, |(p, dst)| {
+            let r = pending[p];
+            let mut clipped = false;
+            let mut draws = Gaussians::new(streams.output);
             for (j, v) in dst.iter_mut().enumerate() {
-                let index = ((round * rows as u64 + (first_row + r) as u64) * k as u64) + j as u64;
+                let index = (base + r as u64) * k as u64 + j as u64;
                 let mut o = *v;
                 if io.out_noise > 0.0 {
-                    o = o + T::of(io.out_noise) * T::of(noise::gaussian(streams.output, index));
+                    o = o + out_noise * T::of(draws.at(index));
                 }
                 if let Some(step) = out_step {
                     let u = io
                         .out_sto_round
                         .then(|| T::of(noise::uniform(streams.output_rounding, index) - 0.5));
-                    o = quantize(o, T::of(step), u);
+                    o = quantize(o, step, u);
                 }
-                if !(o <= out_bound && o >= T::ZERO - out_bound) {
-                    clipped[p] = true;
-                }
+                clipped |= !(o <= out_bound && o >= T::ZERO - out_bound);
                 *v = clip(o, out_bound);
             }
-        }
+            clipped
+        });
         let stop =
             reduction > io.max_bm_factor || (bm_step > 0.0 && reduction > io.max_bm_res / bm_step);
         let any_clipped = clipped.iter().any(|&c| c);
-        // Rows done this round: all of them unless bound management redoes some.
-        let redo: Vec<bool> = if !b_management || stop {
-            vec![false; m]
-        } else if per_vector {
-            clipped
-        } else {
-            vec![any_clipped; m]
-        };
         let mut still = Vec::new();
         for (p, &r) in pending.iter().enumerate() {
-            if redo[p] {
+            // Redone with the range doubled: bound management's rows that clipped (all of the
+            // batch's when one did, or this row's alone per vector), until its stopping rule.
+            let redo = b_management && !stop && if per_vector { clipped[p] } else { any_clipped };
+            if redo {
                 still.push(r);
                 continue;
             }
             let factor = scale.back(io.out_scale, p);
             let apply = scaling || io.out_scale != 1.0;
-            for (o, &v) in out[r * k..(r + 1) * k]
+            for (o, &v) in out[r * out_stride..r * out_stride + k]
                 .iter_mut()
                 .zip(&y[p * k..(p + 1) * k])
             {

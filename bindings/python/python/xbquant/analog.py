@@ -1,0 +1,248 @@
+"""Analog crossbar tiles: the matrix-vector product between the DAC and the ADC, with the
+converters, noise and range management of IBM's aihwkit, computed by xbquant's Rust crate
+``xbquant-analog``.
+
+:class:`IOParameters` has aihwkit's field names and defaults (``IOParameters.from_aihwkit``
+reads an aihwkit object), and :func:`mvm` computes what aihwkit 1.2.0's torch tile
+(``AnalogMVM.matmul``) computes, step by step, in float32 or float64: noise management (the
+input vector scaled by its largest magnitude, ``abs_max``; ``max``, ``constant``, ``none``), the
+DAC (scaled, quantized to ``inp_res`` of ``[-inp_bound, inp_bound]`` ties to even, clipped,
+``inp_noise``), the product, the ADC (``out_noise``, quantized to ``out_res``, clipped at
+``out_bound``), iterative bound management (the inputs halved again while any output clips, for
+the whole batch as aihwkit's torch tile, or per input vector as its C++ simulator:
+``bound_management="iterative_per_vector"``), then the outputs scaled back and by ``out_scale``.
+With the noise off, float64 outputs through an ADC equal aihwkit's bit for bit (the repository's
+``crates/xbquant-analog/tests/aihwkit.rs``). A weight larger than ``tile_size`` is split into
+tiles as aihwkit's ``TileModuleArray`` splits it (700 inputs in tiles of 256: 234 + 233 + 233),
+each with its own management and ADC, and the outputs of the input splits are added digitally.
+
+Every random draw is a function of the seed and the draw's position, so results repeat with a
+seed whatever the threads. Example::
+
+    >>> import torch
+    >>> from xbquant.analog import IOParameters, mvm
+    >>> x = torch.tensor([[0.5, -0.25, 1.0]], dtype=torch.float64)
+    >>> w = torch.tensor([[1.0, 2.0, 0.5], [-1.0, 0.5, 0.25]], dtype=torch.float64)
+    >>> y = mvm(x, w, IOParameters(out_noise=0.0))
+    >>> (y - x @ w.T).abs().max().item() < 0.03       # a 7-bit DAC and a 9-bit ADC
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from . import _data, _xbquant
+from ._checks import check_choice, check_flag, check_length, check_number, check_seed
+
+__all__ = ["IOParameters", "mvm", "NOISE_MANAGEMENT", "BOUND_MANAGEMENT", "W_NOISE_TYPES"]
+
+#: The noise-management types (aihwkit's ``NoiseManagementType`` the torch tile supports).
+NOISE_MANAGEMENT = ("none", "abs_max", "max", "constant")
+#: The bound-management types: aihwkit's ``NONE`` and ``ITERATIVE`` (decided for the batch), and
+#: the C++ simulator's decision per input vector.
+BOUND_MANAGEMENT = ("none", "iterative", "iterative_per_vector")
+#: The weight-noise types.
+W_NOISE_TYPES = ("none", "additive_constant")
+
+_FLAGS = ("is_perfect", "inp_sto_round", "out_sto_round")
+_CHOICES = {"noise_management": NOISE_MANAGEMENT, "bound_management": BOUND_MANAGEMENT, "w_noise_type": W_NOISE_TYPES}
+
+
+@dataclasses.dataclass(frozen=True)
+class IOParameters:
+    """The parameters of a tile's forward pass, with aihwkit's names and defaults: a 7-bit DAC
+    (``inp_res = 1/126`` of ``[-1, 1]``), a 9-bit ADC (``out_res = 1/510`` of ``[-12, 12]``),
+    output noise 0.06, ``abs_max`` noise management and iterative bound management.
+
+    A resolution above 1 is a number of states; a resolution of 0 turns that converter's
+    quantization off; a bound of 0 turns its clipping off (a converter that quantizes needs a
+    bound: its step is a fraction of the range). Checked when built: a ``TypeError`` or
+    ``ValueError`` names the field.
+    """
+
+    is_perfect: bool = False
+    inp_bound: float = 1.0
+    inp_res: float = 1 / (2**7 - 2)
+    inp_noise: float = 0.0
+    inp_sto_round: bool = False
+    out_bound: float = 12.0
+    out_res: float = 1 / (2**9 - 2)
+    out_noise: float = 0.06
+    out_sto_round: bool = False
+    out_scale: float = 1.0
+    noise_management: str = "abs_max"
+    nm_thres: float = 0.0
+    bound_management: str = "iterative"
+    max_bm_factor: float = 1000
+    max_bm_res: float = 0.25
+    w_noise: float = 0.0
+    w_noise_type: str = "none"
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _FLAGS:
+                check_flag(value, f.name)
+            elif f.name in _CHOICES:
+                check_choice(value, f.name, _CHOICES[f.name])
+            else:
+                object.__setattr__(self, f.name, check_number(value, f.name))
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        _xbquant.analog_check(fields)
+        # The fields as the extension reads them, built once (a frozen dataclass).
+        object.__setattr__(self, "_as_dict", fields)
+
+    def _fields(self) -> dict:
+        fields: dict = self.__dict__["_as_dict"]
+        return fields
+
+    @classmethod
+    def from_aihwkit(cls, io: Any) -> "IOParameters":
+        """The parameters of an aihwkit ``IOParameters`` object (read by field name), refusing the
+        fields it sets that the torch tile does not model (IR drop, asymmetries, nonlinearity,
+        other product types, ...)."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if not hasattr(io, f.name):
+                raise TypeError(f"io has no field {f.name}: not an aihwkit IOParameters")
+            value = getattr(io, f.name)
+            if f.name in _CHOICES:
+                value = getattr(value, "name", value)
+                value = str(value).lower()
+            values[f.name] = value
+        unsupported = []
+        for name in (
+            "inp_asymmetry",
+            "out_asymmetry",
+            "ir_drop",
+            "out_nonlinearity",
+            "slope_calibration",
+            "v_offset_std",
+            "r_series",
+            "w_read_asymmetry_dtod",
+            "out_noise_std",
+        ):
+            if getattr(io, name, 0.0):
+                unsupported.append(name)
+        mv_type = getattr(io, "mv_type", None)
+        if mv_type is not None and getattr(mv_type, "name", "ONE_PASS") not in ("ONE_PASS", "IDEAL"):
+            unsupported.append("mv_type")
+        if unsupported:
+            raise ValueError(f"io sets fields this tile does not model: {', '.join(unsupported)}")
+        if mv_type is not None and getattr(mv_type, "name", "") == "IDEAL":
+            values["is_perfect"] = True
+        return cls(**values)
+
+
+def _tile_size(tile_size: Any) -> Tuple[int, int]:
+    if isinstance(tile_size, (list, tuple)) and len(tile_size) == 2:
+        return (check_length(tile_size[0], "tile_size", 0, 2**40), check_length(tile_size[1], "tile_size", 0, 2**40))
+    raise TypeError(f"tile_size must be a pair (inputs, outputs), got {type(tile_size).__name__} {tile_size!r}")
+
+
+_FUNCTION: Any = None
+
+
+def _function() -> Any:
+    """The autograd function of :func:`mvm`: the tile's forward pass, and the ideal product's
+    transposed gradients (straight through the converters)."""
+    global _FUNCTION
+    if _FUNCTION is None:
+        import torch
+
+        class AnalogMVM(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
+                ctx.save_for_backward(x, w)
+                return _run(x.detach(), w.detach(), io, tile, seed)
+
+            @staticmethod
+            def backward(ctx: Any, grad: Any) -> Any:
+                x, w = ctx.saved_tensors
+                gx = grad @ w if ctx.needs_input_grad[0] else None
+                gw = (
+                    grad.reshape(-1, grad.shape[-1]).T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+                )
+                return gx, gw, None, None, None
+
+        _FUNCTION = AnalogMVM
+    return _FUNCTION
+
+
+def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
+    """The product of tensors or arrays already checked (same dtype, last axes matching)."""
+    tensor = _data.is_tensor(x)
+    if tensor:
+        device = x.device
+        xs = x.detach().cpu().resolve_neg().contiguous().numpy()
+        ws = w.detach().cpu().resolve_neg().contiguous().numpy()
+    else:
+        xs, ws = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    lead = xs.shape[:-1]
+    flat = xs.reshape(-1, xs.shape[-1])
+    out = np.empty((flat.shape[0], ws.shape[0]), dtype=flat.dtype)
+    _xbquant.analog_mvm(flat, ws, out, io._fields(), tile, seed, str(flat.dtype))
+    out = out.reshape(*lead, ws.shape[0])
+    if tensor:
+        import torch
+
+        return torch.from_numpy(out).to(device)
+    return out
+
+
+def mvm(
+    x: Any, w: Any, io: Optional[IOParameters] = None, *, tile_size: Any = (512, 512), seed: Optional[int] = None
+) -> Any:
+    """The analog product ``y = x w^T`` of input vectors ``x`` (shape ``(..., in)``) through the
+    weight ``w`` (``(out, in)``, as ``torch.nn.Linear``) on analog tiles of at most
+    ``tile_size = (inputs, outputs)`` (aihwkit's default 512 x 512; 0: no limit), with the
+    converters and noise of ``io`` (``IOParameters()`` by default).
+
+    Args:
+        x, w: float32 or float64 tensors (any device and strides; computed on the CPU) or numpy
+            arrays, of one dtype.
+        seed: the seed of every random draw (input, output and weight noise, stochastic
+            rounding). Without one, a fresh seed from torch's default generator (tensors) or
+            numpy's (arrays), so ``torch.manual_seed`` repeats a run.
+
+    On tensors that require grad the result carries the ideal product's gradient (``grad @ w``
+    for ``x``, ``grad^T x`` for ``w``), straight through the converters.
+
+    Raises:
+        TypeError: data that is not float32 or float64, of two dtypes, or not a tensor or array.
+        ValueError: shapes that do not match, or bad parameters.
+    """
+    io = IOParameters() if io is None else io
+    if not isinstance(io, IOParameters):
+        raise TypeError(f"io must be an xbquant.analog.IOParameters, got {type(io).__name__}")
+    tile = _tile_size(tile_size)
+    seed = check_seed(seed)
+    for name, value in (("x", x), ("w", w)):
+        if not (_data.is_tensor(value) or isinstance(value, np.ndarray)):
+            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+        if _data.is_tensor(value):
+            _data.check_layout(value, name)
+    if _data.is_tensor(x) != _data.is_tensor(w):
+        raise TypeError("x and w must both be tensors or both numpy arrays")
+    dtypes = (str(x.dtype).replace("torch.", ""), str(w.dtype).replace("torch.", ""))
+    for name, dtype in zip(("x", "w"), dtypes):
+        if dtype not in ("float32", "float64"):
+            raise TypeError(f"{name} must hold float32 or float64 data, got {dtype}")
+    if dtypes[0] != dtypes[1]:
+        raise TypeError(f"x and w must have one dtype, got {dtypes[0]} and {dtypes[1]}")
+    if w.ndim != 2:
+        raise ValueError(f"w must be (out, in), got shape {tuple(w.shape)}")
+    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"x must be (..., {w.shape[1]}) for w of shape {tuple(w.shape)}, got {tuple(x.shape)}")
+    if seed is None:
+        seed = _data.draw_seed(x)
+    if _data.is_tensor(x):
+        import torch
+
+        if (x.requires_grad or w.requires_grad) and torch.is_grad_enabled():
+            return _function().apply(x, w, io, tile, seed)
+    return _run(x, w, io, tile, seed)

@@ -1,0 +1,145 @@
+//! The analog tile's product for Python: arrays and the fields of `xbquant.analog.IOParameters`
+//! in, the product's result out, computed by `xbquant-analog` with the GIL released.
+
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use xbquant_analog::{BoundManagement, Float, IoParameters, NoiseManagement, WeightNoise};
+
+use crate::call::typed;
+
+fn field<'py, T: FromPyObjectOwned<'py>>(io: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
+    io.get_item(name)?
+        .ok_or_else(|| PyValueError::new_err(format!("io has no field {name}")))?
+        .extract::<T>()
+        .map_err(|_| PyTypeError::new_err(format!("io.{name} has the wrong type")))
+}
+
+fn parameters(io: &Bound<'_, PyDict>) -> PyResult<IoParameters> {
+    let noise_management = match field::<String>(io, "noise_management")?.as_str() {
+        "none" => NoiseManagement::None,
+        "abs_max" => NoiseManagement::AbsMax,
+        "max" => NoiseManagement::Max,
+        "constant" => NoiseManagement::Constant,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown noise_management {other:?}"
+            )))
+        }
+    };
+    let bound_management = match field::<String>(io, "bound_management")?.as_str() {
+        "none" => BoundManagement::None,
+        "iterative" => BoundManagement::Iterative,
+        "iterative_per_vector" => BoundManagement::IterativePerVector,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown bound_management {other:?}"
+            )))
+        }
+    };
+    let w_noise_type = match field::<String>(io, "w_noise_type")?.as_str() {
+        "none" => WeightNoise::None,
+        "additive_constant" => WeightNoise::AdditiveConstant,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown w_noise_type {other:?}"
+            )))
+        }
+    };
+    let io = IoParameters {
+        is_perfect: field(io, "is_perfect")?,
+        inp_bound: field(io, "inp_bound")?,
+        inp_res: field(io, "inp_res")?,
+        inp_noise: field(io, "inp_noise")?,
+        inp_sto_round: field(io, "inp_sto_round")?,
+        out_bound: field(io, "out_bound")?,
+        out_res: field(io, "out_res")?,
+        out_noise: field(io, "out_noise")?,
+        out_sto_round: field(io, "out_sto_round")?,
+        out_scale: field(io, "out_scale")?,
+        noise_management,
+        nm_thres: field(io, "nm_thres")?,
+        bound_management,
+        max_bm_factor: field(io, "max_bm_factor")?,
+        max_bm_res: field(io, "max_bm_res")?,
+        w_noise: field(io, "w_noise")?,
+        w_noise_type,
+    };
+    io.check()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(io)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<T: Float + numpy::Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    w: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    io: &IoParameters,
+    tile: (usize, usize),
+    seed: u64,
+    dtype: &str,
+) -> PyResult<()> {
+    let x = typed::<T>(x, "x", dtype)?.try_readonly()?;
+    let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
+    let mut out = typed::<T>(out, "out", dtype)?.try_readwrite()?;
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+        return Err(PyValueError::new_err(format!(
+            "x must be (rows, in) and w (out, in), got {xs:?} and {ws:?}"
+        )));
+    }
+    let (rows, n, k) = (xs[0], xs[1], ws[0]);
+    let x = x
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let w = w
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let out = out
+        .as_slice_mut()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if out.len() != rows * k {
+        return Err(PyValueError::new_err("out must hold rows x out values"));
+    }
+    let y = py
+        .detach(|| xbquant_analog::mvm(x, rows, n, w, k, io, tile, seed))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    out.copy_from_slice(&y);
+    Ok(())
+}
+
+/// `out = mvm(x, w)` through one analog tile array: `x` (rows, in) and `w` (out, in) C-contiguous
+/// float32 or float64 arrays of `dtype`, `out` (rows, out) of the same dtype, `io` the fields of
+/// `IOParameters` as a dict.
+#[pyfunction]
+#[pyo3(signature = (x, w, out, io, tile, seed, dtype))]
+#[allow(clippy::too_many_arguments)]
+pub fn analog_mvm(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    w: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    io: &Bound<'_, PyDict>,
+    tile: (usize, usize),
+    seed: u64,
+    dtype: &str,
+) -> PyResult<()> {
+    let io = parameters(io)?;
+    match dtype {
+        "float32" => run::<f32>(py, x, w, out, &io, tile, seed, dtype),
+        "float64" => run::<f64>(py, x, w, out, &io, tile, seed, dtype),
+        other => Err(PyTypeError::new_err(format!(
+            "analog tiles take float32 or float64, got {other}"
+        ))),
+    }
+}
+
+/// Checks the fields of `IOParameters` (the Rust core's check), raising `ValueError` naming
+/// the field.
+#[pyfunction]
+pub fn analog_check(io: &Bound<'_, PyDict>) -> PyResult<()> {
+    parameters(io).map(|_| ())
+}

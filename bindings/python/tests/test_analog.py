@@ -1,0 +1,180 @@
+"""`xbquant.analog`: aihwkit's IOParameters and the tile's product, against aihwkit's outputs (the
+data the Rust crate's tests read), with any batch shape, dtype and layout, seeds and gradients."""
+
+import gzip
+import json
+import pathlib
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from xbquant.analog import IOParameters, mvm
+
+DATA = pathlib.Path(__file__).resolve().parents[3] / "crates" / "xbquant-analog" / "tests" / "data" / "aihwkit_mvm.json.gz"
+
+
+def test_defaults_are_aihwkits():
+    io = IOParameters()
+    assert (io.inp_bound, io.inp_res, io.inp_noise, io.out_bound, io.out_res, io.out_noise) == (
+        1.0, 1 / 126, 0.0, 12.0, 1 / 510, 0.06,
+    )
+    assert (io.noise_management, io.bound_management, io.max_bm_factor, io.max_bm_res, io.nm_thres) == (
+        "abs_max", "iterative", 1000, 0.25, 0.0,
+    )
+    assert (io.is_perfect, io.inp_sto_round, io.out_sto_round, io.out_scale, io.w_noise) == (False, False, False, 1.0, 0.0)
+
+
+def records():
+    with gzip.open(DATA, "rt") as f:
+        return json.load(f)["records"]
+
+
+def hexes(values, dtype=torch.float64):
+    return torch.tensor([float.fromhex(v) for v in values], dtype=dtype)
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="the reference data lives in the repository")
+def test_outputs_through_an_adc_equal_aihwkits_bit_for_bit():
+    checked = 0
+    for rec in records():
+        case = rec["io"]
+        if case["out_res"] == 0.0 or case["out_bound"] == 0.0:
+            continue
+        io = IOParameters(out_noise=0.0, **case)
+        x = hexes(rec["x"]).reshape(rec["rows"], rec["in"])
+        w = hexes(rec["w"]).reshape(rec["out"], rec["in"])
+        tile = tuple(rec["tile"]) if rec["tile"] else (0, 0)
+        y = mvm(x, w, io, tile_size=tile)
+        want = hexes(rec["y"]["float64"]).reshape(y.shape)
+        assert torch.equal(y, want), case
+        checked += 1
+    assert checked > 40
+
+
+def test_batch_shapes_layouts_dtypes_and_arrays():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 20, generator=g)
+    w = torch.randn(6, 20, generator=g) * 0.3
+    io = IOParameters(out_noise=0.0)
+    y = mvm(x, w, io)
+    assert y.shape == (2, 3, 6) and y.dtype == torch.float32
+    assert torch.equal(y.reshape(6, 6), mvm(x.reshape(6, 20), w, io))
+    # Strided and negative-bit views give the values of their contiguous copies.
+    xt = torch.randn(20, 6, generator=g).T
+    assert torch.equal(mvm(xt, w, io), mvm(xt.contiguous(), w, io))
+    assert torch.equal(mvm(torch._neg_view(x), w, io), mvm(-x, w, io))
+    # numpy arrays in, numpy arrays out; float64.
+    y64 = mvm(x.double().numpy(), w.double().numpy(), io)
+    assert isinstance(y64, np.ndarray) and y64.dtype == np.float64 and y64.shape == (2, 3, 6)
+    # Close to the exact product: within a step of the 9-bit ADC, 24/510 of each row's scale
+    # (its largest magnitude), plus the 7-bit DAC's rounding.
+    exact = x.double() @ w.double().T
+    step = 24 / 510 * x.double().abs().amax(dim=-1, keepdim=True)
+    assert bool(((torch.from_numpy(y64) - exact).abs() <= 1.5 * step).all())
+
+
+def test_seeds_repeat_and_torch_manual_seed_repeats_a_run():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 40, generator=g)
+    w = torch.randn(8, 40, generator=g) * 0.2
+    io = IOParameters(inp_noise=0.02, out_noise=0.06, inp_sto_round=True)
+    assert torch.equal(mvm(x, w, io, seed=3), mvm(x, w, io, seed=3))
+    assert not torch.equal(mvm(x, w, io, seed=3), mvm(x, w, io, seed=4))
+    torch.manual_seed(5)
+    a = mvm(x, w, io)
+    torch.manual_seed(5)
+    assert torch.equal(a, mvm(x, w, io))
+
+
+def test_tiles_and_bound_management_per_vector():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 700, generator=g, dtype=torch.float64)
+    w = torch.randn(30, 700, generator=g, dtype=torch.float64) * 0.05
+    io = IOParameters(out_noise=0.0)
+    tiled = mvm(x, w, io, tile_size=(256, 16))
+    whole = mvm(x, w, io, tile_size=(0, 0))
+    assert tiled.shape == whole.shape and not torch.equal(tiled, whole)  # three ADCs, not one
+    assert float((tiled - x @ w.T).abs().max()) < 0.2
+    per_vector = IOParameters(out_noise=0.0, out_bound=1.0, bound_management="iterative_per_vector")
+    batch = IOParameters(out_noise=0.0, out_bound=1.0)
+    y = mvm(x, w, per_vector)
+    for r in range(5):
+        assert torch.equal(y[r : r + 1], mvm(x[r : r + 1], w, batch))
+
+
+def test_gradients_are_the_ideal_products():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 12, generator=g, requires_grad=True)
+    w = torch.randn(3, 12, generator=g, requires_grad=True)
+    y = mvm(x, w, IOParameters(), seed=0)
+    weights = torch.randn(4, 3, generator=g)
+    (y * weights).sum().backward()
+    assert torch.allclose(x.grad, weights @ w.detach())
+    assert torch.allclose(w.grad, weights.T @ x.detach())
+
+
+def test_from_aihwkit_reads_fields_and_refuses_what_it_does_not_model():
+    enum = types.SimpleNamespace
+    io = types.SimpleNamespace(**{f: getattr(IOParameters(), f) for f in IOParameters.__dataclass_fields__})
+    io.noise_management = enum(name="MAX")
+    io.bound_management = enum(name="NONE")
+    io.w_noise_type = enum(name="NONE")
+    io.out_noise = 0.1
+    ours = IOParameters.from_aihwkit(io)
+    assert (ours.noise_management, ours.bound_management, ours.out_noise) == ("max", "none", 0.1)
+    io.ir_drop = 1.0
+    with pytest.raises(ValueError, match="ir_drop"):
+        IOParameters.from_aihwkit(io)
+    with pytest.raises(TypeError, match="aihwkit"):
+        IOParameters.from_aihwkit(object())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, word",
+    [
+        ({"inp_bound": -1.0}, ValueError, "inp_bound"),
+        ({"out_res": float("nan")}, ValueError, "out_res"),
+        ({"out_noise": -0.1}, ValueError, "out_noise"),
+        ({"out_bound": 0.0}, ValueError, "out_bound"),
+        ({"noise_management": "bogus"}, ValueError, "noise_management"),
+        ({"bound_management": 1}, TypeError, "bound_management"),
+        ({"is_perfect": 1}, TypeError, "is_perfect"),
+        ({"max_bm_factor": 0}, ValueError, "max_bm_factor"),
+        ({"w_noise": 0.1}, ValueError, "w_noise_type"),
+        ({"nm_thres": "1"}, TypeError, "nm_thres"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        IOParameters(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "call, error, word",
+    [
+        (lambda: mvm(torch.ones(2, 3), torch.ones(4, 5)), ValueError, "x"),
+        (lambda: mvm(torch.ones(2, 3), torch.ones(3)), ValueError, "w"),
+        (lambda: mvm(torch.ones(2, 3), torch.ones(4, 3, dtype=torch.float64)), TypeError, "dtype"),
+        (lambda: mvm(torch.ones(2, 3, dtype=torch.float16), torch.ones(4, 3, dtype=torch.float16)), TypeError, "x"),
+        (lambda: mvm(torch.ones(2, 3), np.ones((4, 3), dtype=np.float32)), TypeError, "w"),
+        (lambda: mvm([1.0, 2.0], torch.ones(4, 2)), TypeError, "x"),
+        (lambda: mvm(torch.ones(2, 3), torch.ones(4, 3), io={"out_noise": 0}), TypeError, "io"),
+        (lambda: mvm(torch.ones(2, 3), torch.ones(4, 3), tile_size=512), TypeError, "tile_size"),
+        (lambda: mvm(torch.ones(2, 3), torch.ones(4, 3), tile_size=(-1, 2)), ValueError, "tile_size"),
+        (lambda: mvm(torch.ones(2, 3), torch.ones(4, 3), seed=1.5), TypeError, "seed"),
+        (lambda: mvm(torch.ones(2, 3).to_sparse(), torch.ones(4, 3)), TypeError, "x"),
+    ],
+)
+def test_bad_calls_are_named(call, error, word):
+    with pytest.raises(error, match=word):
+        call()
+
+
+def test_huge_and_non_finite_values_pass_through_without_errors():
+    x = torch.tensor([[3e38, -3e38, 1.0], [float("nan"), 0.0, 1.0], [float("inf"), 1.0, 0.0]])
+    w = torch.ones(2, 3)
+    y = mvm(x, w, IOParameters(out_noise=0.0))
+    assert y.shape == (3, 2)
+    assert torch.isnan(y[1]).all()  # NaN stays NaN, as in aihwkit

@@ -1,0 +1,87 @@
+"""Times the analog tile's forward pass (`xbquant.analog.mvm`) against `torch.matmul` of the same
+shapes and dtype, and against aihwkit's torch tile (`AnalogMVM.matmul`) when aihwkit can be
+imported, in one process; medians of interleaved repeats.
+
+    python scripts/bench-analog.py [--batch 256] [--size 512] [--repeats 21]
+    PYTHONPATH=/tmp/aihwkit/aihwkit-1.2.0/src python scripts/bench-analog.py   # with aihwkit
+
+Prints each median and its ratio to `torch.matmul` (the target: a 512 x 512 tile on a batch of 256
+with the default IOParameters within 1.3x of it) and, for one input vector, the ratio of aihwkit's
+time to ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from unittest import mock
+
+import torch
+
+from xbquant.analog import IOParameters, mvm
+
+
+def aihwkit_tile():
+    """aihwkit's torch tile and its default IOParameters, or None where aihwkit is missing."""
+    try:
+        import aihwkit.simulator as simulator
+    except ImportError:
+        return None
+    if "aihwkit.simulator.rpu_base" not in sys.modules:
+        stand_in = mock.MagicMock()  # its compiled extension, which the torch tile does not use
+        sys.modules["aihwkit.simulator.rpu_base"] = stand_in
+        simulator.rpu_base = stand_in
+    from aihwkit.simulator.parameters.io import IOParameters as AihwkitIO
+    from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
+
+    return AnalogMVM, AihwkitIO()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, args.size, dtype=dtype)
+    one = x[:1].clone()
+    w = torch.randn(args.size, args.size, dtype=dtype) * 0.05
+    io = IOParameters()
+    cases = {
+        "torch.matmul": lambda: x @ w.T,
+        "xbquant.analog.mvm (default IOParameters)": lambda: mvm(x, w, io, seed=1),
+        "  ... noise off": lambda: mvm(x, w, IOParameters(out_noise=0.0), seed=1),
+        "one vector: torch.matmul": lambda: one @ w.T,
+        "one vector: xbquant.analog.mvm": lambda: mvm(one, w, io, seed=1),
+    }
+    tile = aihwkit_tile()
+    if tile is not None:
+        analog, their_io = tile
+        cases["aihwkit AnalogMVM.matmul"] = lambda: analog.matmul(w, x, their_io, is_test=True)
+        cases["one vector: aihwkit AnalogMVM.matmul"] = lambda: analog.matmul(w, one, their_io, is_test=True)
+    timings = {name: [] for name in cases}
+    for fn in cases.values():
+        fn()
+    for _ in range(args.repeats):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            timings[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(v) for name, v in timings.items()}
+    print(f"batch {args.batch}, tile {args.size} x {args.size}, {args.dtype}, {torch.get_num_threads()} torch threads, "
+          f"median of {args.repeats}")
+    for name, t in median.items():
+        base = median["one vector: torch.matmul" if name.startswith("one vector") else "torch.matmul"]
+        print(f"{name:45s} {t * 1e3:9.3f} ms   {t / base:6.2f}x matmul")
+    if tile is not None:
+        ratio = median["one vector: aihwkit AnalogMVM.matmul"] / median["one vector: xbquant.analog.mvm"]
+        print(f"one vector: aihwkit's time / ours = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
