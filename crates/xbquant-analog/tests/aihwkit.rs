@@ -66,7 +66,8 @@ fn io_of(case: &Value) -> IoParameters {
     }
 }
 
-fn records() -> Vec<Value> {
+/// The reference data: the table of products and the noise statistics.
+fn reference() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/aihwkit_mvm.json.gz"
@@ -75,8 +76,11 @@ fn records() -> Vec<Value> {
     flate2::read::GzDecoder::new(std::fs::File::open(path).expect("reference data"))
         .read_to_string(&mut text)
         .expect("gzip");
-    let data: Value = serde_json::from_str(&text).expect("json");
-    data["records"].as_array().expect("records").clone()
+    serde_json::from_str(&text).expect("json")
+}
+
+fn records() -> Vec<Value> {
+    reference()["records"].as_array().expect("records").clone()
 }
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -203,15 +207,7 @@ fn outputs_equal_aihwkit() {
 /// input vector agree with aihwkit's within sampling error (4.5 standard errors).
 #[test]
 fn noise_statistics_agree_with_aihwkit() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/aihwkit_mvm.json.gz"
-    );
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("reference data"))
-        .read_to_string(&mut text)
-        .expect("gzip");
-    let data: Value = serde_json::from_str(&text).expect("json");
+    let data = reference();
     let configs = data["noise"].as_array().expect("noise");
     assert_eq!(configs.len(), 3);
     for (c, config) in configs.iter().enumerate() {
