@@ -11,6 +11,9 @@ aihwkit's torch tile needs none of its compiled extension, so the sdist's source
     pip install torch scipy
     PYTHONPATH=/tmp/aihwkit/aihwkit-1.2.0/src python scripts/aihwkit-reference.py
 
+With them: the statistics of outputs with the noise on, and of the PCM model's programmed,
+drift and read conductances (`PCMLikeNoiseModel`, its defaults), over 100,000 draws each.
+
 Every float is stored as the hex string of its bits (`float.hex`), so that nothing rounds.
 """
 
@@ -125,6 +128,36 @@ def noise_statistics(AnalogMVM, IOParameters, NM, BM):
     return out
 
 
+PCM_TARGETS = [0.0, 0.5, 2.5, 10.0, 20.0, 25.0]
+PCM_TIMES = [0.0, 1.0, 3600.0, 86400.0, 3.15e7]
+
+
+def pcm_statistics():
+    """The mean and standard deviation over `DRAWS` devices per target conductance of aihwkit's
+    `PCMLikeNoiseModel` (defaults): programmed conductances, drift coefficients, and the
+    conductances read at each of `PCM_TIMES` after programming (the whole chain)."""
+    from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
+
+    model = PCMLikeNoiseModel()
+    torch.manual_seed(1)
+    out = []
+    for target in PCM_TARGETS:
+        g = torch.full((DRAWS,), target, dtype=torch.float64)
+        prog = model.apply_programming_noise_to_conductance(g)
+        nu = model.generate_drift_coefficients(g)
+        record = {
+            "g": target,
+            "programmed": [float(prog.mean()).hex(), float(prog.std()).hex()],
+            "nu": [float(nu.mean()).hex(), float(nu.std()).hex()],
+            "read": {},
+        }
+        for t in PCM_TIMES:
+            read = model.apply_drift_noise_to_conductance(prog, nu, t)
+            record["read"][repr(t)] = [float(read.mean()).hex(), float(read.std()).hex()]
+        out.append(record)
+    return {"draws": DRAWS, "times": PCM_TIMES, "targets": out}
+
+
 def main() -> None:
     AnalogMVM, IOParameters, NM, BM, split_sizes = import_aihwkit()
     records = []
@@ -183,9 +216,10 @@ def main() -> None:
             }
         )
     noise = noise_statistics(AnalogMVM, IOParameters, NM, BM)
+    pcm = pcm_statistics()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(OUT, "wt") as f:
-        json.dump({"aihwkit": "1.2.0", "torch": torch.__version__, "records": records, "noise": noise}, f)
+        json.dump({"aihwkit": "1.2.0", "torch": torch.__version__, "records": records, "noise": noise, "pcm": pcm}, f)
     print(f"{len(records)} cases written to {OUT}")
 
 

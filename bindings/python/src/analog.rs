@@ -143,3 +143,104 @@ pub fn analog_mvm(
 pub fn analog_check(io: &Bound<'_, PyDict>) -> PyResult<()> {
     parameters(io).map(|_| ())
 }
+
+fn pcm_model(params: &Bound<'_, PyDict>) -> PyResult<xbquant_analog::PcmLikeNoise> {
+    let model = xbquant_analog::PcmLikeNoise {
+        g_max: field(params, "g_max")?,
+        g_min: field(params, "g_min")?,
+        prog_coeff: field(params, "prog_coeff")?,
+        prog_coeff_g_max_reference: field(params, "prog_coeff_g_max_reference")?,
+        t_read: field(params, "t_read")?,
+        t_0: field(params, "t_0")?,
+        prog_noise_scale: field(params, "prog_noise_scale")?,
+        read_noise_scale: field(params, "read_noise_scale")?,
+        drift_scale: field(params, "drift_scale")?,
+    };
+    model
+        .check()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(model)
+}
+
+/// Checks the fields of `PCMLikeNoise`, raising `ValueError` naming the field.
+#[pyfunction]
+pub fn pcm_check(params: &Bound<'_, PyDict>) -> PyResult<()> {
+    pcm_model(params).map(|_| ())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pcm_run<T: Float + numpy::Element>(
+    py: Python<'_>,
+    model: &xbquant_analog::PcmLikeNoise,
+    kind: &str,
+    g: &Bound<'_, PyAny>,
+    nu: Option<&Bound<'_, PyAny>>,
+    out: &Bound<'_, PyAny>,
+    t: f64,
+    seed: u64,
+    dtype: &str,
+) -> PyResult<()> {
+    let g = typed::<T>(g, "g", dtype)?.try_readonly()?;
+    let mut out = typed::<T>(out, "out", dtype)?.try_readwrite()?;
+    let g = g
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let nu_array = match nu {
+        Some(nu) => Some(typed::<T>(nu, "nu", dtype)?.try_readonly()?),
+        None => None,
+    };
+    let nu = match &nu_array {
+        Some(a) => Some(
+            a.as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let out = out
+        .as_slice_mut()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let result = py.detach(|| match (kind, nu) {
+        ("programming", _) => model.programming_noise(g, seed),
+        ("drift_coefficients", _) => model.drift_coefficients(g, seed),
+        ("drift", Some(nu)) => model.drift(g, nu, t, seed),
+        _ => Err(xbquant_analog::Error::InvalidParameter(
+            "kind",
+            kind.to_string(),
+        )),
+    });
+    let values = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if values.len() != out.len() {
+        return Err(PyValueError::new_err(
+            "out must hold one value per conductance",
+        ));
+    }
+    out.copy_from_slice(&values);
+    Ok(())
+}
+
+/// One of the PCM model's draws (`kind`: "programming", "drift_coefficients" or "drift") on
+/// the conductances `g` (C-contiguous float32 or float64 of `dtype`) into `out`; `nu` and `t`
+/// for the drift.
+#[pyfunction]
+#[pyo3(signature = (params, kind, g, nu, out, t, seed, dtype))]
+#[allow(clippy::too_many_arguments)]
+pub fn pcm_apply(
+    py: Python<'_>,
+    params: &Bound<'_, PyDict>,
+    kind: &str,
+    g: &Bound<'_, PyAny>,
+    nu: Option<&Bound<'_, PyAny>>,
+    out: &Bound<'_, PyAny>,
+    t: f64,
+    seed: u64,
+    dtype: &str,
+) -> PyResult<()> {
+    let model = pcm_model(params)?;
+    match dtype {
+        "float32" => pcm_run::<f32>(py, &model, kind, g, nu, out, t, seed, dtype),
+        "float64" => pcm_run::<f64>(py, &model, kind, g, nu, out, t, seed, dtype),
+        other => Err(PyTypeError::new_err(format!(
+            "conductances must be float32 or float64, got {other}"
+        ))),
+    }
+}

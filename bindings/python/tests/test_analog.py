@@ -178,3 +178,68 @@ def test_huge_and_non_finite_values_pass_through_without_errors():
     y = mvm(x, w, IOParameters(out_noise=0.0))
     assert y.shape == (3, 2)
     assert torch.isnan(y[1]).all()  # NaN stays NaN, as in aihwkit
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="the reference data lives in the repository")
+def test_pcm_chain_agrees_with_aihwkits_statistics():
+    from xbquant.analog import PCMLikeNoise
+
+    with gzip.open(DATA, "rt") as f:
+        pcm_data = json.load(f)["pcm"]
+    draws = pcm_data["draws"]
+    pcm = PCMLikeNoise()
+    for k, target in enumerate(pcm_data["targets"][2:4]):  # 2.5 and 10 uS
+        g = torch.full((draws,), target["g"], dtype=torch.float64)
+        g_prog = pcm.apply_programming_noise_to_conductance(g, seed=k)
+        nu = pcm.generate_drift_coefficients(g, seed=k)
+        samples = {"programmed": g_prog, "nu": nu}
+        for t, stats in target["read"].items():
+            samples[t] = pcm.apply_drift_noise_to_conductance(g_prog, nu, float(t), seed=k)
+        for name, sample in samples.items():
+            stats = target[name] if name in ("programmed", "nu") else target["read"][name]
+            mean, std = (float.fromhex(v) for v in stats)
+            error = (2 * std * std / draws) ** 0.5
+            assert abs(float(sample.mean()) - mean) <= 4.5 * error + 1e-12, (target["g"], name)
+            assert abs(float(sample.std()) - std) <= 0.05 * std + 1e-12, (target["g"], name)
+
+
+def test_pcm_keeps_shapes_types_and_seeds():
+    from xbquant.analog import PCMLikeNoise
+
+    pcm = PCMLikeNoise(g_max=20.0, prog_noise_scale=0.5)
+    assert pcm.prog_coeff_g_max_reference == 25.0  # aihwkit's own coefficients: fitted at 25 uS
+    assert PCMLikeNoise(prog_coeff=(0.1, 1.0)).prog_coeff_g_max_reference == 25.0  # that model's g_max
+    g = torch.rand(3, 4, dtype=torch.float32) * 20
+    a = pcm.apply_programming_noise_to_conductance(g, seed=1)
+    assert a.shape == (3, 4) and a.dtype == torch.float32
+    assert torch.equal(a, pcm.apply_programming_noise_to_conductance(g, seed=1))
+    assert not torch.equal(a, pcm.apply_programming_noise_to_conductance(g, seed=2))
+    nu = pcm.generate_drift_coefficients(g.numpy(), seed=1)
+    assert isinstance(nu, np.ndarray) and nu.shape == (3, 4) and (nu >= 0).all()
+    later = pcm.apply_drift_noise_to_conductance(a, torch.from_numpy(nu), 3600.0, seed=3)
+    assert later.shape == (3, 4) and bool((later >= 0).all())
+
+
+@pytest.mark.parametrize(
+    "call, error, word",
+    [
+        (lambda p: p.__class__(g_max=-1.0), ValueError, "g_max"),
+        (lambda p: p.__class__(g_min=30.0), ValueError, "g_max"),
+        (lambda p: p.__class__(t_0=0.0), ValueError, "t_0"),
+        (lambda p: p.__class__(prog_coeff="abc"), TypeError, "prog_coeff"),
+        (lambda p: p.__class__(prog_coeff=()), ValueError, "prog_coeff"),
+        (lambda p: p.__class__(drift_scale=float("nan")), ValueError, "drift_scale"),
+        (lambda p: p.__class__(read_noise_scale="1"), TypeError, "read_noise_scale"),
+        (lambda p: p.apply_programming_noise_to_conductance([1.0]), TypeError, "g"),
+        (lambda p: p.apply_programming_noise_to_conductance(torch.ones(2, dtype=torch.float16)), TypeError, "g"),
+        (lambda p: p.apply_programming_noise_to_conductance(torch.ones(2), seed="1"), TypeError, "seed"),
+        (lambda p: p.apply_drift_noise_to_conductance(torch.ones(2), torch.ones(3), 1.0), ValueError, "drift_noise_param"),
+        (lambda p: p.apply_drift_noise_to_conductance(torch.ones(2), torch.ones(2), -1.0), ValueError, "t_inference"),
+        (lambda p: p.apply_drift_noise_to_conductance(torch.ones(2), torch.ones(2), float("inf")), ValueError, "t_inference"),
+    ],
+)
+def test_pcm_bad_arguments_are_named(call, error, word):
+    from xbquant.analog import PCMLikeNoise
+
+    with pytest.raises(error, match=word):
+        call(PCMLikeNoise())

@@ -3,12 +3,14 @@
 mod error;
 mod float;
 mod io;
+mod pcm;
 mod product;
 mod tile;
 
 pub use error::Error;
 pub use float::Float;
 pub use io::{BoundManagement, IoParameters, NoiseManagement, WeightNoise};
+pub use pcm::PcmLikeNoise;
 
 /// aihwkit's `MappingParameter` default: tiles of at most 512 inputs and 512 outputs.
 pub const DEFAULT_TILE: (usize, usize) = (512, 512);

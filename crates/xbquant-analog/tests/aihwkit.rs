@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use serde_json::Value;
-use xbquant_analog::{mvm, BoundManagement, IoParameters, NoiseManagement};
+use xbquant_analog::{mvm, BoundManagement, IoParameters, NoiseManagement, PcmLikeNoise};
 
 /// A float written by Python's `float.hex()`.
 fn hex(s: &str) -> f64 {
@@ -248,6 +248,79 @@ fn noise_statistics_agree_with_aihwkit() {
             assert!(
                 (std - their_std[j]).abs() <= 4.5 * std_error + 1e-12,
                 "config {c} output {j}: std {std} against {s}"
+            );
+        }
+    }
+}
+
+/// Mean and standard deviation of two samples of `n` draws agree within 4.5 standard errors of
+/// their difference; the standard deviation's error from the sample's fourth moment, as these
+/// distributions are skewed (clipped at 0).
+fn agree(what: &str, ours: (f64, f64, f64), theirs: (f64, f64), n: usize) {
+    let (mean, std, fourth) = ours;
+    let s = theirs.1.max(std).max(1e-12);
+    let mean_error = (2.0 * s * s / n as f64).sqrt();
+    let std_error =
+        (2.0 * (fourth - std.powi(4)).max(0.0) / (4.0 * n as f64 * std * std).max(1e-300)).sqrt();
+    assert!(
+        (mean - theirs.0).abs() <= 4.5 * mean_error + 1e-12,
+        "{what}: mean {mean} against aihwkit's {}",
+        theirs.0
+    );
+    assert!(
+        (std - theirs.1).abs() <= 4.5 * std_error + 1e-12,
+        "{what}: standard deviation {std} against aihwkit's {}",
+        theirs.1
+    );
+}
+
+/// The mean, standard deviation and fourth central moment of `v`.
+fn moments(v: &[f64]) -> (f64, f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    let fourth = v.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n;
+    (mean, var.sqrt(), fourth)
+}
+
+/// Programmed conductances, drift coefficients and conductances read from 0 s to a year after
+/// programming: mean and standard deviation over 100,000 devices per target conductance agree
+/// with aihwkit's `PCMLikeNoiseModel` within sampling error.
+#[test]
+fn pcm_statistics_agree_with_aihwkit() {
+    let data = reference();
+    let pcm_data = &data["pcm"];
+    let draws = pcm_data["draws"].as_u64().unwrap() as usize;
+    let pcm = PcmLikeNoise::default();
+    let pair = |v: &Value| (hex(v[0].as_str().unwrap()), hex(v[1].as_str().unwrap()));
+    let targets = pcm_data["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 6);
+    for (k, target) in targets.iter().enumerate() {
+        let g_target = target["g"].as_f64().unwrap();
+        let g = vec![g_target; draws];
+        let seed = 100 + k as u64;
+        let programmed = pcm.programming_noise(&g, seed).unwrap();
+        let nu = pcm.drift_coefficients(&g, seed).unwrap();
+        agree(
+            &format!("programmed {g_target}"),
+            moments(&programmed),
+            pair(&target["programmed"]),
+            draws,
+        );
+        agree(
+            &format!("nu {g_target}"),
+            moments(&nu),
+            pair(&target["nu"]),
+            draws,
+        );
+        for (t, stats) in target["read"].as_object().unwrap() {
+            let t: f64 = t.parse().unwrap();
+            let read = pcm.drift(&programmed, &nu, t, seed).unwrap();
+            agree(
+                &format!("read {g_target} at {t} s"),
+                moments(&read),
+                pair(stats),
+                draws,
             );
         }
     }

@@ -3,7 +3,8 @@
 //! for bad parameters and shapes.
 
 use xbquant_analog::{
-    mvm, split_sizes, BoundManagement, Error, IoParameters, NoiseManagement, WeightNoise,
+    mvm, split_sizes, BoundManagement, Error, IoParameters, NoiseManagement, PcmLikeNoise,
+    WeightNoise,
 };
 
 fn data(rows: usize, n: usize, k: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
@@ -285,4 +286,123 @@ fn bad_parameters_and_shapes_are_errors() {
     )
     .unwrap();
     assert_eq!(y.len(), 4);
+}
+
+#[test]
+fn pcm_programs_once_and_reads_at_any_time() {
+    let pcm = PcmLikeNoise::default();
+    let w: Vec<f64> = (0..200).map(|i| (i as f64 - 100.0) / 100.0).collect();
+    let (plus, minus, ratio) = pcm.to_conductances(&w).unwrap();
+    assert_eq!(pcm.from_conductances(&plus, &minus, ratio).unwrap(), w);
+    let programmed = pcm.programming_noise(&plus, 1).unwrap();
+    let nu = pcm.drift_coefficients(&plus, 1).unwrap();
+    // The same programmed state read twice at one time with one seed: the same bits; later
+    // reads drift down on average.
+    let mean = |t: f64| {
+        let g = pcm.drift(&programmed, &nu, t, 2).unwrap();
+        assert_eq!(g, pcm.drift(&programmed, &nu, t, 2).unwrap());
+        assert!(g.iter().all(|&v| v >= 0.0));
+        g.iter().sum::<f64>() / g.len() as f64
+    };
+    let (second, day, year) = (mean(1.0), mean(86_400.0), mean(3.15e7));
+    assert!(second > day && day > year, "{second} {day} {year}");
+    assert!(nu.iter().all(|&v| v >= 0.0));
+}
+
+#[test]
+fn pcm_bad_parameters_are_errors() {
+    let g = [1.0f64, 2.0];
+    let base = PcmLikeNoise::default();
+    for (name, pcm) in [
+        (
+            "g_max",
+            PcmLikeNoise {
+                g_max: -1.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "g_max",
+            PcmLikeNoise {
+                g_max: f64::NAN,
+                ..base.clone()
+            },
+        ),
+        (
+            "g_max",
+            PcmLikeNoise {
+                g_min: 30.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "g_min",
+            PcmLikeNoise {
+                g_min: -1.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "t_0",
+            PcmLikeNoise {
+                t_0: 0.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "t_read",
+            PcmLikeNoise {
+                t_read: f64::INFINITY,
+                ..base.clone()
+            },
+        ),
+        (
+            "prog_coeff",
+            PcmLikeNoise {
+                prog_coeff: vec![],
+                ..base.clone()
+            },
+        ),
+        (
+            "prog_coeff",
+            PcmLikeNoise {
+                prog_coeff: vec![1.0, f64::NAN],
+                ..base.clone()
+            },
+        ),
+        (
+            "drift_scale",
+            PcmLikeNoise {
+                drift_scale: -1.0,
+                ..base.clone()
+            },
+        ),
+    ] {
+        match pcm.programming_noise(&g, 0) {
+            Err(Error::InvalidParameter(field, _)) => assert_eq!(field, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    for t in [-1.0, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            base.drift(&g, &g, t, 0),
+            Err(Error::InvalidParameter("t_inference", _))
+        ));
+    }
+    assert!(matches!(
+        base.drift(&g, &g[..1], 1.0, 0),
+        Err(Error::ShapeMismatch(_))
+    ));
+    assert!(matches!(
+        base.to_conductances(&[1.0, f64::NAN]),
+        Err(Error::InvalidParameter("w", _))
+    ));
+    assert!(matches!(
+        base.from_conductances(&g, &g[..1], 1.0),
+        Err(Error::ShapeMismatch(_))
+    ));
+    assert!(matches!(
+        base.from_conductances(&g, &g, 0.0),
+        Err(Error::InvalidParameter("ratio", _))
+    ));
 }
