@@ -244,3 +244,53 @@ pub fn pcm_apply(
         ))),
     }
 }
+
+#[allow(clippy::too_many_arguments)]
+fn pcm_split<T: Float + numpy::Element>(
+    py: Python<'_>,
+    model: &xbquant_analog::PcmLikeNoise,
+    w: &Bound<'_, PyAny>,
+    plus: &Bound<'_, PyAny>,
+    minus: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<f64> {
+    let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
+    let mut plus = typed::<T>(plus, "plus", dtype)?.try_readwrite()?;
+    let mut minus = typed::<T>(minus, "minus", dtype)?.try_readwrite()?;
+    let w = w
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (p, m, ratio) = py
+        .detach(|| model.to_conductances(w))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    plus.as_slice_mut()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?
+        .copy_from_slice(&p);
+    minus
+        .as_slice_mut()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?
+        .copy_from_slice(&m);
+    Ok(ratio)
+}
+
+/// The weights `w` as a pair of conductances (aihwkit's single-pair converter) into `plus` and
+/// `minus`; returns the scale ratio.
+#[pyfunction]
+#[pyo3(signature = (params, w, plus, minus, dtype))]
+pub fn pcm_to_conductances(
+    py: Python<'_>,
+    params: &Bound<'_, PyDict>,
+    w: &Bound<'_, PyAny>,
+    plus: &Bound<'_, PyAny>,
+    minus: &Bound<'_, PyAny>,
+    dtype: &str,
+) -> PyResult<f64> {
+    let model = pcm_model(params)?;
+    match dtype {
+        "float32" => pcm_split::<f32>(py, &model, w, plus, minus, dtype),
+        "float64" => pcm_split::<f64>(py, &model, w, plus, minus, dtype),
+        other => Err(PyTypeError::new_err(format!(
+            "weights must be float32 or float64, got {other}"
+        ))),
+    }
+}

@@ -38,6 +38,8 @@ import numpy as np
 from . import _data, _xbquant
 from ._checks import check_choice, check_flag, check_length, check_number, check_seed
 
+# The layers (`AnalogLinear`, `AnalogConv2d`, `convert_to_analog`) come from `_analog_layers`
+# when first asked for (they need torch; see `__getattr__` below).
 __all__ = ["IOParameters", "PCMLikeNoise", "mvm", "NOISE_MANAGEMENT", "BOUND_MANAGEMENT", "W_NOISE_TYPES"]
 
 #: The noise-management types (aihwkit's ``NoiseManagementType`` the torch tile supports).
@@ -338,6 +340,37 @@ class PCMLikeNoise:
             return torch.from_numpy(out).to(g.device)
         return out
 
+    def convert_to_conductances(self, weights: Any) -> Tuple[list, dict]:
+        """The weights as a pair of conductances each (aihwkit's ``SinglePairConductanceConverter``
+        of ``g_min`` and ``g_max``): ``([g_plus, g_minus], {"scale_ratio": r})``, the largest
+        magnitude mapped to ``g_max``, positive weights on the first device, negative on the
+        second."""
+        if not (_data.is_tensor(weights) or isinstance(weights, np.ndarray)):
+            raise TypeError(f"weights must be a torch.Tensor or a numpy array, got {type(weights).__name__}")
+        dtype = str(weights.dtype).replace("torch.", "")
+        if dtype not in ("float32", "float64"):
+            raise TypeError(f"weights must hold float32 or float64 values, got {dtype}")
+        tensor = _data.is_tensor(weights)
+        w = weights.detach().cpu().resolve_neg().contiguous().numpy() if tensor else np.ascontiguousarray(weights)
+        w = w.reshape(-1)
+        plus, minus = np.empty_like(w), np.empty_like(w)
+        ratio = _xbquant.pcm_to_conductances(self.__dict__["_as_dict"], w, plus, minus, dtype)
+        shape = tuple(weights.shape)
+        halves = [plus.reshape(shape), minus.reshape(shape)]
+        if tensor:
+            import torch
+
+            halves = [torch.from_numpy(h).to(weights.device) for h in halves]
+        return halves, {"scale_ratio": ratio}
+
+    def convert_back_to_weights(self, conductances: Any, params: dict) -> Any:
+        """The weights of a pair of conductances: ``((g+ - g_min) - (g- - g_min)) / scale_ratio``."""
+        if len(conductances) != 2 or "scale_ratio" not in params:
+            raise ValueError("conductances must be [g_plus, g_minus] and params hold scale_ratio")
+        ratio = check_number(params["scale_ratio"], "scale_ratio", positive=True)
+        plus, minus = conductances
+        return ((plus - self.g_min) - (minus - self.g_min)) / ratio
+
     def apply_programming_noise_to_conductance(self, g_target: Any, seed: Optional[int] = None) -> Any:
         """The programmed conductances: ``g_target`` plus Gaussian noise of standard deviation
         ``prog_noise_scale * poly(g / g_max) * g_max / prog_coeff_g_max_reference``, clipped at 0."""
@@ -354,3 +387,12 @@ class PCMLikeNoise:
         noise, clipped at 0."""
         t = check_number(t_inference, "t_inference", nonnegative=True)
         return self._apply("drift", g_prog, drift_noise_param, t, seed)
+
+
+def __getattr__(name: str) -> Any:
+    # The layers need torch: imported when first asked for.
+    if name in ("AnalogLinear", "AnalogConv2d", "convert_to_analog"):
+        from . import _analog_layers
+
+        return getattr(_analog_layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
