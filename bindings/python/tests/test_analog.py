@@ -243,3 +243,43 @@ def test_pcm_bad_arguments_are_named(call, error, word):
 
     with pytest.raises(error, match=word):
         call(PCMLikeNoise())
+
+
+PERIPHERY = pathlib.Path(__file__).resolve().parents[3] / "crates" / "xbquant" / "tests" / "data" / "xbtorch_periphery.npz"
+
+
+@pytest.mark.skipif(not PERIPHERY.exists(), reason="the reference data lives in the repository")
+def test_bit_sliced_inputs_are_xbtorchs_linear_encoding():
+    """Through a perfect tile and the identity, the shifted sum of the planes' outputs is the sum
+    of XBTorch's own bit planes (made by its `DAC_quantize` with the "linear" encoding)."""
+    data = np.load(PERIPHERY)
+    for bits in (2, 3, 4, 5, 8):
+        v = torch.from_numpy(data[f"v{bits}"]).double()
+        planes = torch.from_numpy(data[f"linear{bits}"]).double()
+        want = sum(2**b * planes[b] for b in range(bits)) / (2**bits - 1)
+        eye = torch.eye(v.shape[-1], dtype=torch.float64)
+        got = mvm(v, eye, IOParameters(is_perfect=True), input_bits=bits)
+        assert torch.allclose(got, want, rtol=0, atol=1e-12), bits
+
+
+def test_bit_sliced_products_take_an_adc_per_plane():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(6, 32, generator=g, dtype=torch.float64)
+    w = torch.randn(5, 32, generator=g, dtype=torch.float64) * 0.2
+    exact = x @ w.T
+    coarse = IOParameters(out_noise=0.0, out_res=1 / 30)
+    sliced = mvm(x, w, coarse, input_bits=6)
+    at_once = mvm(x, w, coarse)
+    # Both near the product; the planes' ADCs round six times: another result.
+    assert float((sliced - exact).abs().max()) < 1.0 and not torch.equal(sliced, at_once)
+    # Without noise the seed changes nothing; with it, each plane draws its own.
+    assert torch.equal(sliced, mvm(x, w, coarse, input_bits=6, seed=1))
+    noisy = IOParameters(out_noise=0.05)
+    assert not torch.equal(mvm(x, w, noisy, input_bits=6, seed=1), mvm(x, w, noisy, input_bits=6, seed=2))
+    xg = x.clone().requires_grad_()
+    mvm(xg, w, coarse, input_bits=6).sum().backward()
+    assert torch.allclose(xg.grad, w.sum(0).expand_as(x))
+    with pytest.raises(ValueError, match="input_bits"):
+        mvm(x, w, input_bits=0)
+    with pytest.raises(TypeError, match="input_bits"):
+        mvm(x, w, input_bits="8")

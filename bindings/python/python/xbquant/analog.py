@@ -196,8 +196,43 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> 
     return out
 
 
+def _bit_sliced(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bits: int) -> Any:
+    """XBTorch's linear input encoding: ``x`` scaled by its largest magnitude, rounded to
+    ``bits``-bit sign-magnitude codes, applied one bit plane per cycle (plane ``b`` holds
+    ``sign * bit_b(|code|) * max|x|``), each plane's product through the tile and its ADC, and
+    the planes' outputs shifted and added digitally: ``sum_b 2^b y_b / (2^bits - 1)``."""
+    from ._bits import bit_slices
+
+    tensor = _data.is_tensor(x)
+    xs = x.detach().cpu().numpy() if tensor else np.asarray(x)
+    top = float(np.max(np.abs(xs))) if xs.size else 0.0
+    levels = 2**bits - 1
+    scale = top if top > 0 else 1.0
+    codes = np.round(np.clip(xs / scale, -1.0, 1.0) * levels).astype(np.int64)
+    planes = bit_slices(codes, bits, 1, "sign-magnitude")
+    ws = w.detach().cpu().numpy() if tensor else np.asarray(w)
+    total = None
+    for b in range(bits):
+        plane = (planes[b] * scale).astype(xs.dtype)
+        y = _run(plane, ws, io, tile, (seed + b) % 2**64)
+        term = y * (2.0**b / levels)
+        total = term if total is None else total + term
+    out = np.asarray(total, dtype=xs.dtype)
+    if tensor:
+        import torch
+
+        return torch.from_numpy(out).to(x.device)
+    return out
+
+
 def mvm(
-    x: Any, w: Any, io: Optional[IOParameters] = None, *, tile_size: Any = (512, 512), seed: Optional[int] = None
+    x: Any,
+    w: Any,
+    io: Optional[IOParameters] = None,
+    *,
+    tile_size: Any = (512, 512),
+    seed: Optional[int] = None,
+    input_bits: Optional[int] = None,
 ) -> Any:
     """The analog product ``y = x w^T`` of input vectors ``x`` (shape ``(..., in)``) through the
     weight ``w`` (``(out, in)``, as ``torch.nn.Linear``) on analog tiles of at most
@@ -210,6 +245,11 @@ def mvm(
         seed: the seed of every random draw (input, output and weight noise, stochastic
             rounding). Without one, a fresh seed from torch's default generator (tensors) or
             numpy's (arrays), so ``torch.manual_seed`` repeats a run.
+
+        input_bits: XBTorch's linear (bit-sliced) input encoding with this many bits: the
+            inputs as sign-magnitude codes of their largest magnitude, one bit plane per
+            cycle, an ADC conversion per plane, the planes' outputs shifted and added. ``None``:
+            the inputs applied at once through the DAC of ``io``.
 
     On tensors that require grad the result carries the ideal product's gradient (``grad @ w``
     for ``x``, ``grad^T x`` for ``w``), straight through the converters.
@@ -242,6 +282,17 @@ def mvm(
         raise ValueError(f"x must be (..., {w.shape[1]}) for w of shape {tuple(w.shape)}, got {tuple(x.shape)}")
     if seed is None:
         seed = _data.draw_seed(x)
+    if input_bits is not None:
+        bits = check_length(input_bits, "input_bits", 1, 32)
+        out = _bit_sliced(x, w, io, tile, seed, bits)
+        if _data.is_tensor(x) and (x.requires_grad or w.requires_grad):
+            import torch
+
+            if torch.is_grad_enabled():
+                # The ideal product's gradient, as without slicing.
+                ideal = x @ w.T
+                return ideal + (out - ideal).detach()
+        return out
     if _data.is_tensor(x):
         import torch
 
