@@ -144,34 +144,89 @@ pub fn analog_check(io: &Bound<'_, PyDict>) -> PyResult<()> {
     parameters(io).map(|_| ())
 }
 
-fn pcm_model(params: &Bound<'_, PyDict>) -> PyResult<xbquant_analog::PcmLikeNoise> {
-    let model = xbquant_analog::PcmLikeNoise {
-        g_max: field(params, "g_max")?,
-        g_min: field(params, "g_min")?,
-        prog_coeff: field(params, "prog_coeff")?,
-        prog_coeff_g_max_reference: field(params, "prog_coeff_g_max_reference")?,
-        t_read: field(params, "t_read")?,
-        t_0: field(params, "t_0")?,
-        prog_noise_scale: field(params, "prog_noise_scale")?,
-        read_noise_scale: field(params, "read_noise_scale")?,
-        drift_scale: field(params, "drift_scale")?,
-    };
-    model
-        .check()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(model)
+/// A device model of `xbquant_analog`: aihwkit's PCM model or XBTorch's devices.
+enum Device {
+    Pcm(xbquant_analog::PcmLikeNoise),
+    Xbtorch(xbquant_analog::XbtorchDevice),
 }
 
-/// Checks the fields of `PCMLikeNoise`, raising `ValueError` naming the field.
+fn device(model: &str, params: &Bound<'_, PyDict>) -> PyResult<Device> {
+    let device = match model {
+        "pcm" => Device::Pcm(xbquant_analog::PcmLikeNoise {
+            g_max: field(params, "g_max")?,
+            g_min: field(params, "g_min")?,
+            prog_coeff: field(params, "prog_coeff")?,
+            prog_coeff_g_max_reference: field(params, "prog_coeff_g_max_reference")?,
+            t_read: field(params, "t_read")?,
+            t_0: field(params, "t_0")?,
+            prog_noise_scale: field(params, "prog_noise_scale")?,
+            read_noise_scale: field(params, "read_noise_scale")?,
+            drift_scale: field(params, "drift_scale")?,
+        }),
+        "xbtorch" => Device::Xbtorch(xbquant_analog::XbtorchDevice {
+            g_min: field(params, "g_min")?,
+            g_max: field(params, "g_max")?,
+            write_noise: field(params, "write_noise")?,
+            read_noise: field(params, "read_noise")?,
+            drift_coefficient: field(params, "drift_coefficient")?,
+            drift_variation: field(params, "drift_variation")?,
+            drift_t0: field(params, "drift_t0")?,
+            stuck_fraction: field(params, "stuck_fraction")?,
+        }),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown device model {other:?}"
+            )))
+        }
+    };
+    let checked = match &device {
+        Device::Pcm(m) => m.check(),
+        Device::Xbtorch(m) => m.check(),
+    };
+    checked.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(device)
+}
+
+impl Device {
+    fn apply<T: Float>(
+        &self,
+        kind: &str,
+        g: &[T],
+        nu: Option<&[T]>,
+        t: f64,
+        seed: u64,
+    ) -> Result<Vec<T>, xbquant_analog::Error> {
+        use xbquant_analog::Error;
+        match (self, kind, nu) {
+            (Device::Pcm(m), "programming", _) => m.programming_noise(g, seed),
+            (Device::Pcm(m), "drift_coefficients", _) => m.drift_coefficients(g, seed),
+            (Device::Pcm(m), "drift", Some(nu)) => m.drift(g, nu, t, seed),
+            (Device::Xbtorch(m), "programming", _) => m.programming_noise(g, seed),
+            (Device::Xbtorch(m), "drift_coefficients", _) => m.drift_coefficients(g, seed),
+            (Device::Xbtorch(m), "drift", Some(nu)) => m.drift(g, nu, t, seed),
+            _ => Err(Error::InvalidParameter("kind", kind.to_string())),
+        }
+    }
+
+    fn split<T: Float>(&self, w: &[T]) -> Result<(Vec<T>, Vec<T>, f64), xbquant_analog::Error> {
+        match self {
+            Device::Pcm(m) => m.to_conductances(w),
+            Device::Xbtorch(m) => m.to_conductances(w),
+        }
+    }
+}
+
+/// Checks the fields of a device model (`model`: "pcm" or "xbtorch"), raising `ValueError`
+/// naming the field.
 #[pyfunction]
-pub fn pcm_check(params: &Bound<'_, PyDict>) -> PyResult<()> {
-    pcm_model(params).map(|_| ())
+pub fn device_check(model: &str, params: &Bound<'_, PyDict>) -> PyResult<()> {
+    device(model, params).map(|_| ())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn pcm_run<T: Float + numpy::Element>(
+fn device_run<T: Float + numpy::Element>(
     py: Python<'_>,
-    model: &xbquant_analog::PcmLikeNoise,
+    model: &Device,
     kind: &str,
     g: &Bound<'_, PyAny>,
     nu: Option<&Bound<'_, PyAny>>,
@@ -199,16 +254,9 @@ fn pcm_run<T: Float + numpy::Element>(
     let out = out
         .as_slice_mut()
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let result = py.detach(|| match (kind, nu) {
-        ("programming", _) => model.programming_noise(g, seed),
-        ("drift_coefficients", _) => model.drift_coefficients(g, seed),
-        ("drift", Some(nu)) => model.drift(g, nu, t, seed),
-        _ => Err(xbquant_analog::Error::InvalidParameter(
-            "kind",
-            kind.to_string(),
-        )),
-    });
-    let values = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let values = py
+        .detach(|| model.apply(kind, g, nu, t, seed))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if values.len() != out.len() {
         return Err(PyValueError::new_err(
             "out must hold one value per conductance",
@@ -218,14 +266,15 @@ fn pcm_run<T: Float + numpy::Element>(
     Ok(())
 }
 
-/// One of the PCM model's draws (`kind`: "programming", "drift_coefficients" or "drift") on
+/// One of a device model's draws (`kind`: "programming", "drift_coefficients" or "drift") on
 /// the conductances `g` (C-contiguous float32 or float64 of `dtype`) into `out`; `nu` and `t`
 /// for the drift.
 #[pyfunction]
-#[pyo3(signature = (params, kind, g, nu, out, t, seed, dtype))]
+#[pyo3(signature = (model, params, kind, g, nu, out, t, seed, dtype))]
 #[allow(clippy::too_many_arguments)]
-pub fn pcm_apply(
+pub fn device_apply(
     py: Python<'_>,
+    model: &str,
     params: &Bound<'_, PyDict>,
     kind: &str,
     g: &Bound<'_, PyAny>,
@@ -235,20 +284,19 @@ pub fn pcm_apply(
     seed: u64,
     dtype: &str,
 ) -> PyResult<()> {
-    let model = pcm_model(params)?;
+    let model = device(model, params)?;
     match dtype {
-        "float32" => pcm_run::<f32>(py, &model, kind, g, nu, out, t, seed, dtype),
-        "float64" => pcm_run::<f64>(py, &model, kind, g, nu, out, t, seed, dtype),
+        "float32" => device_run::<f32>(py, &model, kind, g, nu, out, t, seed, dtype),
+        "float64" => device_run::<f64>(py, &model, kind, g, nu, out, t, seed, dtype),
         other => Err(PyTypeError::new_err(format!(
             "conductances must be float32 or float64, got {other}"
         ))),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn pcm_split<T: Float + numpy::Element>(
+fn device_split<T: Float + numpy::Element>(
     py: Python<'_>,
-    model: &xbquant_analog::PcmLikeNoise,
+    model: &Device,
     w: &Bound<'_, PyAny>,
     plus: &Bound<'_, PyAny>,
     minus: &Bound<'_, PyAny>,
@@ -261,7 +309,7 @@ fn pcm_split<T: Float + numpy::Element>(
         .as_slice()
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let (p, m, ratio) = py
-        .detach(|| model.to_conductances(w))
+        .detach(|| model.split(w))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     plus.as_slice_mut()
         .map_err(|e| PyValueError::new_err(e.to_string()))?
@@ -273,22 +321,23 @@ fn pcm_split<T: Float + numpy::Element>(
     Ok(ratio)
 }
 
-/// The weights `w` as a pair of conductances (aihwkit's single-pair converter) into `plus` and
-/// `minus`; returns the scale ratio.
+/// The weights `w` as a pair of conductances (the single-pair mapping) into `plus` and `minus`;
+/// returns the scale ratio.
 #[pyfunction]
-#[pyo3(signature = (params, w, plus, minus, dtype))]
-pub fn pcm_to_conductances(
+#[pyo3(signature = (model, params, w, plus, minus, dtype))]
+pub fn device_to_conductances(
     py: Python<'_>,
+    model: &str,
     params: &Bound<'_, PyDict>,
     w: &Bound<'_, PyAny>,
     plus: &Bound<'_, PyAny>,
     minus: &Bound<'_, PyAny>,
     dtype: &str,
 ) -> PyResult<f64> {
-    let model = pcm_model(params)?;
+    let model = device(model, params)?;
     match dtype {
-        "float32" => pcm_split::<f32>(py, &model, w, plus, minus, dtype),
-        "float64" => pcm_split::<f64>(py, &model, w, plus, minus, dtype),
+        "float32" => device_split::<f32>(py, &model, w, plus, minus, dtype),
+        "float64" => device_split::<f64>(py, &model, w, plus, minus, dtype),
         other => Err(PyTypeError::new_err(format!(
             "weights must be float32 or float64, got {other}"
         ))),

@@ -29,9 +29,9 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::hash_keys, m)?)?;
     m.add_function(wrap_pyfunction!(analog::analog_mvm, m)?)?;
     m.add_function(wrap_pyfunction!(analog::analog_check, m)?)?;
-    m.add_function(wrap_pyfunction!(analog::pcm_check, m)?)?;
-    m.add_function(wrap_pyfunction!(analog::pcm_apply, m)?)?;
-    m.add_function(wrap_pyfunction!(analog::pcm_to_conductances, m)?)?;
+    m.add_function(wrap_pyfunction!(analog::device_check, m)?)?;
+    m.add_function(wrap_pyfunction!(analog::device_apply, m)?)?;
+    m.add_function(wrap_pyfunction!(analog::device_to_conductances, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The noise generator's constants, for the torch operations that redraw it on other devices.
     m.add("NOISE_STEP", noise::STEP)?;

@@ -123,3 +123,29 @@ def test_drift_arguments_are_checked():
     ]:
         with pytest.raises(error, match=word):
             layer.drift(**kwargs)
+
+
+def test_xbtorch_devices_program_a_layer():
+    from xbquant.analog import XBTorchDevice
+
+    torch.manual_seed(7)
+    device = XBTorchDevice(write_noise=1.0, read_noise=0.5, drift_coefficient=0.02, drift_variation=0.005)
+    layer = AnalogLinear(32, 8, io=IOParameters(out_noise=0.0), noise_model=device)
+    x = torch.randn(64, 32)
+    ideal = torch.nn.functional.linear(x, layer.weight, layer.bias).detach()
+    layer.program(seed=1)
+    layer.drift(1.0, seed=2, compensation="none")
+    with torch.no_grad():
+        close = float((layer(x) - ideal).abs().mean())
+    layer.drift(1e6, seed=2, compensation="none")
+    with torch.no_grad():
+        drifted = float((layer(x) - ideal).abs().mean())
+    assert close < drifted
+    g = device.apply_programming_noise_to_conductance(torch.full((50_000,), 75.0, dtype=torch.float64), seed=3)
+    assert abs(float(g.std()) - 1.0) < 0.02 and float(g.min()) >= 50 and float(g.max()) <= 100
+    with pytest.raises(ValueError, match="stuck_fraction"):
+        XBTorchDevice(stuck_fraction=1.5)
+    with pytest.raises(ValueError, match="g_max"):
+        XBTorchDevice(g_max=10.0)
+    with pytest.raises(TypeError, match="read_noise"):
+        XBTorchDevice(read_noise="0.1")

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod device;
 mod error;
 mod float;
 mod io;
@@ -7,6 +8,7 @@ mod pcm;
 mod product;
 mod tile;
 
+pub use device::XbtorchDevice;
 pub use error::Error;
 pub use float::Float;
 pub use io::{BoundManagement, IoParameters, NoiseManagement, WeightNoise};

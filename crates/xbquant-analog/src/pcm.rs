@@ -146,37 +146,7 @@ impl PcmLikeNoise {
     /// [`Error::InvalidParameter`] for bad parameters or a weight that is not finite.
     pub fn to_conductances<T: Float>(&self, w: &[T]) -> Result<(Vec<T>, Vec<T>, f64), Error> {
         self.check()?;
-        if w.iter().any(|v| !v.f64().is_finite()) {
-            return Err(Error::InvalidParameter(
-                "w",
-                "must hold finite weights".into(),
-            ));
-        }
-        let abs_max = w
-            .iter()
-            .fold(T::ZERO, |m, v| if v.abs() > m { v.abs() } else { m });
-        let clipped = if abs_max.f64() < ZERO_CLIP {
-            T::of(ZERO_CLIP)
-        } else {
-            abs_max
-        };
-        let ratio = T::of(self.g_max - self.g_min) / clipped;
-        let (g_max, g_min) = (T::of(self.g_max), T::of(self.g_min));
-        let clip = |v: T| {
-            if v < T::ZERO {
-                T::ZERO
-            } else if v > g_max {
-                g_max
-            } else {
-                v
-            }
-        };
-        let plus = w.iter().map(|&v| clip(v * ratio) + g_min).collect();
-        let minus = w
-            .iter()
-            .map(|&v| clip(T::ZERO - v * ratio) + g_min)
-            .collect();
-        Ok((plus, minus, ratio.f64()))
+        single_pair(w, self.g_min, self.g_max)
     }
 
     /// The weights of a pair of conductances: `((g+ - g_min) - (g- - g_min)) / ratio`.
@@ -191,25 +161,7 @@ impl PcmLikeNoise {
         g_minus: &[T],
         ratio: f64,
     ) -> Result<Vec<T>, Error> {
-        if g_plus.len() != g_minus.len() {
-            return Err(Error::ShapeMismatch(format!(
-                "{} positive and {} negative conductances",
-                g_plus.len(),
-                g_minus.len()
-            )));
-        }
-        if !(ratio.is_finite() && ratio > 0.0) {
-            return Err(Error::InvalidParameter(
-                "ratio",
-                format!("must be finite and above 0, got {ratio}"),
-            ));
-        }
-        let (g_min, ratio) = (T::of(self.g_min), T::of(ratio));
-        Ok(g_plus
-            .iter()
-            .zip(g_minus)
-            .map(|(&p, &m)| ((p - g_min) - (m - g_min)) / ratio)
-            .collect())
+        from_pair(g_plus, g_minus, ratio, self.g_min)
     }
 
     /// Programmed conductances: each target `g` plus Gaussian noise of standard deviation
@@ -324,4 +276,71 @@ impl PcmLikeNoise {
             })
             .collect())
     }
+}
+
+/// aihwkit's single-pair mapping between `g_min` and `g_max` (the parameters checked).
+pub(crate) fn single_pair<T: Float>(
+    w: &[T],
+    g_min: f64,
+    g_max: f64,
+) -> Result<(Vec<T>, Vec<T>, f64), Error> {
+    if w.iter().any(|v| !v.f64().is_finite()) {
+        return Err(Error::InvalidParameter(
+            "w",
+            "must hold finite weights".into(),
+        ));
+    }
+    let abs_max = w
+        .iter()
+        .fold(T::ZERO, |m, v| if v.abs() > m { v.abs() } else { m });
+    let clipped = if abs_max.f64() < ZERO_CLIP {
+        T::of(ZERO_CLIP)
+    } else {
+        abs_max
+    };
+    let ratio = T::of(g_max - g_min) / clipped;
+    let (top, bottom) = (T::of(g_max), T::of(g_min));
+    let clip = |v: T| {
+        if v < T::ZERO {
+            T::ZERO
+        } else if v > top {
+            top
+        } else {
+            v
+        }
+    };
+    let plus = w.iter().map(|&v| clip(v * ratio) + bottom).collect();
+    let minus = w
+        .iter()
+        .map(|&v| clip(T::ZERO - v * ratio) + bottom)
+        .collect();
+    Ok((plus, minus, ratio.f64()))
+}
+
+/// The weights of a pair of conductances mapped with `g_min`.
+pub(crate) fn from_pair<T: Float>(
+    g_plus: &[T],
+    g_minus: &[T],
+    ratio: f64,
+    g_min: f64,
+) -> Result<Vec<T>, Error> {
+    if g_plus.len() != g_minus.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "{} positive and {} negative conductances",
+            g_plus.len(),
+            g_minus.len()
+        )));
+    }
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return Err(Error::InvalidParameter(
+            "ratio",
+            format!("must be finite and above 0, got {ratio}"),
+        ));
+    }
+    let (g_min, ratio) = (T::of(g_min), T::of(ratio));
+    Ok(g_plus
+        .iter()
+        .zip(g_minus)
+        .map(|(&p, &m)| ((p - g_min) - (m - g_min)) / ratio)
+        .collect())
 }

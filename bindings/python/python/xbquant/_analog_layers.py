@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_choice, check_number, check_seed
-from .analog import IOParameters, PCMLikeNoise, _tile_size, mvm
+from .analog import IOParameters, _DeviceModel, _tile_size, mvm
 
 __all__ = ["AnalogLinear", "AnalogConv2d", "convert_to_analog"]
 
@@ -27,8 +27,10 @@ class _Analog:
     def _analog(self, io: Any, tile_size: Any, noise_model: Any, weight_noise: Any) -> None:
         if io is not None and not isinstance(io, IOParameters):
             raise TypeError(f"io must be an xbquant.analog.IOParameters, got {type(io).__name__}")
-        if noise_model is not None and not isinstance(noise_model, PCMLikeNoise):
-            raise TypeError(f"noise_model must be an xbquant.analog.PCMLikeNoise, got {type(noise_model).__name__}")
+        if noise_model is not None and not isinstance(noise_model, _DeviceModel):
+            raise TypeError(
+                f"noise_model must be an xbquant.analog.PCMLikeNoise or XBTorchDevice, got {type(noise_model).__name__}"
+            )
         self.io = IOParameters() if io is None else io
         self.tile_size = _tile_size(tile_size)
         self.noise_model = noise_model
@@ -64,7 +66,7 @@ class _Analog:
         and kept. The layer then computes with the programmed weights; :meth:`drift` reads them
         at a time after programming."""
         if self.noise_model is None:
-            raise ValueError("program needs a noise_model (an xbquant.analog.PCMLikeNoise)")
+            raise ValueError("program needs a noise_model (an xbquant.analog.PCMLikeNoise or XBTorchDevice)")
         seed = check_seed(seed)
         seed = int(torch.randint(0, 2**62, ()).item()) if seed is None else seed
         model = self.noise_model
@@ -137,7 +139,7 @@ class AnalogLinear(_Analog, torch.nn.Linear):
         *,
         io: Optional[IOParameters] = None,
         tile_size: Any = (512, 512),
-        noise_model: Optional[PCMLikeNoise] = None,
+        noise_model: Optional[_DeviceModel] = None,
         weight_noise: float = 0.0,
     ) -> None:
         super().__init__(in_features, out_features, bias, device, dtype)
@@ -170,7 +172,7 @@ class AnalogConv2d(_Analog, torch.nn.Conv2d):
         *,
         io: Optional[IOParameters] = None,
         tile_size: Any = (512, 512),
-        noise_model: Optional[PCMLikeNoise] = None,
+        noise_model: Optional[_DeviceModel] = None,
         weight_noise: float = 0.0,
     ) -> None:
         if groups != 1:
@@ -207,7 +209,7 @@ def convert_to_analog(
     io: Optional[IOParameters] = None,
     *,
     tile_size: Any = (512, 512),
-    noise_model: Optional[PCMLikeNoise] = None,
+    noise_model: Optional[_DeviceModel] = None,
     weight_noise: float = 0.0,
     inplace: bool = False,
 ) -> torch.nn.Module:

@@ -40,7 +40,15 @@ from ._checks import check_choice, check_flag, check_length, check_number, check
 
 # The layers (`AnalogLinear`, `AnalogConv2d`, `convert_to_analog`) come from `_analog_layers`
 # when first asked for (they need torch; see `__getattr__` below).
-__all__ = ["IOParameters", "PCMLikeNoise", "mvm", "NOISE_MANAGEMENT", "BOUND_MANAGEMENT", "W_NOISE_TYPES"]
+__all__ = [
+    "IOParameters",
+    "PCMLikeNoise",
+    "XBTorchDevice",
+    "mvm",
+    "NOISE_MANAGEMENT",
+    "BOUND_MANAGEMENT",
+    "W_NOISE_TYPES",
+]
 
 #: The noise-management types (aihwkit's ``NoiseManagementType`` the torch tile supports).
 NOISE_MANAGEMENT = ("none", "abs_max", "max", "constant")
@@ -301,57 +309,15 @@ def mvm(
     return _run(x, w, io, tile, seed)
 
 
-@dataclasses.dataclass(frozen=True)
-class PCMLikeNoise:
-    """aihwkit's ``PCMLikeNoiseModel`` (fitted on measured PCM devices, Nandakumar et al., ICECS
-    2019), with its names and defaults, computed by the Rust crate: programming noise (a
-    polynomial in ``g / g_max`` for its standard deviation), drift coefficients ``nu`` from the
-    conductance-dependent distribution, drift ``g (t / t_0)^-nu`` and 1/f read noise growing with
-    time. Each method takes conductances in uS (a float32 or float64 tensor of any shape and
-    device, or a numpy array) and returns new ones of the same kind; every draw comes from
-    ``seed`` and the element's index (a fresh seed from torch's or numpy's generator when none
-    is given). Programming happens once and is kept: reading at several times reuses the same
-    programmed conductances and ``nu``.
+class _DeviceModel:
+    """The methods shared by the device models (aihwkit's names): conductance pairs of weights,
+    programming noise, drift coefficients, and the conductances read over time."""
 
-    Example::
+    _MODEL = ""
+    g_min: float
 
-        >>> import torch
-        >>> from xbquant.analog import PCMLikeNoise
-        >>> pcm = PCMLikeNoise()
-        >>> g = torch.full((10_000,), 20.0, dtype=torch.float64)
-        >>> g_prog = pcm.apply_programming_noise_to_conductance(g, seed=0)
-        >>> nu = pcm.generate_drift_coefficients(g, seed=0)
-        >>> day = pcm.apply_drift_noise_to_conductance(g_prog, nu, 86_400.0, seed=0)
-        >>> 13.0 < float(day.mean()) < 16.0         # about a quarter lower after a day
-        True
-    """
-
-    g_max: float = 25.0
-    g_min: float = 0.0
-    prog_coeff: Tuple[float, ...] = (0.26348, 1.9650, -1.1731)
-    prog_coeff_g_max_reference: Optional[float] = None
-    t_read: float = 250.0e-9
-    t_0: float = 20.0
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "prog_coeff":
-                if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-                    raise TypeError(f"prog_coeff must be a sequence of numbers, got {type(value).__name__}")
-                object.__setattr__(self, f.name, tuple(check_number(v, "prog_coeff") for v in value))
-            elif f.name == "prog_coeff_g_max_reference" and value is None:
-                # aihwkit: its own coefficients were fitted at 25 uS; given ones at g_max.
-                default = dataclasses.fields(self)[2].default
-                object.__setattr__(self, f.name, 25.0 if self.prog_coeff == default else self.g_max)
-            else:
-                object.__setattr__(self, f.name, check_number(value, f.name))
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        fields["prog_coeff"] = list(self.prog_coeff)
-        _xbquant.pcm_check(fields)
+    def _checked(self, fields: dict) -> None:
+        _xbquant.device_check(self._MODEL, fields)
         object.__setattr__(self, "_as_dict", fields)
 
     def _apply(self, kind: str, g: Any, nu: Any, t: float, seed: Optional[int]) -> Any:
@@ -383,7 +349,7 @@ class PCMLikeNoise:
                 )
             drift = flat(nu, "drift_noise_param")
         out = np.empty_like(values)
-        _xbquant.pcm_apply(self.__dict__["_as_dict"], kind, values, drift, out, t, seed, dtype)
+        _xbquant.device_apply(self._MODEL, self.__dict__["_as_dict"], kind, values, drift, out, t, seed, dtype)
         out = out.reshape(tuple(g.shape))
         if tensor:
             import torch
@@ -405,7 +371,7 @@ class PCMLikeNoise:
         w = weights.detach().cpu().resolve_neg().contiguous().numpy() if tensor else np.ascontiguousarray(weights)
         w = w.reshape(-1)
         plus, minus = np.empty_like(w), np.empty_like(w)
-        ratio = _xbquant.pcm_to_conductances(self.__dict__["_as_dict"], w, plus, minus, dtype)
+        ratio = _xbquant.device_to_conductances(self._MODEL, self.__dict__["_as_dict"], w, plus, minus, dtype)
         shape = tuple(weights.shape)
         halves = [plus.reshape(shape), minus.reshape(shape)]
         if tensor:
@@ -438,6 +404,101 @@ class PCMLikeNoise:
         noise, clipped at 0."""
         t = check_number(t_inference, "t_inference", nonnegative=True)
         return self._apply("drift", g_prog, drift_noise_param, t, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class PCMLikeNoise(_DeviceModel):
+    """aihwkit's ``PCMLikeNoiseModel`` (fitted on measured PCM devices, Nandakumar et al., ICECS
+    2019), with its names and defaults, computed by the Rust crate: programming noise (a
+    polynomial in ``g / g_max`` for its standard deviation), drift coefficients ``nu`` from the
+    conductance-dependent distribution, drift ``g (t / t_0)^-nu`` and 1/f read noise growing with
+    time. Each method takes conductances in uS (a float32 or float64 tensor of any shape and
+    device, or a numpy array) and returns new ones of the same kind; every draw comes from
+    ``seed`` and the element's index (a fresh seed from torch's or numpy's generator when none
+    is given). Programming happens once and is kept: reading at several times reuses the same
+    programmed conductances and ``nu``.
+
+    Example::
+
+        >>> import torch
+        >>> from xbquant.analog import PCMLikeNoise
+        >>> pcm = PCMLikeNoise()
+        >>> g = torch.full((10_000,), 20.0, dtype=torch.float64)
+        >>> g_prog = pcm.apply_programming_noise_to_conductance(g, seed=0)
+        >>> nu = pcm.generate_drift_coefficients(g, seed=0)
+        >>> day = pcm.apply_drift_noise_to_conductance(g_prog, nu, 86_400.0, seed=0)
+        >>> 13.0 < float(day.mean()) < 16.0         # about a quarter lower after a day
+        True
+    """
+
+    _MODEL = "pcm"
+
+    g_max: float = 25.0
+    g_min: float = 0.0
+    prog_coeff: Tuple[float, ...] = (0.26348, 1.9650, -1.1731)
+    prog_coeff_g_max_reference: Optional[float] = None
+    t_read: float = 250.0e-9
+    t_0: float = 20.0
+    prog_noise_scale: float = 1.0
+    read_noise_scale: float = 1.0
+    drift_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "prog_coeff":
+                if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                    raise TypeError(f"prog_coeff must be a sequence of numbers, got {type(value).__name__}")
+                object.__setattr__(self, f.name, tuple(check_number(v, "prog_coeff") for v in value))
+            elif f.name == "prog_coeff_g_max_reference" and value is None:
+                # aihwkit: its own coefficients were fitted at 25 uS; given ones at g_max.
+                default = dataclasses.fields(self)[2].default
+                object.__setattr__(self, f.name, 25.0 if self.prog_coeff == default else self.g_max)
+            else:
+                object.__setattr__(self, f.name, check_number(value, f.name))
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["prog_coeff"] = list(self.prog_coeff)
+        self._checked(fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class XBTorchDevice(_DeviceModel):
+    """XBTorch's device model (its ``GenericAccelerator``), with its names and defaults
+    (conductances between 50 and 100): Gaussian write noise (``write_noise``), a drift
+    coefficient per device (``drift_coefficient`` plus Gaussian ``drift_variation``, drawn once
+    and kept), power-law drift ``g (t / drift_t0)^-nu``, uniform read noise of half-width
+    ``read_noise``, every conductance clipped to ``[g_min, g_max]``, and a ``stuck_fraction`` of
+    devices stuck at ``g_min`` or ``g_max`` (each device independently, either with equal odds).
+    The methods are :class:`PCMLikeNoise`'s, so :class:`AnalogLinear` programs either.
+
+    Example::
+
+        >>> import torch
+        >>> from xbquant.analog import XBTorchDevice
+        >>> device = XBTorchDevice(write_noise=2.0, stuck_fraction=0.5)
+        >>> g = device.apply_programming_noise_to_conductance(torch.full((1000,), 75.0), seed=0)
+        >>> 0.4 < float(((g == 50) | (g == 100)).float().mean()) < 0.6
+        True
+    """
+
+    _MODEL = "xbtorch"
+
+    g_min: float = 50.0
+    g_max: float = 100.0
+    write_noise: float = 0.0
+    read_noise: float = 0.0
+    drift_coefficient: float = 0.0
+    drift_variation: float = 0.0
+    drift_t0: float = 1.0
+    stuck_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        fields = {}
+        for f in dataclasses.fields(self):
+            value = check_number(getattr(self, f.name), f.name)
+            object.__setattr__(self, f.name, value)
+            fields[f.name] = value
+        self._checked(fields)
 
 
 def __getattr__(name: str) -> Any:
