@@ -149,3 +149,17 @@ def test_xbtorch_devices_program_a_layer():
         XBTorchDevice(g_max=10.0)
     with pytest.raises(TypeError, match="read_noise"):
         XBTorchDevice(read_noise="0.1")
+
+
+def test_programming_onto_devices_of_few_levels():
+    from xbquant.analog import XBTorchDevice
+
+    torch.manual_seed(8)
+    layer = AnalogLinear(16, 4, io=PERFECT, noise_model=XBTorchDevice())
+    layer.program(seed=0, levels=5)
+    plus = layer.programmed["plus"]
+    # Without noise the devices hold the five states 50, 62.5, 75, 87.5, 100.
+    assert set(plus.unique().tolist()) <= {50.0, 62.5, 75.0, 87.5, 100.0}
+    assert len(set(plus.unique().tolist())) > 2
+    with pytest.raises(ValueError, match="levels"):
+        layer.program(seed=0, levels=1)

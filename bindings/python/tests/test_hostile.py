@@ -261,6 +261,20 @@ FUNCTIONS = {
                        ((math.nan, 5), ValueError)],
          "seed": SEED},
     ),
+    "analog.PCMLikeNoise": (
+        lambda **k: analog.PCMLikeNoise(**k),
+        {"g_max": NUMBER + [(-1.0, ValueError), (0.0, ValueError)], "g_min": POSITIVE,
+         "t_0": NUMBER + [(0.0, ValueError)], "t_read": NUMBER + [(-1.0, ValueError)],
+         "prog_noise_scale": POSITIVE, "read_noise_scale": POSITIVE, "drift_scale": POSITIVE,
+         "prog_coeff": [("abc", TypeError), (5, TypeError), ((), ValueError), ((1.0, math.nan), ValueError),
+                        ((1.0, "2"), TypeError)]},
+    ),
+    "analog.XBTorchDevice": (
+        lambda **k: analog.XBTorchDevice(**k),
+        {"g_max": NUMBER + [(10.0, ValueError)], "g_min": POSITIVE, "write_noise": POSITIVE,
+         "read_noise": POSITIVE, "drift_variation": POSITIVE, "drift_coefficient": NUMBER,
+         "drift_t0": NUMBER + [(0.0, ValueError)], "stuck_fraction": POSITIVE + [(1.5, ValueError)]},
+    ),
     "get_range_fixed_point": (
         lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),
         {"num_format": [("8", TypeError), (None, TypeError), (8, TypeError)]},

@@ -315,6 +315,7 @@ class _DeviceModel:
 
     _MODEL = ""
     g_min: float
+    g_max: float
 
     def _checked(self, fields: dict) -> None:
         _xbquant.device_check(self._MODEL, fields)
