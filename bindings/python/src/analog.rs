@@ -111,6 +111,72 @@ fn run<T: Float + numpy::Element>(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+fn gradients<T: Float + numpy::Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    w: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    gx: &Bound<'_, PyAny>,
+    gw: &Bound<'_, PyAny>,
+    io: &IoParameters,
+    tile: (usize, usize),
+    seed: u64,
+    dtype: &str,
+) -> PyResult<()> {
+    let x = typed::<T>(x, "x", dtype)?.try_readonly()?;
+    let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
+    let grad = typed::<T>(grad, "grad", dtype)?.try_readonly()?;
+    let mut gx = typed::<T>(gx, "gx", dtype)?.try_readwrite()?;
+    let mut gw = typed::<T>(gw, "gw", dtype)?.try_readwrite()?;
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+        return Err(PyValueError::new_err(
+            "x must be (rows, in) and w (out, in)",
+        ));
+    }
+    let (rows, n, k) = (xs[0], xs[1], ws[0]);
+    let slice = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    let (x, w, grad) = (
+        x.as_slice().map_err(slice)?,
+        w.as_slice().map_err(slice)?,
+        grad.as_slice().map_err(slice)?,
+    );
+    let (a, b) = py
+        .detach(|| xbquant_analog::mvm_gradients(x, rows, n, w, k, io, tile, seed, grad))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    gx.as_slice_mut().map_err(slice)?.copy_from_slice(&a);
+    gw.as_slice_mut().map_err(slice)?.copy_from_slice(&b);
+    Ok(())
+}
+
+/// The gradients of `analog_mvm` for the output gradient `grad` into `gx` and `gw` (arrays of
+/// the shapes of `x` and `w`), zero where a converter clipped.
+#[pyfunction]
+#[pyo3(signature = (x, w, grad, gx, gw, io, tile, seed, dtype))]
+#[allow(clippy::too_many_arguments)]
+pub fn analog_gradients(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    w: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    gx: &Bound<'_, PyAny>,
+    gw: &Bound<'_, PyAny>,
+    io: &Bound<'_, PyDict>,
+    tile: (usize, usize),
+    seed: u64,
+    dtype: &str,
+) -> PyResult<()> {
+    let io = parameters(io)?;
+    match dtype {
+        "float32" => gradients::<f32>(py, x, w, grad, gx, gw, &io, tile, seed, dtype),
+        "float64" => gradients::<f64>(py, x, w, grad, gx, gw, &io, tile, seed, dtype),
+        other => Err(PyTypeError::new_err(format!(
+            "analog tiles take float32 or float64, got {other}"
+        ))),
+    }
+}
+
 /// `out = mvm(x, w)` through one analog tile array: `x` (rows, in) and `w` (out, in) C-contiguous
 /// float32 or float64 arrays of `dtype`, `out` (rows, out) of the same dtype, `io` the fields of
 /// `IOParameters` as a dict.

@@ -283,3 +283,21 @@ def test_bit_sliced_products_take_an_adc_per_plane():
         mvm(x, w, input_bits=0)
     with pytest.raises(TypeError, match="input_bits"):
         mvm(x, w, input_bits="8")
+
+
+def test_gradients_stop_where_the_converters_clip():
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(5, 12, generator=g, dtype=torch.float64) * 2).requires_grad_()
+    w = torch.randn(3, 12, generator=g, dtype=torch.float64).requires_grad_()
+    # A DAC of bound 1 without noise management: inputs beyond it get no gradient.
+    io = IOParameters(out_noise=0.0, inp_res=0.0, out_bound=1e6, noise_management="none", bound_management="none")
+    mvm(x, w, io, seed=0).sum().backward()
+    inside = x.detach().abs() <= 1.0
+    want = torch.ones(5, 3, dtype=torch.float64) @ w.detach()
+    assert torch.allclose(x.grad, torch.where(inside, want, torch.zeros_like(want)))
+    assert bool((x.grad[~inside] == 0).all()) and int((~inside).sum()) > 10
+    # An ADC that clips every output: no gradient at all.
+    x.grad, w.grad = None, None
+    shut = IOParameters(out_noise=0.0, out_res=0.0, out_bound=1e-9, bound_management="none")
+    mvm(x, w, shut, seed=0).sum().backward()
+    assert bool((x.grad == 0).all() and (w.grad == 0).all())

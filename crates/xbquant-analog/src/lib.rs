@@ -138,7 +138,7 @@ fn run_tiles<T: Float>(
             } else {
                 &mut part[out_start.min(count * k)..]
             };
-            tile::forward(&xs, count, &tile, io, &streams, first, target, k);
+            tile::forward(&xs, count, &tile, io, &streams, first, target, k, None);
             out_start += k_j;
             tile_index += 1;
         }
@@ -149,4 +149,166 @@ fn run_tiles<T: Float>(
         }
         in_start += n_i;
     }
+}
+
+/// The gradients of [`mvm`] with respect to `x` and `w` for the output gradient `grad`
+/// (`rows x k`): straight through the converters, zero where a converter clipped (as aihwkit's
+/// clamps), and the ideal product's elsewhere. For each tile, with `f = out_scale` (1 for a
+/// perfect tile), `in_mask` where its DAC did not clip an input and `out_mask` where its ADC did
+/// not clip an output (in the round of bound management that gave the outputs):
+///
+/// - `grad_x += f * in_mask * ((out_mask * grad) w)`;
+/// - `grad_w = f * (out_mask * grad)^T x`.
+///
+/// The masks are those of the forward pass with the same `seed` (every draw is a function of
+/// the seed and its position), which the call recomputes.
+///
+/// # Errors
+///
+/// As [`mvm`], and [`Error::ShapeMismatch`] when `grad` does not hold `rows * k` values.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_analog::{mvm_gradients, IoParameters};
+/// use xbquant_analog::BoundManagement;
+/// // An ADC bound of 0.5 without bound management: the output 1.5 clips, so no gradient passes.
+/// let io = IoParameters {
+///     out_noise: 0.0,
+///     out_bound: 0.5,
+///     out_res: 0.0,
+///     bound_management: BoundManagement::None,
+///     ..IoParameters::default()
+/// };
+/// let (gx, gw) = mvm_gradients(&[1.0f64, 0.5], 1, 2, &[1.0f64, 1.0], 1, &io, (0, 0), 0, &[1.0])?;
+/// assert_eq!((gx, gw), (vec![0.0, 0.0], vec![0.0, 0.0]));
+/// let open = IoParameters { out_bound: 12.0, ..io };
+/// let (gx, gw) = mvm_gradients(&[1.0f64, 0.5], 1, 2, &[1.0f64, 1.0], 1, &open, (0, 0), 0, &[1.0])?;
+/// assert_eq!((gx, gw), (vec![1.0, 1.0], vec![1.0, 0.5]));
+/// # Ok::<(), xbquant_analog::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn mvm_gradients<T: Float>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    k: usize,
+    io: &IoParameters,
+    tile: (usize, usize),
+    seed: u64,
+    grad: &[T],
+) -> Result<(Vec<T>, Vec<T>), Error> {
+    io.check()?;
+    if Some(x.len()) != rows.checked_mul(n) || Some(w.len()) != k.checked_mul(n) {
+        return Err(Error::ShapeMismatch(format!(
+            "x holds {} values and w {}: not {rows} x {n} and {k} x {n}",
+            x.len(),
+            w.len()
+        )));
+    }
+    if Some(grad.len()) != rows.checked_mul(k) {
+        return Err(Error::ShapeMismatch(format!(
+            "grad holds {} values, not {rows} x {k}",
+            grad.len()
+        )));
+    }
+    let f = T::of(if io.is_perfect { 1.0 } else { io.out_scale });
+    let mut gx = vec![T::ZERO; rows * n];
+    let mut gw = vec![T::ZERO; k * n];
+    let mut tile_index = 0u64;
+    let mut in_start = 0;
+    for n_a in split_sizes(n, tile.0) {
+        let xs = tile::Rows {
+            data: &x[in_start.min(x.len())..],
+            stride: n,
+        };
+        let mut out_start = 0;
+        for k_j in split_sizes(k, tile.1) {
+            let streams = tile::Streams::new(seed, tile_index);
+            let wt = tile::Tile {
+                w: &w[(out_start * n + in_start).min(w.len())..],
+                stride: n,
+                k: k_j,
+                n: n_a,
+            };
+            let mut masks = tile::Masks::default();
+            let mut scratch = vec![T::ZERO; rows * k_j];
+            tile::forward(
+                &xs,
+                rows,
+                &wt,
+                io,
+                &streams,
+                0,
+                &mut scratch,
+                k_j,
+                Some(&mut masks),
+            );
+            // The output gradient where the ADC passed its value on.
+            let gm: Vec<T> = (0..rows * k_j)
+                .map(|e| {
+                    let (r, o) = (e / k_j, e % k_j);
+                    if masks.output[e] {
+                        grad[r * k + out_start + o] * f
+                    } else {
+                        T::ZERO
+                    }
+                })
+                .collect();
+            if rows > 0 && n_a > 0 && k_j > 0 {
+                let mut part = vec![T::ZERO; rows * n_a];
+                product::product(
+                    product::Shape {
+                        m: rows,
+                        n: n_a,
+                        k: k_j,
+                    },
+                    &mut part,
+                    n_a,
+                    product::Operand {
+                        data: &gm,
+                        rows: k_j,
+                        columns: 1,
+                    },
+                    product::Operand {
+                        data: wt.w,
+                        rows: n,
+                        columns: 1,
+                    },
+                );
+                for r in 0..rows {
+                    for i in 0..n_a {
+                        if masks.input[r * n_a + i] {
+                            let g = &mut gx[r * n + in_start + i];
+                            *g = *g + part[r * n_a + i];
+                        }
+                    }
+                }
+                product::product(
+                    product::Shape {
+                        m: k_j,
+                        n: n_a,
+                        k: rows,
+                    },
+                    &mut gw[out_start * n + in_start..],
+                    n,
+                    product::Operand {
+                        data: &gm,
+                        rows: 1,
+                        columns: k_j,
+                    },
+                    product::Operand {
+                        data: xs.data,
+                        rows: n,
+                        columns: 1,
+                    },
+                );
+            }
+            out_start += k_j;
+            tile_index += 1;
+        }
+        in_start += n_a;
+    }
+    Ok((gx, gw))
 }

@@ -21,26 +21,87 @@ pub(crate) fn matmul<T: Float>(
     out: &mut [T],
     out_stride: usize,
 ) {
-    if m == 0 || k == 0 {
-        return;
-    }
-    let reach = |rows: usize, stride: usize, width: usize| (rows - 1) * stride + width;
     assert!(
         x_stride >= n && w_stride >= n && out_stride >= k,
         "strides shorter than rows"
     );
-    assert!(
-        x.len() >= reach(m, x_stride, n)
-            && w.len() >= reach(k, w_stride, n)
-            && out.len() >= reach(m, out_stride, k),
-        "buffers shorter than their shapes"
+    product(
+        Shape { m, n: k, k: n },
+        out,
+        out_stride,
+        Operand {
+            data: x,
+            rows: x_stride,
+            columns: 1,
+        },
+        Operand {
+            data: w,
+            rows: 1,
+            columns: w_stride,
+        },
     );
-    if n == 0 {
+}
+
+/// The sizes of a product: `dst (m x n) = lhs (m x k) rhs (k x n)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// A matrix operand read where it lies: element `(i, j)` at `data[i * rows + j * columns]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operand<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub columns: usize,
+}
+
+impl<T> Operand<'_, T> {
+    /// Whether every element of an `r x c` matrix lies within the data.
+    fn holds(&self, r: usize, c: usize) -> bool {
+        (r - 1)
+            .checked_mul(self.rows)
+            .and_then(|a| {
+                (c - 1)
+                    .checked_mul(self.columns)
+                    .and_then(|b| a.checked_add(b))
+            })
+            .is_some_and(|last| last < self.data.len())
+    }
+}
+
+/// `dst = lhs rhs` (`dst` row `i` at `dst[i * dst_stride..]`), by `gemm`.
+///
+/// # Panics
+///
+/// When an operand or `dst` is shorter than its shape and strides.
+pub(crate) fn product<T: Float>(
+    shape: Shape,
+    dst: &mut [T],
+    dst_stride: usize,
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+) {
+    let Shape { m, n, k } = shape;
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        dst_stride >= n && (m - 1) * dst_stride + n <= dst.len(),
+        "the output is shorter than its shape"
+    );
+    if k == 0 {
         for r in 0..m {
-            out[r * out_stride..r * out_stride + k].fill(T::ZERO);
+            dst[r * dst_stride..r * dst_stride + n].fill(T::ZERO);
         }
         return;
     }
+    assert!(
+        lhs.holds(m, k) && rhs.holds(k, n),
+        "an operand is shorter than its shape"
+    );
     let threads = rayon::current_num_threads();
     // Threads pay off above about a million multiply-adds; gemm splits the output, never the
     // sum of one element, so the bits do not depend on the number of threads.
@@ -51,26 +112,25 @@ pub(crate) fn matmul<T: Float>(
     };
     let signed = |v: usize| isize::try_from(v).expect("a stride within isize");
     #[allow(unsafe_code)]
-    // SAFETY: every element read or written lies within its slice (checked above: the last row
-    // starts at `(rows - 1) * stride` and holds `width` values): `x` is read as `m x n` with row
-    // stride `x_stride`, `w` as the transposed `n x k` matrix (row stride 1, column stride
-    // `w_stride`), and `out` written as `m x k` with row stride `out_stride`. `out` is a distinct
-    // `&mut` slice, so it aliases neither input; T is f32 or f64, which gemm supports.
+    // SAFETY: every element read or written lies within its slice (checked above: the last
+    // element of each matrix, at `(rows - 1) * row_stride + (columns - 1) * column_stride`, is
+    // within the slice's length); `dst` is a distinct `&mut` slice, so it aliases neither
+    // operand; T is f32 or f64, which gemm supports.
     unsafe {
         gemm::gemm(
             m,
-            k,
             n,
-            out.as_mut_ptr(),
+            k,
+            dst.as_mut_ptr(),
             1,
-            signed(out_stride),
+            signed(dst_stride),
             false,
-            x.as_ptr(),
-            1,
-            signed(x_stride),
-            w.as_ptr(),
-            signed(w_stride),
-            1,
+            lhs.data.as_ptr(),
+            signed(lhs.columns),
+            signed(lhs.rows),
+            rhs.data.as_ptr(),
+            signed(rhs.columns),
+            signed(rhs.rows),
             T::ZERO,
             T::ONE,
             false,

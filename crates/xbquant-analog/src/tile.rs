@@ -195,6 +195,14 @@ impl<T> Rows<'_, T> {
     }
 }
 
+/// Where a tile's converters passed their values on (true) or clipped them (false), for the
+/// rounds that gave each row's outputs: `input` is `rows x n`, `output` `rows x k`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Masks {
+    pub input: Vec<bool>,
+    pub output: Vec<bool>,
+}
+
 /// Below this many elements a pass over the data runs on one thread.
 const PARALLEL: usize = 1 << 15;
 
@@ -228,8 +236,13 @@ pub(crate) fn forward<T: Float>(
     first_row: usize,
     out: &mut [T],
     out_stride: usize,
+    mut masks: Option<&mut Masks>,
 ) {
     let (n, k) = (tile.n, tile.k);
+    if let Some(masks) = masks.as_deref_mut() {
+        masks.input = vec![true; rows * n];
+        masks.output = vec![true; rows * k];
+    }
     if io.is_perfect {
         // aihwkit: the ideal product, with no noise of any kind.
         matmul(
@@ -298,6 +311,9 @@ pub(crate) fn forward<T: Float>(
     let mut round = 0u64;
     let mut prepared = vec![T::ZERO; rows * n];
     let mut y = vec![T::ZERO; rows * k];
+    let recording = masks.is_some();
+    let mut passed_in = vec![true; if recording { rows * n } else { 0 }];
+    let mut passed_out = vec![true; if recording { rows * k } else { 0 }];
     loop {
         reduction *= 2.0;
         let scale: Scale<T> = match &managed {
@@ -344,7 +360,45 @@ pub(crate) fn forward<T: Float>(
                 *d = v;
             }
         });
+        if recording {
+            // Whether the DAC's clip let each value through: recomputed from the same steps
+            // (the draws are pure functions of their indices).
+            for (p, &r) in pending.iter().enumerate() {
+                let s = scale.of_row(p);
+                for (i, &v) in x.row(r, n).iter().enumerate() {
+                    let index = (base + r as u64) * n as u64 + i as u64;
+                    let mut v = if scaling { v * s } else { v };
+                    if let Some(step) = inp_step {
+                        let u = io
+                            .inp_sto_round
+                            .then(|| T::of(noise::uniform(streams.input_rounding, index) - 0.5));
+                        v = quantize(v, step, u);
+                    }
+                    passed_in[p * n + i] = v <= inp_bound && v >= T::ZERO - inp_bound;
+                }
+            }
+        }
         matmul(&prepared, n, m, n, w, w_stride, k, &mut y, k);
+        if recording {
+            // Whether the ADC's clip lets each output through, from the product as it stands.
+            for (p, &r) in pending.iter().enumerate() {
+                let mut draws = Gaussians::new(streams.output);
+                for j in 0..k {
+                    let index = (base + r as u64) * k as u64 + j as u64;
+                    let mut o = y[p * k + j];
+                    if io.out_noise > 0.0 {
+                        o = o + out_noise * T::of(draws.at(index));
+                    }
+                    if let Some(step) = out_step {
+                        let u = io
+                            .out_sto_round
+                            .then(|| T::of(noise::uniform(streams.output_rounding, index) - 0.5));
+                        o = quantize(o, step, u);
+                    }
+                    passed_out[p * k + j] = o <= out_bound && o >= T::ZERO - out_bound;
+                }
+            }
+        }
         // The ADC: noise, quantize, the bound test, clip.
         let clipped = each_row(&mut y[..m * k], k, |(p, dst)| {
             let r = pending[p];
@@ -378,6 +432,10 @@ pub(crate) fn forward<T: Float>(
             if redo {
                 still.push(r);
                 continue;
+            }
+            if let Some(masks) = masks.as_deref_mut() {
+                masks.input[r * n..(r + 1) * n].copy_from_slice(&passed_in[p * n..(p + 1) * n]);
+                masks.output[r * k..(r + 1) * k].copy_from_slice(&passed_out[p * k..(p + 1) * k]);
             }
             let factor = scale.back(io.out_scale, p);
             let apply = scaling || io.out_scale != 1.0;

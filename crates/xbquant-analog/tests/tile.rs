@@ -406,3 +406,78 @@ fn pcm_bad_parameters_are_errors() {
         Err(Error::InvalidParameter("ratio", _))
     ));
 }
+
+#[test]
+fn gradients_pass_where_the_converters_did_not_clip() {
+    use xbquant_analog::mvm_gradients;
+    let (rows, n, k) = (6, 40, 9);
+    let (x, w) = data(rows, n, k, 6);
+    let g: Vec<f64> = (0..rows * k).map(|i| (i % 7) as f64 - 3.0).collect();
+    let ideal_gx = |scale: f64| -> Vec<f64> {
+        (0..rows * n)
+            .map(|e| {
+                let (r, i) = (e / n, e % n);
+                scale * (0..k).map(|o| g[r * k + o] * w[o * n + i]).sum::<f64>()
+            })
+            .collect()
+    };
+    let ideal_gw = |scale: f64| -> Vec<f64> {
+        (0..k * n)
+            .map(|e| {
+                let (o, i) = (e / n, e % n);
+                scale * (0..rows).map(|r| g[r * k + o] * x[r * n + i]).sum::<f64>()
+            })
+            .collect()
+    };
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(u, v)| (u - v).abs() < 1e-9);
+    // Nothing clips: the ideal product's gradients, times out_scale, tiled or not.
+    let open = IoParameters {
+        out_noise: 0.0,
+        out_bound: 1e6,
+        out_scale: 2.5,
+        ..IoParameters::default()
+    };
+    for tile in [(0, 0), (16, 4)] {
+        let (gx, gw) = mvm_gradients(&x, rows, n, &w, k, &open, tile, 0, &g).unwrap();
+        assert!(
+            close(&gx, &ideal_gx(2.5)) && close(&gw, &ideal_gw(2.5)),
+            "{tile:?}"
+        );
+    }
+    // Every output clips (no bound management): no gradient.
+    let shut = IoParameters {
+        out_noise: 0.0,
+        out_res: 0.0,
+        out_bound: 1e-9,
+        bound_management: BoundManagement::None,
+        ..IoParameters::default()
+    };
+    let (gx, gw) = mvm_gradients(&x, rows, n, &w, k, &shut, (0, 0), 0, &g).unwrap();
+    assert!(gx.iter().chain(&gw).all(|&v| v == 0.0));
+    // Inputs beyond the DAC's bound (no noise management): zero there, the product's elsewhere.
+    let dac = IoParameters {
+        out_noise: 0.0,
+        inp_res: 0.0,
+        inp_bound: 1.0,
+        out_bound: 1e6,
+        noise_management: NoiseManagement::None,
+        bound_management: BoundManagement::None,
+        ..IoParameters::default()
+    };
+    let (gx, _) = mvm_gradients(&x, rows, n, &w, k, &dac, (0, 0), 0, &g).unwrap();
+    let full = ideal_gx(1.0);
+    let mut zeroed = 0;
+    for e in 0..rows * n {
+        if x[e].abs() > 1.0 {
+            assert_eq!(gx[e], 0.0);
+            zeroed += 1;
+        } else {
+            assert!((gx[e] - full[e]).abs() < 1e-9);
+        }
+    }
+    assert!(zeroed > 20, "{zeroed}");
+    assert!(matches!(
+        mvm_gradients(&x, rows, n, &w, k, &open, (0, 0), 0, &g[1..]),
+        Err(Error::ShapeMismatch(_))
+    ));
+}

@@ -168,19 +168,37 @@ def _function() -> Any:
             @staticmethod
             def forward(ctx: Any, x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
                 ctx.save_for_backward(x, w)
+                ctx.io, ctx.tile, ctx.seed = io, tile, seed
                 return _run(x.detach(), w.detach(), io, tile, seed)
 
             @staticmethod
             def backward(ctx: Any, grad: Any) -> Any:
                 x, w = ctx.saved_tensors
-                gx = grad @ w if ctx.needs_input_grad[0] else None
-                gw = (
-                    grad.reshape(-1, grad.shape[-1]).T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+                gx, gw = _gradients(x, w, grad, ctx.io, ctx.tile, ctx.seed)
+                return (
+                    gx if ctx.needs_input_grad[0] else None,
+                    gw if ctx.needs_input_grad[1] else None,
+                    None,
+                    None,
+                    None,
                 )
-                return gx, gw, None, None, None
 
         _FUNCTION = AnalogMVM
     return _FUNCTION
+
+
+def _gradients(x: Any, w: Any, grad: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
+    """The gradients of the product for `grad`, computed by the Rust crate: straight through
+    the converters, zero where one clipped, in the forward pass of the same seed."""
+    import torch
+
+    device, dtype = x.device, x.dtype
+    xs = x.detach().cpu().resolve_neg().contiguous().reshape(-1, x.shape[-1]).numpy()
+    ws = w.detach().cpu().resolve_neg().contiguous().numpy()
+    gs = grad.detach().cpu().resolve_neg().contiguous().reshape(-1, w.shape[0]).to(dtype).numpy()
+    gx, gw = np.empty_like(xs), np.empty_like(ws)
+    _xbquant.analog_gradients(xs, ws, gs, gx, gw, io._fields(), tile, seed, str(xs.dtype))
+    return torch.from_numpy(gx).reshape(x.shape).to(device), torch.from_numpy(gw).to(device)
 
 
 def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
@@ -259,8 +277,10 @@ def mvm(
             cycle, an ADC conversion per plane, the planes' outputs shifted and added. ``None``:
             the inputs applied at once through the DAC of ``io``.
 
-    On tensors that require grad the result carries the ideal product's gradient (``grad @ w``
-    for ``x``, ``grad^T x`` for ``w``), straight through the converters.
+    On tensors that require grad the result carries the gradient straight through the
+    converters, zero where one clipped (as aihwkit's clamps), and the ideal product's
+    elsewhere: ``out_scale * in_mask * ((out_mask * grad) @ w)`` for ``x`` and ``out_scale *
+    (out_mask * grad)^T x`` for ``w``, tile by tile (``xbquant_analog::mvm_gradients``).
 
     Raises:
         TypeError: data that is not float32 or float64, of two dtypes, or not a tensor or array.
