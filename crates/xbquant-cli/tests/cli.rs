@@ -498,6 +498,49 @@ fn errors_leave_files_untouched() {
     );
 }
 
+/// The PCM demo at reduced epochs: four read times, each with four spreads over the seeds, and
+/// its plot; a negative weight noise is refused.
+#[test]
+fn demo_pcm_smoke_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("pcm.svg");
+    let o = xbquant(&[
+        "demo",
+        "--mode",
+        "pcm",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--json",
+        "--plot",
+        path_str(&plot),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let times = v["pcm"].as_array().unwrap();
+    let seconds: Vec<f64> = times
+        .iter()
+        .map(|t| t["seconds"].as_f64().unwrap())
+        .collect();
+    assert_eq!(seconds, [1.0, 3600.0, 86_400.0, 3.15e7]);
+    for t in times {
+        for key in ["float", "float_compensated", "aware", "aware_compensated"] {
+            let runs = t[key]["runs"].as_array().unwrap();
+            assert_eq!(runs.len(), 2, "{key}");
+            assert!(runs
+                .iter()
+                .all(|a| (0.0..=1.0).contains(&a.as_f64().unwrap())));
+        }
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("compensated"));
+    assert_fails(
+        &["demo", "--mode", "pcm", "--weight-noise", "-1"],
+        "--weight-noise",
+    );
+}
+
 /// The demo at reduced epochs: its JSON has the promised shape (both experiments, a spread
 /// over the seeds), and it writes the plot.
 #[test]

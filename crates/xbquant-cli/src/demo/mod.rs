@@ -4,11 +4,14 @@
 //! - weights: fixed-point weights through a straight-through estimator, 8-bit activations;
 //! - crossbar: each layer as an analog crossbar, with DAC-quantized inputs (a range per input
 //!   vector) and ADC-quantized column outputs (a range per column, or per tensor), optionally
-//!   with noise, through the straight-through gradient that stops where a converter saturates.
+//!   with noise, through the straight-through gradient that stops where a converter saturates;
+//! - pcm (only when asked for): the float models and models trained with weight noise,
+//!   programmed onto PCM devices on analog tiles and read from 1 second to 1 year after (`pcm`).
 //!
 //! `data` holds the embedded data set and the run's random numbers, `plot` the SVG plot.
 
 mod data;
+mod pcm;
 mod plot;
 
 use data::{load_digits, Data, Rng, TRAIN};
@@ -36,6 +39,8 @@ pub enum Mode {
     Crossbar,
     /// Both.
     Both,
+    /// PCM devices on analog tiles, read from 1 second to 1 year after programming.
+    Pcm,
 }
 
 /// The ADC's range.
@@ -67,6 +72,9 @@ pub struct DemoArgs {
     /// draws new noise every step; evaluation uses the run's seed).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     noise: f64,
+    /// The pcm experiment's weight noise in training, relative to each layer's largest weight.
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    weight_noise: f64,
     /// Training epochs per run.
     #[arg(long, default_value_t = 40)]
     epochs: usize,
@@ -138,6 +146,8 @@ struct Scheme {
     weights: Option<Quantizer>,
     activations: Option<Quantizer>,
     crossbar: Option<Crossbar>,
+    /// Gaussian weight noise in training, relative to the largest weight, and its seed.
+    weight_noise: Option<(f64, u64)>,
 }
 
 impl Scheme {
@@ -146,6 +156,7 @@ impl Scheme {
             weights: None,
             activations: None,
             crossbar: None,
+            weight_noise: None,
         }
     }
 
@@ -156,6 +167,7 @@ impl Scheme {
             weights: Some(Quantizer::new(w.with_rounding(Rounding::NearestEven))),
             activations: Some(Quantizer::new(a.with_rounding(Rounding::NearestEven))),
             crossbar: None,
+            weight_noise: None,
         })
     }
 
@@ -208,15 +220,18 @@ impl Mlp {
         Ok(Mlp { vars })
     }
 
-    fn layer(&self, i: usize, scheme: Scheme) -> Box<dyn Module> {
-        let (w, b) = (
+    fn layer(&self, i: usize, scheme: Scheme) -> Result<Box<dyn Module>> {
+        let (mut w, b) = (
             self.vars[2 * i].as_tensor().clone(),
             self.vars[2 * i + 1].as_tensor().clone(),
         );
-        match scheme.weights {
+        if let Some((relative, seed)) = scheme.weight_noise {
+            w = pcm::noisy(&w, relative, seed)?;
+        }
+        Ok(match scheme.weights {
             Some(wq) => Box::new(QuantLinear::new(w, Some(b), wq, scheme.activations)),
             None => Box::new(Linear::new(w, Some(b))),
-        }
+        })
     }
 
     /// Layer `i` as an analog crossbar: DAC, the weights' matrix product, ADC, then the bias.
@@ -235,8 +250,8 @@ impl Mlp {
             let h = self.crossbar_layer(0, x, c)?.relu()?;
             return self.crossbar_layer(1, &h, c);
         }
-        let h = self.layer(0, scheme).forward(x)?.relu()?;
-        Ok(self.layer(1, scheme).forward(&h)?)
+        let h = self.layer(0, scheme)?.forward(x)?.relu()?;
+        Ok(self.layer(1, scheme)?.forward(&h)?)
     }
 
     fn accuracy(&self, x: &Tensor, y: &Tensor, scheme: Scheme) -> Result<f64> {
@@ -364,6 +379,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if !(args.noise >= 0.0 && args.noise.is_finite()) {
         bail!("--noise must be finite and 0 or more, got {}", args.noise);
     }
+    if !(args.weight_noise >= 0.0 && args.weight_noise.is_finite()) {
+        bail!(
+            "--weight-noise must be finite and 0 or more, got {}",
+            args.weight_noise
+        );
+    }
     let start = Instant::now();
     let device = Device::Cpu;
     let data = load_digits(&device)?;
@@ -385,6 +406,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         floats.push(model);
     }
     status(format!("float32 baseline: {}", float.text()));
+    if args.mode == Mode::Pcm {
+        return run_pcm(args, &data, &seeds, &floats, &float, &plot, start);
+    }
     // Each width: trained aware of it on every seed, and each seed's float model quantized.
     let compare = |bits: u32, scheme: Scheme, label: &str| -> Result<(u32, Spread, Spread)> {
         let (mut aware, mut post) = (Spread::default(), Spread::default());
@@ -487,6 +511,80 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             for (bits, aware, post) in &e.rows {
                 println!("{bits:>5}  {:>26}  {:>26}", aware.text(), post.text());
             }
+        }
+        println!();
+    }
+    eprintln!(
+        "plot: {} ({:.1} s)",
+        plot.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `xbquant demo --mode pcm`: the float models and models trained with weight noise, programmed
+/// onto PCM tiles and read over time.
+fn run_pcm(
+    args: &DemoArgs,
+    data: &Data,
+    seeds: &[u64],
+    floats: &[Mlp],
+    float: &Spread,
+    plot: &std::path::Path,
+    start: Instant,
+) -> Result<()> {
+    let mut aware = Vec::new();
+    for &seed in seeds {
+        let scheme = Scheme {
+            weight_noise: Some((args.weight_noise, seed ^ 0x57EE_D0CA)),
+            ..Scheme::float()
+        };
+        aware.push(train(data, scheme, args.epochs, seed)?);
+    }
+    let rows = pcm::rows(floats, &aware, seeds, data)?;
+    pcm::draw(&rows, float, plot)
+        .with_context(|| format!("{}: cannot write the plot", plot.display()))?;
+    if args.json {
+        let value: Vec<serde_json::Value> = pcm::TIMES
+            .iter()
+            .zip(&rows)
+            .map(|(&(t, name), r)| {
+                serde_json::json!({
+                    "seconds": t, "time": name,
+                    "float": r.float.json(), "float_compensated": r.float_compensated.json(),
+                    "aware": r.aware.json(), "aware_compensated": r.aware_compensated.json(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"float": float.json(), "seeds": seeds, "weight_noise": args.weight_noise, "pcm": value})
+        );
+    } else {
+        println!();
+        println!(
+            "Test accuracy on 360 held-out digits, mean (and range) over {} seeds. Float32, digital: {}",
+            seeds.len(),
+            float.text()
+        );
+        println!();
+        println!(
+            "PCM tiles (aihwkit's PCM model, default IOParameters), weights programmed once and read later; \
+             trained aware: weight noise {} of the largest weight.",
+            args.weight_noise
+        );
+        println!(
+            "{:>9}  {:>22}  {:>22}  {:>22}  {:>22}",
+            "read at", "float-trained", "  + compensation", "trained aware", "  + compensation"
+        );
+        for (&(_, name), r) in pcm::TIMES.iter().zip(&rows) {
+            println!(
+                "{name:>9}  {:>22}  {:>22}  {:>22}  {:>22}",
+                r.float.text(),
+                r.float_compensated.text(),
+                r.aware.text(),
+                r.aware_compensated.text()
+            );
         }
         println!();
     }

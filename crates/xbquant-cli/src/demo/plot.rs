@@ -49,6 +49,11 @@ pub(super) fn draw(results: &Results, path: &Path) -> Result<()> {
         }
         root.present()?;
     }
+    write(&svg, path)
+}
+
+/// Writes `svg` to `path` through a temporary file renamed over it.
+pub(super) fn write(svg: &str, path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
