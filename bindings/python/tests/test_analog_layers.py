@@ -163,3 +163,17 @@ def test_programming_onto_devices_of_few_levels():
     assert len(set(plus.unique().tolist())) > 2
     with pytest.raises(ValueError, match="levels"):
         layer.program(seed=0, levels=1)
+
+
+def test_weights_clip_after_a_step():
+    torch.manual_seed(10)
+    layer = AnalogLinear(10, 4)
+    layer.clip_weights(bound=0.1)
+    assert float(layer.weight.abs().max()) == float(torch.tensor(0.1))  # the float32 nearest 0.1
+    std = float(layer.weight.std())
+    layer.clip_weights(sigma=0.5)
+    assert float(layer.weight.abs().max()) <= 0.5 * std + 1e-7
+    for kwargs, error in [({}, ValueError), ({"bound": 1.0, "sigma": 1.0}, ValueError), ({"bound": -1.0}, ValueError),
+                          ({"sigma": "2"}, TypeError)]:
+        with pytest.raises(error, match="bound|sigma"):
+            layer.clip_weights(**kwargs)

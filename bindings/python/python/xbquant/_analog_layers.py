@@ -39,6 +39,19 @@ class _Analog:
         self.programmed: Optional[dict] = None
         self.alpha = 1.0
 
+    @torch.no_grad()
+    def clip_weights(self, bound: Optional[float] = None, sigma: Optional[float] = None) -> None:
+        """Clips the weights in place after an optimizer step (aihwkit's weight clipping): to
+        ``[-bound, bound]`` (``FIXED_VALUE``), or to ``sigma`` standard deviations of the weights
+        (``LAYER_GAUSSIAN``). Give one of the two."""
+        if (bound is None) == (sigma is None):
+            raise ValueError("give bound or sigma, one of the two")
+        if bound is not None:
+            limit = check_number(bound, "bound", positive=True)
+        else:
+            limit = check_number(sigma, "sigma", positive=True) * float(self.weight.std())
+        self.weight.clamp_(-limit, limit)
+
     def _matrix(self) -> torch.Tensor:
         return self.weight.reshape(self.weight.shape[0], -1)
 
