@@ -49,7 +49,7 @@ class _Analog:
         if bound is not None:
             limit = check_number(bound, "bound", positive=True)
         else:
-            limit = check_number(sigma, "sigma", positive=True) * float(self.weight.std())
+            limit = check_number(sigma, "sigma", positive=True) * float(self.weight.detach().std())
         self.weight.clamp_(-limit, limit)
 
     def _matrix(self) -> torch.Tensor:
