@@ -22,12 +22,14 @@ macro_rules! fallible_map {
     }};
 }
 
+mod analog;
 mod float;
 mod layer;
 mod op;
 mod periphery;
 mod scheme;
 
+pub use analog::AnalogLinear;
 pub use float::{BlockQuantF, BlockShape, FloatQuantF};
 pub use layer::{quant_linear, QuantLinear};
 pub use op::{fixed_point_quantize_wrapper, FixedPointQuantF, Gradient, Quantizer};
