@@ -5,7 +5,9 @@ imported, in one process; medians of interleaved repeats.
     python scripts/bench-analog.py [--batch 256] [--size 512] [--repeats 21]
     PYTHONPATH=/tmp/aihwkit/aihwkit-1.2.0/src python scripts/bench-analog.py   # with aihwkit
 
-Prints each median and its ratio to `torch.matmul` (the target: a 512 x 512 tile on a batch of 256
+Each case runs its repeats one after the other (``--interleave`` alternates the cases: torch's
+OpenMP threads, still spinning after a torch call, then share the cores with ours). Prints each
+median and its ratio to `torch.matmul` (the target: a 512 x 512 tile on a batch of 256
 with the default IOParameters within 1.3x of it) and, for one input vector, the ratio of aihwkit's
 time to ours.
 """
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--interleave", action="store_true", help="alternate the cases in each repeat")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -65,13 +68,21 @@ def main() -> None:
         cases["aihwkit AnalogMVM.matmul"] = lambda: analog.matmul(w, x, their_io, is_test=True)
         cases["one vector: aihwkit AnalogMVM.matmul"] = lambda: analog.matmul(w, one, their_io, is_test=True)
     timings = {name: [] for name in cases}
-    for fn in cases.values():
+    for name, fn in cases.items():
+        # Each case's repeats one after the other (warm caches, as in a loop of the same call);
+        # `--interleave` alternates the cases instead.
         fn()
-    for _ in range(args.repeats):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            timings[name].append(time.perf_counter() - start)
+        if not args.interleave:
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                fn()
+                timings[name].append(time.perf_counter() - start)
+    if args.interleave:
+        for _ in range(args.repeats):
+            for name, fn in cases.items():
+                start = time.perf_counter()
+                fn()
+                timings[name].append(time.perf_counter() - start)
     median = {name: statistics.median(v) for name, v in timings.items()}
     print(f"batch {args.batch}, tile {args.size} x {args.size}, {args.dtype}, {torch.get_num_threads()} torch threads, "
           f"median of {args.repeats}")

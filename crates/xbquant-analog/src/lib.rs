@@ -4,6 +4,7 @@ mod device;
 mod error;
 mod float;
 mod io;
+mod normal;
 mod pcm;
 mod product;
 mod tile;

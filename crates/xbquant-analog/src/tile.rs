@@ -39,39 +39,6 @@ impl Streams {
     }
 }
 
-/// Standard Gaussian draws of one stream by index: element `2p` is the cosine draw and `2p + 1`
-/// the sine draw of pair `p` ([`noise::gaussian_pair`]); a loop over consecutive indices computes
-/// each pair once.
-struct Gaussians {
-    key: u64,
-    pair: u64,
-    draws: (f64, f64),
-}
-
-impl Gaussians {
-    fn new(key: u64) -> Gaussians {
-        Gaussians {
-            key,
-            pair: u64::MAX,
-            draws: (0.0, 0.0),
-        }
-    }
-
-    #[inline]
-    fn at(&mut self, index: u64) -> f64 {
-        let pair = index >> 1;
-        if pair != self.pair {
-            self.pair = pair;
-            self.draws = noise::gaussian_pair(self.key, pair);
-        }
-        if index & 1 == 0 {
-            self.draws.0
-        } else {
-            self.draws.1
-        }
-    }
-}
-
 /// The scale of the inputs in one round: a number (aihwkit's Python float) or one per row (a
 /// tensor, in the data's type).
 #[derive(Debug, Clone)]
@@ -262,13 +229,16 @@ pub(crate) fn forward<T: Float>(
     let noisy_w: Vec<T>;
     let (w, w_stride) = if io.w_noise > 0.0 && io.w_noise_type == WeightNoise::AdditiveConstant {
         let s = T::of(io.w_noise);
-        let mut draws = Gaussians::new(streams.weight);
+        let mut draws = vec![0f64; n];
         noisy_w = (0..k)
             .flat_map(|j| {
+                super::normal::fill(streams.weight, (j * n) as u64, &mut draws);
                 let row = &tile.w[j * tile.stride..j * tile.stride + n];
-                row.iter().enumerate().map(move |(i, &v)| (j * n + i, v))
+                row.iter()
+                    .zip(&draws)
+                    .map(|(&v, &g)| v + s * T::of(g))
+                    .collect::<Vec<T>>()
             })
-            .map(|(i, v)| v + s * T::of(draws.at(i as u64)))
             .collect();
         (&noisy_w[..], n)
     } else {
@@ -339,25 +309,36 @@ pub(crate) fn forward<T: Float>(
         let scaling = !scale.is_one();
         let m = pending.len();
         let base = round * rows as u64 + first_row as u64;
-        // The DAC: scale, quantize, clip, noise.
+        // The DAC: scale, quantize, clip, noise; each step a loop of its own over the row, which
+        // the compiler vectorizes.
         each_row(&mut prepared[..m * n], n, |(p, dst)| {
             let r = pending[p];
             let s = scale.of_row(p);
-            let mut draws = Gaussians::new(streams.input);
-            for (i, (d, &v)) in dst.iter_mut().zip(x.row(r, n)).enumerate() {
-                let index = (base + r as u64) * n as u64 + i as u64;
-                let mut v = if scaling { v * s } else { v };
-                if let Some(step) = inp_step {
-                    let u = io
-                        .inp_sto_round
-                        .then(|| T::of(noise::uniform(streams.input_rounding, index) - 0.5));
-                    v = quantize(v, step, u);
+            let start = (base + r as u64) * n as u64;
+            for (d, &v) in dst.iter_mut().zip(x.row(r, n)) {
+                *d = if scaling { v * s } else { v };
+            }
+            if let Some(step) = inp_step {
+                if io.inp_sto_round {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        let u = noise::uniform(streams.input_rounding, start + i as u64) - 0.5;
+                        *d = quantize(*d, step, Some(T::of(u)));
+                    }
+                } else {
+                    for d in dst.iter_mut() {
+                        *d = (*d / step).round_even() * step;
+                    }
                 }
-                v = clip(v, inp_bound);
-                if io.inp_noise > 0.0 {
-                    v = v + inp_noise * T::of(draws.at(index));
+            }
+            for d in dst.iter_mut() {
+                *d = clip(*d, inp_bound);
+            }
+            if io.inp_noise > 0.0 {
+                let mut draws = vec![0f64; n];
+                super::normal::fill(streams.input, start, &mut draws);
+                for (d, &g) in dst.iter_mut().zip(&draws) {
+                    *d = *d + inp_noise * T::of(g);
                 }
-                *d = v;
             }
         });
         if recording {
@@ -382,19 +363,10 @@ pub(crate) fn forward<T: Float>(
         if recording {
             // Whether the ADC's clip lets each output through, from the product as it stands.
             for (p, &r) in pending.iter().enumerate() {
-                let mut draws = Gaussians::new(streams.output);
-                for j in 0..k {
-                    let index = (base + r as u64) * k as u64 + j as u64;
-                    let mut o = y[p * k + j];
-                    if io.out_noise > 0.0 {
-                        o = o + out_noise * T::of(draws.at(index));
-                    }
-                    if let Some(step) = out_step {
-                        let u = io
-                            .out_sto_round
-                            .then(|| T::of(noise::uniform(streams.output_rounding, index) - 0.5));
-                        o = quantize(o, step, u);
-                    }
+                let mut row = y[p * k..(p + 1) * k].to_vec();
+                let start = (base + r as u64) * k as u64;
+                noisy_quantized(&mut row, start, streams, io, out_step, out_noise);
+                for (j, &o) in row.iter().enumerate() {
                     passed_out[p * k + j] = o <= out_bound && o >= T::ZERO - out_bound;
                 }
             }
@@ -402,24 +374,15 @@ pub(crate) fn forward<T: Float>(
         // The ADC: noise, quantize, the bound test, clip.
         let clipped = each_row(&mut y[..m * k], k, |(p, dst)| {
             let r = pending[p];
-            let mut clipped = false;
-            let mut draws = Gaussians::new(streams.output);
-            for (j, v) in dst.iter_mut().enumerate() {
-                let index = (base + r as u64) * k as u64 + j as u64;
-                let mut o = *v;
-                if io.out_noise > 0.0 {
-                    o = o + out_noise * T::of(draws.at(index));
-                }
-                if let Some(step) = out_step {
-                    let u = io
-                        .out_sto_round
-                        .then(|| T::of(noise::uniform(streams.output_rounding, index) - 0.5));
-                    o = quantize(o, step, u);
-                }
-                clipped |= !(o <= out_bound && o >= T::ZERO - out_bound);
-                *v = clip(o, out_bound);
-            }
-            clipped
+            adc(
+                dst,
+                (base + r as u64) * k as u64,
+                streams,
+                io,
+                out_step,
+                out_bound,
+                out_noise,
+            )
         });
         let stop =
             reduction > io.max_bm_factor || (bm_step > 0.0 && reduction > io.max_bm_res / bm_step);
@@ -452,4 +415,54 @@ pub(crate) fn forward<T: Float>(
         pending = still;
         round += 1;
     }
+}
+
+/// The ADC's noise and quantization of one row of outputs, whose first index is `start`.
+fn noisy_quantized<T: Float>(
+    row: &mut [T],
+    start: u64,
+    streams: &Streams,
+    io: &IoParameters,
+    step: Option<T>,
+    out_noise: T,
+) {
+    if io.out_noise > 0.0 {
+        let mut draws = vec![0f64; row.len()];
+        crate::normal::fill(streams.output, start, &mut draws);
+        for (o, &g) in row.iter_mut().zip(&draws) {
+            *o = *o + out_noise * T::of(g);
+        }
+    }
+    if let Some(step) = step {
+        if io.out_sto_round {
+            for (j, o) in row.iter_mut().enumerate() {
+                let u = noise::uniform(streams.output_rounding, start + j as u64) - 0.5;
+                *o = quantize(*o, step, Some(T::of(u)));
+            }
+        } else {
+            for o in row.iter_mut() {
+                *o = (*o / step).round_even() * step;
+            }
+        }
+    }
+}
+
+/// The ADC on one row of outputs: noise, quantization, then the bound test and the clip.
+/// Returns whether an output clipped.
+fn adc<T: Float>(
+    row: &mut [T],
+    start: u64,
+    streams: &Streams,
+    io: &IoParameters,
+    step: Option<T>,
+    bound: T,
+    out_noise: T,
+) -> bool {
+    noisy_quantized(row, start, streams, io, step, out_noise);
+    let mut clipped = false;
+    for o in row.iter_mut() {
+        clipped |= !(*o <= bound && *o >= T::ZERO - bound);
+        *o = clip(*o, bound);
+    }
+    clipped
 }

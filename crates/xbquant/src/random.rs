@@ -183,6 +183,7 @@ pub mod noise {
     /// assert_eq!(u, noise::uniform(key, 3)); // a pure function of (key, index)
     /// ```
     #[must_use]
+    #[inline(always)]
     pub fn uniform(key: u64, index: u64) -> f64 {
         super::uniform(super::counter(key, index))
     }
