@@ -14,9 +14,7 @@ const STUCK: u64 = 202;
 const DRIFT: u64 = 203;
 const READ: u64 = 204;
 
-fn key(seed: u64, stream: u64) -> u64 {
-    noise::stream_key(noise::stream_key(seed) ^ noise::STEP.wrapping_mul(stream))
-}
+use crate::pcm::key;
 
 /// XBTorch's device parameters, with its names and defaults (`XbtorchDevice::default()`:
 /// conductances between 50 and 100, no noise, no drift, no stuck devices).

@@ -16,7 +16,8 @@ const PROGRAMMING: u64 = 101;
 const DRIFT: u64 = 102;
 const READ: u64 = 103;
 
-fn key(seed: u64, stream: u64) -> u64 {
+/// The key of a stream of draws of a device model: a kind of draw (`stream`) under `seed`.
+pub(crate) fn key(seed: u64, stream: u64) -> u64 {
     noise::stream_key(noise::stream_key(seed) ^ noise::STEP.wrapping_mul(stream))
 }
 

@@ -31,6 +31,21 @@ fn dims(l1: &Layout, l2: &Layout) -> candle_core::Result<(usize, usize, usize)> 
     }
 }
 
+impl AnalogMvm {
+    /// The tile's product of `x` and `w` (any layouts), `rows x k`.
+    fn product<T: xbquant_analog::Float + candle_core::WithDType>(
+        &self,
+        x: &[T],
+        l1: &Layout,
+        w: &[T],
+        l2: &Layout,
+        (rows, n, k): (usize, usize, usize),
+    ) -> candle_core::Result<Vec<T>> {
+        let (x, w) = (row_major(x, l1), row_major(w, l2));
+        mvm(&x, rows, n, &w, k, &self.io, self.tile, self.seed).map_err(analog_error)
+    }
+}
+
 impl CustomOp2 for AnalogMvm {
     fn name(&self) -> &'static str {
         "xbquant-analog-mvm"
@@ -45,35 +60,13 @@ impl CustomOp2 for AnalogMvm {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, n, k) = dims(l1, l2)?;
         let storage = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(
-                mvm(
-                    &row_major(x, l1),
-                    rows,
-                    n,
-                    &row_major(w, l2),
-                    k,
-                    &self.io,
-                    self.tile,
-                    self.seed,
-                )
-                .map_err(analog_error)?,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(
-                mvm(
-                    &row_major(x, l1),
-                    rows,
-                    n,
-                    &row_major(w, l2),
-                    k,
-                    &self.io,
-                    self.tile,
-                    self.seed,
-                )
-                .map_err(analog_error)?,
-            ),
-            _ => {
-                return Err(Error::UnsupportedDTypeForOp(s1.dtype(), self.name()));
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
+                CpuStorage::F32(self.product(x, l1, w, l2, (rows, n, k))?)
             }
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => {
+                CpuStorage::F64(self.product(x, l1, w, l2, (rows, n, k))?)
+            }
+            _ => return Err(Error::UnsupportedDTypeForOp(s1.dtype(), self.name())),
         };
         Ok((storage, Shape::from((rows, k))))
     }
