@@ -82,11 +82,23 @@ fn noise_management<T: Float>(
     io: &IoParameters,
 ) -> Managed<T> {
     let thres = io.nm_thres;
-    let per_row = |f: fn(T, T) -> T, start: fn(&[T]) -> T| {
+    // Each row's largest value (or magnitude), NaN when the row holds one (torch's max): a
+    // running maximum and a NaN flag, which the compiler vectorizes.
+    let per_row = |magnitude: bool| {
         let values = (0..rows)
             .map(|r| {
                 let row = x.row(r, n);
-                let m = row.iter().fold(start(row), |m, &v| f(m, v));
+                let Some(&first) = row.first() else {
+                    return T::ZERO;
+                };
+                let pick = |v: T| if magnitude { v.abs() } else { v };
+                let (mut m, mut nan) = (pick(first), false);
+                for &v in row {
+                    let a = pick(v);
+                    nan |= a.is_nan();
+                    m = if a > m { a } else { m };
+                }
+                let m = if nan { T::of(f64::NAN) } else { m };
                 if thres > 0.0 && m > T::of(thres) {
                     T::of(thres)
                 } else {
@@ -96,26 +108,11 @@ fn noise_management<T: Float>(
             .collect();
         Managed::Rows(values)
     };
-    // The largest of a row, NaN when the row holds one (torch's max).
-    fn bigger<T: Float>(m: T, v: T) -> T {
-        if m.is_nan() || v.is_nan() {
-            T::of(f64::NAN)
-        } else if v > m {
-            v
-        } else {
-            m
-        }
-    }
-    fn larger_magnitude<T: Float>(m: T, v: T) -> T {
-        bigger(m, v.abs())
-    }
     match io.noise_management {
         NoiseManagement::None => Managed::Number(1.0),
         NoiseManagement::Constant => Managed::Number(if thres > 0.0 { thres } else { 1.0 }),
-        NoiseManagement::AbsMax => per_row(larger_magnitude, |row| {
-            row.first().map_or(T::ZERO, |v| v.abs())
-        }),
-        NoiseManagement::Max => per_row(bigger, |row| row.first().copied().unwrap_or(T::ZERO)),
+        NoiseManagement::AbsMax => per_row(true),
+        NoiseManagement::Max => per_row(false),
     }
 }
 
