@@ -177,3 +177,16 @@ def test_weights_clip_after_a_step():
                           ({"sigma": "2"}, TypeError)]:
         with pytest.raises(error, match="bound|sigma"):
             layer.clip_weights(**kwargs)
+
+
+def test_programming_onto_a_table_of_conductance_states():
+    from xbquant.analog import XBTorchDevice
+
+    torch.manual_seed(11)
+    layer = AnalogLinear(16, 4, io=PERFECT, noise_model=XBTorchDevice())
+    states = [50.0, 55.0, 70.0, 100.0]
+    layer.program(seed=0, levels=states)
+    assert set(layer.programmed["plus"].unique().tolist()) <= set(states)
+    for bad, error in [([], ValueError), (["a"], TypeError), ([-1.0], ValueError)]:
+        with pytest.raises(error, match="levels"):
+            layer.program(seed=0, levels=bad)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_choice, check_length, check_number, check_seed
-from ._native import quantize_grid
+from ._native import quantize_grid, quantize_levels
 from .analog import IOParameters, _DeviceModel, _tile_size, mvm
 
 __all__ = ["AnalogLinear", "AnalogConv2d", "convert_to_analog"]
@@ -74,14 +74,21 @@ class _Analog:
         return max(float(mvm(eye, w, self.io, tile_size=self.tile_size, seed=seed).abs().mean()), 1e-4)
 
     @torch.no_grad()
-    def program(self, seed: Optional[int] = None, levels: Optional[int] = None) -> None:
+    def program(self, seed: Optional[int] = None, levels: Any = None) -> None:
         """Programs the weights onto device pairs (``noise_model``): each weight's pair of
         conductances with programming noise, and the devices' drift coefficients, drawn once
-        and kept. ``levels``: devices of that many conductance states, evenly spaced from
-        ``g_min`` to ``g_max``; the targets are rounded to the nearest state
-        (:func:`xbquant.quantize_grid`) before programming. The layer then computes with the
+        and kept. ``levels``: devices of finitely many conductance states, either a number of
+        them evenly spaced from ``g_min`` to ``g_max`` (:func:`xbquant.quantize_grid`) or a
+        table of the states themselves (:func:`xbquant.quantize_levels`); the targets are
+        rounded to the nearest state before programming. The layer then computes with the
         programmed weights; :meth:`drift` reads them at a time after programming."""
-        if levels is not None:
+        table = None
+        if isinstance(levels, (list, tuple)):
+            table = [check_number(v, "levels", nonnegative=True) for v in levels]
+            if not table:
+                raise ValueError("levels: give at least one conductance state")
+            levels = None
+        elif levels is not None:
             levels = check_length(levels, "levels", 2, 2**31)
         if self.noise_model is None:
             raise ValueError("program needs a noise_model (an xbquant.analog.PCMLikeNoise or XBTorchDevice)")
@@ -93,6 +100,8 @@ class _Analog:
         if levels is not None:
             step = (model.g_max - model.g_min) / (levels - 1)
             plus, minus = (quantize_grid(g, step, offset=model.g_min, levels=levels) for g in (plus, minus))
+        elif table is not None:
+            plus, minus = (quantize_levels(g, table) for g in (plus, minus))
         programmed = {
             "plus": model.apply_programming_noise_to_conductance(plus, seed=seed),
             "minus": model.apply_programming_noise_to_conductance(minus, seed=seed + 1),
