@@ -81,6 +81,7 @@ fn run<T: Float + numpy::Element>(
     tile: (usize, usize),
     seed: u64,
     dtype: &str,
+    bits: Option<u32>,
 ) -> PyResult<()> {
     let x = typed::<T>(x, "x", dtype)?.try_readonly()?;
     let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
@@ -105,7 +106,10 @@ fn run<T: Float + numpy::Element>(
         return Err(PyValueError::new_err("out must hold rows x out values"));
     }
     let y = py
-        .detach(|| xbquant_analog::mvm(x, rows, n, w, k, io, tile, seed))
+        .detach(|| match bits {
+            Some(bits) => xbquant_analog::mvm_bit_sliced(x, rows, n, w, k, io, tile, seed, bits),
+            None => xbquant_analog::mvm(x, rows, n, w, k, io, tile, seed),
+        })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     out.copy_from_slice(&y);
     Ok(())
@@ -179,9 +183,9 @@ pub fn analog_gradients(
 
 /// `out = mvm(x, w)` through one analog tile array: `x` (rows, in) and `w` (out, in) C-contiguous
 /// float32 or float64 arrays of `dtype`, `out` (rows, out) of the same dtype, `io` the fields of
-/// `IOParameters` as a dict.
+/// `IOParameters` as a dict; with `bits`, XBTorch's bit-sliced input encoding.
 #[pyfunction]
-#[pyo3(signature = (x, w, out, io, tile, seed, dtype))]
+#[pyo3(signature = (x, w, out, io, tile, seed, dtype, bits=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn analog_mvm(
     py: Python<'_>,
@@ -192,11 +196,12 @@ pub fn analog_mvm(
     tile: (usize, usize),
     seed: u64,
     dtype: &str,
+    bits: Option<u32>,
 ) -> PyResult<()> {
     let io = parameters(io)?;
     match dtype {
-        "float32" => run::<f32>(py, x, w, out, &io, tile, seed, dtype),
-        "float64" => run::<f64>(py, x, w, out, &io, tile, seed, dtype),
+        "float32" => run::<f32>(py, x, w, out, &io, tile, seed, dtype, bits),
+        "float64" => run::<f64>(py, x, w, out, &io, tile, seed, dtype, bits),
         other => Err(PyTypeError::new_err(format!(
             "analog tiles take float32 or float64, got {other}"
         ))),

@@ -481,3 +481,50 @@ fn gradients_pass_where_the_converters_did_not_clip() {
         Err(Error::ShapeMismatch(_))
     ));
 }
+
+#[test]
+fn bit_sliced_inputs_sum_their_planes() {
+    use xbquant_analog::mvm_bit_sliced;
+    let (rows, n, k) = (4, 10, 3);
+    let (x, w) = data(rows, n, k, 7);
+    let perfect = IoParameters {
+        is_perfect: true,
+        ..IoParameters::default()
+    };
+    // Through a perfect tile: the product of the inputs rounded to 6-bit codes of their largest
+    // magnitude.
+    let top = x.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let y = mvm_bit_sliced(&x, rows, n, &w, k, &perfect, (4, 2), 0, 6).unwrap();
+    for r in 0..rows {
+        for o in 0..k {
+            let exact: f64 = (0..n)
+                .map(|c| (x[r * n + c] / top * 63.0).round_ties_even() / 63.0 * top * w[o * n + c])
+                .sum();
+            assert!((y[r * k + o] - exact).abs() < 1e-12, "{r} {o}");
+        }
+    }
+    let noisy = IoParameters {
+        out_noise: 0.05,
+        ..IoParameters::default()
+    };
+    let a = mvm_bit_sliced(&x, rows, n, &w, k, &noisy, (0, 0), 3, 4).unwrap();
+    assert_eq!(
+        a,
+        mvm_bit_sliced(&x, rows, n, &w, k, &noisy, (0, 0), 3, 4).unwrap()
+    );
+    assert_ne!(
+        a,
+        mvm_bit_sliced(&x, rows, n, &w, k, &noisy, (0, 0), 4, 4).unwrap()
+    );
+    for bits in [0, 33] {
+        let e = mvm_bit_sliced(&x, rows, n, &w, k, &perfect, (0, 0), 0, bits);
+        assert!(
+            matches!(e, Err(Error::InvalidParameter("input_bits", _))),
+            "{bits}"
+        );
+    }
+    let mut bad = x.clone();
+    bad[3] = f64::NAN;
+    let e = mvm_bit_sliced(&bad, rows, n, &w, k, &perfect, (0, 0), 0, 4);
+    assert!(matches!(e, Err(Error::InvalidParameter("x", _))));
+}

@@ -201,7 +201,7 @@ def _gradients(x: Any, w: Any, grad: Any, io: IOParameters, tile: Tuple[int, int
     return torch.from_numpy(gx).reshape(x.shape).to(device), torch.from_numpy(gw).to(device)
 
 
-def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
+def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bits: Optional[int] = None) -> Any:
     """The product of tensors or arrays already checked (same dtype, last axes matching)."""
     tensor = _data.is_tensor(x)
     if tensor:
@@ -213,7 +213,7 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> 
     lead = xs.shape[:-1]
     flat = xs.reshape(-1, xs.shape[-1])
     out = np.empty((flat.shape[0], ws.shape[0]), dtype=flat.dtype)
-    _xbquant.analog_mvm(flat, ws, out, io._fields(), tile, seed, str(flat.dtype))
+    _xbquant.analog_mvm(flat, ws, out, io._fields(), tile, seed, str(flat.dtype), bits)
     out = out.reshape(*lead, ws.shape[0])
     if tensor:
         import torch
@@ -223,32 +223,12 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> 
 
 
 def _bit_sliced(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bits: int) -> Any:
-    """XBTorch's linear input encoding: ``x`` scaled by its largest magnitude, rounded to
-    ``bits``-bit sign-magnitude codes, applied one bit plane per cycle (plane ``b`` holds
-    ``sign * bit_b(|code|) * max|x|``), each plane's product through the tile and its ADC, and
-    the planes' outputs shifted and added digitally: ``sum_b 2^b y_b / (2^bits - 1)``."""
-    from ._bits import bit_slices
-
-    tensor = _data.is_tensor(x)
-    xs = x.detach().cpu().numpy() if tensor else np.asarray(x)
-    top = float(np.max(np.abs(xs))) if xs.size else 0.0
-    levels = 2**bits - 1
-    scale = top if top > 0 else 1.0
-    codes = np.round(np.clip(xs / scale, -1.0, 1.0) * levels).astype(np.int64)
-    planes = bit_slices(codes, bits, 1, "sign-magnitude")
-    ws = w.detach().cpu().numpy() if tensor else np.asarray(w)
-    total = None
-    for b in range(bits):
-        plane = (planes[b] * scale).astype(xs.dtype)
-        y = _run(plane, ws, io, tile, (seed + b) % 2**64)
-        term = y * (2.0**b / levels)
-        total = term if total is None else total + term
-    out = np.asarray(total, dtype=xs.dtype)
-    if tensor:
-        import torch
-
-        return torch.from_numpy(out).to(x.device)
-    return out
+    """XBTorch's linear input encoding, computed by the Rust crate (`mvm_bit_sliced`): ``x``
+    scaled by its largest magnitude, rounded to ``bits``-bit sign-magnitude codes, applied one
+    bit plane per cycle (plane ``b`` holds ``sign * bit_b(|code|) * max|x|``), each plane's
+    product through the tile and its ADC, and the planes' outputs shifted and added digitally:
+    ``sum_b 2^b y_b / (2^bits - 1)``."""
+    return _run(x, w, io, tile, seed, bits)
 
 
 def mvm(
