@@ -187,19 +187,7 @@ impl XbtorchDevice {
         seed: u64,
     ) -> Result<Vec<T>, Error> {
         self.check()?;
-        if !(t.is_finite() && t >= 0.0) {
-            return Err(Error::InvalidParameter(
-                "t_inference",
-                format!("must be finite and 0 or more, got {t}"),
-            ));
-        }
-        if nu.len() != g_prog.len() {
-            return Err(Error::ShapeMismatch(format!(
-                "{} drift coefficients for {} conductances",
-                nu.len(),
-                g_prog.len()
-            )));
-        }
+        crate::pcm::drift_arguments(t, nu.len(), g_prog.len())?;
         let k = key(seed, READ);
         Ok(g_prog
             .iter()

@@ -239,19 +239,7 @@ impl PcmLikeNoise {
         seed: u64,
     ) -> Result<Vec<T>, Error> {
         self.check()?;
-        if !(t_inference.is_finite() && t_inference >= 0.0) {
-            return Err(Error::InvalidParameter(
-                "t_inference",
-                format!("must be finite and 0 or more, got {t_inference}"),
-            ));
-        }
-        if nu.len() != g_prog.len() {
-            return Err(Error::ShapeMismatch(format!(
-                "{} drift coefficients for {} conductances",
-                nu.len(),
-                g_prog.len()
-            )));
-        }
+        drift_arguments(t_inference, nu.len(), g_prog.len())?;
         let k = key(seed, READ);
         let t = t_inference + self.t_0;
         let growth = ((t + self.t_read) / (2.0 * self.t_read)).ln().sqrt();
@@ -344,4 +332,20 @@ pub(crate) fn from_pair<T: Float>(
         .zip(g_minus)
         .map(|(&p, &m)| ((p - g_min) - (m - g_min)) / ratio)
         .collect())
+}
+
+/// The checks of a drift call: a finite time of 0 or more, and a drift coefficient per device.
+pub(crate) fn drift_arguments(t: f64, coefficients: usize, devices: usize) -> Result<(), Error> {
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(Error::InvalidParameter(
+            "t_inference",
+            format!("must be finite and 0 or more, got {t}"),
+        ));
+    }
+    if coefficients != devices {
+        return Err(Error::ShapeMismatch(format!(
+            "{coefficients} drift coefficients for {devices} conductances"
+        )));
+    }
+    Ok(())
 }
