@@ -10,10 +10,14 @@ import pytest
 import torch
 
 import xbquant
+from xbquant import analog
 from xbquant.nn import Quant, QuantConv2d, QuantLinear
 from xbquant.quantizers import FixedPointQuantF, fixed_point_quantize_wrapper
 
 ADC = "fixed<6,5> overflow=saturate-symmetric group=axis:1 range=percentile:90"
+# An analog tile's weights and parameters (noise on, an ADC that clips some outputs).
+TILE_W = torch.randn(7, 12, generator=torch.Generator().manual_seed(9)) * 0.3
+ANALOG_IO = analog.IOParameters(out_noise=0.05, out_bound=2.0, bound_management="none")
 SCHEME = xbquant.Scheme("fixed<6,3> overflow=wrap rounding=floor group=axis:0 scale=pow2")
 # A scale per column, given as a tensor: one of them zero.
 SCALES = torch.tensor([0.5, 1.0, 2.0, 0.0, 3.0, 0.25, 1.5, 1.0, 4.0, 0.75, 2.0, 1.0])
@@ -64,6 +68,8 @@ def every_op(x):
         FixedPointQuantF.apply(x, 8, 3),
         xbquant.bit_slices(xbquant.quantize(x, 8, 0), 7, 2),
         xbquant.from_bit_slices(xbquant.bit_slices(xbquant.quantize(x, 8, 0).long(), 8, 3), 8, 3),
+        analog.mvm(x, TILE_W, ANALOG_IO, tile_size=(5, 4), seed=3),
+        analog.mvm(x, TILE_W, ANALOG_IO, seed=4, input_bits=4),
     )
 
 
@@ -107,13 +113,15 @@ class Model(torch.nn.Module):
         self.fc = torch.nn.Linear(12, 6)
         self.quantized = QuantLinear(6, 5, weight=Quant(4, channels=5, scale="learned"), input=8)
         self.conv = QuantConv2d(1, 2, (1, 2), weight=Quant(5, channels=2, scale="learned-pow2"), output=6)
+        self.tile = analog.AnalogLinear(8, 3, io=analog.IOParameters(out_noise=0.0))
 
     def forward(self, x):
         h = xbquant.quantize(x, 8, 4)
         h = fixed_point_quantize_wrapper(self.fc(h), 8, 5)
         h = self.quantized(xbquant.adc(h, 6, axis=1))
         h = xbquant.float_quantize(h, 5, 2, rounding="nearest")
-        return self.conv(xbquant.fixed_point_quantize(h, 8, 4, rounding="nearest").reshape(4, 1, 1, 5))
+        h = self.conv(xbquant.fixed_point_quantize(h, 8, 4, rounding="nearest").reshape(4, 1, 1, 5))
+        return self.tile(h.reshape(4, 8))
 
 
 def test_exported_programs_run_in_a_fresh_process(tmp_path):
@@ -203,6 +211,7 @@ def test_every_tensor_op_takes_vmap_and_grad():
         "quantize_": lambda v: xbquant.quantize_(v.clone(), 6, 2),
         "tensor scale": lambda v: xbquant.quantize(v, 6, 2, scale=SCALES[:5], axis=1),
         "tensor range": lambda v: xbquant.adc(v, 6, range=SCALES[:5] * 3, axis=1),
+        "analog mvm": lambda v: analog.mvm(v, TILE_W[:, :5], ANALOG_IO, seed=1),
     }
     for name, f in ops.items():
         want = torch.stack([f(v) for v in x])
@@ -254,6 +263,6 @@ def test_every_op_backward_compiled_equals_eager():
 
     want = grads(floats)
     got = grads(compiled(floats))
-    assert len(want) == 28 and sum(g is not None for g in want) == 21
+    assert len(want) == 30 and sum(g is not None for g in want) == 23
     for k, (a, b) in enumerate(zip(want, got)):
         assert (a is None and b is None) or torch.equal(a, b), k

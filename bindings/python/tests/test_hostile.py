@@ -275,6 +275,21 @@ FUNCTIONS = {
          "read_noise": POSITIVE, "drift_variation": POSITIVE, "drift_coefficient": NUMBER,
          "drift_t0": NUMBER + [(0.0, ValueError)], "stuck_fraction": POSITIVE + [(1.5, ValueError)]},
     ),
+    "analog.AnalogLinear": (
+        lambda **k: analog.AnalogLinear(**{"in_features": 4, "out_features": 2, **k}),
+        {"io": [("abc", TypeError), ({}, TypeError)], "noise_model": [("pcm", TypeError), (5, TypeError)],
+         "tile_size": [(512, TypeError), ((-1, 5), ValueError)], "weight_noise": POSITIVE},
+    ),
+    "analog.AnalogConv2d": (
+        lambda **k: analog.AnalogConv2d(**{"in_channels": 2, "out_channels": 3, "kernel_size": 2, **k}),
+        {"groups": [(2, ValueError)], "padding_mode": [("reflect", ValueError)], "padding": [("same", ValueError)],
+         "weight_noise": POSITIVE},
+    ),
+    "analog.convert_to_analog": (
+        lambda **k: analog.convert_to_analog(**{"module": torch.nn.Linear(2, 2), **k}),
+        {"module": [("model", TypeError), (None, TypeError)], "weight_noise": POSITIVE,
+         "tile_size": [("512", TypeError)]},
+    ),
     "get_range_fixed_point": (
         lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),
         {"num_format": [("8", TypeError), (None, TypeError), (8, TypeError)]},

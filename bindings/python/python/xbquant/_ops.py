@@ -89,6 +89,9 @@ def register() -> Any:
 
     quantize.register_vmap(vmap_rule)
     _register_bit_slicing(torch)
+    from . import analog
+
+    analog._register_op(torch)
     global _TEXT_OF
     _TEXT_OF = torch.compiler.assume_constant_result(_text_of)
     _straight_function()  # built here, not while traced (dynamo cannot trace a class definition)

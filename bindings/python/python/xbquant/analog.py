@@ -35,7 +35,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _data, _xbquant
+from . import _data, _ops, _xbquant
 from ._checks import check_choice, check_flag, check_length, check_number, check_seed
 
 # The layers (`AnalogLinear`, `AnalogConv2d`, `convert_to_analog`) come from `_analog_layers`
@@ -106,6 +106,10 @@ class IOParameters:
         # The fields as the extension reads them, built once (a frozen dataclass).
         object.__setattr__(self, "_as_dict", fields)
 
+    def _text(self) -> str:
+        """The parameters as the text the registered operation takes (read back by `_of_text`)."""
+        return ";".join(f"{k}={v!r}" for k, v in self._fields().items())
+
     def _fields(self) -> dict:
         fields: dict = self.__dict__["_as_dict"]
         return fields
@@ -146,6 +150,103 @@ class IOParameters:
         if mv_type is not None and getattr(mv_type, "name", "") == "IDEAL":
             values["is_perfect"] = True
         return cls(**values)
+
+
+_PARSED: dict = {}
+
+
+def _of_text(text: str) -> IOParameters:
+    """The parameters of `IOParameters._text` (cached: a graph passes the same text each call)."""
+    io = _PARSED.get(text)
+    if io is None:
+        import ast
+
+        pairs = (item.split("=", 1) for item in text.split(";"))
+        io = _PARSED[text] = IOParameters(**{k: ast.literal_eval(v) for k, v in pairs})
+    return io
+
+
+_OP: Any = None
+
+
+def _register_op(torch: Any) -> Any:
+    """`torch.ops.xbquant.analog_mvm(x, w, io, tile, seed, input_bits)`: the tile's product as a
+    registered operation (a fake implementation, the clip-aware gradient, a vmap rule by
+    samples), so that torch.compile, torch.export and vmap see one node. `io` is the text of
+    `IOParameters`, `seed` an int64 scalar tensor, `input_bits` 0 for inputs applied at once."""
+    global _OP
+    if _OP is not None:
+        return _OP
+
+    @torch.library.custom_op(
+        "xbquant::analog_mvm",
+        mutates_args=(),
+        schema="(Tensor x, Tensor w, str io, int[] tile, Tensor seed, int input_bits) -> Tensor",
+    )
+    def op(x: Any, w: Any, io: str, tile: Any, seed: Any, input_bits: int) -> Any:
+        """The tile's product of `x` (rows, in) and `w` (out, in)."""
+        bits = input_bits if input_bits > 0 else None
+        return _run(x, w, _of_text(io), (tile[0], tile[1]), int(seed.item()) % 2**64, bits)
+
+    @op.register_fake
+    def _(x: Any, w: Any, io: str, tile: Any, seed: Any, input_bits: int) -> Any:
+        return x.new_empty((*x.shape[:-1], w.shape[0]))
+
+    # The backward pass's own operation (its gradients come from the Rust crate, which a traced
+    # graph cannot call on its tensors directly).
+    @torch.library.custom_op(
+        "xbquant::analog_mvm_backward",
+        mutates_args=(),
+        schema="(Tensor x, Tensor w, Tensor grad, str io, int[] tile, Tensor seed) -> (Tensor, Tensor)",
+    )
+    def gradients(x: Any, w: Any, grad: Any, io: str, tile: Any, seed: Any) -> Any:
+        """The gradients of `analog_mvm` for `grad`, zero where a converter clipped."""
+        return _gradients(x, w, grad, _of_text(io), (tile[0], tile[1]), int(seed.item()) % 2**64)
+
+    @gradients.register_fake
+    def _(x: Any, w: Any, grad: Any, io: str, tile: Any, seed: Any) -> Any:
+        return torch.empty_like(x), torch.empty_like(w)
+
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        x, w, io, tile, seed, input_bits = inputs
+        ctx.save_for_backward(x, w, seed)
+        ctx.io, ctx.tile, ctx.input_bits = io, tile, input_bits
+
+    def backward(ctx: Any, grad: Any) -> Any:
+        x, w, seed = ctx.saved_tensors
+        if ctx.input_bits > 0:
+            # Bit-sliced inputs: the ideal product's gradient, as the eager call.
+            gx = grad @ w
+            gw = grad.reshape(-1, grad.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        else:
+            gx, gw = gradients(x, w, grad, ctx.io, ctx.tile, seed)
+        return gx, gw, None, None, None, None
+
+    op.register_autograd(backward, setup_context=setup_context)
+
+    def vmap_rule(info: Any, in_dims: Any, x: Any, w: Any, io: str, tile: Any, seed: Any, bits: int) -> Any:
+        # Each sample as its own call, as a loop of calls would be.
+        size = info.batch_size
+        xs = [x] * size if in_dims[0] is None else list(x.movedim(in_dims[0], 0).unbind(0))
+        ws = [w] * size if in_dims[1] is None else list(w.movedim(in_dims[1], 0).unbind(0))
+        return torch.stack([op(a, b, io, tile, seed, bits) for a, b in zip(xs, ws)]), 0
+
+    op.register_vmap(vmap_rule)
+    _OP = op
+    return op
+
+
+def _traced(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: Optional[int], bits: Optional[int]) -> Any:
+    """The registered operation: the path of a traced call and of torch.func's tensors. Without
+    a seed, one is drawn from torch's generator, in the graph."""
+    import torch
+
+    op = _register_op(torch)
+    if seed is None:
+        drawn = torch.randint(0, 2**62, (), dtype=torch.int64)
+    else:
+        drawn = torch.tensor(seed - 2**64 if seed >= 2**63 else seed, dtype=torch.int64)
+    return op(x, w, io._text(), list(tile), drawn, 0 if bits is None else bits)
 
 
 def _tile_size(tile_size: Any) -> Tuple[int, int]:
@@ -288,10 +389,12 @@ def mvm(
         raise ValueError(f"w must be (out, in), got shape {tuple(w.shape)}")
     if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"x must be (..., {w.shape[1]}) for w of shape {tuple(w.shape)}, got {tuple(x.shape)}")
+    bits = None if input_bits is None else check_length(input_bits, "input_bits", 1, 32)
+    if _data.is_tensor(x) and _ops.in_graph(x):
+        return _traced(x, w, io, tile, seed, bits)
     if seed is None:
         seed = _data.draw_seed(x)
-    if input_bits is not None:
-        bits = check_length(input_bits, "input_bits", 1, 32)
+    if bits is not None:
         out = _bit_sliced(x, w, io, tile, seed, bits)
         if _data.is_tensor(x) and (x.requires_grad or w.requires_grad):
             import torch
