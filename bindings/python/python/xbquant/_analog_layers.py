@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_choice, check_length, check_number, check_seed
+from ._devices import _DeviceModel
 from ._native import quantize_grid, quantize_levels
-from .analog import IOParameters, _DeviceModel, _tile_size, mvm
+from .analog import IOParameters, _tile_size, mvm
 
 __all__ = ["AnalogLinear", "AnalogConv2d", "convert_to_analog"]
 
