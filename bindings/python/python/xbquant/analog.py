@@ -256,39 +256,6 @@ def _tile_size(tile_size: Any) -> Tuple[int, int]:
     raise TypeError(f"tile_size must be a pair (inputs, outputs), got {type(tile_size).__name__} {tile_size!r}")
 
 
-_FUNCTION: Any = None
-
-
-def _function() -> Any:
-    """The autograd function of :func:`mvm`: the tile's forward pass, and the ideal product's
-    transposed gradients (straight through the converters)."""
-    global _FUNCTION
-    if _FUNCTION is None:
-        import torch
-
-        class AnalogMVM(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx: Any, x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
-                ctx.save_for_backward(x, w)
-                ctx.io, ctx.tile, ctx.seed = io, tile, seed
-                return _run(x.detach(), w.detach(), io, tile, seed)
-
-            @staticmethod
-            def backward(ctx: Any, grad: Any) -> Any:
-                x, w = ctx.saved_tensors
-                gx, gw = _gradients(x, w, grad, ctx.io, ctx.tile, ctx.seed)
-                return (
-                    gx if ctx.needs_input_grad[0] else None,
-                    gw if ctx.needs_input_grad[1] else None,
-                    None,
-                    None,
-                    None,
-                )
-
-        _FUNCTION = AnalogMVM
-    return _FUNCTION
-
-
 def _gradients(x: Any, w: Any, grad: Any, io: IOParameters, tile: Tuple[int, int], seed: int) -> Any:
     """The gradients of the product for `grad`, computed by the Rust crate: straight through
     the converters, zero where one clipped, in the forward pass of the same seed."""
@@ -322,15 +289,6 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bit
 
         return torch.from_numpy(out).to(device)
     return out
-
-
-def _bit_sliced(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bits: int) -> Any:
-    """XBTorch's linear input encoding, computed by the Rust crate (`mvm_bit_sliced`): ``x``
-    scaled by its largest magnitude, rounded to ``bits``-bit sign-magnitude codes, applied one
-    bit plane per cycle (plane ``b`` holds ``sign * bit_b(|code|) * max|x|``), each plane's
-    product through the tile and its ADC, and the planes' outputs shifted and added digitally:
-    ``sum_b 2^b y_b / (2^bits - 1)``."""
-    return _run(x, w, io, tile, seed, bits)
 
 
 def mvm(
@@ -391,26 +349,15 @@ def mvm(
     if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"x must be (..., {w.shape[1]}) for w of shape {tuple(w.shape)}, got {tuple(x.shape)}")
     bits = None if input_bits is None else check_length(input_bits, "input_bits", 1, 32)
-    if _data.is_tensor(x) and _ops.in_graph(x):
-        return _traced(x, w, io, tile, seed, bits)
+    if _data.is_tensor(x):
+        torch = _data.torch_module()
+        if _ops.in_graph(x) or ((x.requires_grad or w.requires_grad) and torch.is_grad_enabled()):
+            # Traced, a tensor of torch.func's transforms, or a gradient to record: the
+            # registered operation, whose autograd gives the clip-aware gradient.
+            return _traced(x, w, io, tile, seed, bits)
     if seed is None:
         seed = _data.draw_seed(x)
-    if bits is not None:
-        out = _bit_sliced(x, w, io, tile, seed, bits)
-        if _data.is_tensor(x) and (x.requires_grad or w.requires_grad):
-            import torch
-
-            if torch.is_grad_enabled():
-                # The ideal product's gradient, as without slicing.
-                ideal = x @ w.T
-                return ideal + (out - ideal).detach()
-        return out
-    if _data.is_tensor(x):
-        import torch
-
-        if (x.requires_grad or w.requires_grad) and torch.is_grad_enabled():
-            return _function().apply(x, w, io, tile, seed)
-    return _run(x, w, io, tile, seed)
+    return _run(x, w, io, tile, seed, bits)
 
 
 def __getattr__(name: str) -> Any:
