@@ -2,7 +2,7 @@
 shapes and dtype, and against aihwkit's torch tile (`AnalogMVM.matmul`) when aihwkit can be
 imported, in one process; medians of interleaved repeats.
 
-    python scripts/bench-analog.py [--batch 256] [--size 512] [--repeats 21]
+    python scripts/bench-analog.py [--batch 256] [--size 512] [--repeats 21] [--isa avx2]
     PYTHONPATH=/tmp/aihwkit/aihwkit-1.2.0/src python scripts/bench-analog.py   # with aihwkit
 
 Each case runs its repeats one after the other (``--interleave`` alternates the cases: torch's
@@ -15,14 +15,22 @@ time to ours.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from unittest import mock
 
-import torch
+# `--isa avx2`: what a machine without AVX-512 gets, for torch (MKL and its own kernels, which
+# read these when they load) and for xbquant alike.
+if "--isa" in sys.argv and sys.argv[sys.argv.index("--isa") + 1 :][:1] == ["avx2"]:
+    os.environ["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
+    os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
 
-from xbquant.analog import IOParameters, mvm
+import torch  # noqa: E402
+
+from xbquant import _xbquant  # noqa: E402
+from xbquant.analog import IOParameters, mvm  # noqa: E402
 
 
 def aihwkit_tile():
@@ -48,7 +56,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--interleave", action="store_true", help="alternate the cases in each repeat")
+    parser.add_argument("--isa", default="avx512", choices=["avx512", "avx2"], help="the widest vectors to use")
     args = parser.parse_args()
+    isa = _xbquant.set_max_instruction_set(args.isa)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     x = torch.randn(args.batch, args.size, dtype=dtype)
@@ -85,7 +95,7 @@ def main() -> None:
                 timings[name].append(time.perf_counter() - start)
     median = {name: statistics.median(v) for name, v in timings.items()}
     print(f"batch {args.batch}, tile {args.size} x {args.size}, {args.dtype}, {torch.get_num_threads()} torch threads, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}; xbquant: {isa}, torch: {torch.backends.cpu.get_cpu_capability()}")
     for name, t in median.items():
         base = median["one vector: torch.matmul" if name.startswith("one vector") else "torch.matmul"]
         print(f"{name:45s} {t * 1e3:9.3f} ms   {t / base:6.2f}x matmul")

@@ -105,14 +105,12 @@ fn run<T: Float + numpy::Element>(
     if out.len() != rows * k {
         return Err(PyValueError::new_err("out must hold rows x out values"));
     }
-    let y = py
-        .detach(|| match bits {
-            Some(bits) => xbquant_analog::mvm_bit_sliced(x, rows, n, w, k, io, tile, seed, bits),
-            None => xbquant_analog::mvm(x, rows, n, w, k, io, tile, seed),
-        })
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    out.copy_from_slice(&y);
-    Ok(())
+    py.detach(|| match bits {
+        Some(bits) => xbquant_analog::mvm_bit_sliced(x, rows, n, w, k, io, tile, seed, bits)
+            .map(|y| out.copy_from_slice(&y)),
+        None => xbquant_analog::mvm_into(x, rows, n, w, k, io, tile, seed, out),
+    })
+    .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 #[allow(clippy::too_many_arguments)]

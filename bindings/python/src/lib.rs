@@ -33,6 +33,7 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analog::device_check, m)?)?;
     m.add_function(wrap_pyfunction!(analog::device_apply, m)?)?;
     m.add_function(wrap_pyfunction!(analog::device_to_conductances, m)?)?;
+    m.add_function(wrap_pyfunction!(set_max_instruction_set, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The noise generator's constants, for the torch operations that redraw it on other devices.
     m.add("NOISE_STEP", noise::STEP)?;
@@ -44,4 +45,23 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NOISE_HASH_MUL", noise::HASH_MUL.to_vec())?;
     m.add("NOISE_HASH_SHIFTS", noise::HASH_SHIFTS.to_vec())?;
     Ok(())
+}
+
+/// Limits the instruction set of the kernels in this process ("avx512", "avx2" or "baseline"),
+/// and returns the one they now run with: for benchmarks that measure, on an AVX-512 machine,
+/// what an AVX2 laptop gets (the results are the same bits).
+#[pyfunction]
+fn set_max_instruction_set(name: &str) -> PyResult<String> {
+    let set = match name {
+        "avx512" => xbquant::InstructionSet::Avx512,
+        "avx2" => xbquant::InstructionSet::Avx2,
+        "baseline" => xbquant::InstructionSet::Baseline,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown instruction set {other:?}: expected avx512, avx2 or baseline"
+            )))
+        }
+    };
+    xbquant::set_max_instruction_set(set);
+    Ok(xbquant::instruction_set().to_string())
 }

@@ -75,6 +75,43 @@ def test_batch_shapes_layouts_dtypes_and_arrays():
     assert bool(((torch.from_numpy(y64) - exact).abs() <= 1.5 * step).all())
 
 
+def test_the_fast_path_gives_the_general_paths_bits_and_errors():
+    # CPU tensors with a seed and the default tile take the fast path; an explicit tile of the
+    # same size, numpy arrays and views take the general one: the same bits.
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 7, 64, generator=g)
+    w = torch.randn(33, 64, generator=g) * 0.2
+    for dtype in (torch.float32, torch.float64):
+        xs, ws = x.to(dtype), w.to(dtype)
+        fast = mvm(xs, ws, seed=9)
+        general = mvm(xs, ws, seed=9, tile_size=[512, 512])
+        assert fast.dtype == dtype and fast.shape == (5, 7, 33)
+        assert torch.equal(fast, general)
+        assert torch.equal(fast, torch.from_numpy(mvm(xs.numpy(), ws.numpy(), seed=9)))
+        assert torch.equal(mvm(xs.transpose(0, 1), ws, seed=9), mvm(xs.transpose(0, 1).contiguous(), ws, seed=9))
+        # A row alone gives the bits it has in the batch (noise off: the draws are indexed by row).
+        quiet = IOParameters(out_noise=0.0)
+        batch = mvm(xs.reshape(-1, 64), ws, quiet, seed=1)
+        assert torch.equal(mvm(xs.reshape(-1, 64)[3:4], ws, quiet, seed=1), batch[3:4])
+    # What the fast path declines, the general path refuses with its own messages.
+    with pytest.raises(TypeError, match="one dtype"):
+        mvm(x, w.double(), seed=1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        mvm(x.half(), w.half(), seed=1)
+    with pytest.raises(ValueError, match="must be"):
+        mvm(x, w[:, :10], seed=1)
+    with pytest.raises(ValueError, match="must be"):
+        mvm(x, w[0], seed=1)
+    with pytest.raises(ValueError, match="64 bits"):
+        mvm(x, w, seed=2**64)
+    with pytest.raises(TypeError, match="seed"):
+        mvm(x, w, seed=1.0)
+    # Tensors that record a gradient take the registered operation.
+    xg = x.clone().requires_grad_()
+    y = mvm(xg, w, seed=9)
+    assert y.requires_grad and torch.equal(y.detach(), mvm(x, w, seed=9))
+
+
 def test_seeds_repeat_and_torch_manual_seed_repeats_a_run():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(16, 40, generator=g)

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod block;
 mod device;
 mod error;
 mod float;
@@ -7,6 +8,7 @@ mod io;
 mod normal;
 mod pcm;
 mod product;
+mod simd;
 mod tile;
 
 pub use device::XbtorchDevice;
@@ -77,23 +79,67 @@ pub fn mvm<T: Float>(
     seed: u64,
 ) -> Result<Vec<T>, Error> {
     io.check()?;
-    let expected = |what: &str, len: usize, a: usize, b: usize| -> Result<(), Error> {
-        match a.checked_mul(b) {
-            Some(total) if total == len => Ok(()),
-            _ => Err(Error::ShapeMismatch(format!(
-                "{what} holds {len} values, not {a} x {b}"
-            ))),
-        }
-    };
-    expected("x", x.len(), rows, n)?;
-    expected("w", w.len(), k, n)?;
+    shapes(x, rows, n, w, k)?;
+    let mut y = vec![T::ZERO; rows * k];
+    mvm_into(x, rows, n, w, k, io, tile, seed, &mut y)?;
+    Ok(y)
+}
+
+/// [`mvm`] into `out` (`rows x k`, row-major), which it overwrites: no allocation for the
+/// result (the Python package writes into the tensor it returns).
+///
+/// # Errors
+///
+/// As [`mvm`], and [`Error::ShapeMismatch`] when `out` does not hold `rows * k` values.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_analog::{mvm, mvm_into, IoParameters};
+/// let io = IoParameters { out_noise: 0.0, ..IoParameters::default() };
+/// let (x, w) = ([0.5f32, -0.25], [1.0f32, 2.0, -1.0, 0.5]);
+/// let mut out = [0.0f32; 2];
+/// mvm_into(&x, 1, 2, &w, 2, &io, (512, 512), 0, &mut out)?;
+/// assert_eq!(out.to_vec(), mvm(&x, 1, 2, &w, 2, &io, (512, 512), 0)?);
+/// # Ok::<(), xbquant_analog::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn mvm_into<T: Float>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    k: usize,
+    io: &IoParameters,
+    tile: (usize, usize),
+    seed: u64,
+    out: &mut [T],
+) -> Result<(), Error> {
+    io.check()?;
+    shapes(x, rows, n, w, k)?;
+    if Some(out.len()) != rows.checked_mul(k) {
+        return Err(Error::ShapeMismatch(format!(
+            "out holds {} values, not {rows} x {k}",
+            out.len()
+        )));
+    }
     let in_sizes = split_sizes(n, tile.0);
     let out_sizes = split_sizes(k, tile.1);
-    let mut y = vec![T::ZERO; rows * k];
-    // The whole batch at once: aihwkit's bound management decides for the batch, and the
-    // product's threads split its output, never the sum of one element.
-    run_tiles(x, 0, rows, n, w, k, io, &in_sizes, &out_sizes, seed, &mut y);
-    Ok(y)
+    // The whole batch at once: aihwkit's bound management decides for the batch.
+    run_tiles(x, 0, rows, n, w, k, io, &in_sizes, &out_sizes, seed, out);
+    Ok(())
+}
+
+/// Whether `x` holds `rows x n` values and `w` `k x n`.
+fn shapes<T>(x: &[T], rows: usize, n: usize, w: &[T], k: usize) -> Result<(), Error> {
+    for (what, len, a) in [("x", x.len(), rows), ("w", w.len(), k)] {
+        if Some(len) != a.checked_mul(n) {
+            return Err(Error::ShapeMismatch(format!(
+                "{what} holds {len} values, not {a} x {n}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

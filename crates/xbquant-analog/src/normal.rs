@@ -118,7 +118,7 @@ pub(crate) fn fill(key: u64, start: u64, out: &mut [f64]) {
             fill_with(self.key, self.start, self.out);
         }
     }
-    pulp::Arch::new().dispatch(Fill { key, start, out });
+    crate::simd::arch().dispatch(Fill { key, start, out });
 }
 
 #[inline(always)]
@@ -152,6 +152,115 @@ fn fill_with(key: u64, start: u64, out: &mut [f64]) {
     }
 }
 
+/// `ln(u)` for `u` in `[2^-32, 1]` in `f32`, as [`ln`] with the series to `s^9` (the next term is
+/// below `1e-9`).
+#[inline(always)]
+fn ln32(u: f32) -> f32 {
+    let bits = u.to_bits();
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
+    let mantissa = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let high = mantissa >= std::f32::consts::SQRT_2;
+    let m = if high { mantissa * 0.5 } else { mantissa };
+    let e = (exponent + i32::from(high)) as f32;
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut p = 1.0 / 9.0;
+    for d in [7.0, 5.0, 3.0, 1.0] {
+        p = p * s2 + 1.0 / d;
+    }
+    2.0 * s * p + e * std::f32::consts::LN_2
+}
+
+/// `(cos(2 pi u), sin(2 pi u))` in `f32` for `u = v 2^-24` (`v` below `2^24`), as [`turn`] with
+/// the series to `x^9` and `x^10`; the octant and the fraction within it from `v`'s bits (no
+/// conversion from floating point, which does not vectorize).
+#[inline(always)]
+#[allow(clippy::cast_possible_wrap)]
+fn turn32(v: u32) -> (f32, f32) {
+    let k = (v >> 21) & 7;
+    let f = ((v & 0x001f_ffff) as i32) as f32 * (1.0 / 2_097_152.0);
+    let a = if k & 1 == 1 {
+        (1.0 - f) * std::f32::consts::FRAC_PI_4
+    } else {
+        f * std::f32::consts::FRAC_PI_4
+    };
+    let a2 = a * a;
+    let mut s = 1.0;
+    for b in [1.0 / 72.0, 1.0 / 42.0, 1.0 / 20.0, 1.0 / 6.0] {
+        s = 1.0 - a2 * b * s;
+    }
+    let mut c = 1.0;
+    for b in [1.0 / 90.0, 1.0 / 56.0, 1.0 / 30.0, 1.0 / 12.0, 1.0 / 2.0] {
+        c = 1.0 - a2 * b * c;
+    }
+    let s = a * s;
+    let swap = ((k + 1) & 2) != 0;
+    let (x, y) = (if swap { s } else { c }, if swap { c } else { s });
+    let cos_sign = if (2..=5).contains(&k) { -1.0 } else { 1.0 };
+    let sin_sign = if k >= 4 { -1.0 } else { 1.0 };
+    (x * cos_sign, y * sin_sign)
+}
+
+/// The `f32` Box-Muller pair of pair index `pair` in the stream `key`.
+#[inline(always)]
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+fn pair32(key: u64, pair: u64) -> (f32, f32) {
+    let bits = noise::bits(key, pair);
+    // 31 bits for the radius, in (0, 1]: (h + 1/2) 2^-31; 24 bits for the angle, in [0, 1).
+    let u1 = (((bits >> 33) as i32) as f32 + 0.5) * (1.0 / 2_147_483_648.0);
+    let r = (-2.0 * ln32(u1)).sqrt();
+    let (c, s) = turn32((bits as u32) >> 8);
+    (r * c, r * s)
+}
+
+/// [`fill`] for `f32` data: the draws of indices `start..start + out.len()` of the stream `key`,
+/// element `2p` the cosine draw and `2p + 1` the sine draw of [`pair32`]`(key, p)`.
+pub(crate) fn fill32(key: u64, start: u64, out: &mut [f32]) {
+    struct Fill<'a> {
+        key: u64,
+        start: u64,
+        out: &'a mut [f32],
+    }
+    impl pulp::WithSimd for Fill<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) {
+            fill32_with(self.key, self.start, self.out);
+        }
+    }
+    crate::simd::arch().dispatch(Fill { key, start, out });
+}
+
+#[inline(always)]
+fn fill32_with(key: u64, start: u64, out: &mut [f32]) {
+    let mut index = start;
+    let mut rest = out;
+    if index & 1 == 1 && !rest.is_empty() {
+        rest[0] = pair32(key, index >> 1).1;
+        rest = &mut rest[1..];
+        index += 1;
+    }
+    let mut first_pair = index >> 1;
+    let mut chunks = rest.chunks_exact_mut(2 * BLOCK);
+    for chunk in &mut chunks {
+        let mut cos = [0.0; BLOCK];
+        let mut sin = [0.0; BLOCK];
+        for (j, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
+            (*c, *s) = pair32(key, first_pair + j as u64);
+        }
+        for j in 0..BLOCK {
+            chunk[2 * j] = cos[j];
+            chunk[2 * j + 1] = sin[j];
+        }
+        first_pair += BLOCK as u64;
+    }
+    let tail = chunks.into_remainder();
+    for (j, v) in tail.iter_mut().enumerate() {
+        let (c, s) = pair32(key, first_pair + (j / 2) as u64);
+        *v = if j % 2 == 0 { c } else { s };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +283,59 @@ mod tests {
         }
         assert_eq!(ln(1.0), 0.0);
         assert!((ln(f64::MIN_POSITIVE) - f64::MIN_POSITIVE.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_f32_functions_are_the_librarys_within_their_accuracy() {
+        for i in 1..20_000u32 {
+            let u = i as f32 / 20_000.0;
+            let (a, b) = (ln32(u), f64::from(u).ln());
+            assert!(
+                (f64::from(a) - b).abs() <= 2e-7 * b.abs().max(1e-3),
+                "ln {u}: {a} {b}"
+            );
+            let v = i * 838;
+            let (c, s) = turn32(v);
+            let angle = f64::from(v) / 16_777_216.0;
+            let (ls, lc) = (std::f64::consts::TAU * angle).sin_cos();
+            assert!(
+                (f64::from(c) - lc).abs() < 3e-7 && (f64::from(s) - ls).abs() < 3e-7,
+                "turn {u}: {c} {s} / {lc} {ls}"
+            );
+        }
+        assert_eq!(ln32(1.0), 0.0);
+        let smallest = 0.5f32 * (1.0 / 2_147_483_648.0);
+        assert!((f64::from(ln32(smallest)) - f64::from(smallest).ln()).abs() < 1e-5);
+        // The largest magnitude: u1 = 2^-32.
+        let key = noise::stream_key(11);
+        let mut draws = vec![0f32; 200_001];
+        fill32(key, 0, &mut draws);
+        let n = draws.len() as f64;
+        let mean = draws.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = draws
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        assert!(mean.abs() < 5.0 * (1.0 / n).sqrt(), "{mean}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / n).sqrt(), "{var}");
+        assert!(draws.iter().all(|v| v.abs() <= 6.67));
+    }
+
+    #[test]
+    fn fill32_is_the_pairs_by_index_from_any_start() {
+        let key = noise::stream_key(5);
+        let mut all = vec![0f32; 101];
+        fill32(key, 0, &mut all);
+        for start in [0u64, 1, 2, 7, 33, 64] {
+            let mut part = vec![0f32; 101 - start as usize];
+            fill32(key, start, &mut part);
+            assert_eq!(&all[start as usize..], &part[..], "{start}");
+        }
+        for (i, &v) in all.iter().enumerate() {
+            let (c, s) = pair32(key, i as u64 / 2);
+            assert_eq!(v, if i % 2 == 0 { c } else { s });
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@
 use rayon::prelude::*;
 use xbquant::noise;
 
+use crate::block::{Block, Converters};
 use crate::float::Float;
 use crate::io::{BoundManagement, IoParameters, NoiseManagement, WeightNoise};
-use crate::product::matmul;
+use crate::product::dots;
 
 /// The random streams of one tile: each kind of draw its own.
 #[derive(Debug, Clone, Copy)]
@@ -81,60 +82,87 @@ fn noise_management<T: Float>(
     n: usize,
     io: &IoParameters,
 ) -> Managed<T> {
-    let thres = io.nm_thres;
-    // Each row's largest value (or magnitude), NaN when the row holds one (torch's max): a
-    // running maximum and a NaN flag, which the compiler vectorizes.
-    let per_row = |magnitude: bool| {
-        let values = (0..rows)
-            .map(|r| {
-                let row = x.row(r, n);
-                let Some(&first) = row.first() else {
-                    return T::ZERO;
-                };
-                let pick = |v: T| if magnitude { v.abs() } else { v };
-                let (mut m, mut nan) = (pick(first), false);
-                for &v in row {
-                    let a = pick(v);
-                    nan |= a.is_nan();
-                    m = if a > m { a } else { m };
-                }
-                let m = if nan { T::of(f64::NAN) } else { m };
-                if thres > 0.0 && m > T::of(thres) {
-                    T::of(thres)
-                } else {
-                    m
-                }
-            })
-            .collect();
-        Managed::Rows(values)
+    let magnitude = match io.noise_management {
+        NoiseManagement::None => return Managed::Number(1.0),
+        NoiseManagement::Constant => {
+            return Managed::Number(if io.nm_thres > 0.0 { io.nm_thres } else { 1.0 })
+        }
+        NoiseManagement::AbsMax => true,
+        NoiseManagement::Max => false,
     };
-    match io.noise_management {
-        NoiseManagement::None => Managed::Number(1.0),
-        NoiseManagement::Constant => Managed::Number(if thres > 0.0 { thres } else { 1.0 }),
-        NoiseManagement::AbsMax => per_row(true),
-        NoiseManagement::Max => per_row(false),
-    }
-}
-
-/// `UniformQuantize`: `round(v / step) * step`, stochastically with `u` in `[-0.5, 0.5)`.
-#[inline]
-fn quantize<T: Float>(v: T, step: T, u: Option<T>) -> T {
-    let t = v / step;
-    let t = match u {
-        Some(u) => t + u,
-        None => t,
-    };
-    t.round_even() * step
-}
-
-#[inline]
-fn clip<T: Float>(v: T, bound: T) -> T {
-    if v > bound {
-        bound
-    } else if v < T::ZERO - bound {
-        T::ZERO - bound
+    let mut values = vec![T::ZERO; rows];
+    let chunk = if rows * n >= PARALLEL_WORK / 8 {
+        rows.div_ceil(rayon::current_num_threads()).max(1)
     } else {
-        v
+        rows.max(1)
+    };
+    values
+        .par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, part)| {
+            crate::simd::arch().dispatch(Largest {
+                x,
+                first: i * chunk,
+                n,
+                magnitude,
+                thres: io.nm_thres,
+                out: part,
+            });
+        });
+    Managed::Rows(values)
+}
+
+/// Each row's largest value (or magnitude), NaN when the row holds one (torch's max), at most
+/// `thres` when that is above 0: running maxima in 16 lanes and NaN flags, which vectorize
+/// (the maximum does not depend on the order; zeros of either sign all become scale 1).
+struct Largest<'a, 'b, T> {
+    x: &'a Rows<'a, T>,
+    first: usize,
+    n: usize,
+    magnitude: bool,
+    thres: f64,
+    out: &'b mut [T],
+}
+
+impl<T: Float> pulp::WithSimd for Largest<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        const L: usize = 16;
+        let pick = |v: T| if self.magnitude { v.abs() } else { v };
+        for (q, value) in self.out.iter_mut().enumerate() {
+            let row = self.x.row(self.first + q, self.n);
+            let Some(&first) = row.first() else {
+                *value = T::ZERO;
+                continue;
+            };
+            let mut m = [pick(first); L];
+            let mut nan = [false; L];
+            let mut chunks = row.chunks_exact(L);
+            for chunk in &mut chunks {
+                for l in 0..L {
+                    let a = pick(chunk[l]);
+                    nan[l] |= a.is_nan();
+                    m[l] = if a > m[l] { a } else { m[l] };
+                }
+            }
+            for (l, &v) in chunks.remainder().iter().enumerate() {
+                let a = pick(v);
+                nan[l] |= a.is_nan();
+                m[l] = if a > m[l] { a } else { m[l] };
+            }
+            let top = m.iter().fold(m[0], |t, &v| if v > t { v } else { t });
+            let top = if nan.iter().any(|&f| f) {
+                T::of(f64::NAN)
+            } else {
+                top
+            };
+            *value = if self.thres > 0.0 && top > T::of(self.thres) {
+                T::of(self.thres)
+            } else {
+                top
+            };
+        }
     }
 }
 
@@ -154,7 +182,7 @@ pub(crate) struct Rows<'a, T> {
 
 impl<T> Rows<'_, T> {
     #[inline]
-    fn row(&self, r: usize, width: usize) -> &[T] {
+    pub(crate) fn row(&self, r: usize, width: usize) -> &[T] {
         &self.data[r * self.stride..r * self.stride + width]
     }
 }
@@ -167,29 +195,17 @@ pub(crate) struct Masks {
     pub output: Vec<bool>,
 }
 
-/// Below this many elements a pass over the data runs on one thread.
-const PARALLEL: usize = 1 << 15;
-
-/// Runs `f` on each chunk of `width` values of `data` with its index, on threads when the data
-/// is large: every element's work depends on its index alone, so threads cannot change a bit.
-fn each_row<T: Float, R: Send>(
-    data: &mut [T],
-    width: usize,
-    f: impl Fn((usize, &mut [T])) -> R + Sync + Send,
-) -> Vec<R> {
-    if width == 0 {
-        return Vec::new();
-    }
-    if data.len() >= PARALLEL {
-        data.par_chunks_mut(width).enumerate().map(f).collect()
-    } else {
-        data.chunks_mut(width).enumerate().map(f).collect()
-    }
-}
+/// Rows of one block of the forward pass at least (a block runs on one thread).
+const BLOCK_ROWS: usize = 16;
+/// Below this many multiply-adds the forward pass runs on one thread (waking the others costs
+/// more than a single vector's product through a 512 x 512 tile).
+const PARALLEL_WORK: usize = 1 << 20;
 
 /// The forward pass of `rows` input vectors `x` (each of `n`) through one tile, into `out`
 /// (`rows` rows of `k`, row `r` at `out[r * out_stride..]`). `streams` draws the noise;
-/// `first_row` is the index of `x`'s first row in the whole batch (the noise's index).
+/// `first_row` is the index of `x`'s first row in the whole batch (the noise's index). The rows
+/// run in blocks on threads, each block through the DAC, the product and the ADC while its data
+/// is in cache; every value depends on its row alone, so blocks and threads cannot change a bit.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float>(
     x: &Rows<'_, T>,
@@ -207,33 +223,55 @@ pub(crate) fn forward<T: Float>(
         masks.input = vec![true; rows * n];
         masks.output = vec![true; rows * k];
     }
+    if rows == 0 || k == 0 {
+        return;
+    }
     if io.is_perfect {
-        // aihwkit: the ideal product, with no noise of any kind.
-        matmul(
-            x.data,
-            x.stride,
-            rows,
-            n,
-            tile.w,
-            tile.stride,
-            k,
-            out,
-            out_stride,
-        );
+        // aihwkit: the ideal product, with no noise of any kind; blocks of rows on threads.
+        let threads = rayon::current_num_threads();
+        let size = if threads > 1 && rows * n * k >= PARALLEL_WORK {
+            rows.div_ceil(threads).max(BLOCK_ROWS)
+        } else {
+            rows
+        };
+        let len = ((rows - 1) * out_stride + k).min(out.len());
+        let part = |(i, part): (usize, &mut [T])| {
+            let first = i * size;
+            let count = size.min(rows - first);
+            dots(
+                &x.data[(first * x.stride).min(x.data.len())..],
+                x.stride,
+                count,
+                n,
+                tile.w,
+                tile.stride,
+                k,
+                part,
+                out_stride,
+            );
+        };
+        if size < rows {
+            out[..len]
+                .par_chunks_mut(size * out_stride)
+                .enumerate()
+                .for_each(part);
+        } else {
+            part((0, &mut out[..len]));
+        }
         return;
     }
     // Weight noise: drawn once for the call.
     let noisy_w: Vec<T>;
     let (w, w_stride) = if io.w_noise > 0.0 && io.w_noise_type == WeightNoise::AdditiveConstant {
         let s = T::of(io.w_noise);
-        let mut draws = vec![0f64; n];
+        let mut draws = vec![T::ZERO; n];
         noisy_w = (0..k)
             .flat_map(|j| {
-                super::normal::fill(streams.weight, (j * n) as u64, &mut draws);
+                T::normals(streams.weight, (j * n) as u64, &mut draws);
                 let row = &tile.w[j * tile.stride..j * tile.stride + n];
                 row.iter()
-                    .zip(&draws)
-                    .map(|(&v, &g)| v + s * T::of(g))
+                    .zip(draws.iter())
+                    .map(|(&v, &g)| v + s * g)
                     .collect::<Vec<T>>()
             })
             .collect();
@@ -263,11 +301,15 @@ pub(crate) fn forward<T: Float>(
     let n_management = io.noise_management != NoiseManagement::None;
     let b_management = io.bound_management != BoundManagement::None;
     let per_vector = io.bound_management == BoundManagement::IterativePerVector;
-    let inp_step = IoParameters::step(io.inp_res, io.inp_bound).map(T::of);
-    let out_step = IoParameters::step(io.out_res, io.out_bound).map(T::of);
     let unbounded = |b: f64| T::of(if b > 0.0 { b } else { f64::INFINITY });
-    let (inp_bound, out_bound) = (unbounded(io.inp_bound), unbounded(io.out_bound));
-    let (inp_noise, out_noise) = (T::of(io.inp_noise), T::of(io.out_noise));
+    let conv = Converters {
+        inp_step: IoParameters::step(io.inp_res, io.inp_bound).map(T::of),
+        out_step: IoParameters::step(io.out_res, io.out_bound).map(T::of),
+        inp_bound: unbounded(io.inp_bound),
+        out_bound: unbounded(io.out_bound),
+        inp_noise: T::of(io.inp_noise),
+        out_noise: T::of(io.out_noise),
+    };
     // The stopping rule's DAC step (0 or less when the DAC does not quantize).
     let bm_step = IoParameters::step(io.inp_res, io.inp_bound).unwrap_or(io.inp_res);
 
@@ -276,11 +318,9 @@ pub(crate) fn forward<T: Float>(
     let mut pending: Vec<usize> = (0..rows).collect();
     let mut reduction = 0.5f64;
     let mut round = 0u64;
-    let mut prepared = vec![T::ZERO; rows * n];
-    let mut y = vec![T::ZERO; rows * k];
     let recording = masks.is_some();
-    let mut passed_in = vec![true; if recording { rows * n } else { 0 }];
-    let mut passed_out = vec![true; if recording { rows * k } else { 0 }];
+    let out_len = ((rows - 1) * out_stride + k).min(out.len());
+    let mut out_rows: Vec<&mut [T]> = out[..out_len].chunks_mut(out_stride).collect();
     loop {
         reduction *= 2.0;
         let scale: Scale<T> = match &managed {
@@ -303,163 +343,130 @@ pub(crate) fn forward<T: Float>(
                     .collect(),
             ),
         };
-        let scaling = !scale.is_one();
         let m = pending.len();
+        let scales: Vec<T> = (0..m).map(|p| scale.of_row(p)).collect();
+        let backs: Vec<T> = (0..m).map(|p| scale.back(io.out_scale, p)).collect();
+        let scaling = !scale.is_one();
+        let apply = scaling || io.out_scale != 1.0;
         let base = round * rows as u64 + first_row as u64;
-        // The DAC: scale, quantize, clip, noise; each step a loop of its own over the row, which
-        // the compiler vectorizes.
-        each_row(&mut prepared[..m * n], n, |(p, dst)| {
-            let r = pending[p];
-            let s = scale.of_row(p);
-            let start = (base + r as u64) * n as u64;
-            for (d, &v) in dst.iter_mut().zip(x.row(r, n)) {
-                *d = if scaling { v * s } else { v };
+        // This round's rows of the output, in the order of `pending` (ascending).
+        let mut targets: Vec<&mut [T]> = Vec::with_capacity(m);
+        {
+            let mut next = pending.iter().peekable();
+            for (r, row) in out_rows.iter_mut().enumerate() {
+                if next.peek() == Some(&&r) {
+                    next.next();
+                    targets.push(&mut **row);
+                }
             }
-            if let Some(step) = inp_step {
-                if io.inp_sto_round {
-                    for (i, d) in dst.iter_mut().enumerate() {
-                        let u = noise::uniform(streams.input_rounding, start + i as u64) - 0.5;
-                        *d = quantize(*d, step, Some(T::of(u)));
-                    }
+        }
+        // Blocks of rows on threads; a few rows of a large tile, blocks of its outputs instead.
+        let threads = rayon::current_num_threads();
+        let (size, groups) = if threads < 2 || m * n * k < PARALLEL_WORK {
+            (m, 1)
+        } else if m >= 2 * BLOCK_ROWS {
+            (m.div_ceil(threads).max(BLOCK_ROWS), 1)
+        } else if k >= 128 {
+            (m, threads.min(k / 64))
+        } else {
+            (m, 1)
+        };
+        let bounds: Vec<usize> = (0..=groups)
+            .map(|g| {
+                if g == groups {
+                    k
                 } else {
-                    for d in dst.iter_mut() {
-                        *d = (*d / step).round_even() * step;
-                    }
+                    (k * g / groups) & !15
+                }
+            })
+            .collect();
+        let mut items: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::new();
+        if groups == 1 {
+            let mut rest = targets.into_iter();
+            for i in 0..m.div_ceil(size) {
+                items.push((i * size, 0, rest.by_ref().take(size).collect()));
+            }
+        } else {
+            let mut pieces: Vec<Vec<&mut [T]>> =
+                (0..groups).map(|_| Vec::with_capacity(m)).collect();
+            for row in targets {
+                let mut row = &mut row[..k];
+                for g in 0..groups {
+                    let (piece, tail) = row.split_at_mut(bounds[g + 1] - bounds[g]);
+                    pieces[g].push(piece);
+                    row = tail;
                 }
             }
-            for d in dst.iter_mut() {
-                *d = clip(*d, inp_bound);
-            }
-            if io.inp_noise > 0.0 {
-                let mut draws = vec![0f64; n];
-                super::normal::fill(streams.input, start, &mut draws);
-                for (d, &g) in dst.iter_mut().zip(&draws) {
-                    *d = *d + inp_noise * T::of(g);
-                }
-            }
-        });
-        if recording {
-            // Whether the DAC's clip let each value through: recomputed from the same steps
-            // (the draws are pure functions of their indices).
-            for (p, &r) in pending.iter().enumerate() {
-                let s = scale.of_row(p);
-                for (i, &v) in x.row(r, n).iter().enumerate() {
-                    let index = (base + r as u64) * n as u64 + i as u64;
-                    let mut v = if scaling { v * s } else { v };
-                    if let Some(step) = inp_step {
-                        let u = io
-                            .inp_sto_round
-                            .then(|| T::of(noise::uniform(streams.input_rounding, index) - 0.5));
-                        v = quantize(v, step, u);
-                    }
-                    passed_in[p * n + i] = v <= inp_bound && v >= T::ZERO - inp_bound;
-                }
+            for (g, outs) in pieces.into_iter().enumerate() {
+                items.push((0, g, outs));
             }
         }
-        matmul(&prepared, n, m, n, w, w_stride, k, &mut y, k);
-        if recording {
-            // Whether the ADC's clip lets each output through, from the product as it stands.
-            for (p, &r) in pending.iter().enumerate() {
-                let mut row = y[p * k..(p + 1) * k].to_vec();
-                let start = (base + r as u64) * k as u64;
-                noisy_quantized(&mut row, start, streams, io, out_step, out_noise);
-                for (j, &o) in row.iter().enumerate() {
-                    passed_out[p * k + j] = o <= out_bound && o >= T::ZERO - out_bound;
-                }
-            }
-        }
-        // The ADC: noise, quantize, the bound test, clip.
-        let clipped = each_row(&mut y[..m * k], k, |(p, dst)| {
-            let r = pending[p];
-            adc(
-                dst,
-                (base + r as u64) * k as u64,
-                streams,
-                io,
-                out_step,
-                out_bound,
-                out_noise,
-            )
-        });
+        let block = |(first, g, mut outs): (usize, usize, Vec<&mut [T]>)| {
+            let range = first..first + outs.len();
+            let rows = &pending[range.clone()];
+            let cols = (bounds[g], bounds[g + 1] - bounds[g]);
+            let (_, len) = Block::<T>::scratch(rows.len(), n, cols.1);
+            let done = T::with_scratch(len, |buffer| {
+                crate::simd::arch().dispatch(Block {
+                    x,
+                    tile,
+                    w: (w, w_stride),
+                    io,
+                    conv: &conv,
+                    streams,
+                    base,
+                    rows,
+                    scales: &scales[range.clone()],
+                    backs: &backs[range.clone()],
+                    scaling,
+                    apply,
+                    outs: &mut outs,
+                    recording,
+                    buffer,
+                    cols,
+                })
+            });
+            (range, cols, done)
+        };
+        let done: Vec<_> = if items.len() > 1 {
+            items.into_par_iter().map(block).collect()
+        } else {
+            items.into_iter().map(block).collect()
+        };
         let stop =
             reduction > io.max_bm_factor || (bm_step > 0.0 && reduction > io.max_bm_res / bm_step);
-        let any_clipped = clipped.iter().any(|&c| c);
-        let mut still = Vec::new();
-        for (p, &r) in pending.iter().enumerate() {
-            // Redone with the range doubled: bound management's rows that clipped (all of the
-            // batch's when one did, or this row's alone per vector), until its stopping rule.
-            let redo = b_management && !stop && if per_vector { clipped[p] } else { any_clipped };
-            if redo {
-                still.push(r);
-                continue;
-            }
-            if let Some(masks) = masks.as_deref_mut() {
-                masks.input[r * n..(r + 1) * n].copy_from_slice(&passed_in[p * n..(p + 1) * n]);
-                masks.output[r * k..(r + 1) * k].copy_from_slice(&passed_out[p * k..(p + 1) * k]);
-            }
-            let factor = scale.back(io.out_scale, p);
-            let apply = scaling || io.out_scale != 1.0;
-            for (o, &v) in out[r * out_stride..r * out_stride + k]
-                .iter_mut()
-                .zip(&y[p * k..(p + 1) * k])
-            {
-                *o = if apply { v * factor } else { v };
+        let mut clipped = vec![false; m];
+        for (range, _, d) in &done {
+            for (c, &flag) in clipped[range.clone()].iter_mut().zip(&d.clipped) {
+                *c |= flag;
             }
         }
+        let any_clipped = clipped.iter().any(|&c| c);
+        // Redone with the range doubled: bound management's rows that clipped (all of the
+        // batch's when one did, or this row's alone per vector), until its stopping rule.
+        let redo =
+            |p: usize| b_management && !stop && if per_vector { clipped[p] } else { any_clipped };
+        if let Some(masks) = masks.as_deref_mut() {
+            for (range, (c0, kc), d) in &done {
+                for (q, p) in range.clone().enumerate() {
+                    if redo(p) {
+                        continue;
+                    }
+                    let r = pending[p];
+                    if *c0 == 0 {
+                        masks.input[r * n..(r + 1) * n]
+                            .copy_from_slice(&d.passed_in[q * n..(q + 1) * n]);
+                    }
+                    masks.output[r * k + c0..r * k + c0 + kc]
+                        .copy_from_slice(&d.passed_out[q * kc..(q + 1) * kc]);
+                }
+            }
+        }
+        let still: Vec<usize> = (0..m).filter(|&p| redo(p)).map(|p| pending[p]).collect();
         if still.is_empty() {
             return;
         }
         pending = still;
         round += 1;
     }
-}
-
-/// The ADC's noise and quantization of one row of outputs, whose first index is `start`.
-fn noisy_quantized<T: Float>(
-    row: &mut [T],
-    start: u64,
-    streams: &Streams,
-    io: &IoParameters,
-    step: Option<T>,
-    out_noise: T,
-) {
-    if io.out_noise > 0.0 {
-        let mut draws = vec![0f64; row.len()];
-        crate::normal::fill(streams.output, start, &mut draws);
-        for (o, &g) in row.iter_mut().zip(&draws) {
-            *o = *o + out_noise * T::of(g);
-        }
-    }
-    if let Some(step) = step {
-        if io.out_sto_round {
-            for (j, o) in row.iter_mut().enumerate() {
-                let u = noise::uniform(streams.output_rounding, start + j as u64) - 0.5;
-                *o = quantize(*o, step, Some(T::of(u)));
-            }
-        } else {
-            for o in row.iter_mut() {
-                *o = (*o / step).round_even() * step;
-            }
-        }
-    }
-}
-
-/// The ADC on one row of outputs: noise, quantization, then the bound test and the clip.
-/// Returns whether an output clipped.
-fn adc<T: Float>(
-    row: &mut [T],
-    start: u64,
-    streams: &Streams,
-    io: &IoParameters,
-    step: Option<T>,
-    bound: T,
-    out_noise: T,
-) -> bool {
-    noisy_quantized(row, start, streams, io, step, out_noise);
-    let mut clipped = false;
-    for o in row.iter_mut() {
-        clipped |= !(*o <= bound && *o >= T::ZERO - bound);
-        *o = clip(*o, bound);
-    }
-    clipped
 }

@@ -228,27 +228,33 @@ fn noise_statistics_agree_with_aihwkit() {
         let w = floats(&config["w"]);
         let (n, k) = (x.len(), config["out"].as_u64().unwrap() as usize);
         let batch: Vec<f64> = (0..draws).flat_map(|_| x.iter().copied()).collect();
-        let y = mvm(&batch, draws, n, &w, k, &io, (0, 0), 42).expect("mvm");
+        let y64 = mvm(&batch, draws, n, &w, k, &io, (0, 0), 42).expect("mvm");
+        // float32 draws its noise in float32 (its own generator): the same statistics.
+        let narrow = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let y32 = mvm(&narrow(&batch), draws, n, &narrow(&w), k, &io, (0, 0), 42).expect("mvm");
+        let y32: Vec<f64> = y32.into_iter().map(f64::from).collect();
         let (their_mean, their_std) = (floats(&config["mean"]), floats(&config["std"]));
-        for j in 0..k {
-            let column: Vec<f64> = (0..draws).map(|r| y[r * k + j]).collect();
-            let mean = column.iter().sum::<f64>() / draws as f64;
-            let var =
-                column.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (draws - 1) as f64;
-            let std = var.sqrt();
-            let s = their_std[j].max(1e-12);
-            // Two independent estimates: the standard error of their difference.
-            let mean_error = (2.0 * s * s / draws as f64).sqrt();
-            let std_error = (2.0 * s * s / (2.0 * (draws - 1) as f64)).sqrt();
-            assert!(
-                (mean - their_mean[j]).abs() <= 4.5 * mean_error,
-                "config {c} output {j}: mean {mean} against {}",
-                their_mean[j]
-            );
-            assert!(
-                (std - their_std[j]).abs() <= 4.5 * std_error + 1e-12,
-                "config {c} output {j}: std {std} against {s}"
-            );
+        for (dtype, y) in [("float64", &y64), ("float32", &y32)] {
+            for j in 0..k {
+                let column: Vec<f64> = (0..draws).map(|r| y[r * k + j]).collect();
+                let mean = column.iter().sum::<f64>() / draws as f64;
+                let var = column.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()
+                    / (draws - 1) as f64;
+                let std = var.sqrt();
+                let s = their_std[j].max(1e-12);
+                // Two independent estimates: the standard error of their difference.
+                let mean_error = (2.0 * s * s / draws as f64).sqrt();
+                let std_error = (2.0 * s * s / (2.0 * (draws - 1) as f64)).sqrt();
+                assert!(
+                    (mean - their_mean[j]).abs() <= 4.5 * mean_error,
+                    "{dtype} config {c} output {j}: mean {mean} against {}",
+                    their_mean[j]
+                );
+                assert!(
+                    (std - their_std[j]).abs() <= 4.5 * std_error + 1e-12,
+                    "{dtype} config {c} output {j}: std {std} against {s}"
+                );
+            }
         }
     }
 }

@@ -55,6 +55,65 @@ fn results_do_not_depend_on_threads() {
 }
 
 #[test]
+fn a_row_gives_the_same_bits_alone_and_in_any_batch() {
+    // The product's order is fixed per row (not chosen by the batch's size), so with the noise
+    // off a row's outputs are the same bits alone, in a batch of any size, on one thread or
+    // several; `gemm` takes another path for one row and did not promise this.
+    let quiet = IoParameters {
+        out_noise: 0.0,
+        bound_management: BoundManagement::None,
+        out_bound: 0.0,
+        out_res: 0.0,
+        ..IoParameters::default()
+    };
+    let perfect = IoParameters {
+        is_perfect: true,
+        ..quiet
+    };
+    for (rows, n, k) in [(300, 512, 512), (70, 300, 37), (33, 17, 9)] {
+        let (x, w) = data(rows, n, k, 5);
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        for io in [quiet, perfect] {
+            let all = mvm(&x, rows, n, &w, k, &io, (0, 0), 1).unwrap();
+            let all32 = mvm(&x32, rows, n, &w32, k, &io, (0, 0), 1).unwrap();
+            for r in [0, 1, rows / 2, rows - 1] {
+                let alone = mvm(&x[r * n..(r + 1) * n], 1, n, &w, k, &io, (0, 0), 1).unwrap();
+                assert_eq!(
+                    &all[r * k..(r + 1) * k],
+                    &alone[..],
+                    "{rows}x{n}x{k} row {r}"
+                );
+                let alone32 = mvm(&x32[r * n..(r + 1) * n], 1, n, &w32, k, &io, (0, 0), 1).unwrap();
+                assert_eq!(&all32[r * k..(r + 1) * k], &alone32[..], "f32 row {r}");
+            }
+            for split in [2, 5, rows / 3] {
+                let part = mvm(&x32[..split * n], split, n, &w32, k, &io, (0, 0), 1).unwrap();
+                assert_eq!(&all32[..split * k], &part[..], "the first {split} rows");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_instruction_set_gives_the_same_bits() {
+    use xbquant::{set_max_instruction_set, InstructionSet};
+    let (x, w) = data(40, 300, 70, 6);
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+    let run = |set: InstructionSet| {
+        set_max_instruction_set(set);
+        let y64 = mvm(&x, 40, 300, &w, 70, &noisy(), (128, 64), 3).unwrap();
+        let y32 = mvm(&x32, 40, 300, &w32, 70, &noisy(), (128, 64), 3).unwrap();
+        set_max_instruction_set(InstructionSet::Avx512);
+        (y64, y32)
+    };
+    let best = run(InstructionSet::Avx512);
+    assert_eq!(best, run(InstructionSet::Avx2));
+    assert_eq!(best, run(InstructionSet::Baseline));
+}
+
+#[test]
 fn bound_management_per_vector_is_each_vector_alone() {
     let (x, w) = data(12, 40, 9, 2);
     let io = IoParameters {

@@ -188,6 +188,24 @@ pub mod noise {
         super::uniform(super::counter(key, index))
     }
 
+    /// The 64 random bits of index `index` of the stream `key`: the 64-bit mix of its counter,
+    /// whose top 52 bits [`uniform`] returns as a fraction. The analog tiles' `f32` noise
+    /// takes two draws from each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xbquant::noise;
+    /// let key = noise::stream_key(7);
+    /// let bits = noise::bits(key, 3);
+    /// assert_eq!((bits >> 12) as f64 * 2f64.powi(-52), noise::uniform(key, 3));
+    /// ```
+    #[must_use]
+    #[inline(always)]
+    pub fn bits(key: u64, index: u64) -> u64 {
+        super::mix64(super::counter(key, index))
+    }
+
     /// A standard Gaussian draw of index `index` of the stream `key`: Box-Muller on the uniform
     /// draws `2 index` and `2 index + 1` (the first as `1 - u`, in `(0, 1]`). The converters'
     /// Gaussian noise, and the analog tiles'.

@@ -237,6 +237,9 @@ def _register_op(torch: Any) -> Any:
     return op
 
 
+_DEFAULT_IO = IOParameters()
+
+
 def _traced(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: Optional[int], bits: Optional[int]) -> Any:
     """The registered operation: the path of a traced call and of torch.func's tensors. Without
     a seed, one is drawn from torch's generator, in the graph."""
@@ -287,8 +290,45 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bit
     if tensor:
         import torch
 
+        if _data.FAST.tensor is None:
+            _data.FAST.know_torch(torch)  # the next call of CPU tensors may take the fast path
         return torch.from_numpy(out).to(device)
     return out
+
+
+#: The default tile: aihwkit's ``MappingParameter`` (512 inputs, 512 outputs).
+_DEFAULT_TILE = (512, 512)
+_NUMPY_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+
+
+def _fast(x: Any, w: Any, io: "IOParameters", seed: int) -> Any:
+    """The product of two CPU tensors that record no gradient, contiguous, of one float dtype,
+    with the default tile, or None where the call must take its general path (which checks
+    everything and says what is wrong): `Tensor.numpy()` refuses tensors on other devices,
+    tensors that require grad, torch.func's tensors and views with a negative or conjugate
+    bit, and the kernel refuses arrays it cannot read as they are."""
+    try:
+        xs, ws = x.numpy(), w.numpy()
+    except _data.Fast.declined:
+        return None
+    name = _NUMPY_NAMES.get(xs.dtype)
+    if (
+        name is None
+        or ws.dtype != xs.dtype
+        or ws.ndim != 2
+        or xs.ndim < 1
+        or xs.shape[-1] != ws.shape[1]
+        or not (xs.flags.c_contiguous and ws.flags.c_contiguous)
+    ):
+        return None
+    out = np.empty(xs.shape[:-1] + (ws.shape[0],), dtype=xs.dtype)
+    try:
+        _xbquant.analog_mvm(
+            xs.reshape(-1, xs.shape[-1]), ws, out.reshape(-1, ws.shape[0]), io._fields(), _DEFAULT_TILE, seed, name, None
+        )
+    except _data.Fast.declined:
+        return None
+    return _data.FAST.from_numpy(out)
 
 
 def mvm(
@@ -296,7 +336,7 @@ def mvm(
     w: Any,
     io: Optional[IOParameters] = None,
     *,
-    tile_size: Any = (512, 512),
+    tile_size: Any = _DEFAULT_TILE,
     seed: Optional[int] = None,
     input_bits: Optional[int] = None,
 ) -> Any:
@@ -326,7 +366,22 @@ def mvm(
         TypeError: data that is not float32 or float64, of two dtypes, or not a tensor or array.
         ValueError: shapes that do not match, or bad parameters.
     """
-    io = IOParameters() if io is None else io
+    if io is None:
+        io = _DEFAULT_IO
+    fast = _data.FAST
+    if (
+        type(x) is fast.tensor
+        and type(w) is fast.tensor
+        and type(io) is IOParameters
+        and type(seed) is int
+        and 0 <= seed < 2**64
+        and input_bits is None
+        and tile_size is _DEFAULT_TILE
+        and not fast.compiling()
+    ):
+        y = _fast(x, w, io, seed)
+        if y is not None:
+            return y
     if not isinstance(io, IOParameters):
         raise TypeError(f"io must be an xbquant.analog.IOParameters, got {type(io).__name__}")
     tile = _tile_size(tile_size)
