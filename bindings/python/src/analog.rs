@@ -71,6 +71,30 @@ fn parameters(io: &Bound<'_, PyDict>) -> PyResult<IoParameters> {
     Ok(io)
 }
 
+/// `IOParameters` read and checked once, kept by the Python object (`IOParameters._native`), so
+/// that a call does not read its fields again.
+#[pyclass(frozen, module = "xbquant._xbquant")]
+pub struct AnalogParameters(IoParameters);
+
+#[pymethods]
+impl AnalogParameters {
+    #[new]
+    fn new(fields: &Bound<'_, PyDict>) -> PyResult<Self> {
+        parameters(fields).map(AnalogParameters)
+    }
+}
+
+/// The parameters of a call: an `AnalogParameters`, or the fields of `IOParameters` as a dict.
+fn io_of(io: &Bound<'_, PyAny>) -> PyResult<IoParameters> {
+    if let Ok(native) = io.cast::<AnalogParameters>() {
+        return Ok(native.get().0);
+    }
+    let fields = io
+        .cast::<PyDict>()
+        .map_err(|_| PyTypeError::new_err("io must be the fields of an IOParameters"))?;
+    parameters(fields)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run<T: Float + numpy::Element>(
     py: Python<'_>,
@@ -190,13 +214,13 @@ pub fn analog_mvm(
     x: &Bound<'_, PyAny>,
     w: &Bound<'_, PyAny>,
     out: &Bound<'_, PyAny>,
-    io: &Bound<'_, PyDict>,
+    io: &Bound<'_, PyAny>,
     tile: (usize, usize),
     seed: u64,
     dtype: &str,
     bits: Option<u32>,
 ) -> PyResult<()> {
-    let io = parameters(io)?;
+    let io = io_of(io)?;
     match dtype {
         "float32" => run::<f32>(py, x, w, out, &io, tile, seed, dtype, bits),
         "float64" => run::<f64>(py, x, w, out, &io, tile, seed, dtype, bits),

@@ -27,6 +27,7 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::format_range, m)?)?;
     m.add_function(wrap_pyfunction!(codes::stream_key, m)?)?;
     m.add_function(wrap_pyfunction!(codes::hash_keys, m)?)?;
+    m.add_class::<analog::AnalogParameters>()?;
     m.add_function(wrap_pyfunction!(analog::analog_mvm, m)?)?;
     m.add_function(wrap_pyfunction!(analog::analog_check, m)?)?;
     m.add_function(wrap_pyfunction!(analog::analog_gradients, m)?)?;

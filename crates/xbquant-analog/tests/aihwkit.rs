@@ -1,7 +1,7 @@
 //! The tile's outputs against aihwkit 1.2.0's torch tile (`AnalogMVM.matmul`), noise off, for a
 //! table of `IOParameters` and shapes, one of them tiled (`scripts/aihwkit-reference.py` made
 //! the data). In float64 the outputs are aihwkit's bit for bit except where the two matrix
-//! products (ours from `gemm`, aihwkit's from torch's BLAS) differ in the last bit next to an
+//! products (ours in its fixed order, aihwkit's from torch's BLAS) differ in the last bit next to an
 //! ADC step: those are counted and must be rare, and each within one step. In float32, within
 //! one step.
 

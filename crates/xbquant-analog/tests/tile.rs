@@ -58,7 +58,7 @@ fn results_do_not_depend_on_threads() {
 fn a_row_gives_the_same_bits_alone_and_in_any_batch() {
     // The product's order is fixed per row (not chosen by the batch's size), so with the noise
     // off a row's outputs are the same bits alone, in a batch of any size, on one thread or
-    // several; `gemm` takes another path for one row and did not promise this.
+    // several (a BLAS takes another path for one row, and its bits change).
     let quiet = IoParameters {
         out_noise: 0.0,
         bound_management: BoundManagement::None,

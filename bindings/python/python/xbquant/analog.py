@@ -103,9 +103,14 @@ class IOParameters:
             else:
                 object.__setattr__(self, f.name, check_number(value, f.name))
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        _xbquant.analog_check(fields)
-        # The fields as the extension reads them, built once (a frozen dataclass).
+        # The fields as the extension reads them, built once (a frozen dataclass), and read by
+        # it once (checked there).
+        object.__setattr__(self, "_native", _xbquant.AnalogParameters(fields))
         object.__setattr__(self, "_as_dict", fields)
+
+    def __reduce__(self) -> Any:
+        # The fields alone: the extension's copy is made again when the copy is built.
+        return (type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
 
     def _text(self) -> str:
         """The parameters as the text the registered operation takes (read back by `_of_text`)."""
@@ -285,7 +290,7 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bit
     lead = xs.shape[:-1]
     flat = xs.reshape(-1, xs.shape[-1])
     out = np.empty((flat.shape[0], ws.shape[0]), dtype=flat.dtype)
-    _xbquant.analog_mvm(flat, ws, out, io._fields(), tile, seed, str(flat.dtype), bits)
+    _xbquant.analog_mvm(flat, ws, out, io.__dict__["_native"], tile, seed, str(flat.dtype), bits)
     out = out.reshape(*lead, ws.shape[0])
     if tensor:
         import torch
@@ -312,19 +317,13 @@ def _fast(x: Any, w: Any, io: "IOParameters", seed: int) -> Any:
     except _data.Fast.declined:
         return None
     name = _NUMPY_NAMES.get(xs.dtype)
-    if (
-        name is None
-        or ws.dtype != xs.dtype
-        or ws.ndim != 2
-        or xs.ndim < 1
-        or xs.shape[-1] != ws.shape[1]
-        or not (xs.flags.c_contiguous and ws.flags.c_contiguous)
-    ):
+    # Strided arrays the kernel refuses (declined below).
+    if name is None or ws.dtype != xs.dtype or ws.ndim != 2 or xs.ndim < 1 or xs.shape[-1] != ws.shape[1]:
         return None
     out = np.empty(xs.shape[:-1] + (ws.shape[0],), dtype=xs.dtype)
     try:
         _xbquant.analog_mvm(
-            xs.reshape(-1, xs.shape[-1]), ws, out.reshape(-1, ws.shape[0]), io._fields(), _DEFAULT_TILE, seed, name, None
+            xs.reshape(-1, xs.shape[-1]), ws, out.reshape(-1, ws.shape[0]), io.__dict__["_native"], _DEFAULT_TILE, seed, name, None
         )
     except _data.Fast.declined:
         return None
