@@ -200,6 +200,7 @@ impl Scheme {
 /// A 64-64-10 MLP with ReLU; PyTorch's default initialisation (uniform in +-1/sqrt(fan_in)).
 struct Mlp {
     vars: Vec<Var>,
+    draws: std::cell::Cell<u64>, // layers drawn with weight noise so far: a run repeats
 }
 
 impl Mlp {
@@ -217,7 +218,8 @@ impl Mlp {
             param(&[10, 64], 64)?,
             param(&[10], 64)?,
         ];
-        Ok(Mlp { vars })
+        let draws = std::cell::Cell::new(0);
+        Ok(Mlp { vars, draws })
     }
 
     fn layer(&self, i: usize, scheme: Scheme) -> Result<Box<dyn Module>> {
@@ -226,7 +228,8 @@ impl Mlp {
             self.vars[2 * i + 1].as_tensor().clone(),
         );
         if let Some((relative, seed)) = scheme.weight_noise {
-            w = pcm::noisy(&w, relative, seed)?;
+            let call = self.draws.replace(self.draws.get() + 1);
+            w = pcm::noisy(&w, relative, seed, call)?;
         }
         Ok(match scheme.weights {
             Some(wq) => Box::new(QuantLinear::new(w, Some(b), wq, scheme.activations)),
