@@ -230,13 +230,6 @@ pub fn analog_mvm(
     }
 }
 
-/// Checks the fields of `IOParameters` (the Rust core's check), raising `ValueError` naming
-/// the field.
-#[pyfunction]
-pub fn analog_check(io: &Bound<'_, PyDict>) -> PyResult<()> {
-    parameters(io).map(|_| ())
-}
-
 /// A device model of `xbquant_analog`: aihwkit's PCM model or XBTorch's devices.
 enum Device {
     Pcm(xbquant_analog::PcmLikeNoise),

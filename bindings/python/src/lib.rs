@@ -29,7 +29,6 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codes::hash_keys, m)?)?;
     m.add_class::<analog::AnalogParameters>()?;
     m.add_function(wrap_pyfunction!(analog::analog_mvm, m)?)?;
-    m.add_function(wrap_pyfunction!(analog::analog_check, m)?)?;
     m.add_function(wrap_pyfunction!(analog::analog_gradients, m)?)?;
     m.add_function(wrap_pyfunction!(analog::device_check, m)?)?;
     m.add_function(wrap_pyfunction!(analog::device_apply, m)?)?;

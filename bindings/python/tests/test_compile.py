@@ -18,6 +18,8 @@ ADC = "fixed<6,5> overflow=saturate-symmetric group=axis:1 range=percentile:90"
 # An analog tile's weights and parameters (noise on, an ADC that clips some outputs).
 TILE_W = torch.randn(7, 12, generator=torch.Generator().manual_seed(9)) * 0.3
 ANALOG_IO = analog.IOParameters(out_noise=0.05, out_bound=2.0, bound_management="none")
+PCM = analog.PCMLikeNoise()
+XBT = analog.XBTorchDevice(write_noise=2.0, read_noise=1.0, drift_coefficient=0.05, stuck_fraction=0.1)
 SCHEME = xbquant.Scheme("fixed<6,3> overflow=wrap rounding=floor group=axis:0 scale=pow2")
 # A scale per column, given as a tensor: one of them zero.
 SCALES = torch.tensor([0.5, 1.0, 2.0, 0.0, 3.0, 0.25, 1.5, 1.0, 4.0, 0.75, 2.0, 1.0])
@@ -70,7 +72,21 @@ def every_op(x):
         xbquant.from_bit_slices(xbquant.bit_slices(xbquant.quantize(x, 8, 0).long(), 8, 3), 8, 3),
         analog.mvm(x, TILE_W, ANALOG_IO, tile_size=(5, 4), seed=3),
         analog.mvm(x, TILE_W, ANALOG_IO, seed=4, input_bits=4),
+        *devices(x),
     )
+
+
+def devices(x):
+    """The device models' methods on conductances made from `x` (each a registered operation)."""
+    g = x.abs() * 5 + 1
+    out = []
+    for dev in (PCM, XBT):
+        prog = dev.apply_programming_noise_to_conductance(g, seed=1)
+        nu = dev.generate_drift_coefficients(g, seed=2)
+        halves, params = dev.convert_to_conductances(x)
+        out += [prog, nu, dev.apply_drift_noise_to_conductance(prog, nu, 86_400.0, seed=3), *halves]
+        out.append(dev.convert_back_to_weights(halves, params))
+    return out
 
 
 def test_compiled_full_graph_equals_eager():
@@ -212,6 +228,9 @@ def test_every_tensor_op_takes_vmap_and_grad():
         "tensor scale": lambda v: xbquant.quantize(v, 6, 2, scale=SCALES[:5], axis=1),
         "tensor range": lambda v: xbquant.adc(v, 6, range=SCALES[:5] * 3, axis=1),
         "analog mvm": lambda v: analog.mvm(v, TILE_W[:, :5], ANALOG_IO, seed=1),
+        "pcm programming": lambda v: PCM.apply_programming_noise_to_conductance(v.abs() * 5, seed=1),
+        "xbtorch drift": lambda v: XBT.apply_drift_noise_to_conductance(v.abs() * 5 + 50, v.abs() / 10, 9.0, seed=2),
+        "conductances": lambda v: PCM.convert_to_conductances(v)[0][0],
     }
     for name, f in ops.items():
         want = torch.stack([f(v) for v in x])
@@ -263,6 +282,7 @@ def test_every_op_backward_compiled_equals_eager():
 
     want = grads(floats)
     got = grads(compiled(floats))
-    assert len(want) == 30 and sum(g is not None for g in want) == 23
+    # The device models' 12 results are data (no gradient).
+    assert len(want) == 42 and sum(g is not None for g in want) == 23
     for k, (a, b) in enumerate(zip(want, got)):
         assert (a is None and b is None) or torch.equal(a, b), k

@@ -9,7 +9,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _data, _xbquant
+from . import _data, _ops, _xbquant
 from ._checks import check_number, check_seed
 
 
@@ -35,8 +35,30 @@ class _DeviceModel:
         if tensor:
             _data.check_layout(g, "g")
         seed = check_seed(seed)
+        if nu is not None and tuple(nu.shape) != tuple(g.shape):
+            raise ValueError(
+                f"drift_noise_param must have the shape of g_prog, {tuple(g.shape)}, got {tuple(nu.shape)}"
+            )
+        if tensor and (_ops.in_graph(g) or (nu is not None and _ops.in_graph(nu))):
+            # Traced, or a tensor of torch.func's transforms: the registered operation.
+            import torch
+
+            _ops.register()  # every operation, once (not while traced)
+            op = _register_ops(torch)[0]
+            drawn = _ops.seed_tensor(torch, seed)
+            nu_t = None if nu is None else torch.as_tensor(nu, dtype=g.dtype, device=g.device)
+            return op(g.detach(), nu_t, self._MODEL, self._text(), kind, t, drawn)
         if seed is None:
             seed = _data.draw_seed(g)
+        return self._eager(kind, g, nu, t, seed)
+
+    def _text(self) -> str:
+        """The fields as the text the registered operations take (read back by `_device_of`)."""
+        return ";".join(f"{k}={v!r}" for k, v in self.__dict__["_as_dict"].items())
+
+    def _eager(self, kind: str, g: Any, nu: Any, t: float, seed: int) -> Any:
+        dtype = str(g.dtype).replace("torch.", "")
+        tensor = _data.is_tensor(g)
 
         def flat(a: Any, name: str) -> np.ndarray:
             if _data.is_tensor(a):
@@ -46,13 +68,7 @@ class _DeviceModel:
             return np.ascontiguousarray(a, dtype=np.dtype(dtype)).reshape(-1)
 
         values = flat(g, "g")
-        drift = None
-        if nu is not None:
-            if tuple(nu.shape) != tuple(g.shape):
-                raise ValueError(
-                    f"drift_noise_param must have the shape of g_prog, {tuple(g.shape)}, got {tuple(nu.shape)}"
-                )
-            drift = flat(nu, "drift_noise_param")
+        drift = None if nu is None else flat(nu, "drift_noise_param")
         out = np.empty_like(values)
         _xbquant.device_apply(self._MODEL, self.__dict__["_as_dict"], kind, values, drift, out, t, seed, dtype)
         out = out.reshape(tuple(g.shape))
@@ -73,6 +89,13 @@ class _DeviceModel:
         if dtype not in ("float32", "float64"):
             raise TypeError(f"weights must hold float32 or float64 values, got {dtype}")
         tensor = _data.is_tensor(weights)
+        if tensor and _ops.in_graph(weights):
+            # Traced: the registered operation; the ratio is then a 0-d float64 tensor.
+            import torch
+
+            _ops.register()
+            plus_t, minus_t, ratio_t = _register_ops(torch)[1](weights.detach(), self._MODEL, self._text())
+            return [plus_t, minus_t], {"scale_ratio": ratio_t}
         w = weights.detach().cpu().resolve_neg().contiguous().numpy() if tensor else np.ascontiguousarray(weights)
         w = w.reshape(-1)
         plus, minus = np.empty_like(w), np.empty_like(w)
@@ -89,7 +112,9 @@ class _DeviceModel:
         """The weights of a pair of conductances: ``((g+ - g_min) - (g- - g_min)) / scale_ratio``."""
         if len(conductances) != 2 or "scale_ratio" not in params:
             raise ValueError("conductances must be [g_plus, g_minus] and params hold scale_ratio")
-        ratio = check_number(params["scale_ratio"], "scale_ratio", positive=True)
+        ratio = params["scale_ratio"]
+        if not _data.is_tensor(ratio):  # a 0-d tensor from a traced conversion
+            ratio = check_number(ratio, "scale_ratio", positive=True)
         plus, minus = conductances
         return ((plus - self.g_min) - (minus - self.g_min)) / ratio
 
@@ -204,3 +229,79 @@ class XBTorchDevice(_DeviceModel):
             object.__setattr__(self, f.name, value)
             fields[f.name] = value
         self._checked(fields)
+
+
+_MODELS = {"pcm": PCMLikeNoise, "xbtorch": XBTorchDevice}
+_PARSED: dict = {}
+_OPS: Any = None
+
+
+def _device_of(model: str, text: str) -> Any:
+    """The device model of `_DeviceModel._text` (cached: a graph passes the same text each call)."""
+    device = _PARSED.get((model, text))
+    if device is None:
+        import ast
+
+        pairs = (item.split("=", 1) for item in text.split(";"))
+        device = _PARSED[(model, text)] = _MODELS[model](**{k: ast.literal_eval(v) for k, v in pairs})
+    return device
+
+
+def _register_ops(torch: Any) -> Any:
+    """`torch.ops.xbquant.device_apply(g, nu, model, params, kind, t, seed)` (programming noise,
+    drift coefficients, drift and read noise) and `torch.ops.xbquant.device_to_conductances(w,
+    model, params)`, registered with fake implementations and vmap rules by samples, so that
+    torch.compile, torch.export and vmap see one node. No gradient: conductances are data."""
+    global _OPS
+    if _OPS is not None:
+        return _OPS
+
+    @torch.library.custom_op(
+        "xbquant::device_apply",
+        mutates_args=(),
+        schema="(Tensor g, Tensor? nu, str model, str params, str kind, float t, Tensor seed) -> Tensor",
+    )
+    def apply(g: Any, nu: Any, model: str, params: str, kind: str, t: float, seed: Any) -> Any:
+        """A device model's method on conductances `g` (and drift coefficients `nu`)."""
+        return _device_of(model, params)._eager(kind, g, nu, t, int(seed.item()) % 2**64)
+
+    @apply.register_fake
+    def _(g: Any, nu: Any, model: str, params: str, kind: str, t: float, seed: Any) -> Any:
+        return torch.empty_like(g)
+
+    def apply_vmap(
+        info: Any, in_dims: Any, g: Any, nu: Any, model: str, params: str, kind: str, t: float, seed: Any
+    ) -> Any:
+        # Each sample as its own call, as a loop of calls would be.
+        size = info.batch_size
+        gs = [g] * size if in_dims[0] is None else list(g.movedim(in_dims[0], 0).unbind(0))
+        nus = [nu] * size if nu is None or in_dims[1] is None else list(nu.movedim(in_dims[1], 0).unbind(0))
+        return torch.stack([apply(a, b, model, params, kind, t, seed) for a, b in zip(gs, nus)]), 0
+
+    apply.register_vmap(apply_vmap)
+
+    @torch.library.custom_op(
+        "xbquant::device_to_conductances",
+        mutates_args=(),
+        schema="(Tensor w, str model, str params) -> (Tensor, Tensor, Tensor)",
+    )
+    def conductances(w: Any, model: str, params: str) -> Any:
+        """A device model's pair of conductances of the weights `w`, and the ratio of the map."""
+        (plus, minus), p = _device_of(model, params).convert_to_conductances(w)
+        return plus, minus, torch.tensor(p["scale_ratio"], dtype=torch.float64)
+
+    @conductances.register_fake
+    def _(w: Any, model: str, params: str) -> Any:
+        return torch.empty_like(w), torch.empty_like(w), w.new_empty((), dtype=torch.float64)
+
+    def conductances_vmap(info: Any, in_dims: Any, w: Any, model: str, params: str) -> Any:
+        # Each sample its own map (its own largest magnitude), as a loop of calls.
+        if in_dims[0] is None:
+            return conductances(w, model, params), (None, None, None)
+        parts = [conductances(sample, model, params) for sample in w.movedim(in_dims[0], 0).unbind(0)]
+        return tuple(torch.stack([p[i] for p in parts]) for i in range(3)), (0, 0, 0)
+
+    conductances.register_vmap(conductances_vmap)
+
+    _OPS = (apply, conductances)
+    return _OPS

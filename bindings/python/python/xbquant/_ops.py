@@ -89,9 +89,10 @@ def register() -> Any:
 
     quantize.register_vmap(vmap_rule)
     _register_bit_slicing(torch)
-    from . import analog
+    from . import _devices, analog
 
     analog._register_op(torch)
+    _devices._register_ops(torch)
     global _TEXT_OF
     _TEXT_OF = torch.compiler.assume_constant_result(_text_of)
     _straight_function()  # built here, not while traced (dynamo cannot trace a class definition)
@@ -259,6 +260,15 @@ def in_graph(x: Any) -> bool:
     """Whether a call on `x` goes through the registered operation: while torch.compile or
     torch.export traces, or when `x` is a tensor of torch.func's transforms."""
     return _data.FAST.compiling() or wrapped(x)
+
+
+def seed_tensor(torch: Any, seed: Any) -> Any:
+    """The seed of a registered operation's call, an int64 scalar tensor: `seed` (an int in
+    ``[0, 2**64)``, stored in two's complement), or without one a draw of torch's generator, in
+    the graph."""
+    if seed is None:
+        return torch.randint(0, 2**62, (), dtype=torch.int64)
+    return torch.tensor(seed - 2**64 if seed >= 2**63 else seed, dtype=torch.int64)
 
 
 def traced(x: Any, text: str, gradient: str, return_mask: bool = False) -> Any:

@@ -1,6 +1,6 @@
 # Signatures of the private extension module (src/). tests/test_stubs.py checks that they match
 # the compiled functions' and classes' text signatures.
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -143,17 +143,20 @@ def from_bit_slices(planes: np.ndarray, bits: int, slice_bits: int, encoding: st
 def format_range(word_length: int, frac_length: int, symmetric: bool, signed: bool) -> Tuple[float, float]: ...
 def stream_key(seed: int) -> int: ...
 def hash_keys(seed: int, block: int) -> Tuple[int, int]: ...
+
+class AnalogParameters:
+    def __init__(self, fields: Dict[str, Any]) -> None: ...
+
 def analog_mvm(
     x: Any,
     w: Any,
     out: Any,
-    io: Dict[str, Any],
+    io: Union[AnalogParameters, Dict[str, Any]],
     tile: Tuple[int, int],
     seed: int,
     dtype: str,
     bits: Optional[int] = None,
 ) -> None: ...
-def analog_check(io: Dict[str, Any]) -> None: ...
 def analog_gradients(
     x: Any, w: Any, grad: Any, gx: Any, gw: Any, io: Dict[str, Any], tile: Tuple[int, int], seed: int, dtype: str
 ) -> None: ...
@@ -170,3 +173,4 @@ def device_apply(
     dtype: str,
 ) -> None: ...
 def device_to_conductances(model: str, params: Dict[str, Any], w: Any, plus: Any, minus: Any, dtype: str) -> float: ...
+def set_max_instruction_set(name: str) -> str: ...

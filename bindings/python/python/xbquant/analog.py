@@ -251,11 +251,7 @@ def _traced(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: Optio
     import torch
 
     op = _register_op(torch)
-    if seed is None:
-        drawn = torch.randint(0, 2**62, (), dtype=torch.int64)
-    else:
-        drawn = torch.tensor(seed - 2**64 if seed >= 2**63 else seed, dtype=torch.int64)
-    return op(x, w, io._text(), list(tile), drawn, 0 if bits is None else bits)
+    return op(x, w, io._text(), list(tile), _ops.seed_tensor(torch, seed), 0 if bits is None else bits)
 
 
 def _tile_size(tile_size: Any) -> Tuple[int, int]:
@@ -323,7 +319,14 @@ def _fast(x: Any, w: Any, io: "IOParameters", seed: int) -> Any:
     out = np.empty(xs.shape[:-1] + (ws.shape[0],), dtype=xs.dtype)
     try:
         _xbquant.analog_mvm(
-            xs.reshape(-1, xs.shape[-1]), ws, out.reshape(-1, ws.shape[0]), io.__dict__["_native"], _DEFAULT_TILE, seed, name, None
+            xs.reshape(-1, xs.shape[-1]),
+            ws,
+            out.reshape(-1, ws.shape[0]),
+            io.__dict__["_native"],
+            _DEFAULT_TILE,
+            seed,
+            name,
+            None,
         )
     except _data.Fast.declined:
         return None
