@@ -89,7 +89,7 @@ impl Float for f32 {
         f32::mul_add(self, a, b)
     }
     fn normals(key: u64, start: u64, out: &mut [Self]) {
-        crate::normal::fill32(key, start, out);
+        crate::normal::fill(key, start, out);
     }
     fn as_f32(data: &[Self]) -> Option<&[f32]> {
         Some(data)

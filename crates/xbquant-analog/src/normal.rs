@@ -103,15 +103,35 @@ fn pair(key: u64, pair: u64) -> (f64, f64) {
     (r * c, r * s)
 }
 
+/// The Box-Muller pairs of a stream in one type: [`pair`] for `f64`, [`pair32`] for `f32`.
+pub(crate) trait Pairs: Copy + Default {
+    fn pair(key: u64, pair: u64) -> (Self, Self);
+}
+
+impl Pairs for f64 {
+    #[inline(always)]
+    fn pair(key: u64, p: u64) -> (f64, f64) {
+        pair(key, p)
+    }
+}
+
+impl Pairs for f32 {
+    #[inline(always)]
+    fn pair(key: u64, p: u64) -> (f32, f32) {
+        pair32(key, p)
+    }
+}
+
 /// Fills `out` with the draws of indices `start..start + out.len()` of the stream `key`, with
-/// the widest vectors this machine has (the arithmetic is the same on each).
-pub(crate) fn fill(key: u64, start: u64, out: &mut [f64]) {
-    struct Fill<'a> {
+/// the widest vectors this machine has (the arithmetic is the same on each): element `2p` the
+/// cosine draw and `2p + 1` the sine draw of pair `p`.
+pub(crate) fn fill<T: Pairs>(key: u64, start: u64, out: &mut [T]) {
+    struct Fill<'a, T> {
         key: u64,
         start: u64,
-        out: &'a mut [f64],
+        out: &'a mut [T],
     }
-    impl pulp::WithSimd for Fill<'_> {
+    impl<T: Pairs> pulp::WithSimd for Fill<'_, T> {
         type Output = ();
         #[inline(always)]
         fn with_simd<S: pulp::Simd>(self, _simd: S) {
@@ -122,22 +142,22 @@ pub(crate) fn fill(key: u64, start: u64, out: &mut [f64]) {
 }
 
 #[inline(always)]
-fn fill_with(key: u64, start: u64, out: &mut [f64]) {
+fn fill_with<T: Pairs>(key: u64, start: u64, out: &mut [T]) {
     let mut index = start;
     let mut rest = out;
     // An odd first index: the sine half of its pair.
     if index & 1 == 1 && !rest.is_empty() {
-        rest[0] = pair(key, index >> 1).1;
+        rest[0] = T::pair(key, index >> 1).1;
         rest = &mut rest[1..];
         index += 1;
     }
     let mut first_pair = index >> 1;
     let mut chunks = rest.chunks_exact_mut(2 * BLOCK);
     for chunk in &mut chunks {
-        let mut cos = [0.0; BLOCK];
-        let mut sin = [0.0; BLOCK];
+        let mut cos = [T::default(); BLOCK];
+        let mut sin = [T::default(); BLOCK];
         for (j, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
-            (*c, *s) = pair(key, first_pair + j as u64);
+            (*c, *s) = T::pair(key, first_pair + j as u64);
         }
         for j in 0..BLOCK {
             chunk[2 * j] = cos[j];
@@ -147,7 +167,7 @@ fn fill_with(key: u64, start: u64, out: &mut [f64]) {
     }
     let tail = chunks.into_remainder();
     for (j, v) in tail.iter_mut().enumerate() {
-        let (c, s) = pair(key, first_pair + (j / 2) as u64);
+        let (c, s) = T::pair(key, first_pair + (j / 2) as u64);
         *v = if j % 2 == 0 { c } else { s };
     }
 }
@@ -213,54 +233,6 @@ fn pair32(key: u64, pair: u64) -> (f32, f32) {
     (r * c, r * s)
 }
 
-/// [`fill`] for `f32` data: the draws of indices `start..start + out.len()` of the stream `key`,
-/// element `2p` the cosine draw and `2p + 1` the sine draw of [`pair32`]`(key, p)`.
-pub(crate) fn fill32(key: u64, start: u64, out: &mut [f32]) {
-    struct Fill<'a> {
-        key: u64,
-        start: u64,
-        out: &'a mut [f32],
-    }
-    impl pulp::WithSimd for Fill<'_> {
-        type Output = ();
-        #[inline(always)]
-        fn with_simd<S: pulp::Simd>(self, _simd: S) {
-            fill32_with(self.key, self.start, self.out);
-        }
-    }
-    crate::simd::arch().dispatch(Fill { key, start, out });
-}
-
-#[inline(always)]
-fn fill32_with(key: u64, start: u64, out: &mut [f32]) {
-    let mut index = start;
-    let mut rest = out;
-    if index & 1 == 1 && !rest.is_empty() {
-        rest[0] = pair32(key, index >> 1).1;
-        rest = &mut rest[1..];
-        index += 1;
-    }
-    let mut first_pair = index >> 1;
-    let mut chunks = rest.chunks_exact_mut(2 * BLOCK);
-    for chunk in &mut chunks {
-        let mut cos = [0.0; BLOCK];
-        let mut sin = [0.0; BLOCK];
-        for (j, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
-            (*c, *s) = pair32(key, first_pair + j as u64);
-        }
-        for j in 0..BLOCK {
-            chunk[2 * j] = cos[j];
-            chunk[2 * j + 1] = sin[j];
-        }
-        first_pair += BLOCK as u64;
-    }
-    let tail = chunks.into_remainder();
-    for (j, v) in tail.iter_mut().enumerate() {
-        let (c, s) = pair32(key, first_pair + (j / 2) as u64);
-        *v = if j % 2 == 0 { c } else { s };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +281,7 @@ mod tests {
         // The largest magnitude: u1 = 2^-32.
         let key = noise::stream_key(11);
         let mut draws = vec![0f32; 200_001];
-        fill32(key, 0, &mut draws);
+        fill(key, 0, &mut draws);
         let n = draws.len() as f64;
         let mean = draws.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
         let var = draws
@@ -326,10 +298,10 @@ mod tests {
     fn fill32_is_the_pairs_by_index_from_any_start() {
         let key = noise::stream_key(5);
         let mut all = vec![0f32; 101];
-        fill32(key, 0, &mut all);
+        fill(key, 0, &mut all);
         for start in [0u64, 1, 2, 7, 33, 64] {
             let mut part = vec![0f32; 101 - start as usize];
-            fill32(key, start, &mut part);
+            fill(key, start, &mut part);
             assert_eq!(&all[start as usize..], &part[..], "{start}");
         }
         for (i, &v) in all.iter().enumerate() {
