@@ -294,35 +294,25 @@ mod tests {
         assert!(draws.iter().all(|v| v.abs() <= 6.67));
     }
 
-    #[test]
-    fn fill32_is_the_pairs_by_index_from_any_start() {
-        let key = noise::stream_key(5);
-        let mut all = vec![0f32; 101];
+    /// `fill` from any start gives the draws of the pairs by index, in either type.
+    fn pairs_by_index<T: Pairs + PartialEq + std::fmt::Debug>(seed: u64) {
+        let key = noise::stream_key(seed);
+        let mut all = vec![T::default(); 101];
         fill(key, 0, &mut all);
         for start in [0u64, 1, 2, 7, 33, 64] {
-            let mut part = vec![0f32; 101 - start as usize];
+            let mut part = vec![T::default(); 101 - start as usize];
             fill(key, start, &mut part);
             assert_eq!(&all[start as usize..], &part[..], "{start}");
         }
         for (i, &v) in all.iter().enumerate() {
-            let (c, s) = pair32(key, i as u64 / 2);
+            let (c, s) = T::pair(key, i as u64 / 2);
             assert_eq!(v, if i % 2 == 0 { c } else { s });
         }
     }
 
     #[test]
     fn fill_is_the_pairs_by_index_from_any_start() {
-        let key = noise::stream_key(3);
-        let mut all = vec![0.0; 101];
-        fill(key, 0, &mut all);
-        for start in [0u64, 1, 2, 7, 33, 64] {
-            let mut part = vec![0.0; 101 - start as usize];
-            fill(key, start, &mut part);
-            assert_eq!(&all[start as usize..], &part[..], "{start}");
-        }
-        for (i, &v) in all.iter().enumerate() {
-            let (c, s) = pair(key, i as u64 / 2);
-            assert_eq!(v, if i % 2 == 0 { c } else { s });
-        }
+        pairs_by_index::<f64>(3);
+        pairs_by_index::<f32>(5);
     }
 }
