@@ -1,0 +1,194 @@
+//! The dense layer's own properties: a wrapping accumulator's result is the exact sum wrapped
+//! once (whatever the order), a saturating one's depends on the order as hls4ml's does, the
+//! overflows are counted where they happen, and bad shapes and values are clear errors.
+
+use xbquant_fixed::{dense, dense_codes, DenseTypes, Error, FixedType};
+
+fn data(len: usize, scale: f64, seed: u64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+#[test]
+fn a_wrapping_accumulator_is_the_exact_sum_wrapped_once() {
+    let types = DenseTypes::parse(
+        "ap_fixed<10,4>",
+        "ap_fixed<8,2>",
+        "ap_fixed<8,2>",
+        "ap_fixed<12,5>",
+        "ap_fixed<12,5>",
+    )
+    .unwrap();
+    let (rows, n, out) = (5, 40, 3);
+    let (x, w, b) = (
+        data(rows * n, 8.0, 1),
+        data(out * n, 2.0, 2),
+        data(out, 2.0, 3),
+    );
+    let (codes, overflows) = dense_codes(&x, rows, n, &w, out, Some(&b), &types).unwrap();
+    assert!(
+        overflows.accumulations.iter().sum::<u64>() > 0,
+        "the sums must wrap"
+    );
+    let code = |t: &FixedType, v: f64| t.cast_f64(v).unwrap().0;
+    for r in 0..rows {
+        for j in 0..out {
+            // Products at 12 fractional bits; the accumulator has 7: each product rounds
+            // (floor) on its own, then the exact sum wraps to 12 bits.
+            let mut sum = code(
+                &types.accum,
+                types.bias.cast_f64(b[j]).unwrap().0 as f64 / 64.0,
+            );
+            for i in 0..n {
+                let p = code(&types.input, x[r * n + i]) * code(&types.weight, w[j * n + i]);
+                sum += p >> 5;
+            }
+            let wrapped = ((sum + 2048).rem_euclid(4096)) - 2048;
+            assert_eq!(codes[r * out + j], wrapped, "row {r} output {j}");
+        }
+    }
+}
+
+#[test]
+fn a_saturating_accumulator_depends_on_the_order() {
+    // +7, +7, -7 in an accumulator of [-8, 8): saturates at 7.9375 after the second product,
+    // then 0.9375; in the other order it would be 7.
+    let types = DenseTypes::parse(
+        "ap_fixed<8,4>",
+        "ap_fixed<8,4>",
+        "ap_fixed<8,4>",
+        "ap_fixed<8,4,AP_TRN,AP_SAT>",
+        "ap_fixed<8,4>",
+    )
+    .unwrap();
+    let (y, overflows) = dense(
+        &[7.0f64, 7.0, -7.0],
+        1,
+        3,
+        &[1.0, 1.0, 1.0],
+        1,
+        None,
+        &types,
+    )
+    .unwrap();
+    assert_eq!(y, [0.9375]);
+    assert_eq!(overflows.accumulations, [1]);
+    let (y, _) = dense(
+        &[-7.0f64, 7.0, 7.0],
+        1,
+        3,
+        &[1.0, 1.0, 1.0],
+        1,
+        None,
+        &types,
+    )
+    .unwrap();
+    assert_eq!(y, [7.0]);
+}
+
+#[test]
+fn overflows_are_counted_per_channel() {
+    let types = DenseTypes::parse(
+        "ap_fixed<6,3,AP_TRN,AP_SAT>",
+        "ap_fixed<6,2,AP_TRN,AP_SAT>",
+        "ap_fixed<4,2,AP_TRN,AP_SAT>",
+        "ap_fixed<8,3,AP_TRN,AP_SAT>",
+        "ap_fixed<6,2,AP_TRN,AP_SAT>",
+    )
+    .unwrap();
+    // The input 9.0 saturates at 3.875, the weight 3.0 at 1.9375, the bias 5.0 at 1.75.
+    // Channel 0: the product 7.5078125 saturates in the accumulator at 3.96875, and so do the
+    // two sums (1.75 + 3.96875, then + 1.0); the result saturates at 1.9375. Channel 1:
+    // 3.875 * 0.5 + 0.25 = 2.1875 fits the accumulator, not the result.
+    let x = [9.0f64, 1.0];
+    let w = [3.0, 1.0, 0.5, 0.25];
+    let (y, o) = dense(&x, 1, 2, &w, 2, Some(&[5.0, 0.0]), &types).unwrap();
+    assert_eq!(y, [1.9375, 1.9375]);
+    assert_eq!(o.inputs, 1);
+    assert_eq!(o.weights, [1, 0]);
+    assert_eq!(o.biases, [1, 0]);
+    assert_eq!(o.products, [1, 0]);
+    assert_eq!(o.accumulations, [2, 0]);
+    assert_eq!(o.results, [1, 1]);
+    assert_eq!(o.accumulator(), 3);
+}
+
+#[test]
+fn bad_shapes_values_and_types_are_clear_errors() {
+    let t = DenseTypes::parse(
+        "ap_fixed<8,3>",
+        "ap_fixed<8,3>",
+        "ap_fixed<8,3>",
+        "ap_fixed<16,6>",
+        "ap_fixed<8,3>",
+    )
+    .unwrap();
+    let ok = dense(&[1.0f64; 6], 2, 3, &[1.0; 6], 2, Some(&[0.0; 2]), &t);
+    assert!(ok.is_ok());
+    for (x, rows, n, w, out, b) in [
+        (5usize, 2usize, 3usize, 6usize, 2usize, 2usize),
+        (6, 2, 3, 5, 2, 2),
+        (6, 2, 3, 6, 2, 3),
+        (6, usize::MAX, 3, 6, 2, 2),
+        (6, 2, 3, 6, usize::MAX, 2),
+    ] {
+        let r = dense(
+            &vec![1.0f64; x],
+            rows,
+            n,
+            &vec![1.0; w],
+            out,
+            Some(&vec![0.0; b]),
+            &t,
+        );
+        assert!(
+            matches!(r, Err(Error::ShapeMismatch(_))),
+            "{x} {rows} {n} {w} {out} {b}"
+        );
+    }
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let r = dense(&[1.0f64, bad], 1, 2, &[1.0; 2], 1, None, &t);
+        assert!(matches!(r, Err(Error::NotFinite("x"))));
+        let r = dense(&[1.0f64; 2], 1, 2, &[1.0, bad], 1, None, &t);
+        assert!(matches!(r, Err(Error::NotFinite("w"))));
+        let r = dense(&[1.0f64; 2], 1, 2, &[1.0; 2], 1, Some(&[bad]), &t);
+        assert!(matches!(r, Err(Error::NotFinite("b"))));
+    }
+    // Empty layers: no rows, no outputs, no inputs (the bias alone).
+    assert_eq!(
+        dense(&[] as &[f64], 0, 3, &[1.0; 6], 2, None, &t)
+            .unwrap()
+            .0,
+        []
+    );
+    assert_eq!(dense(&[1.0f64; 3], 1, 3, &[], 0, None, &t).unwrap().0, []);
+    assert_eq!(
+        dense(&[] as &[f64], 2, 0, &[], 2, Some(&[0.5, -1.0]), &t)
+            .unwrap()
+            .0,
+        [0.5, -1.0, 0.5, -1.0]
+    );
+    // Huge finite values saturate or wrap as the types say; f32 data.
+    let (y, o) = dense(&[f32::MAX, 1.0], 1, 2, &[1.0f32, 1.0], 1, None, &t).unwrap();
+    assert_eq!(o.inputs, 1);
+    assert!(y[0].is_finite());
+    let wide = DenseTypes::parse(
+        "ap_ufixed<64,10>",
+        "ap_ufixed<64,10>",
+        "ap_fixed<8,3>",
+        "ap_fixed<64,20>",
+        "ap_fixed<8,3>",
+    )
+    .unwrap();
+    assert!(matches!(
+        dense(&[1.0f64], 1, 1, &[1.0], 1, None, &wide),
+        Err(Error::InvalidType(..))
+    ));
+}
