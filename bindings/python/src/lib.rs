@@ -10,6 +10,7 @@
 mod analog;
 mod call;
 mod codes;
+mod fixed;
 mod scheme;
 
 use pyo3::prelude::*;
@@ -34,6 +35,9 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analog::device_apply, m)?)?;
     m.add_function(wrap_pyfunction!(analog::device_to_conductances, m)?)?;
     m.add_function(wrap_pyfunction!(set_max_instruction_set, m)?)?;
+    m.add_function(wrap_pyfunction!(fixed::fixed_type, m)?)?;
+    m.add_function(wrap_pyfunction!(fixed::fixed_accum_type, m)?)?;
+    m.add_function(wrap_pyfunction!(fixed::fixed_dense, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The noise generator's constants, for the torch operations that redraw it on other devices.
     m.add("NOISE_STEP", noise::STEP)?;

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xbquant
-from xbquant import analog, nn, quantizers
+from xbquant import analog, fixed, nn, quantizers
 
 X = torch.tensor([[0.5, -0.25], [1.5, 0.125]])
 
@@ -47,6 +47,9 @@ FLAG = [("no", TypeError), (1, TypeError), (None, TypeError), ([True], TypeError
 NAME = [(["nearest"], TypeError), (5, TypeError), (None, TypeError), ("bogus", ValueError)]
 SEED = [(True, TypeError), ("1", TypeError), (1.5, TypeError), (2**64, ValueError), (-(2**63) - 1, ValueError)]
 AXIS = [(True, TypeError), ("0", TypeError), (1.0, TypeError), (5, ValueError), (-3, ValueError)]
+# An HLS type string: another type, a string that is no type, a word this cannot compute.
+HLS_TYPE = [(5, TypeError), (b"ap_fixed<8,3>", TypeError), ("float", ValueError), ("ap_fixed<8", ValueError),
+            ("ap_fixed<65,3>", ValueError), ("ap_fixed<8,3,AP_BOGUS>", ValueError)]
 DATA = [
     ("abc", TypeError),
     ([1.0, 2.0], TypeError),
@@ -289,6 +292,24 @@ FUNCTIONS = {
         lambda **k: analog.convert_to_analog(**{"module": torch.nn.Linear(2, 2), **k}),
         {"module": [("model", TypeError), (None, TypeError)], "weight_noise": POSITIVE,
          "tile_size": [("512", TypeError)]},
+    ),
+    "fixed.linear": (
+        lambda **k: fixed.linear(
+            **{"x": X, "w": torch.ones(3, 2), "input": "ap_fixed<16,6>", "weight": "ap_fixed<8,3>", **k}
+        ),
+        {"x": DATA + [(torch.ones(2, 5), ValueError), (X.double(), TypeError), (X * math.nan, ValueError),
+                      (X * math.inf, ValueError)],
+         "w": [("abc", TypeError), (torch.ones(3), ValueError), (torch.ones(3, 2, dtype=torch.float16), TypeError),
+               (np.ones((3, 2), dtype=np.float32), TypeError), (torch.full((3, 2), math.nan), ValueError)],
+         "b": [("abc", TypeError), (torch.ones(2), ValueError), (torch.ones(3, dtype=torch.float64), TypeError),
+               (torch.tensor([1.0, math.inf, 0.0]), ValueError)],
+         "input": HLS_TYPE, "weight": HLS_TYPE, "bias": HLS_TYPE, "accum": HLS_TYPE, "result": HLS_TYPE,
+         "return_overflow": FLAG},
+    ),
+    "fixed.accum_type": (
+        lambda **k: fixed.accum_type(**{"input": "ap_fixed<16,6>", "weight": "ap_fixed<8,3>", "n": 4, **k}),
+        {"input": HLS_TYPE, "weight": HLS_TYPE, "bias": HLS_TYPE,
+         "n": [(True, TypeError), ("4", TypeError), (4.0, TypeError), (0, ValueError), (2**41, ValueError)]},
     ),
     "get_range_fixed_point": (
         lambda **k: quantizers.get_range_fixed_point(**{"num_format": xbquant.FixedPoint(8, 4), **k}),

@@ -1,0 +1,136 @@
+//! The bit-exact fixed-point layers for Python (`xbquant.fixed`): hls4ml's dense layer and its
+//! accumulator precision, computed by `xbquant-fixed` with the GIL released.
+
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use xbquant_fixed::{DenseTypes, FixedType};
+
+use crate::call::typed;
+
+fn value_error(e: xbquant_fixed::Error) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// An HLS type string checked and written in full (`ap_fixed<W,I,Q,O,N>`).
+#[pyfunction]
+pub fn fixed_type(hls: &str) -> PyResult<String> {
+    FixedType::parse(hls).map(|t| t.hls()).map_err(value_error)
+}
+
+/// hls4ml's accumulator type for `n` inputs, as a full HLS string.
+#[pyfunction]
+#[pyo3(signature = (input, weight, n, bias=None))]
+pub fn fixed_accum_type(
+    input: &str,
+    weight: &str,
+    n: usize,
+    bias: Option<&str>,
+) -> PyResult<String> {
+    let (x, w) = (
+        FixedType::parse(input).map_err(value_error)?,
+        FixedType::parse(weight).map_err(value_error)?,
+    );
+    let b = bias
+        .map(FixedType::parse)
+        .transpose()
+        .map_err(value_error)?;
+    xbquant_fixed::accum_type(&x, &w, n, b.as_ref())
+        .map(|t| t.hls())
+        .map_err(value_error)
+}
+
+/// hls4ml's dense layer: `x` (rows, in), `w` (out, in), `b` (out,) or None, the five types
+/// (input, weight, bias, accum, result); the result values into `out` (rows, out); returns the
+/// overflow counts.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn fixed_dense<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    b: Option<&Bound<'py, PyAny>>,
+    types: (String, String, String, String, String),
+    out: &Bound<'py, PyAny>,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let types =
+        DenseTypes::parse(&types.0, &types.1, &types.2, &types.3, &types.4).map_err(value_error)?;
+    match dtype {
+        "float32" => dense::<f32>(py, x, w, b, &types, out, dtype),
+        "float64" => dense::<f64>(py, x, w, b, &types, out, dtype),
+        other => Err(PyTypeError::new_err(format!(
+            "fixed-point layers take float32 or float64 values, got {other}"
+        ))),
+    }
+}
+
+trait Narrow: Copy + Into<f64> + numpy::Element + Send + Sync {
+    fn narrow(v: f64) -> Self;
+}
+
+impl Narrow for f32 {
+    fn narrow(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Narrow for f64 {
+    fn narrow(v: f64) -> Self {
+        v
+    }
+}
+
+fn dense<'py, T: Narrow>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    b: Option<&Bound<'py, PyAny>>,
+    types: &DenseTypes,
+    out: &Bound<'py, PyAny>,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let x = typed::<T>(x, "x", dtype)?.try_readonly()?;
+    let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
+    let b = b.map(|b| typed::<T>(b, "b", dtype)).transpose()?;
+    let b = b.map(|b| b.try_readonly()).transpose()?;
+    let mut out = typed::<T>(out, "out", dtype)?.try_readwrite()?;
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+        return Err(PyValueError::new_err(format!(
+            "x must be (rows, in) and w (out, in), got {xs:?} and {ws:?}"
+        )));
+    }
+    let (rows, n, k) = (xs[0], xs[1], ws[0]);
+    let slice = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    let (x, w) = (x.as_slice().map_err(slice)?, w.as_slice().map_err(slice)?);
+    let b = b
+        .as_ref()
+        .map(|b| b.as_slice())
+        .transpose()
+        .map_err(slice)?;
+    let out = out.as_slice_mut().map_err(slice)?;
+    if out.len() != rows * k {
+        return Err(PyValueError::new_err("out must hold rows x out values"));
+    }
+    let frac = types.result.frac();
+    let overflows = py
+        .detach(|| {
+            xbquant_fixed::dense_codes(x, rows, n, w, k, b, types).map(|(codes, overflows)| {
+                for (o, c) in out.iter_mut().zip(codes) {
+                    *o = T::narrow((c as f64) * 2f64.powi(-frac));
+                }
+                overflows
+            })
+        })
+        .map_err(value_error)?;
+    let counts = PyDict::new(py);
+    counts.set_item("inputs", overflows.inputs)?;
+    counts.set_item("weights", overflows.weights)?;
+    counts.set_item("biases", overflows.biases)?;
+    counts.set_item("products", overflows.products)?;
+    counts.set_item("accumulations", overflows.accumulations)?;
+    counts.set_item("results", overflows.results)?;
+    Ok(counts)
+}

@@ -1,0 +1,82 @@
+"""`xbquant.fixed`: hls4ml's dense layer from PyTorch, against hls4ml's C++ outputs (the data the
+Rust crate's tests read), with its defaults, shapes, dtypes and overflow counts."""
+
+import gzip
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from xbquant import fixed
+
+DATA = pathlib.Path(__file__).resolve().parents[3] / "crates" / "xbquant-fixed" / "tests" / "data"
+
+
+def signed_code(bits: int, hls: str) -> int:
+    width = int(hls[hls.index("<") + 1 :].split(",")[0])
+    if hls.startswith("ap_fixed") and bits >= 2 ** (width - 1):
+        return bits - 2**width
+    return bits
+
+
+def frac_of(hls: str) -> int:
+    w, i = (int(v) for v in hls[hls.index("<") + 1 : -1].split(",")[:2])
+    return w - i
+
+
+def test_results_equal_hls4mls():
+    cases = json.loads(gzip.open(DATA / "hls4ml_dense.json.gz", "rt").read())["cases"]
+    checked = 0
+    for case in cases:
+        inp, wt, bs, acc, res = case["types"]
+        if int(res[res.index("<") + 1 :].split(",")[0]) > 53:
+            continue  # float64 holds 53 bits; the Rust tests compare the codes
+        n, out, rows = case["n"], case["out"], case["rows"]
+        x = torch.tensor(case["x"], dtype=torch.float64).reshape(rows, n)
+        w = torch.tensor(case["w"], dtype=torch.float64).reshape(out, n)
+        b = torch.tensor(case["b"], dtype=torch.float64)
+        y = fixed.linear(x, w, b, input=inp, weight=wt, bias=bs, accum=acc, result=res)
+        want = [signed_code(v, res) * 2.0 ** -frac_of(res) for v in case["result_bits"]]
+        assert y.flatten().tolist() == want, case["types"]
+        checked += y.numel()
+    assert checked >= 390
+
+
+def test_defaults_shapes_kinds_and_overflow_counts():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 10, generator=g) * 4
+    w = torch.randn(5, 10, generator=g)
+    b = torch.randn(5, generator=g)
+    kw = {"input": "ap_fixed<12,4,AP_RND_CONV,AP_SAT>", "weight": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>"}
+    y, overflow = fixed.linear(x, w, b, return_overflow=True, **kw)
+    assert y.shape == (2, 3, 5) and y.dtype == torch.float32
+    # hls4ml's accumulator by default: it never overflows; the result is the accumulator.
+    assert int(overflow["products"].sum()) == 0 and int(overflow["accumulations"].sum()) == 0
+    assert overflow["results"].tolist() == [0] * 5 and overflow["products"].dtype == torch.int64
+    # The exact products of the quantized values, summed: the default result is exact.
+    xq = fixed.linear(x, torch.eye(10), input=kw["input"], weight="ap_fixed<4,2>", result=kw["input"])
+    wq = fixed.linear(w, torch.eye(10), input=kw["weight"], weight="ap_fixed<4,2>", result=kw["weight"])
+    bq = fixed.linear(b[None], torch.eye(5), input=kw["weight"], weight="ap_fixed<4,2>", result=kw["weight"])[0]
+    exact = xq.double() @ wq.double().T + bq.double()
+    assert torch.equal(fixed.linear(x.double(), w.double(), b.double(), **kw), exact)
+    # numpy in, numpy out; one row; no bias; float64.
+    y_np, o_np = fixed.linear(x.numpy().astype(np.float64), w.numpy().astype(np.float64), return_overflow=True, **kw)
+    assert isinstance(y_np, np.ndarray) and y_np.dtype == np.float64 and y_np.shape == (2, 3, 5)
+    assert isinstance(o_np["accumulations"], np.ndarray) and o_np["inputs"] >= 0
+    assert fixed.linear(x[0, 0], w, **kw).shape == (5,)
+    # A narrow saturating accumulator: the overflows are counted per channel.
+    _, narrow = fixed.linear(x, w, b, accum="ap_fixed<8,2,AP_TRN,AP_SAT>", return_overflow=True, **kw)
+    assert int(narrow["accumulations"].sum() + narrow["products"].sum()) > 0
+    assert narrow["accumulations"].shape == (5,)
+    # Values off the grid and out of range are cast as the types cast a double.
+    assert narrow["inputs"] == int((x.abs() >= 8).sum())
+
+
+def test_accum_type_is_hls4mls_rule():
+    assert fixed.accum_type("ap_fixed<16,6>", "ap_fixed<8,3>", 64) == "ap_fixed<30,15,AP_TRN,AP_WRAP,0>"
+    assert fixed.accum_type("ap_fixed<16,6>", "ap_fixed<8,3>", 64, "ap_fixed<8,3>") == "ap_fixed<31,16,AP_TRN,AP_WRAP,0>"
+    assert fixed.accum_type("ap_ufixed<8,3>", "ap_ufixed<4,1>", 1) == "ap_ufixed<12,4,AP_TRN,AP_WRAP,0>"
+    with pytest.raises(ValueError, match="64 bits"):
+        fixed.accum_type("ap_fixed<40,6>", "ap_fixed<30,3>", 4)
