@@ -21,18 +21,18 @@ pub fn fixed_type(hls: &str) -> PyResult<String> {
 
 /// hls4ml's accumulator type for `n` inputs, as a full HLS string.
 #[pyfunction]
-#[pyo3(signature = (input, weight, n, bias=None))]
+#[pyo3(signature = (input_type, weight_type, n, bias_type=None))]
 pub fn fixed_accum_type(
-    input: &str,
-    weight: &str,
+    input_type: &str,
+    weight_type: &str,
     n: usize,
-    bias: Option<&str>,
+    bias_type: Option<&str>,
 ) -> PyResult<String> {
     let (x, w) = (
-        FixedType::parse(input).map_err(value_error)?,
-        FixedType::parse(weight).map_err(value_error)?,
+        FixedType::parse(input_type).map_err(value_error)?,
+        FixedType::parse(weight_type).map_err(value_error)?,
     );
-    let b = bias
+    let b = bias_type
         .map(FixedType::parse)
         .transpose()
         .map_err(value_error)?;

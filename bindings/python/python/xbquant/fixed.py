@@ -52,7 +52,7 @@ def _type(value: Any, name: str) -> str:
     return full
 
 
-def accum_type(input: str, weight: str, n: int, bias: Optional[str] = None) -> str:
+def accum_type(input: str, weight: str, n: int, bias: Optional[str] = None) -> str:  # noqa: A002 (hls4ml's name)
     """hls4ml's accumulator type for a layer of ``n`` inputs per output (hls4ml 1.3.0's precision
     inference): ``W = W_w + W_x + ceil(log2 n)`` bits with ``I = I_w + I_x + ceil(log2 n)`` integer
     bits, signed when either type is; a ``bias`` type widens it to hold the bias too (one more
@@ -91,7 +91,7 @@ def linear(
     w: Any,
     b: Any = None,
     *,
-    input: str,
+    input: str,  # noqa: A002 (hls4ml's name)
     weight: str,
     bias: Optional[str] = None,
     accum: Optional[str] = None,
