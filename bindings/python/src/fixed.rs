@@ -43,7 +43,8 @@ pub fn fixed_accum_type(
 
 /// hls4ml's dense layer: `x` (rows, in), `w` (out, in), `b` (out,) or None, the five types
 /// (input, weight, bias, accum, result); the result values into `out` (rows, out); returns the
-/// overflow counts.
+/// overflow counts when `count` (each step then as hls4ml takes it), else an empty dict (a
+/// wrapping accumulator then takes the vectorized dot products).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn fixed_dense<'py>(
@@ -54,12 +55,13 @@ pub fn fixed_dense<'py>(
     types: (String, String, String, String, String),
     out: &Bound<'py, PyAny>,
     dtype: &str,
+    count: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let types =
         DenseTypes::parse(&types.0, &types.1, &types.2, &types.3, &types.4).map_err(value_error)?;
     match dtype {
-        "float32" => dense::<f32>(py, x, w, b, &types, out, dtype),
-        "float64" => dense::<f64>(py, x, w, b, &types, out, dtype),
+        "float32" => dense::<f32>(py, x, w, b, &types, out, dtype, count),
+        "float64" => dense::<f64>(py, x, w, b, &types, out, dtype, count),
         other => Err(PyTypeError::new_err(format!(
             "fixed-point layers take float32 or float64 values, got {other}"
         ))),
@@ -82,6 +84,7 @@ impl Narrow for f64 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dense<'py, T: Narrow>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -90,6 +93,7 @@ fn dense<'py, T: Narrow>(
     types: &DenseTypes,
     out: &Bound<'py, PyAny>,
     dtype: &str,
+    count: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let x = typed::<T>(x, "x", dtype)?.try_readonly()?;
     let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
@@ -117,15 +121,25 @@ fn dense<'py, T: Narrow>(
     let frac = types.result.frac();
     let overflows = py
         .detach(|| {
-            xbquant_fixed::dense_codes(x, rows, n, w, k, b, types).map(|(codes, overflows)| {
-                for (o, c) in out.iter_mut().zip(codes) {
-                    *o = T::narrow((c as f64) * 2f64.powi(-frac));
-                }
-                overflows
-            })
+            let (codes, overflows) = if count {
+                let (codes, o) = xbquant_fixed::dense_with_overflows(x, rows, n, w, k, b, types)?;
+                (codes, Some(o))
+            } else {
+                (
+                    xbquant_fixed::dense_codes(x, rows, n, w, k, b, types)?,
+                    None,
+                )
+            };
+            for (o, c) in out.iter_mut().zip(codes) {
+                *o = T::narrow((c as f64) * 2f64.powi(-frac));
+            }
+            Ok::<_, xbquant_fixed::Error>(overflows)
         })
         .map_err(value_error)?;
     let counts = PyDict::new(py);
+    let Some(overflows) = overflows else {
+        return Ok(counts);
+    };
     counts.set_item("inputs", overflows.inputs)?;
     counts.set_item("weights", overflows.weights)?;
     counts.set_item("biases", overflows.biases)?;

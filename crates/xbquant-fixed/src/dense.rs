@@ -3,7 +3,9 @@
 //! accumulator started at the bias cast to it, the products added in the order of the inputs
 //! with the accumulator's overflow at every addition, and the sum cast to the result's type.
 
-use crate::ty::{exact, value, FixedType};
+use xbquant::Element;
+
+use crate::ty::{value, FixedType};
 use crate::Error;
 
 /// The five types of a dense layer, as hls4ml's configuration names them: `input` (the layer's
@@ -71,35 +73,19 @@ impl Overflows {
     }
 }
 
-/// The dense layer `y = x w^T + b` of `rows` input vectors `x` (each of `n`, row-major) and the
-/// weight `w` (`out` rows of `n`, as `torch.nn.Linear`), with hls4ml's semantics and the types
-/// of `types`: the result codes (each `code * 2^-types.result.frac()`), row-major, and the
-/// overflows. Exact for every width up to 64 bits and every rounding and overflow mode.
-///
-/// # Errors
-///
-/// [`Error::ShapeMismatch`] when a buffer does not hold its shape; [`Error::NotFinite`] for NaN
-/// or infinite values; [`Error::InvalidType`] when an input and a weight are so wide that their
-/// product does not fit 127 bits (two unsigned 64-bit words).
-///
-/// # Examples
-///
-/// ```
-/// use xbquant_fixed::{dense_codes, DenseTypes};
-/// let types = DenseTypes::parse(
-///     "ap_fixed<8,4>", "ap_fixed<6,2>", "ap_fixed<6,2>",
-///     "ap_fixed<10,6,AP_TRN,AP_SAT>", "ap_fixed<8,4,AP_TRN,AP_SAT>",
-/// )?;
-/// // Three products of 4.0 * 1.0 and a bias of 1.0: 13.0 fits the accumulator (up to
-/// // 31.9375), but not the result (up to 7.9375): code 208 saturates at 127.
-/// let (codes, overflows) = dense_codes(&[4.0f64; 3], 1, 3, &[1.0f64; 3], 1, Some(&[1.0]), &types)?;
-/// assert_eq!(codes, [127]);
-/// assert_eq!(overflows.results, [1]);
-/// assert_eq!(overflows.accumulator(), 0);
-/// # Ok::<(), xbquant_fixed::Error>(())
-/// ```
+/// A layer's operands as codes of their types: the checked shapes, and each cast's overflow.
+struct Operands {
+    x: Vec<i128>,
+    x_over: Vec<bool>,
+    w: Vec<i128>,
+    w_over: Vec<bool>,
+    /// The accumulator's first value per output: the bias cast to its type, then to the
+    /// accumulator's (0 without a bias), and whether either cast overflowed.
+    start: Vec<(i128, bool)>,
+}
+
 #[allow(clippy::too_many_arguments)]
-pub fn dense_codes<T: Copy + Into<f64>>(
+fn operands<T: Element>(
     x: &[T],
     rows: usize,
     n: usize,
@@ -107,7 +93,53 @@ pub fn dense_codes<T: Copy + Into<f64>>(
     out: usize,
     b: Option<&[T]>,
     types: &DenseTypes,
-) -> Result<(Vec<i128>, Overflows), Error> {
+) -> Result<Operands, Error> {
+    check(x, rows, n, w, out, b, types)?;
+    let (x, x_over) = types.input.cast_all(x, "x")?;
+    let (w, w_over) = types.weight.cast_all(w, "w")?;
+    Ok(Operands {
+        x,
+        x_over,
+        w,
+        w_over,
+        start: start(b, out, types)?,
+    })
+}
+
+/// The accumulator's first value per output: the bias cast to its type, then to the
+/// accumulator's (0 without a bias), and whether either cast overflowed.
+fn start<T: Element>(
+    b: Option<&[T]>,
+    out: usize,
+    types: &DenseTypes,
+) -> Result<Vec<(i128, bool)>, Error> {
+    Ok(match b {
+        Some(b) => {
+            let (codes, over) = types.bias.cast_all(b, "b")?;
+            codes
+                .into_iter()
+                .zip(over)
+                .map(|(c, o)| {
+                    let (acc, o_acc) = types.accum.cast(c, types.bias.frac());
+                    (acc, o || o_acc)
+                })
+                .collect()
+        }
+        None => vec![(0, false); out],
+    })
+}
+
+/// The shapes, and the product's width.
+#[allow(clippy::too_many_arguments)]
+fn check<T>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    out: usize,
+    b: Option<&[T]>,
+    types: &DenseTypes,
+) -> Result<(), Error> {
     for (what, len, a, c) in [("x", x.len(), rows, n), ("w", w.len(), out, n)] {
         if Some(len) != a.checked_mul(c) {
             return Err(Error::ShapeMismatch(format!(
@@ -131,47 +163,206 @@ pub fn dense_codes<T: Copy + Into<f64>>(
             "the product of two unsigned 64-bit words does not fit 127 bits".into(),
         ));
     }
+    Ok(())
+}
+
+/// The dense layer `y = x w^T + b` of `rows` input vectors `x` (each of `n`, row-major) and the
+/// weight `w` (`out` rows of `n`, as `torch.nn.Linear`), with hls4ml's semantics and the types
+/// of `types`: the result codes (each `code * 2^-types.result.frac()`), row-major. Exact for
+/// every width up to 64 bits and every rounding and overflow mode. A wrapping accumulator that
+/// holds the products exactly takes integer dot products, vectorized and on threads (the order
+/// cannot change a wrapped sum); [`dense_with_overflows`] also counts the overflows.
+///
+/// # Errors
+///
+/// [`Error::ShapeMismatch`] when a buffer does not hold its shape; [`Error::NotFinite`] for NaN
+/// or infinite values; [`Error::InvalidType`] when an input and a weight are so wide that their
+/// product does not fit 127 bits (two unsigned 64-bit words).
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_fixed::{dense_codes, DenseTypes};
+/// let types = DenseTypes::parse(
+///     "ap_fixed<8,4>", "ap_fixed<6,2>", "ap_fixed<6,2>", "ap_fixed<10,6>", "ap_fixed<8,4>",
+/// )?;
+/// // Three products of 4.0 * 1.0 and a bias of 1.0: 13.0 in the accumulator; the result wraps
+/// // (up to 7.9375): code 208 at 4 fractional bits becomes 208 - 256.
+/// let codes = dense_codes(&[4.0f64; 3], 1, 3, &[1.0f64; 3], 1, Some(&[1.0]), &types)?;
+/// assert_eq!(codes, [-48]);
+/// # Ok::<(), xbquant_fixed::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn dense_codes<T: Element>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    out: usize,
+    b: Option<&[T]>,
+    types: &DenseTypes,
+) -> Result<Vec<i128>, Error> {
+    if let Some(values) = fast(x, rows, n, w, out, b, types)? {
+        let scale = 2f64.powi(types.result.frac());
+        return Ok(values.into_iter().map(|v| (v * scale) as i128).collect());
+    }
+    if crate::wrap::lanes(types).is_none() {
+        return dense_with_overflows(x, rows, n, w, out, b, types).map(|(codes, _)| codes);
+    }
+    // A wrapping accumulator or result too wide for f64's values: the codes in integers.
+    check(x, rows, n, w, out, b, types)?;
+    let lanes = crate::wrap::lanes(types).expect("checked above");
+    let xc = types.input.codes(x, "x", |v| v)?;
+    let wc = types.weight.codes(w, "w", |v| v)?;
+    let start = start(b, out, types)?;
+    let sums = crate::wrap::sums(&xc, rows, n, &wc, out, lanes);
+    let (accum, result) = (&types.accum, &types.result);
+    let shift = accum.frac() - (types.input.frac() + types.weight.frac());
+    Ok(sums
+        .iter()
+        .enumerate()
+        .map(|(e, &s)| {
+            let at_step = if shift < 64 {
+                s.wrapping_shl(shift as u32)
+            } else {
+                0
+            };
+            let acc = at_step.wrapping_add(start[e % out.max(1)].0 as i64);
+            let (acc, _) = accum.cast(i128::from(acc), accum.frac());
+            result.cast(acc, accum.frac()).0
+        })
+        .collect())
+}
+
+/// The fast path's values: a wrapping accumulator that holds the products exactly, with the
+/// accumulator and the result at most 53 bits wide (their values exact in `f64`): the integer
+/// dot products, the bias, one wrap, and the result's cast by the core's vectorized
+/// quantization. None where it does not apply.
+#[allow(clippy::too_many_arguments)]
+fn fast<T: Element>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    out: usize,
+    b: Option<&[T]>,
+    types: &DenseTypes,
+) -> Result<Option<Vec<f64>>, Error> {
+    let (accum, result) = (&types.accum, &types.result);
+    let Some(lanes) = crate::wrap::lanes(types) else {
+        return Ok(None);
+    };
+    if accum.width() > 53 || result.width() > 53 {
+        return Ok(None);
+    }
+    check(x, rows, n, w, out, b, types)?;
+    let sums = if lanes == crate::wrap::Lanes::Wide {
+        let xc = types.input.codes(x, "x", |v| v)?;
+        let wc = types.weight.codes(w, "w", |v| v)?;
+        crate::wrap::sums(&xc, rows, n, &wc, out, lanes)
+    } else {
+        let xc = types.input.codes(x, "x", |v| v as i16)?;
+        let wc = types.weight.codes(w, "w", |v| v as i16)?;
+        crate::wrap::narrow_sums(&xc, rows, n, &wc, out, lanes)
+    };
+    let start: Vec<i64> = start(b, out, types)?
+        .into_iter()
+        .map(|(c, _)| c as i64)
+        .collect();
+    let shift = accum.frac() - (types.input.frac() + types.weight.frac());
+    // The accumulator's wrap: its low W bits, sign-extended when signed.
+    let spare = 64 - accum.width();
+    let signed = accum.signed();
+    let step = 2f64.powi(-accum.frac());
+    let accumulator = |e: usize, s: i64| {
+        let at_step = if shift < 64 {
+            s.wrapping_shl(shift as u32)
+        } else {
+            0
+        };
+        let acc = at_step
+            .wrapping_add(start[e % out.max(1)])
+            .wrapping_shl(spare);
+        let acc = if signed {
+            acc >> spare
+        } else {
+            ((acc as u64) >> spare) as i64
+        };
+        acc as f64 * step
+    };
+    // The result's cast in pieces, through a small buffer.
+    let mut values = vec![0.0f64; sums.len()];
+    let mut buffer = vec![0.0f64; 8192];
+    for (p, (piece, dst)) in sums.chunks(8192).zip(values.chunks_mut(8192)).enumerate() {
+        let buffer = &mut buffer[..piece.len()];
+        for (k, (b, &s)) in buffer.iter_mut().zip(piece).enumerate() {
+            *b = accumulator(p * 8192 + k, s);
+        }
+        result
+            .spec()
+            .quantize_into(buffer, dst)
+            .expect("the same lengths");
+    }
+    Ok(Some(values))
+}
+
+/// [`dense_codes`], each step as hls4ml takes it, with the overflows counted: where the
+/// accumulator saturates the order matters, and this is hls4ml's (the inputs in turn, from the
+/// bias).
+///
+/// # Errors
+///
+/// As [`dense_codes`].
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_fixed::{dense_with_overflows, DenseTypes};
+/// let types = DenseTypes::parse(
+///     "ap_fixed<8,4>", "ap_fixed<6,2>", "ap_fixed<6,2>",
+///     "ap_fixed<10,6,AP_TRN,AP_SAT>", "ap_fixed<8,4,AP_TRN,AP_SAT>",
+/// )?;
+/// // 13.0 fits the accumulator (up to 31.9375), not the result (up to 7.9375): code 208
+/// // saturates at 127.
+/// let (codes, overflows) =
+///     dense_with_overflows(&[4.0f64; 3], 1, 3, &[1.0f64; 3], 1, Some(&[1.0]), &types)?;
+/// assert_eq!(codes, [127]);
+/// assert_eq!(overflows.results, [1]);
+/// assert_eq!(overflows.accumulator(), 0);
+/// # Ok::<(), xbquant_fixed::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn dense_with_overflows<T: Element>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    out: usize,
+    b: Option<&[T]>,
+    types: &DenseTypes,
+) -> Result<(Vec<i128>, Overflows), Error> {
+    let ops = operands(x, rows, n, w, out, b, types)?;
     let mut overflows = Overflows {
+        inputs: ops.x_over.iter().filter(|&&o| o).count() as u64,
         weights: vec![0; out],
-        biases: vec![0; out],
+        biases: ops.start.iter().map(|&(_, o)| u64::from(o)).collect(),
         products: vec![0; out],
         accumulations: vec![0; out],
         results: vec![0; out],
-        ..Overflows::default()
     };
-    let codes =
-        |values: &[T], ty: &FixedType, what: &'static str| -> Result<Vec<(i128, bool)>, Error> {
-            values
-                .iter()
-                .map(|&v| {
-                    let (code, frac) = exact(v.into()).ok_or(Error::NotFinite(what))?;
-                    Ok(ty.cast(code, frac))
-                })
-                .collect()
-        };
-    let xs = codes(x, &types.input, "x")?;
-    overflows.inputs = xs.iter().filter(|c| c.1).count() as u64;
-    let ws = codes(w, &types.weight, "w")?;
-    // The accumulator starts at the bias cast to its type (0 without one).
-    let mut start = vec![0i128; out];
-    if let Some(b) = b {
-        for (j, (code, over)) in codes(b, &types.bias, "b")?.into_iter().enumerate() {
-            let (acc, over_acc) = types.accum.cast(code, types.bias.frac());
-            start[j] = acc;
-            overflows.biases[j] = u64::from(over || over_acc);
+    if n > 0 {
+        for (j, row) in ops.w_over.chunks(n).enumerate().take(out) {
+            overflows.weights[j] = row.iter().filter(|&&o| o).count() as u64;
         }
-    }
-    for (j, row) in ws.chunks(n.max(1)).enumerate().take(out) {
-        overflows.weights[j] = row.iter().filter(|c| c.1).count() as u64;
     }
     let (product_frac, accum_frac) = (types.input.frac() + types.weight.frac(), types.accum.frac());
     let mut result = vec![0i128; rows * out];
     for r in 0..rows {
-        let xr = &xs[r * n..(r + 1) * n];
+        let xr = &ops.x[r * n..(r + 1) * n];
         for j in 0..out {
-            let wj = &ws[j * n..(j + 1) * n];
-            let mut acc = start[j];
-            for (&(xc, _), &(wc, _)) in xr.iter().zip(wj) {
+            let wj = &ops.w[j * n..(j + 1) * n];
+            let mut acc = ops.start[j].0;
+            for (&xc, &wc) in xr.iter().zip(wj) {
                 let (p, over_p) = types.accum.cast(xc * wc, product_frac);
                 overflows.products[j] += u64::from(over_p);
                 let (sum, over_s) = types.accum.cast(acc + p, accum_frac);
@@ -191,7 +382,7 @@ pub fn dense_codes<T: Copy + Into<f64>>(
 /// # Errors
 ///
 /// As [`dense_codes`].
-pub fn dense<T: Copy + Into<f64>>(
+pub fn dense<T: Element>(
     x: &[T],
     rows: usize,
     n: usize,
@@ -199,11 +390,11 @@ pub fn dense<T: Copy + Into<f64>>(
     out: usize,
     b: Option<&[T]>,
     types: &DenseTypes,
-) -> Result<(Vec<f64>, Overflows), Error> {
-    let (codes, overflows) = dense_codes(x, rows, n, w, out, b, types)?;
+) -> Result<Vec<f64>, Error> {
+    if let Some(values) = fast(x, rows, n, w, out, b, types)? {
+        return Ok(values);
+    }
+    let codes = dense_codes(x, rows, n, w, out, b, types)?;
     let frac = types.result.frac();
-    Ok((
-        codes.into_iter().map(|c| value(c, frac)).collect(),
-        overflows,
-    ))
+    Ok(codes.into_iter().map(|c| value(c, frac)).collect())
 }

@@ -2,10 +2,12 @@
 
 mod dense;
 mod error;
+mod simd;
 mod ty;
 mod widths;
+mod wrap;
 
-pub use dense::{dense, dense_codes, DenseTypes, Overflows};
+pub use dense::{dense, dense_codes, dense_with_overflows, DenseTypes, Overflows};
 pub use error::Error;
 pub use ty::{FixedType, MAX_FRAC, MAX_WIDTH};
 pub use widths::accum_type;

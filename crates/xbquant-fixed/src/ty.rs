@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use xbquant::{Overflow, QuantSpec, Rounding};
+use xbquant::{Element, Overflow, QuantSpec, Rounding};
 
 use crate::Error;
 
@@ -35,6 +35,8 @@ pub struct FixedType {
     signed: bool,
     rounding: Rounding,
     overflow: Overflow,
+    /// The core's spec of the type (its vectorized quantization, for many values at once).
+    spec: QuantSpec,
 }
 
 impl FixedType {
@@ -81,6 +83,7 @@ impl FixedType {
             signed: format.is_signed(),
             rounding: spec.rounding(),
             overflow: format.overflow(),
+            spec: *spec,
         })
     }
 
@@ -139,6 +142,95 @@ impl FixedType {
         } else {
             (0, (1i128 << self.width) - 1)
         }
+    }
+
+    /// The codes of many values in this type, as [`FixedType::cast_f64`] gives them, and whether
+    /// the overflow mode changed each: by the core's vectorized quantization for words of up to
+    /// 53 bits (whose codes `f64` holds exactly), by the integer cast otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFinite`] naming `what` for NaN and infinities.
+    pub fn cast_all<T: Element>(
+        &self,
+        values: &[T],
+        what: &'static str,
+    ) -> Result<(Vec<i128>, Vec<bool>), Error> {
+        let wide: Vec<f64> = values.iter().map(|&v| v.to_f64()).collect();
+        if wide.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NotFinite(what));
+        }
+        if self.width <= 53 {
+            let (q, mask) = self.spec.quantize_with_mask(&wide);
+            let scale = 2f64.powi(self.frac);
+            return Ok((q.into_iter().map(|v| (v * scale) as i128).collect(), mask));
+        }
+        Ok(wide
+            .into_iter()
+            .map(|v| self.cast_f64(v).expect("finite"))
+            .unzip())
+    }
+
+    /// The codes of many values, as [`FixedType::cast_all`] gives them, each passed through
+    /// `narrow` (as `i64`, modulo `2^64` for an unsigned 64-bit word): by the core's vectorized
+    /// quantization, in the values' own type where it holds the codes exactly.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFinite`] naming `what` for NaN and infinities.
+    pub(crate) fn codes<T: Element, C>(
+        &self,
+        values: &[T],
+        what: &'static str,
+        narrow: impl Fn(i64) -> C,
+    ) -> Result<Vec<C>, Error> {
+        if values.iter().any(|v| !v.to_f64().is_finite()) {
+            return Err(Error::NotFinite(what));
+        }
+        let scale = 2f64.powi(self.frac);
+        // An integer-valued f64 below 2^51 in magnitude to its integer without a conversion
+        // instruction (which does not vectorize): added to 1.5 * 2^52, the integer is the low
+        // bits of the sum's significand.
+        const MAGIC: f64 = 6_755_399_441_055_744.0;
+        let small = self.width <= 51;
+        let code = |v: f64| {
+            narrow(if small {
+                (v + MAGIC).to_bits() as i64 - MAGIC.to_bits() as i64
+            } else {
+                v as i64
+            })
+        };
+        // In pieces through a small buffer: no second copy of the data in memory.
+        const PIECE: usize = 8192;
+        let mut out = Vec::with_capacity(values.len());
+        if self.width <= T::SIGNIFICAND_BITS {
+            let mut buffer = vec![values.first().copied().unwrap_or(T::from_f64(0.0)); PIECE];
+            for piece in values.chunks(PIECE) {
+                let q = &mut buffer[..piece.len()];
+                self.spec.quantize_into(piece, q).expect("the same lengths");
+                out.extend(q.iter().map(|v| code(v.to_f64() * scale)));
+            }
+            return Ok(out);
+        }
+        if self.width <= 53 {
+            let (mut wide, mut q) = (vec![0.0f64; PIECE], vec![0.0f64; PIECE]);
+            for piece in values.chunks(PIECE) {
+                let (wide, q) = (&mut wide[..piece.len()], &mut q[..piece.len()]);
+                for (d, &v) in wide.iter_mut().zip(piece) {
+                    *d = v.to_f64();
+                }
+                self.spec.quantize_into(wide, q).expect("the same lengths");
+                out.extend(q.iter().map(|&v| code(v * scale)));
+            }
+            return Ok(out);
+        }
+        let (codes, _) = self.cast_all(values, what)?;
+        Ok(codes.into_iter().map(|c| narrow(c as i64)).collect())
+    }
+
+    /// The core's spec of the type.
+    pub(crate) const fn spec(&self) -> &QuantSpec {
+        &self.spec
     }
 
     /// The code of `v` in this type: `v` exactly (every finite `f64` is an integer times a power

@@ -2,7 +2,7 @@
 //! once (whatever the order), a saturating one's depends on the order as hls4ml's does, the
 //! overflows are counted where they happen, and bad shapes and values are clear errors.
 
-use xbquant_fixed::{dense, dense_codes, DenseTypes, Error, FixedType};
+use xbquant_fixed::{dense, dense_codes, dense_with_overflows, DenseTypes, Error, FixedType};
 
 fn data(len: usize, scale: f64, seed: u64) -> Vec<f64> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -32,7 +32,11 @@ fn a_wrapping_accumulator_is_the_exact_sum_wrapped_once() {
         data(out * n, 2.0, 2),
         data(out, 2.0, 3),
     );
-    let (codes, overflows) = dense_codes(&x, rows, n, &w, out, Some(&b), &types).unwrap();
+    let (codes, overflows) = dense_with_overflows(&x, rows, n, &w, out, Some(&b), &types).unwrap();
+    assert_eq!(
+        dense_codes(&x, rows, n, &w, out, Some(&b), &types).unwrap(),
+        codes
+    );
     assert!(
         overflows.accumulations.iter().sum::<u64>() > 0,
         "the sums must wrap"
@@ -68,28 +72,11 @@ fn a_saturating_accumulator_depends_on_the_order() {
         "ap_fixed<8,4>",
     )
     .unwrap();
-    let (y, overflows) = dense(
-        &[7.0f64, 7.0, -7.0],
-        1,
-        3,
-        &[1.0, 1.0, 1.0],
-        1,
-        None,
-        &types,
-    )
-    .unwrap();
-    assert_eq!(y, [0.9375]);
+    let (codes, overflows) =
+        dense_with_overflows(&[7.0f64, 7.0, -7.0], 1, 3, &[1.0; 3], 1, None, &types).unwrap();
+    assert_eq!(codes, [15]);
     assert_eq!(overflows.accumulations, [1]);
-    let (y, _) = dense(
-        &[-7.0f64, 7.0, 7.0],
-        1,
-        3,
-        &[1.0, 1.0, 1.0],
-        1,
-        None,
-        &types,
-    )
-    .unwrap();
+    let y = dense(&[-7.0f64, 7.0, 7.0], 1, 3, &[1.0; 3], 1, None, &types).unwrap();
     assert_eq!(y, [7.0]);
 }
 
@@ -109,8 +96,8 @@ fn overflows_are_counted_per_channel() {
     // 3.875 * 0.5 + 0.25 = 2.1875 fits the accumulator, not the result.
     let x = [9.0f64, 1.0];
     let w = [3.0, 1.0, 0.5, 0.25];
-    let (y, o) = dense(&x, 1, 2, &w, 2, Some(&[5.0, 0.0]), &types).unwrap();
-    assert_eq!(y, [1.9375, 1.9375]);
+    let (codes, o) = dense_with_overflows(&x, 1, 2, &w, 2, Some(&[5.0, 0.0]), &types).unwrap();
+    assert_eq!(codes, [31, 31]);
     assert_eq!(o.inputs, 1);
     assert_eq!(o.weights, [1, 0]);
     assert_eq!(o.biases, [1, 0]);
@@ -162,23 +149,15 @@ fn bad_shapes_values_and_types_are_clear_errors() {
         assert!(matches!(r, Err(Error::NotFinite("b"))));
     }
     // Empty layers: no rows, no outputs, no inputs (the bias alone).
-    assert_eq!(
-        dense(&[] as &[f64], 0, 3, &[1.0; 6], 2, None, &t)
-            .unwrap()
-            .0,
-        []
-    );
-    assert_eq!(dense(&[1.0f64; 3], 1, 3, &[], 0, None, &t).unwrap().0, []);
-    assert_eq!(
-        dense(&[] as &[f64], 2, 0, &[], 2, Some(&[0.5, -1.0]), &t)
-            .unwrap()
-            .0,
-        [0.5, -1.0, 0.5, -1.0]
-    );
+    let empty: [f64; 0] = [];
+    assert_eq!(dense(&empty, 0, 3, &[1.0; 6], 2, None, &t).unwrap(), empty);
+    assert_eq!(dense(&[1.0f64; 3], 1, 3, &[], 0, None, &t).unwrap(), empty);
+    let bias_alone = dense(&empty, 2, 0, &[], 2, Some(&[0.5, -1.0]), &t).unwrap();
+    assert_eq!(bias_alone, [0.5, -1.0, 0.5, -1.0]);
     // Huge finite values saturate or wrap as the types say; f32 data.
-    let (y, o) = dense(&[f32::MAX, 1.0], 1, 2, &[1.0f32, 1.0], 1, None, &t).unwrap();
+    let (_, o) = dense_with_overflows(&[f32::MAX, 1.0], 1, 2, &[1.0f32; 2], 1, None, &t).unwrap();
     assert_eq!(o.inputs, 1);
-    assert!(y[0].is_finite());
+    assert!(dense(&[f32::MAX, 1.0], 1, 2, &[1.0f32; 2], 1, None, &t).unwrap()[0].is_finite());
     let wide = DenseTypes::parse(
         "ap_ufixed<64,10>",
         "ap_ufixed<64,10>",
@@ -191,4 +170,45 @@ fn bad_shapes_values_and_types_are_clear_errors() {
         dense(&[1.0f64], 1, 1, &[1.0], 1, None, &wide),
         Err(Error::InvalidType(..))
     ));
+}
+
+#[test]
+fn the_fast_path_equals_each_step_for_wrapping_accumulators() {
+    // Every lane choice of the fast path: 16-bit codes into a 32-bit-or-less accumulator, into a
+    // wider one in exact chunks, and 64-bit codes; products shifted left into the accumulator;
+    // unsigned types; row counts around the blocks of 4.
+    for (xt, wt, acc, rows, n) in [
+        ("ap_fixed<16,6>", "ap_fixed<8,3>", "ap_fixed<24,9>", 9, 70),
+        (
+            "ap_fixed<16,6>",
+            "ap_fixed<8,3>",
+            "ap_fixed<34,19>",
+            6,
+            1100,
+        ),
+        ("ap_fixed<16,6>", "ap_fixed<16,3>", "ap_fixed<40,12>", 5, 33),
+        ("ap_ufixed<12,4>", "ap_fixed<8,3>", "ap_fixed<22,7>", 4, 50),
+        ("ap_fixed<24,8>", "ap_fixed<20,2>", "ap_fixed<64,30>", 3, 40),
+        ("ap_fixed<8,3>", "ap_fixed<8,3>", "ap_fixed<20,6>", 7, 64),
+        ("ap_ufixed<64,32>", "ap_fixed<8,3>", "ap_fixed<64,30>", 2, 9),
+    ] {
+        let types =
+            DenseTypes::parse(xt, wt, wt, acc, "ap_fixed<24,10,AP_RND_CONV,AP_SAT>").unwrap();
+        let out = 5;
+        let x = data(rows * n, 40.0, 7);
+        let w = data(out * n, 6.0, 8);
+        let b = data(out, 3.0, 9);
+        let (slow, _) = dense_with_overflows(&x, rows, n, &w, out, Some(&b), &types).unwrap();
+        let fast = dense_codes(&x, rows, n, &w, out, Some(&b), &types).unwrap();
+        assert_eq!(fast, slow, "{xt} {wt} {acc}");
+        let thirty_two: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        assert_eq!(
+            dense_codes(&thirty_two, rows, n, &w32, out, Some(&b32), &types).unwrap(),
+            dense_with_overflows(&thirty_two, rows, n, &w32, out, Some(&b32), &types)
+                .unwrap()
+                .0
+        );
+    }
 }

@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use serde_json::Value;
-use xbquant_fixed::{dense_codes, DenseTypes};
+use xbquant_fixed::{dense_codes, dense_with_overflows, DenseTypes};
 
 fn reference() -> Value {
     let path = concat!(
@@ -50,7 +50,10 @@ fn every_result_equals_hls4mls_bit_for_bit() {
         );
         let (x, w, b) = (floats(&case["x"]), floats(&case["w"]), floats(&case["b"]));
         let (codes, overflows) =
-            dense_codes(&x, rows, n, &w, out, Some(&b), &types).expect("dense");
+            dense_with_overflows(&x, rows, n, &w, out, Some(&b), &types).expect("dense");
+        // The fast path (a wrapping accumulator's dot products) gives the same codes.
+        let fast = dense_codes(&x, rows, n, &w, out, Some(&b), &types).expect("dense");
+        assert_eq!(fast, codes, "case {c}");
         let width = types.result.width();
         let mask = if width == 128 {
             u128::MAX

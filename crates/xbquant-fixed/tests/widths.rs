@@ -3,7 +3,7 @@
 //! and layer sizes), and the inferred width never overflowing.
 
 use serde_json::Value;
-use xbquant_fixed::{accum_type, dense_codes, DenseTypes, FixedType};
+use xbquant_fixed::{accum_type, dense_with_overflows, DenseTypes, FixedType};
 
 fn ty(v: &Value) -> FixedType {
     let a = v.as_array().expect("[width, integer, signed]");
@@ -59,7 +59,8 @@ fn the_inferred_accumulator_never_overflows() {
             let xs = vec![value(&x, xc); n];
             let ws = vec![value(&w, wc); 2 * n];
             let bs = [value(&w, wlo), value(&w, whi)];
-            let (_, overflows) = dense_codes(&xs, 1, n, &ws, 2, Some(&bs), &types).unwrap();
+            let (_, overflows) =
+                dense_with_overflows(&xs, 1, n, &ws, 2, Some(&bs), &types).unwrap();
             assert_eq!(overflows.accumulator(), 0, "{xt} {wt} {n} {}", acc.hls());
             assert_eq!(overflows.results.iter().sum::<u64>(), 0);
         }

@@ -158,14 +158,16 @@ def linear(
     lead = xs.shape[:-1]
     flat = xs.reshape(-1, xs.shape[-1])
     out = np.empty((flat.shape[0], ws.shape[0]), dtype=xs.dtype)
-    counts = _xbquant.fixed_dense(flat, ws, bs, (x_type, w_type, b_type, a_type, r_type), out, dtype)
+    counts = _xbquant.fixed_dense(flat, ws, bs, (x_type, w_type, b_type, a_type, r_type), out, dtype, return_overflow)
     y: Any = out.reshape(*lead, ws.shape[0])
-    overflow: dict = {"inputs": counts["inputs"]}
-    for key in _COUNTS:
-        overflow[key] = np.asarray(counts[key], dtype=np.int64)
     if tensor:
         import torch
 
         y = torch.from_numpy(y).to(x.device)
-        overflow.update({key: torch.from_numpy(overflow[key]) for key in _COUNTS})
-    return (y, overflow) if return_overflow else y
+    if not return_overflow:
+        return y
+    overflow: dict = {"inputs": counts["inputs"]}
+    for key in _COUNTS:
+        counted = np.asarray(counts[key], dtype=np.int64)
+        overflow[key] = torch.from_numpy(counted) if tensor else counted
+    return y, overflow

@@ -1,0 +1,53 @@
+//! Times a 1024 x 1024 dense layer on a batch of 256 (16-bit inputs, 8-bit weights, float32
+//! values), with a wrapping and a saturating accumulator, to see where the time goes:
+//! `cargo run --release -p xbquant-fixed --example probe`.
+
+use std::time::Instant;
+
+use xbquant_fixed::{dense, dense_with_overflows, DenseTypes};
+
+fn main() {
+    let (rows, n, out) = (256, 1024, 1024);
+    let x: Vec<f32> = (0..rows * n)
+        .map(|i| (i * 7919 % 1000) as f32 / 125.0 - 4.0)
+        .collect();
+    let w: Vec<f32> = (0..out * n)
+        .map(|i| (i * 104_729 % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let time = |name: &str, reps: u32, f: &dyn Fn()| {
+        f();
+        let start = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        println!(
+            "{name:50} {:.2} ms",
+            start.elapsed().as_secs_f64() / f64::from(reps) * 1e3
+        );
+    };
+    let wrap = DenseTypes::parse(
+        "ap_fixed<16,6>",
+        "ap_fixed<8,3>",
+        "ap_fixed<8,3>",
+        "ap_fixed<34,19>",
+        "ap_fixed<16,6>",
+    )
+    .expect("types");
+    let sat = DenseTypes::parse(
+        "ap_fixed<16,6>",
+        "ap_fixed<8,3>",
+        "ap_fixed<8,3>",
+        "ap_fixed<24,12,AP_TRN,AP_SAT>",
+        "ap_fixed<16,6>",
+    )
+    .expect("types");
+    time("wrapping accumulator (dense)", 10, &|| {
+        let _ = dense(&x, rows, n, &w, out, None, &wrap).expect("dense");
+    });
+    time("saturating accumulator (dense)", 1, &|| {
+        let _ = dense(&x, rows, n, &w, out, None, &sat).expect("dense");
+    });
+    time("wrapping, each step counted", 1, &|| {
+        let _ = dense_with_overflows(&x, rows, n, &w, out, None, &wrap).expect("dense");
+    });
+}
