@@ -204,7 +204,7 @@ impl FixedType {
         const PIECE: usize = 8192;
         let mut out = Vec::with_capacity(values.len());
         if self.width <= T::SIGNIFICAND_BITS {
-            let mut buffer = vec![values.first().copied().unwrap_or(T::from_f64(0.0)); PIECE];
+            let mut buffer = [values.first().copied().unwrap_or(T::from_f64(0.0)); PIECE];
             for piece in values.chunks(PIECE) {
                 let q = &mut buffer[..piece.len()];
                 self.spec.quantize_into(piece, q).expect("the same lengths");
