@@ -68,7 +68,7 @@ pub fn fixed_dense<'py>(
     }
 }
 
-trait Narrow: Copy + Into<f64> + numpy::Element + Send + Sync {
+trait Narrow: xbquant::Element + numpy::Element {
     fn narrow(v: f64) -> Self;
 }
 
@@ -121,18 +121,20 @@ fn dense<'py, T: Narrow>(
     let frac = types.result.frac();
     let overflows = py
         .detach(|| {
-            let (codes, overflows) = if count {
-                let (codes, o) = xbquant_fixed::dense_with_overflows(x, rows, n, w, k, b, types)?;
-                (codes, Some(o))
-            } else {
-                (
-                    xbquant_fixed::dense_codes(x, rows, n, w, k, b, types)?,
-                    None,
-                )
-            };
-            for (o, c) in out.iter_mut().zip(codes) {
-                *o = T::narrow((c as f64) * 2f64.powi(-frac));
+            let step = 2f64.powi(-frac);
+            if !count {
+                let values = xbquant_fixed::dense(x, rows, n, w, k, b, types)?;
+                for (o, v) in out.iter_mut().zip(values) {
+                    *o = T::narrow(v);
+                }
+                return Ok(None);
             }
+            let (codes, overflows) =
+                xbquant_fixed::dense_with_overflows(x, rows, n, w, k, b, types)?;
+            for (o, c) in out.iter_mut().zip(codes) {
+                *o = T::narrow((c as f64) * step);
+            }
+            let overflows = Some(overflows);
             Ok::<_, xbquant_fixed::Error>(overflows)
         })
         .map_err(value_error)?;
