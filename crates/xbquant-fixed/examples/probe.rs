@@ -41,7 +41,7 @@ fn main() {
         "ap_fixed<16,6>",
     )
     .expect("types");
-    time("wrapping accumulator (dense)", 10, &|| {
+    time("wrapping accumulator (dense)", 40, &|| {
         let _ = dense(&x, rows, n, &w, out, None, &wrap).expect("dense");
     });
     time("saturating accumulator (dense)", 1, &|| {

@@ -292,11 +292,12 @@ fn fast<T: Element>(
     };
     // The result's cast in pieces, through a small buffer.
     let mut values = vec![0.0f64; sums.len()];
-    let mut buffer = vec![0.0f64; 8192];
-    for (p, (piece, dst)) in sums.chunks(8192).zip(values.chunks_mut(8192)).enumerate() {
+    const PIECE: usize = 1 << 16;
+    let mut buffer = vec![0.0f64; PIECE.min(sums.len())];
+    for (p, (piece, dst)) in sums.chunks(PIECE).zip(values.chunks_mut(PIECE)).enumerate() {
         let buffer = &mut buffer[..piece.len()];
         for (k, (b, &s)) in buffer.iter_mut().zip(piece).enumerate() {
-            *b = accumulator(p * 8192 + k, s);
+            *b = accumulator(p * PIECE + k, s);
         }
         result
             .spec()

@@ -201,10 +201,10 @@ impl FixedType {
             })
         };
         // In pieces through a small buffer: no second copy of the data in memory.
-        const PIECE: usize = 8192;
+        const PIECE: usize = 1 << 16;
         let mut out = Vec::with_capacity(values.len());
         if self.width <= T::SIGNIFICAND_BITS {
-            let mut buffer = [values.first().copied().unwrap_or(T::from_f64(0.0)); PIECE];
+            let mut buffer = vec![T::from_f64(0.0); PIECE.min(values.len())];
             for piece in values.chunks(PIECE) {
                 let q = &mut buffer[..piece.len()];
                 self.spec.quantize_into(piece, q).expect("the same lengths");
@@ -213,7 +213,8 @@ impl FixedType {
             return Ok(out);
         }
         if self.width <= 53 {
-            let (mut wide, mut q) = (vec![0.0f64; PIECE], vec![0.0f64; PIECE]);
+            let piece = PIECE.min(values.len());
+            let (mut wide, mut q) = (vec![0.0f64; piece], vec![0.0f64; piece]);
             for piece in values.chunks(PIECE) {
                 let (wide, q) = (&mut wide[..piece.len()], &mut q[..piece.len()]);
                 for (d, &v) in wide.iter_mut().zip(piece) {
