@@ -37,17 +37,25 @@ fn main() {
         "ap_fixed<16,6>",
         "ap_fixed<8,3>",
         "ap_fixed<8,3>",
-        "ap_fixed<24,12,AP_TRN,AP_SAT>",
+        "ap_fixed<24,12,AP_RND,AP_SAT>",
         "ap_fixed<16,6>",
     )
     .expect("types");
     time("wrapping accumulator (dense)", 40, &|| {
         let _ = dense(&x, rows, n, &w, out, None, &wrap).expect("dense");
     });
-    time("saturating accumulator (dense)", 1, &|| {
+    time("saturating accumulator (dense)", 3, &|| {
         let _ = dense(&x, rows, n, &w, out, None, &sat).expect("dense");
     });
-    time("wrapping, each step counted", 1, &|| {
-        let _ = dense_with_overflows(&x, rows, n, &w, out, None, &wrap).expect("dense");
+    let counted = DenseTypes::parse(
+        "ap_fixed<16,6>",
+        "ap_fixed<8,3>",
+        "ap_fixed<8,3>",
+        "ap_fixed<24,12>",
+        "ap_fixed<16,6>",
+    )
+    .expect("types");
+    time("wrapping (24 bits), each step counted", 3, &|| {
+        let _ = dense_with_overflows(&x, rows, n, &w, out, None, &counted).expect("dense");
     });
 }

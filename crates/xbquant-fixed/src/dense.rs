@@ -342,6 +342,9 @@ pub fn dense_with_overflows<T: Element>(
     b: Option<&[T]>,
     types: &DenseTypes,
 ) -> Result<(Vec<i128>, Overflows), Error> {
+    if let Some(word) = crate::steps::Word::of(types) {
+        return vectorized(x, rows, n, w, out, b, types, word);
+    }
     let ops = operands(x, rows, n, w, out, b, types)?;
     let mut overflows = Overflows {
         inputs: ops.x_over.iter().filter(|&&o| o).count() as u64,
@@ -398,4 +401,56 @@ pub fn dense<T: Element>(
     let codes = dense_codes(x, rows, n, w, out, b, types)?;
     let frac = types.result.frac();
     Ok(codes.into_iter().map(|c| value(c, frac)).collect())
+}
+
+/// [`dense_with_overflows`] for an accumulator of at most 31 bits that holds the products
+/// exactly: the steps in 32-bit lanes over the outputs (`crate::steps`).
+#[allow(clippy::too_many_arguments)]
+fn vectorized<T: Element>(
+    x: &[T],
+    rows: usize,
+    n: usize,
+    w: &[T],
+    out: usize,
+    b: Option<&[T]>,
+    types: &DenseTypes,
+    word: crate::steps::Word,
+) -> Result<(Vec<i128>, Overflows), Error> {
+    check(x, rows, n, w, out, b, types)?;
+    let (xc, x_over) = types.input.codes_with_overflows(x, "x")?;
+    let (wc, w_over) = types.weight.codes_with_overflows(w, "w")?;
+    let start = start(b, out, types)?;
+    // The weights transposed: input i's weights of every output, one after the other.
+    let mut wt = vec![0i32; wc.len()];
+    for (j, row) in wc.chunks(n.max(1)).enumerate().take(out) {
+        for (i, &v) in row.iter().enumerate() {
+            wt[i * out + j] = v;
+        }
+    }
+    let first: Vec<i32> = start.iter().map(|&(c, _)| c as i32).collect();
+    let (acc, counts) = crate::steps::accumulate(&xc, rows, n, &wt, out, &first, word);
+    let mut overflows = Overflows {
+        inputs: x_over.iter().filter(|&&o| o).count() as u64,
+        weights: vec![0; out],
+        biases: start.iter().map(|&(_, o)| u64::from(o)).collect(),
+        products: counts.products,
+        accumulations: counts.accumulations,
+        results: vec![0; out],
+    };
+    if n > 0 {
+        for (j, row) in w_over.chunks(n).enumerate().take(out) {
+            overflows.weights[j] = row.iter().filter(|&&o| o).count() as u64;
+        }
+    }
+    let accum_frac = types.accum.frac();
+    let codes = acc
+        .iter()
+        .enumerate()
+        .map(|(e, &a)| {
+            let (y, over) = types.result.cast(i128::from(a), accum_frac);
+            overflows.results[e % out.max(1)] += u64::from(over);
+            y
+        })
+        .collect();
+    Ok((codes, overflows))
 }

@@ -3,6 +3,7 @@
 mod dense;
 mod error;
 mod simd;
+mod steps;
 mod ty;
 mod widths;
 mod wrap;

@@ -229,6 +229,27 @@ impl FixedType {
         Ok(codes.into_iter().map(|c| narrow(c as i64)).collect())
     }
 
+    /// [`FixedType::codes`] in 32 bits, with whether the overflow mode changed each (words of up
+    /// to 31 bits).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFinite`] naming `what` for NaN and infinities.
+    pub(crate) fn codes_with_overflows<T: Element>(
+        &self,
+        values: &[T],
+        what: &'static str,
+    ) -> Result<(Vec<i32>, Vec<bool>), Error> {
+        debug_assert!(self.width <= 31);
+        if values.iter().any(|v| !v.to_f64().is_finite()) {
+            return Err(Error::NotFinite(what));
+        }
+        let wide: Vec<f64> = values.iter().map(|&v| v.to_f64()).collect();
+        let (q, mask) = self.spec.quantize_with_mask(&wide);
+        let scale = 2f64.powi(self.frac);
+        Ok((q.into_iter().map(|v| (v * scale) as i32).collect(), mask))
+    }
+
     /// The core's spec of the type.
     pub(crate) const fn spec(&self) -> &QuantSpec {
         &self.spec

@@ -212,3 +212,77 @@ fn the_fast_path_equals_each_step_for_wrapping_accumulators() {
         );
     }
 }
+
+/// hls4ml's steps one cast at a time with `FixedType::cast` (the test's own reference): the
+/// result codes and the accumulator's overflows per output.
+fn one_by_one(
+    x: &[f64],
+    rows: usize,
+    n: usize,
+    w: &[f64],
+    out: usize,
+    b: &[f64],
+    t: &DenseTypes,
+) -> (Vec<i128>, Vec<u64>, Vec<u64>) {
+    let code = |ty: &FixedType, v: f64| ty.cast_f64(v).unwrap().0;
+    let (mut codes, mut products, mut sums) = (vec![], vec![0; out], vec![0; out]);
+    for r in 0..rows {
+        for j in 0..out {
+            let mut acc = t.accum.cast(code(&t.bias, b[j]), t.bias.frac()).0;
+            for i in 0..n {
+                let p = code(&t.input, x[r * n + i]) * code(&t.weight, w[j * n + i]);
+                let (p, over) = t.accum.cast(p, t.input.frac() + t.weight.frac());
+                products[j] += u64::from(over);
+                let (s, over) = t.accum.cast(acc + p, t.accum.frac());
+                sums[j] += u64::from(over);
+                acc = s;
+            }
+            codes.push(t.result.cast(acc, t.accum.frac()).0);
+        }
+    }
+    (codes, products, sums)
+}
+
+#[test]
+fn every_path_equals_the_casts_one_by_one() {
+    // Accumulators of every overflow mode the vectorized steps take (saturate, symmetric, to
+    // zero, wrap; signed and unsigned; products shifted left, floored or rounded up), and some
+    // they leave to the general path (other roundings, saturation bits, wider words).
+    let mut accumulators = vec![];
+    for o in ["AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO", "AP_WRAP"] {
+        for q in ["AP_TRN", "AP_RND", "AP_RND_CONV"] {
+            accumulators.push(format!("ap_fixed<12,5,{q},{o}>")); // fewer fractional bits
+            accumulators.push(format!("ap_fixed<16,4,{q},{o}>")); // more
+        }
+        accumulators.push(format!("ap_ufixed<12,6,AP_TRN,{o}>"));
+    }
+    accumulators.push("ap_fixed<12,5,AP_TRN,AP_WRAP,2>".into());
+    accumulators.push("ap_fixed<40,16,AP_RND,AP_SAT>".into());
+    let (rows, n, out) = (5, 37, 70);
+    let x = data(rows * n, 6.0, 11);
+    let w = data(out * n, 1.5, 12);
+    let b = data(out, 4.0, 13);
+    let mut overflowed = 0;
+    for acc in &accumulators {
+        let t = DenseTypes::parse(
+            "ap_fixed<10,4>",
+            "ap_fixed<7,2>",
+            "ap_fixed<7,2>",
+            acc,
+            "ap_fixed<12,6,AP_RND_CONV,AP_SAT>",
+        )
+        .unwrap();
+        let (codes, products, sums) = one_by_one(&x, rows, n, &w, out, &b, &t);
+        let (ours, o) = dense_with_overflows(&x, rows, n, &w, out, Some(&b), &t).unwrap();
+        assert_eq!(ours, codes, "{acc}");
+        overflowed += usize::from(o.accumulator() > 0);
+        assert_eq!((o.products, o.accumulations), (products, sums), "{acc}");
+        assert_eq!(
+            dense_codes(&x, rows, n, &w, out, Some(&b), &t).unwrap(),
+            codes,
+            "{acc}"
+        );
+    }
+    // The data overflows most of these accumulators (the narrow ones all).
+    assert!(overflowed >= 20, "{overflowed} of {}", accumulators.len());
+}
