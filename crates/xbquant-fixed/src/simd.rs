@@ -20,13 +20,3 @@ pub(crate) fn arch() -> pulp::Arch {
         pulp::Arch::new()
     }
 }
-
-/// AVX-512, when this CPU has it and the limit allows it.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn v4() -> Option<pulp::x86::V4> {
-    if xbquant::instruction_set() == InstructionSet::Avx512 {
-        pulp::x86::V4::try_new()
-    } else {
-        None
-    }
-}

@@ -286,3 +286,37 @@ fn every_path_equals_the_casts_one_by_one() {
     // The data overflows most of these accumulators (the narrow ones all).
     assert!(overflowed >= 20, "{overflowed} of {}", accumulators.len());
 }
+
+#[test]
+fn every_instruction_set_gives_the_same_codes() {
+    use xbquant::{set_max_instruction_set, InstructionSet};
+    let (rows, n, out) = (9, 300, 70);
+    let (x, w, b) = (
+        data(rows * n, 20.0, 21),
+        data(out * n, 3.0, 22),
+        data(out, 3.0, 23),
+    );
+    for acc in [
+        "ap_fixed<34,19>",
+        "ap_fixed<20,8>",
+        "ap_fixed<24,12,AP_RND,AP_SAT>",
+    ] {
+        let t = DenseTypes::parse(
+            "ap_fixed<16,6>",
+            "ap_fixed<8,3>",
+            "ap_fixed<8,3>",
+            acc,
+            "ap_fixed<16,6>",
+        )
+        .unwrap();
+        let run = |set| {
+            set_max_instruction_set(set);
+            let codes = dense_codes(&x, rows, n, &w, out, Some(&b), &t).unwrap();
+            set_max_instruction_set(InstructionSet::Avx512);
+            codes
+        };
+        let best = run(InstructionSet::Avx512);
+        assert_eq!(best, run(InstructionSet::Avx2), "{acc}");
+        assert_eq!(best, run(InstructionSet::Baseline), "{acc}");
+    }
+}
