@@ -377,8 +377,8 @@ mod v3 {
         let mut out = [0i64; ROWS];
         for q in 0..ROWS {
             let mut s = 0i64;
-            for h in 0..2 {
-                let lanes: [i32; 8] = pulp::cast(acc[q][h]);
+            for half in acc[q] {
+                let lanes: [i32; 8] = pulp::cast(half);
                 s = lanes.iter().fold(s, |a, &v| a.wrapping_add(i64::from(v)));
             }
             for e in full..w.len() {
