@@ -1,5 +1,5 @@
 //! hls4ml's accumulation step by step, vectorized over the outputs: for an accumulator of at most
-//! 31 bits (each product shifted to its step, or rounded to it by `AP_TRN` or `AP_RND`), every
+//! 30 bits (each product shifted to its step, or rounded to it by `AP_TRN` or `AP_RND`), every
 //! cast and addition overflows as the
 //! type says (saturate, saturate symmetric, saturate to zero, wrap) in 32-bit lanes, 64 outputs
 //! at a time, the overflows counted as they happen. The order is hls4ml's (the inputs in turn,
@@ -39,7 +39,7 @@ impl Word {
         let acc = &types.accum;
         let product_frac = types.input.frac() + types.weight.frac();
         let bits = |t: &crate::FixedType| t.width() - u32::from(t.signed());
-        if acc.width() > 31 || bits(&types.input) + bits(&types.weight) > 29 {
+        if acc.width() > 30 || bits(&types.input) + bits(&types.weight) > 29 {
             return None;
         }
         let (shift, right) = if acc.frac() >= product_frac {
@@ -139,11 +139,16 @@ pub(crate) fn accumulate(
             },
         );
     }
-    // The weights and the bias padded to whole blocks of outputs (zeros, which never overflow).
+    // The weights in panels of whole blocks of outputs, each panel's inputs one after the other
+    // (a panel stays in cache while every row passes), padded with zeros (which never overflow).
     let padded = out.next_multiple_of(OUTPUTS);
     let mut wp = vec![0i32; n * padded];
-    for i in 0..n {
-        wp[i * padded..i * padded + out].copy_from_slice(&wt[i * out..(i + 1) * out]);
+    for (jb, panel) in wp.chunks_mut((n * OUTPUTS).max(1)).enumerate() {
+        let (j0, width) = (jb * OUTPUTS, OUTPUTS.min(out.saturating_sub(jb * OUTPUTS)));
+        for i in 0..n {
+            panel[i * OUTPUTS..i * OUTPUTS + width]
+                .copy_from_slice(&wt[i * out + j0..i * out + j0 + width]);
+        }
     }
     let mut first = vec![0i32; padded];
     first[..out].copy_from_slice(start);
@@ -159,7 +164,6 @@ pub(crate) fn accumulate(
                 n,
                 wt,
                 out,
-                padded,
                 start,
                 word,
                 part,
@@ -188,7 +192,6 @@ struct Block<'a> {
     n: usize,
     wt: &'a [i32],
     out: usize,
-    padded: usize,
     start: &'a [i32],
     word: Word,
     part: &'a mut [i32],
@@ -200,35 +203,47 @@ impl pulp::WithSimd for &mut Block<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let (n, out, padded, word) = (self.n, self.out, self.padded, self.word);
+        let (n, out, word) = (self.n, self.out, self.word);
         let rows = self.part.len() / out;
-        for r in 0..rows {
-            let xr = &self.x[r * n..(r + 1) * n];
-            for j0 in (0..out).step_by(OUTPUTS) {
-                let width = OUTPUTS.min(out - j0);
-                let mut acc = [0i32; OUTPUTS];
-                let mut over_p = [0u32; OUTPUTS];
-                let mut over_s = [0u32; OUTPUTS];
-                acc.copy_from_slice(&self.start[j0..j0 + OUTPUTS]);
-                for (i, &xi) in xr.iter().enumerate() {
-                    let wrow: &[i32; OUTPUTS] = self.wt[i * padded + j0..i * padded + j0 + OUTPUTS]
+        for j0 in (0..out).step_by(OUTPUTS) {
+            let width = OUTPUTS.min(out - j0);
+            let panel = &self.wt[j0 * n..(j0 + OUTPUTS) * n];
+            // Two rows at a time: each load of the panel serves both.
+            let mut r = 0;
+            while r < rows {
+                let pair = (rows - r).min(2);
+                let mut acc = [[0i32; OUTPUTS]; 2];
+                let mut over_p = [[0u32; OUTPUTS]; 2];
+                let mut over_s = [[0u32; OUTPUTS]; 2];
+                for a in &mut acc {
+                    a.copy_from_slice(&self.start[j0..j0 + OUTPUTS]);
+                }
+                for i in 0..n {
+                    let wrow: &[i32; OUTPUTS] = panel[i * OUTPUTS..(i + 1) * OUTPUTS]
                         .try_into()
                         .expect("a block");
-                    let (a, p, s) = (&mut acc, &mut over_p, &mut over_s);
-                    match (word.mode, word.signed) {
-                        (0, true) => step::<0, true>(a, p, s, xi, wrow, word),
-                        (0, false) => step::<0, false>(a, p, s, xi, wrow, word),
-                        (1, true) => step::<1, true>(a, p, s, xi, wrow, word),
-                        (1, false) => step::<1, false>(a, p, s, xi, wrow, word),
-                        (_, true) => step::<2, true>(a, p, s, xi, wrow, word),
-                        (_, false) => step::<2, false>(a, p, s, xi, wrow, word),
+                    for q in 0..pair {
+                        let xi = self.x[(r + q) * n + i];
+                        let (a, p, s) = (&mut acc[q], &mut over_p[q], &mut over_s[q]);
+                        match (word.mode, word.signed) {
+                            (0, true) => step::<0, true>(a, p, s, xi, wrow, word),
+                            (0, false) => step::<0, false>(a, p, s, xi, wrow, word),
+                            (1, true) => step::<1, true>(a, p, s, xi, wrow, word),
+                            (1, false) => step::<1, false>(a, p, s, xi, wrow, word),
+                            (_, true) => step::<2, true>(a, p, s, xi, wrow, word),
+                            (_, false) => step::<2, false>(a, p, s, xi, wrow, word),
+                        }
                     }
                 }
-                self.part[r * out + j0..r * out + j0 + width].copy_from_slice(&acc[..width]);
-                for j in 0..width {
-                    self.products[j0 + j] += u64::from(over_p[j]);
-                    self.accumulations[j0 + j] += u64::from(over_s[j]);
+                for q in 0..pair {
+                    self.part[(r + q) * out + j0..(r + q) * out + j0 + width]
+                        .copy_from_slice(&acc[q][..width]);
+                    for j in 0..width {
+                        self.products[j0 + j] += u64::from(over_p[q][j]);
+                        self.accumulations[j0 + j] += u64::from(over_s[q][j]);
+                    }
                 }
+                r += pair;
             }
         }
     }
@@ -245,6 +260,21 @@ fn step<const MODE: u8, const SIGNED: bool>(
     w: &[i32; OUTPUTS],
     word: Word,
 ) {
+    if MODE == 0 {
+        // Saturation: clamps, each product clamped one step beyond the bounds before its shift
+        // so that the shift cannot carry it back into range, then to the bounds.
+        let (plo, phi) = (word.plo - 1, word.phi + 1);
+        for j in 0..OUTPUTS {
+            let p = (xi * w[j] + word.add) >> word.right;
+            let q = p.clamp(plo, phi).wrapping_shl(word.shift);
+            let p_acc = q.clamp(word.lo, word.hi);
+            over_p[j] += u32::from(p_acc != q || p != p.clamp(plo, phi));
+            let sum = acc[j] + p_acc;
+            acc[j] = sum.clamp(word.lo, word.hi);
+            over_s[j] += u32::from(acc[j] != sum);
+        }
+        return;
+    }
     for j in 0..OUTPUTS {
         let wj = w[j];
         // The product (below 2^29) rounded to the accumulator's step, or shifted to it.
