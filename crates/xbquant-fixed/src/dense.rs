@@ -403,8 +403,8 @@ pub fn dense<T: Element>(
     Ok(codes.into_iter().map(|c| value(c, frac)).collect())
 }
 
-/// [`dense_with_overflows`] for an accumulator of at most 30 bits that holds the products
-/// exactly: the steps in 32-bit lanes over the outputs (`crate::steps`).
+/// [`dense_with_overflows`] for an accumulator of at most 30 bits (the products shifted, floored
+/// or rounded up into it): the steps in 32-bit lanes over the outputs (`crate::steps`).
 #[allow(clippy::too_many_arguments)]
 fn vectorized<T: Element>(
     x: &[T],
