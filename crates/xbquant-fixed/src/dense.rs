@@ -73,6 +73,30 @@ impl Overflows {
     }
 }
 
+/// A layer's data: `rows` input vectors `x` of `n`, the weight `w` (`out` rows of `n`), the bias.
+#[derive(Clone, Copy)]
+struct Layer<'a, T> {
+    x: &'a [T],
+    rows: usize,
+    n: usize,
+    w: &'a [T],
+    out: usize,
+    b: Option<&'a [T]>,
+}
+
+impl<'a, T> Layer<'a, T> {
+    fn new(x: &'a [T], rows: usize, n: usize, w: &'a [T], out: usize, b: Option<&'a [T]>) -> Self {
+        Layer {
+            x,
+            rows,
+            n,
+            w,
+            out,
+            b,
+        }
+    }
+}
+
 /// A layer's operands as codes of their types: the checked shapes, and each cast's overflow.
 struct Operands {
     x: Vec<i128>,
@@ -84,17 +108,9 @@ struct Operands {
     start: Vec<(i128, bool)>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn operands<T: Element>(
-    x: &[T],
-    rows: usize,
-    n: usize,
-    w: &[T],
-    out: usize,
-    b: Option<&[T]>,
-    types: &DenseTypes,
-) -> Result<Operands, Error> {
-    check(x, rows, n, w, out, b, types)?;
+fn operands<T: Element>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<Operands, Error> {
+    let Layer { x, w, out, b, .. } = *layer;
+    check(layer, types)?;
     let (x, x_over) = types.input.cast_all(x, "x")?;
     let (w, w_over) = types.weight.cast_all(w, "w")?;
     Ok(Operands {
@@ -130,16 +146,15 @@ fn start<T: Element>(
 }
 
 /// The shapes, and the product's width.
-#[allow(clippy::too_many_arguments)]
-fn check<T>(
-    x: &[T],
-    rows: usize,
-    n: usize,
-    w: &[T],
-    out: usize,
-    b: Option<&[T]>,
-    types: &DenseTypes,
-) -> Result<(), Error> {
+fn check<T>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<(), Error> {
+    let Layer {
+        x,
+        rows,
+        n,
+        w,
+        out,
+        b,
+    } = *layer;
     for (what, len, a, c) in [("x", x.len(), rows, n), ("w", w.len(), out, n)] {
         if Some(len) != a.checked_mul(c) {
             return Err(Error::ShapeMismatch(format!(
@@ -202,7 +217,7 @@ pub fn dense_codes<T: Element>(
     b: Option<&[T]>,
     types: &DenseTypes,
 ) -> Result<Vec<i128>, Error> {
-    if let Some(values) = fast(x, rows, n, w, out, b, types)? {
+    if let Some(values) = fast(&Layer::new(x, rows, n, w, out, b), types)? {
         let scale = 2f64.powi(types.result.frac());
         return Ok(values.into_iter().map(|v| (v * scale) as i128).collect());
     }
@@ -210,7 +225,7 @@ pub fn dense_codes<T: Element>(
         return dense_with_overflows(x, rows, n, w, out, b, types).map(|(codes, _)| codes);
     }
     // A wrapping accumulator or result too wide for f64's values: the codes in integers.
-    check(x, rows, n, w, out, b, types)?;
+    check(&Layer::new(x, rows, n, w, out, b), types)?;
     let lanes = crate::wrap::lanes(types).expect("checked above");
     let xc = types.input.codes(x, "x", |v| v)?;
     let wc = types.weight.codes(w, "w", |v| v)?;
@@ -238,16 +253,15 @@ pub fn dense_codes<T: Element>(
 /// accumulator and the result at most 53 bits wide (their values exact in `f64`): the integer
 /// dot products, the bias, one wrap, and the result's cast by the core's vectorized
 /// quantization. None where it does not apply.
-#[allow(clippy::too_many_arguments)]
-fn fast<T: Element>(
-    x: &[T],
-    rows: usize,
-    n: usize,
-    w: &[T],
-    out: usize,
-    b: Option<&[T]>,
-    types: &DenseTypes,
-) -> Result<Option<Vec<f64>>, Error> {
+fn fast<T: Element>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<Option<Vec<f64>>, Error> {
+    let Layer {
+        x,
+        rows,
+        n,
+        w,
+        out,
+        b,
+    } = *layer;
     let (accum, result) = (&types.accum, &types.result);
     let Some(lanes) = crate::wrap::lanes(types) else {
         return Ok(None);
@@ -255,7 +269,7 @@ fn fast<T: Element>(
     if accum.width() > 53 || result.width() > 53 {
         return Ok(None);
     }
-    check(x, rows, n, w, out, b, types)?;
+    check(layer, types)?;
     let sums = if lanes == crate::wrap::Lanes::Wide {
         let xc = types.input.codes(x, "x", |v| v)?;
         let wc = types.weight.codes(w, "w", |v| v)?;
@@ -343,9 +357,9 @@ pub fn dense_with_overflows<T: Element>(
     types: &DenseTypes,
 ) -> Result<(Vec<i128>, Overflows), Error> {
     if let Some(word) = crate::steps::Word::of(types) {
-        return vectorized(x, rows, n, w, out, b, types, word);
+        return vectorized(&Layer::new(x, rows, n, w, out, b), types, word);
     }
-    let ops = operands(x, rows, n, w, out, b, types)?;
+    let ops = operands(&Layer::new(x, rows, n, w, out, b), types)?;
     let mut overflows = Overflows {
         inputs: ops.x_over.iter().filter(|&&o| o).count() as u64,
         weights: vec![0; out],
@@ -395,7 +409,7 @@ pub fn dense<T: Element>(
     b: Option<&[T]>,
     types: &DenseTypes,
 ) -> Result<Vec<f64>, Error> {
-    if let Some(values) = fast(x, rows, n, w, out, b, types)? {
+    if let Some(values) = fast(&Layer::new(x, rows, n, w, out, b), types)? {
         return Ok(values);
     }
     let codes = dense_codes(x, rows, n, w, out, b, types)?;
@@ -405,18 +419,20 @@ pub fn dense<T: Element>(
 
 /// [`dense_with_overflows`] for an accumulator of at most 30 bits (the products shifted, floored
 /// or rounded up into it): the steps in 32-bit lanes over the outputs (`crate::steps`).
-#[allow(clippy::too_many_arguments)]
 fn vectorized<T: Element>(
-    x: &[T],
-    rows: usize,
-    n: usize,
-    w: &[T],
-    out: usize,
-    b: Option<&[T]>,
+    layer: &Layer<'_, T>,
     types: &DenseTypes,
     word: crate::steps::Word,
 ) -> Result<(Vec<i128>, Overflows), Error> {
-    check(x, rows, n, w, out, b, types)?;
+    let Layer {
+        x,
+        rows,
+        n,
+        w,
+        out,
+        b,
+    } = *layer;
+    check(layer, types)?;
     let (xc, x_over) = types.input.codes_with_overflows(x, "x")?;
     let (wc, w_over) = types.weight.codes_with_overflows(w, "w")?;
     let start = start(b, out, types)?;
