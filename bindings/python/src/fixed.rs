@@ -150,3 +150,77 @@ fn dense<'py, T: Narrow>(
     counts.set_item("results", overflows.results)?;
     Ok(counts)
 }
+
+/// Integer codes of `values`: cast to `ty` when given, else the values themselves, which must be
+/// integers.
+fn integer_codes(values: &[f64], ty: Option<&str>, what: &'static str) -> PyResult<Vec<i64>> {
+    match ty {
+        Some(ty) => {
+            let t = FixedType::parse(ty).map_err(value_error)?;
+            let (codes, _) = t.cast_all(values, what).map_err(value_error)?;
+            Ok(codes.into_iter().map(|c| c as i64).collect())
+        }
+        None => values
+            .iter()
+            .map(|&v| {
+                if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e18 {
+                    Ok(v as i64)
+                } else {
+                    Err(PyValueError::new_err(format!(
+                        "{what} must hold integer codes (or give its type), got {v}"
+                    )))
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The accumulator width per output channel that no input of `input_type` can overflow, for the
+/// weights `w` (out, in; float64): integer codes, or values cast to `weight_type`.
+#[pyfunction]
+#[pyo3(signature = (w, input_type, weight_type=None))]
+pub fn fixed_accum_bits(
+    w: &Bound<'_, PyAny>,
+    input_type: &str,
+    weight_type: Option<&str>,
+) -> PyResult<Vec<u32>> {
+    let w = typed::<f64>(w, "w", "float64")?.try_readonly()?;
+    let shape = w.shape().to_vec();
+    if shape.len() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "w must be (out, in), got {shape:?}"
+        )));
+    }
+    let codes = integer_codes(
+        w.as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        weight_type,
+        "w",
+    )?;
+    let input = FixedType::parse(input_type).map_err(value_error)?;
+    xbquant_fixed::accum_bits(&codes, shape[0], shape[1], &input).map_err(value_error)
+}
+
+/// The accumulator width per output channel the inputs `x` (rows, in; float64, cast to
+/// `input_type`) needed with the weights `w`, the partial sums in hls4ml's order.
+#[pyfunction]
+#[pyo3(signature = (x, w, input_type, weight_type=None))]
+pub fn fixed_accum_bits_used(
+    x: &Bound<'_, PyAny>,
+    w: &Bound<'_, PyAny>,
+    input_type: &str,
+    weight_type: Option<&str>,
+) -> PyResult<Vec<u32>> {
+    let x = typed::<f64>(x, "x", "float64")?.try_readonly()?;
+    let w = typed::<f64>(w, "w", "float64")?.try_readonly()?;
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+        return Err(PyValueError::new_err(format!(
+            "x must be (rows, in) and w (out, in), got {xs:?} and {ws:?}"
+        )));
+    }
+    let slice = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    let wc = integer_codes(w.as_slice().map_err(slice)?, weight_type, "w")?;
+    let xc = integer_codes(x.as_slice().map_err(slice)?, Some(input_type), "x")?;
+    xbquant_fixed::accum_bits_used(&xc, xs[0], xs[1], &wc, ws[0]).map_err(value_error)
+}

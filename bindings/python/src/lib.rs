@@ -38,6 +38,8 @@ fn _xbquant(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fixed::fixed_type, m)?)?;
     m.add_function(wrap_pyfunction!(fixed::fixed_accum_type, m)?)?;
     m.add_function(wrap_pyfunction!(fixed::fixed_dense, m)?)?;
+    m.add_function(wrap_pyfunction!(fixed::fixed_accum_bits, m)?)?;
+    m.add_function(wrap_pyfunction!(fixed::fixed_accum_bits_used, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The noise generator's constants, for the torch operations that redraw it on other devices.
     m.add("NOISE_STEP", noise::STEP)?;

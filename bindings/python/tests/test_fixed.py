@@ -80,3 +80,20 @@ def test_accum_type_is_hls4mls_rule():
     assert fixed.accum_type("ap_ufixed<8,3>", "ap_ufixed<4,1>", 1) == "ap_ufixed<12,4,AP_TRN,AP_WRAP,0>"
     with pytest.raises(ValueError, match="64 bits"):
         fixed.accum_type("ap_fixed<40,6>", "ap_fixed<30,3>", 4)
+
+
+def test_accum_bits_bounds_every_input_and_measures_the_data():
+    w = torch.tensor([[3.0, -2.0], [1.0, 1.0]])
+    # ap_fixed<4,4>: codes -8..=7; channel 0 spans -38..=37 (7 bits), channel 1 -16..=14 (5).
+    assert fixed.accum_bits(w, "ap_fixed<4,4>").tolist() == [7, 5]
+    assert fixed.accum_bits(w.numpy(), "ap_fixed<4,4>").tolist() == [7, 5]
+    # Real weights cast to their type first: 0.3 in ap_fixed<4,1> is code 2 (floor of 2.4).
+    assert fixed.accum_bits(torch.tensor([[0.3, -0.3]]), "ap_fixed<4,4>", "ap_fixed<4,1>").tolist() == [7]
+    g = torch.Generator().manual_seed(3)
+    wr = torch.randint(-20, 21, (8, 30), generator=g).double()
+    x = torch.randn(100, 30, generator=g, dtype=torch.float64) * 40
+    bound = fixed.accum_bits(wr, "ap_fixed<8,8>")
+    used = fixed.accum_bits(wr, "ap_fixed<8,8>", x=x)
+    assert bool((used <= bound).all()) and used.dtype == torch.int64
+    with pytest.raises(ValueError, match="integer codes"):
+        fixed.accum_bits(torch.tensor([[0.5]]), "ap_fixed<4,4>")

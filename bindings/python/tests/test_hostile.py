@@ -306,6 +306,13 @@ FUNCTIONS = {
          "input": HLS_TYPE, "weight": HLS_TYPE, "bias": HLS_TYPE, "accum": HLS_TYPE, "result": HLS_TYPE,
          "return_overflow": FLAG},
     ),
+    "fixed.accum_bits": (
+        lambda **k: fixed.accum_bits(**{"w": torch.ones(3, 2), "input": "ap_fixed<8,8>", **k}),
+        {"w": [("abc", TypeError), (torch.ones(3), ValueError), (torch.tensor([[1, 2]]), TypeError),
+               (torch.full((2, 2), 0.5), ValueError), (torch.full((2, 2), math.nan), ValueError)],
+         "input": HLS_TYPE, "weight": HLS_TYPE,
+         "x": [("abc", TypeError), (torch.ones(2, 5), ValueError), (torch.full((2, 2), math.inf), ValueError)]},
+    ),
     "fixed.accum_type": (
         lambda **k: fixed.accum_type(**{"input": "ap_fixed<16,6>", "weight": "ap_fixed<8,3>", "n": 4, **k}),
         {"input": HLS_TYPE, "weight": HLS_TYPE, "bias": HLS_TYPE,

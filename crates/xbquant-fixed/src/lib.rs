@@ -11,4 +11,4 @@ mod wrap;
 pub use dense::{dense, dense_codes, dense_with_overflows, DenseTypes, Overflows};
 pub use error::Error;
 pub use ty::{FixedType, MAX_FRAC, MAX_WIDTH};
-pub use widths::accum_type;
+pub use widths::{accum_bits, accum_bits_used, accum_type};

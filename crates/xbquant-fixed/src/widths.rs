@@ -61,3 +61,98 @@ pub fn accum_type(
     }
     FixedType::parse(&hls)
 }
+
+/// The smallest signed width that holds `v`.
+fn bits_of(v: i128) -> u32 {
+    let magnitude = if v < 0 { !v } else { v };
+    129 - magnitude.leading_zeros()
+}
+
+/// The accumulator width each output channel needs so that no input of the type `input` can
+/// overflow it, for the integer weight codes `w` (`out` rows of `n`): the exact worst case, each
+/// input at the end of its range that the weight's sign pushes furthest (so a width one bit
+/// narrower overflows for some input). A data-dependent bound in the spirit of A2Q, whose
+/// condition `||w||_1 max|x| <= 2^(P-1) - 1` is at most one bit wider. Total bits of a signed
+/// accumulator with the fractional bits of the products, from zero (hls4ml starts at the bias:
+/// add its width to be safe), and every partial sum in any order within it.
+///
+/// # Errors
+///
+/// [`Error::ShapeMismatch`] when `w` does not hold `out * n` codes.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_fixed::{accum_bits, FixedType};
+/// // Inputs of ap_fixed<4,4>: codes -8..=7. Weights 3 and -2: the sum ranges over
+/// // -8*3 + 7*(-2) = -38 ..= 7*3 + (-8)*(-2) = 37, which 7 signed bits hold.
+/// let input = FixedType::parse("ap_fixed<4,4>")?;
+/// assert_eq!(accum_bits(&[3, -2], 1, 2, &input)?, [7]);
+/// # Ok::<(), xbquant_fixed::Error>(())
+/// ```
+pub fn accum_bits(w: &[i64], out: usize, n: usize, input: &FixedType) -> Result<Vec<u32>, Error> {
+    if Some(w.len()) != out.checked_mul(n) {
+        return Err(Error::ShapeMismatch(format!(
+            "w holds {} codes, not {out} x {n}",
+            w.len()
+        )));
+    }
+    let (lo, hi) = input.word_codes();
+    Ok((0..out)
+        .map(|j| {
+            let (mut top, mut bottom) = (0i128, 0i128);
+            for &c in &w[j * n..(j + 1) * n] {
+                let c = i128::from(c);
+                let (a, b) = (c * lo, c * hi);
+                top += a.max(b);
+                bottom += a.min(b);
+            }
+            bits_of(top).max(bits_of(bottom))
+        })
+        .collect())
+}
+
+/// The accumulator width each output channel needed on the inputs `x` (integer codes, `rows`
+/// rows of `n`) with the weight codes `w` (`out` rows of `n`): the widest partial sum of the
+/// products in hls4ml's order (the inputs in turn, from zero), as total bits of a signed
+/// accumulator. A width of at least this never overflowed on this data.
+///
+/// # Errors
+///
+/// [`Error::ShapeMismatch`] when `x` or `w` does not hold its shape.
+///
+/// # Examples
+///
+/// ```
+/// use xbquant_fixed::accum_bits_used;
+/// // Partial sums 3*5 = 15, then 15 - 2*5 = 5: 15 needs 5 signed bits.
+/// assert_eq!(accum_bits_used(&[5, 5], 1, 2, &[3, -2], 1)?, [5]);
+/// # Ok::<(), xbquant_fixed::Error>(())
+/// ```
+pub fn accum_bits_used(
+    x: &[i64],
+    rows: usize,
+    n: usize,
+    w: &[i64],
+    out: usize,
+) -> Result<Vec<u32>, Error> {
+    for (what, len, a) in [("x", x.len(), rows), ("w", w.len(), out)] {
+        if Some(len) != a.checked_mul(n) {
+            return Err(Error::ShapeMismatch(format!(
+                "{what} holds {len} codes, not {a} x {n}"
+            )));
+        }
+    }
+    let mut bits = vec![1u32; out];
+    for r in 0..rows {
+        let xr = &x[r * n..(r + 1) * n];
+        for (j, b) in bits.iter_mut().enumerate() {
+            let mut sum = 0i128;
+            for (&xi, &wi) in xr.iter().zip(&w[j * n..(j + 1) * n]) {
+                sum += i128::from(xi) * i128::from(wi);
+                *b = (*b).max(bits_of(sum));
+            }
+        }
+    }
+    Ok(bits)
+}

@@ -66,3 +66,100 @@ fn the_inferred_accumulator_never_overflows() {
         }
     }
 }
+
+fn codes(len: usize, span: i64, seed: u64) -> Vec<i64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % (2 * span as u64 + 1)) as i64 - span
+        })
+        .collect()
+}
+
+#[test]
+fn accum_bits_is_never_exceeded_and_tight() {
+    use xbquant_fixed::{accum_bits, accum_bits_used, dense_with_overflows};
+    for (xt, n, span) in [
+        ("ap_fixed<8,8>", 40, 100),
+        ("ap_ufixed<6,6>", 25, 30),
+        ("ap_fixed<12,12>", 300, 7),
+    ] {
+        let input = FixedType::parse(xt).unwrap();
+        let out = 6;
+        let w = codes(out * n, span, n as u64);
+        let need = accum_bits(&w, out, n, &input).unwrap();
+        let (lo, hi) = input.word_codes();
+        let (lo, hi) = (lo as i64, hi as i64);
+        // Random inputs never need more, and the worst input for each channel needs exactly it.
+        let rows = 50;
+        let x = codes(rows * n, hi.max(-lo), 3)
+            .into_iter()
+            .map(|v| v.clamp(lo, hi))
+            .collect::<Vec<_>>();
+        let used = accum_bits_used(&x, rows, n, &w, out).unwrap();
+        for j in 0..out {
+            assert!(used[j] <= need[j], "{xt} channel {j}");
+            let wj = &w[j * n..(j + 1) * n];
+            let top: Vec<i64> = wj.iter().map(|&c| if c > 0 { hi } else { lo }).collect();
+            let bottom: Vec<i64> = wj.iter().map(|&c| if c > 0 { lo } else { hi }).collect();
+            let worst = accum_bits_used(&top, 1, n, wj, 1).unwrap()[0]
+                .max(accum_bits_used(&bottom, 1, n, wj, 1).unwrap()[0]);
+            assert_eq!(worst, need[j], "{xt} channel {j}");
+            // As hls4ml's layer: an accumulator of `need` bits never overflows on the worst
+            // input, one of `need - 1` bits does.
+            let acc = |bits: u32| {
+                let f = input.frac();
+                let t = |s: &str| FixedType::parse(s).unwrap();
+                DenseTypes {
+                    input,
+                    weight: t("ap_fixed<20,20>"),
+                    bias: t("ap_fixed<20,20>"),
+                    accum: t(&format!(
+                        "ap_fixed<{bits},{},AP_TRN,AP_SAT>",
+                        bits as i32 - f
+                    )),
+                    result: t(&format!(
+                        "ap_fixed<{bits},{},AP_TRN,AP_SAT>",
+                        bits as i32 - f
+                    )),
+                }
+            };
+            let value = |codes: &[i64], frac: i32| {
+                codes
+                    .iter()
+                    .map(|&c| c as f64 * 2f64.powi(-frac))
+                    .collect::<Vec<f64>>()
+            };
+            for worst_x in [&top, &bottom] {
+                let xs = value(worst_x, input.frac());
+                let ws = value(wj, 0);
+                let (_, o) = dense_with_overflows(&xs, 1, n, &ws, 1, None, &acc(need[j])).unwrap();
+                assert_eq!(o.accumulator(), 0, "{xt} channel {j}");
+            }
+            let narrow: u64 = [&top, &bottom]
+                .iter()
+                .map(|worst_x| {
+                    let (_, o) = dense_with_overflows(
+                        &value(worst_x, input.frac()),
+                        1,
+                        n,
+                        &value(wj, 0),
+                        1,
+                        None,
+                        &acc(need[j] - 1),
+                    )
+                    .unwrap();
+                    o.accumulator()
+                })
+                .sum();
+            assert!(
+                narrow > 0,
+                "{xt} channel {j}: {} bits do not overflow",
+                need[j] - 1
+            );
+        }
+    }
+}

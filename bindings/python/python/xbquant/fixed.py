@@ -37,7 +37,7 @@ import numpy as np
 from . import _data, _xbquant
 from ._checks import check_flag
 
-__all__ = ["linear", "accum_type"]
+__all__ = ["linear", "accum_type", "accum_bits"]
 
 _COUNTS = ("weights", "biases", "products", "accumulations", "results")
 
@@ -75,6 +75,53 @@ def accum_type(input: str, weight: str, n: int, bias: Optional[str] = None) -> s
     except ValueError as e:
         raise ValueError(f"accum_type: {e}") from None
     return result
+
+
+def accum_bits(w: Any, input: str, weight: Optional[str] = None, *, x: Any = None) -> Any:  # noqa: A002
+    """The accumulator width each output channel needs, as total bits of a signed accumulator
+    whose step is the products' (the data-dependent bound of trained weights, in the spirit of
+    Brevitas' A2Q): the smallest width that no input of the type ``input`` can overflow, every
+    partial sum included, for ``w`` of shape ``(out, in)``. ``w`` holds integer codes, or real
+    weights cast to ``weight`` when it is given. The bound is the exact worst case (each input at
+    the end of its range its weight's sign pushes furthest), so a width one bit narrower overflows
+    for some input; A2Q's condition ``||w||_1 max|x| <= 2^(P-1) - 1`` is at most one bit wider.
+    It counts from zero: hls4ml starts the accumulator at the bias, whose width adds to it.
+
+    With ``x`` (inputs of shape ``(..., in)``, cast to ``input``): the width the partial sums in
+    hls4ml's order actually needed on that data, which never exceeds the bound.
+
+    Returns:
+        An int64 tensor (``w`` a tensor) or array of ``out`` widths.
+
+    Raises:
+        TypeError: data that is not float32 or float64, or types that are not strings.
+        ValueError: shapes that do not match, values that are not integer codes where no
+            ``weight`` is given, or types this cannot compute.
+    """
+    x_type = _type(input, "input")
+    w_type = None if weight is None else _type(weight, "weight")
+    tensor = _data.is_tensor(w)
+    ws = _array(w, "w")
+    if str(ws.dtype) not in ("float32", "float64"):
+        raise TypeError(f"w must hold float32 or float64 values, got {ws.dtype}")
+    if ws.ndim != 2:
+        raise ValueError(f"w must be (out, in), got shape {ws.shape}")
+    ws = ws.astype(np.float64)
+    if x is None:
+        bits = _xbquant.fixed_accum_bits(ws, x_type, w_type)
+    else:
+        xs = _array(x, "x")
+        if str(xs.dtype) not in ("float32", "float64"):
+            raise TypeError(f"x must hold float32 or float64 values, got {xs.dtype}")
+        if xs.ndim < 1 or xs.shape[-1] != ws.shape[1]:
+            raise ValueError(f"x must be (..., {ws.shape[1]}) for w of shape {ws.shape}, got {xs.shape}")
+        bits = _xbquant.fixed_accum_bits_used(xs.reshape(-1, xs.shape[-1]).astype(np.float64), ws, x_type, w_type)
+    out = np.asarray(bits, dtype=np.int64)
+    if tensor:
+        import torch
+
+        return torch.from_numpy(out)
+    return out
 
 
 def _array(value: Any, name: str) -> Any:
