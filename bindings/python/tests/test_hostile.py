@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xbquant
-from xbquant import analog, fixed, nn, quantizers
+from xbquant import analog, fixed, nn, qonnx, quantizers
 
 X = torch.tensor([[0.5, -0.25], [1.5, 0.125]])
 
@@ -312,6 +312,27 @@ FUNCTIONS = {
                (torch.full((2, 2), 0.5), ValueError), (torch.full((2, 2), math.nan), ValueError)],
          "input": HLS_TYPE, "weight": HLS_TYPE,
          "x": [("abc", TypeError), (torch.ones(2, 5), ValueError), (torch.full((2, 2), math.inf), ValueError)]},
+    ),
+    "qonnx.quant": (
+        lambda **k: qonnx.quant(**{"x": X, "scale": 0.5, "zero_point": 0.0, "bitwidth": 4, **k}),
+        {"x": DATA, "scale": NUMBER + [(0.0, ValueError), (-1.0, ValueError), (torch.ones(3), ValueError)],
+         "zero_point": NUMBER + [(torch.ones(5, 5, 5), ValueError)],
+         "bitwidth": [(True, TypeError), ("4", TypeError), (0, ValueError), (65, ValueError), (2.5, ValueError),
+                      (math.nan, ValueError)],
+         "signed": FLAG, "narrow": FLAG, "rounding_mode": NAME},
+    ),
+    "qonnx.bipolar_quant": (
+        lambda **k: qonnx.bipolar_quant(**{"x": X, "scale": 0.5, **k}),
+        {"x": DATA, "scale": NUMBER + [(0.0, ValueError)]},
+    ),
+    "qonnx.trunc": (
+        lambda **k: qonnx.trunc(
+            **{"x": X, "scale": 0.5, "zero_point": 0.0, "input_bitwidth": 8, "output_scale": 1.0,
+               "output_bitwidth": 4, **k}
+        ),
+        {"x": DATA, "scale": NUMBER + [(0.0, ValueError)], "output_scale": NUMBER + [(-2.0, ValueError)],
+         "input_bitwidth": [(0, ValueError), ("8", TypeError)], "output_bitwidth": [(70, ValueError)],
+         "signed": FLAG, "narrow": FLAG, "rounding_mode": NAME},
     ),
     "fixed.accum_type": (
         lambda **k: fixed.accum_type(**{"input": "ap_fixed<16,6>", "weight": "ap_fixed<8,3>", "n": 4, **k}),
