@@ -32,6 +32,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure the kernels against a plain copy of the same buffers on this machine.
     Bench(bench::BenchArgs),
+    /// For every weight of a checkpoint, the accumulator width hls4ml's precision inference
+    /// gives and the width the trained weights need.
+    Accum(files::AccumArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Dequantize(args) => files::dequantize(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Accum(args) => files::accum(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

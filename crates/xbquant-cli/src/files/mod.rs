@@ -12,6 +12,7 @@
 //! piece), `place` and `sink` (temporary files, atomic renames, synced writes), `sharded`
 //! (checkpoints of several files), `report`.
 
+mod accum;
 mod args;
 mod dtypes;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use xbquant::Scheme;
 
+pub use accum::{run as accum, AccumArgs};
 pub use args::{DequantizeArgs, QuantizeArgs};
 use paths::{check_paths, Kind};
 use report::{print_reports, progress, Report};
