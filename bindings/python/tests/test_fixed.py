@@ -97,3 +97,31 @@ def test_accum_bits_bounds_every_input_and_measures_the_data():
     assert bool((used <= bound).all()) and used.dtype == torch.int64
     with pytest.raises(ValueError, match="integer codes"):
         fixed.accum_bits(torch.tensor([[0.5]]), "ap_fixed<4,4>")
+
+
+def test_convolutions_equal_hls4mls():
+    """hls4ml's conv_2d_latency_cl with the buffer its own generator makes
+    (scripts/hls4ml-conv-reference.py): every result's bits, strides and paddings, saturating
+    and wrapping accumulators."""
+    path = pathlib.Path(__file__).parent / "data" / "hls4ml_conv2d.json.gz"
+    cases = json.loads(gzip.open(path, "rt").read())["cases"]
+    checked = 0
+    for case in cases:
+        inp, wt, bs, acc, res = case["types"]
+        x = torch.tensor(case["x"], dtype=torch.float64)
+        w = torch.tensor(case["w"], dtype=torch.float64)
+        b = torch.tensor(case["b"], dtype=torch.float64)
+        y = fixed.conv2d(x, w, b, case["stride"], case["padding"], input=inp, weight=wt, bias=bs, accum=acc, result=res)
+        want = [signed_code(v, res) * 2.0 ** -frac_of(res) for v in case["result_bits"]]
+        assert y.flatten().tolist() == want, case["types"]
+        checked += y.numel()
+    assert checked == 886
+    # A 1-D convolution is the 2-D one of height 1; shapes and kinds as torch's.
+    g = torch.Generator().manual_seed(4)
+    x1, w1 = torch.randn(2, 3, 9, generator=g), torch.randn(4, 3, 3, generator=g)
+    kw = {"input": "ap_fixed<12,4>", "weight": "ap_fixed<8,2>"}
+    y1 = fixed.conv1d(x1, w1, None, 2, 1, **kw)
+    assert y1.shape == torch.nn.functional.conv1d(x1, w1, None, 2, 1).shape
+    assert torch.equal(y1, fixed.conv2d(x1[:, :, None], w1[:, :, None], None, (1, 2), (0, 1), **kw)[:, :, 0])
+    y2, counts = fixed.conv2d(x1[:, :, None].numpy(), w1[:, :, None].numpy(), None, 1, 0, return_overflow=True, **kw)
+    assert isinstance(y2, np.ndarray) and counts["accumulations"].shape == (4,)

@@ -306,6 +306,26 @@ FUNCTIONS = {
          "input": HLS_TYPE, "weight": HLS_TYPE, "bias": HLS_TYPE, "accum": HLS_TYPE, "result": HLS_TYPE,
          "return_overflow": FLAG},
     ),
+    "fixed.conv2d": (
+        lambda **k: fixed.conv2d(
+            **{"x": torch.ones(1, 2, 4, 4), "w": torch.ones(3, 2, 2, 2), "input": "ap_fixed<16,6>",
+               "weight": "ap_fixed<8,3>", **k}
+        ),
+        {"x": [("abc", TypeError), (torch.ones(2, 4, 4), ValueError), (torch.ones(1, 3, 4, 4), ValueError),
+               (torch.ones(1, 2, 1, 1), ValueError), (torch.full((1, 2, 4, 4), math.nan), ValueError)],
+         "w": [("abc", TypeError), (torch.ones(3, 2, 2), ValueError)],
+         "stride": [(0, ValueError), ("1", TypeError), ((1, 2, 3), ValueError), (1.5, TypeError)],
+         "padding": [(-1, ValueError), ("0", TypeError)],
+         "input": HLS_TYPE, "weight": HLS_TYPE, "accum": HLS_TYPE},
+    ),
+    "fixed.conv1d": (
+        lambda **k: fixed.conv1d(
+            **{"x": torch.ones(1, 2, 6), "w": torch.ones(3, 2, 2), "input": "ap_fixed<16,6>",
+               "weight": "ap_fixed<8,3>", **k}
+        ),
+        {"x": [("abc", TypeError), (torch.ones(2, 6), ValueError)], "w": [(torch.ones(3, 2), ValueError)],
+         "stride": [(0, ValueError), ((1, 2), TypeError)], "padding": [(-2, ValueError)], "result": HLS_TYPE},
+    ),
     "fixed.accum_bits": (
         lambda **k: fixed.accum_bits(**{"w": torch.ones(3, 2), "input": "ap_fixed<8,8>", **k}),
         {"w": [("abc", TypeError), (torch.ones(3), ValueError), (torch.tensor([[1, 2]]), TypeError),

@@ -30,14 +30,14 @@ Checked against hls4ml 1.3.0's C++ compiled with ``g++`` (``crates/xbquant-fixed
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from . import _data, _xbquant
 from ._checks import check_flag
 
-__all__ = ["linear", "accum_type", "accum_bits"]
+__all__ = ["linear", "conv1d", "conv2d", "accum_type", "accum_bits"]
 
 _COUNTS = ("weights", "biases", "products", "accumulations", "results")
 
@@ -218,3 +218,139 @@ def linear(
         counted = np.asarray(counts[key], dtype=np.int64)
         overflow[key] = torch.from_numpy(counted) if tensor else counted
     return y, overflow
+
+
+def _pair(value: Any, name: str) -> Tuple[int, int]:
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be an integer or a pair, got {value!r}")
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer or a pair of integers, got {type(v).__name__}")
+        out.append(int(v))
+    return out[0], out[1]
+
+
+def conv2d(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    *,
+    input: str,  # noqa: A002 (hls4ml's name)
+    weight: str,
+    bias: Optional[str] = None,
+    accum: Optional[str] = None,
+    result: Optional[str] = None,
+    return_overflow: bool = False,
+) -> Any:
+    """hls4ml's 2-D convolution (``nnet::conv_2d_latency_cl``), bit for bit: ``x`` of shape
+    ``(N, C, H, W)`` and ``w`` of ``(F, C, kh, kw)`` as ``torch.nn.Conv2d`` (no groups, no
+    dilation), zero ``padding`` (an integer or ``(top and bottom, left and right)``) and
+    ``stride``. Each output pixel is :func:`linear` of its window, the window in hls4ml's order
+    (kernel rows, then columns, then channels: its im2col), so a saturating accumulator adds in
+    hls4ml's order. The types and defaults are :func:`linear`'s, with ``n = C kh kw`` products
+    per output; the overflows are counted per output channel over the batch and the pixels.
+
+    Returns:
+        ``(N, F, OH, OW)`` results of ``x``'s kind, dtype and device (and the overflow counts
+        with ``return_overflow``).
+
+    Raises:
+        TypeError, ValueError: as :func:`linear`, and for shapes that do not match.
+    """
+    stride_h, stride_w = _pair(stride, "stride")
+    pad_h, pad_w = _pair(padding, "padding")
+    if stride_h < 1 or stride_w < 1 or pad_h < 0 or pad_w < 0:
+        raise ValueError(f"stride must be at least 1 and padding at least 0, got {stride!r} and {padding!r}")
+    tensor = _data.is_tensor(x)
+    xs, ws = _array(x, "x"), _array(w, "w")
+    if tensor != _data.is_tensor(w):
+        raise TypeError("x, w and b must all be tensors or all numpy arrays")
+    if xs.ndim != 4 or ws.ndim != 4 or xs.shape[1] != ws.shape[1]:
+        raise ValueError(f"x must be (N, C, H, W) and w (F, C, kh, kw), got {xs.shape} and {ws.shape}")
+    n, c, h, wd = xs.shape
+    f, _, kh, kw = ws.shape
+    oh = (h + 2 * pad_h - kh) // stride_h + 1
+    ow = (wd + 2 * pad_w - kw) // stride_w + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"the kernel {kh}x{kw} of w is larger than the padded input x ({h}x{wd})")
+    padded = np.zeros((n, c, h + 2 * pad_h, wd + 2 * pad_w), dtype=xs.dtype)
+    padded[:, :, pad_h : pad_h + h, pad_w : pad_w + wd] = xs
+    # hls4ml's im2col: for each output pixel, kernel rows, then columns, then channels.
+    windows = np.empty((n, oh, ow, kh, kw, c), dtype=xs.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            patch = padded[:, :, i : i + stride_h * oh : stride_h, j : j + stride_w * ow : stride_w]
+            windows[:, :, :, i, j, :] = patch.transpose(0, 2, 3, 1)
+    cols = windows.reshape(n * oh * ow, kh * kw * c)
+    wmat = np.ascontiguousarray(ws.transpose(0, 2, 3, 1).reshape(f, kh * kw * c))
+    bs = None if b is None else _array(b, "b")
+    out = linear(
+        cols,
+        wmat,
+        bs,
+        input=input,
+        weight=weight,
+        bias=bias,
+        accum=accum,
+        result=result,
+        return_overflow=return_overflow,
+    )
+    y, overflow = out if return_overflow else (out, None)
+    y = np.ascontiguousarray(y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+    if tensor:
+        import torch
+
+        y = torch.from_numpy(y).to(x.device)
+        if overflow is not None:
+            overflow = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in overflow.items()}
+    return (y, overflow) if return_overflow else y
+
+
+def conv1d(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    stride: int = 1,
+    padding: int = 0,
+    *,
+    input: str,  # noqa: A002 (hls4ml's name)
+    weight: str,
+    bias: Optional[str] = None,
+    accum: Optional[str] = None,
+    result: Optional[str] = None,
+    return_overflow: bool = False,
+) -> Any:
+    """hls4ml's 1-D convolution (``nnet::conv_1d_latency_cl``): ``x`` of shape ``(N, C, L)``, ``w``
+    of ``(F, C, k)`` as ``torch.nn.Conv1d``; each output position is :func:`linear` of its window
+    (kernel positions, then channels), as :func:`conv2d` with a height of 1.
+
+    Returns:
+        ``(N, F, OL)`` results (and the overflow counts with ``return_overflow``).
+    """
+    xs, ws = _array(x, "x"), _array(w, "w")
+    if xs.ndim != 3 or ws.ndim != 3:
+        raise ValueError(f"x must be (N, C, L) and w (F, C, k), got {xs.shape} and {ws.shape}")
+    if isinstance(stride, (tuple, list)) or isinstance(padding, (tuple, list)):
+        raise TypeError("stride and padding of a 1-D convolution are integers")
+    x2 = x[:, :, None, :] if _data.is_tensor(x) else xs[:, :, None, :]
+    w2 = w[:, :, None, :] if _data.is_tensor(w) else ws[:, :, None, :]
+    out = conv2d(
+        x2,
+        w2,
+        b,
+        (1, stride),
+        (0, padding),
+        input=input,
+        weight=weight,
+        bias=bias,
+        accum=accum,
+        result=result,
+        return_overflow=return_overflow,
+    )
+    y, overflow = out if return_overflow else (out, None)
+    y = y[:, :, 0, :]
+    return (y, overflow) if return_overflow else y
