@@ -4,17 +4,8 @@
 
 use xbquant_fixed::{dense, dense_codes, dense_with_overflows, DenseTypes, Error, FixedType};
 
-fn data(len: usize, scale: f64, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 #[test]
 fn a_wrapping_accumulator_is_the_exact_sum_wrapped_once() {

@@ -3,6 +3,9 @@
 //! and layer sizes), and the inferred width never overflowing.
 
 use serde_json::Value;
+
+mod common;
+use common::codes;
 use xbquant_fixed::{accum_type, dense_with_overflows, DenseTypes, FixedType};
 
 fn ty(v: &Value) -> FixedType {
@@ -65,18 +68,6 @@ fn the_inferred_accumulator_never_overflows() {
             assert_eq!(overflows.results.iter().sum::<u64>(), 0);
         }
     }
-}
-
-fn codes(len: usize, span: i64, seed: u64) -> Vec<i64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % (2 * span as u64 + 1)) as i64 - span
-        })
-        .collect()
 }
 
 #[test]
