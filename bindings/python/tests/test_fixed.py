@@ -8,7 +8,6 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-
 from xbquant import fixed
 
 DATA = pathlib.Path(__file__).resolve().parents[3] / "crates" / "xbquant-fixed" / "tests" / "data"
@@ -125,3 +124,81 @@ def test_convolutions_equal_hls4mls():
     assert torch.equal(y1, fixed.conv2d(x1[:, :, None], w1[:, :, None], None, (1, 2), (0, 1), **kw)[:, :, 0])
     y2, counts = fixed.conv2d(x1[:, :, None].numpy(), w1[:, :, None].numpy(), None, 1, 0, return_overflow=True, **kw)
     assert isinstance(y2, np.ndarray) and counts["accumulations"].shape == (4,)
+
+
+def test_a_model_runs_through_hls4mls_layers_with_its_configuration():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 24), torch.nn.ReLU(), torch.nn.Linear(24, 4))
+    x = torch.randn(120, 16)
+    config = fixed.hls4ml_config(model, x)
+    assert set(config["LayerName"]) == {"input_1", "0", "1", "2"}
+    y, report = fixed.emulate(model, config, x, target=model(x).argmax(-1))
+    # The configuration's accumulators are the widths the weights need: nothing overflows.
+    for name in ("0", "2"):
+        assert sum(report["layers"][name]["overflows"]["accumulations"]) == 0
+    assert report["agreement"] > 0.9 and report["float_accuracy"] == 1.0
+    # Layer by layer with the functions themselves: the same bits.
+    p = {k: v["Precision"] for k, v in config["LayerName"].items()}
+    one = torch.ones(1, 1, dtype=torch.float64)
+
+    def cast(v, kind):
+        return fixed.linear(v.reshape(-1, 1), one, input=kind, weight="ap_fixed<2,2>", result=kind).reshape(v.shape)
+
+    h = cast(x.double(), p["input_1"]["result"])
+    layers = [model[0], model[2]]
+    types = [p["0"], p["2"]]
+    inputs = [p["input_1"]["result"], p["1"]["result"]]
+    for i, (layer, t, kind) in enumerate(zip(layers, types, inputs)):
+        h = fixed.linear(h, layer.weight.detach().double(), layer.bias.detach().double(), input=kind, **t)
+        if i == 0:
+            h = cast(torch.clamp(h, min=0.0), p["1"]["result"])
+    assert torch.equal(h, y)
+    # A narrow saturating accumulator: its overflows, per channel.
+    narrow = {"Model": {"Precision": "fixed<16,6>"}, "LayerName": {"0": {"Precision": {"accum": "fixed<6,1,AP_TRN,AP_SAT>"}}}}
+    _, bad = fixed.emulate(model, narrow, x)
+    counts = bad["layers"]["0"]["overflows"]
+    assert len(counts["accumulations"]) == 24 and sum(counts["accumulations"]) + sum(counts["products"]) > 0
+    # Convolutions, flatten; and what the path does not cover.
+    conv = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(48, 2))
+    xc = torch.randn(5, 2, 4, 4)
+    yc, rc = fixed.emulate(conv, fixed.hls4ml_config(conv, xc), xc)
+    assert yc.shape == (5, 2) and "0" in rc["layers"]
+    with pytest.raises(NotImplementedError, match="not covered"):
+        fixed.emulate(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()), {}, torch.randn(2, 4))
+    with pytest.raises(TypeError, match="config"):
+        fixed.emulate(model, "ap_fixed<16,6>", x)
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda m, x: fixed.hls4ml_config(m, x, bits=1), ValueError),
+        (lambda m, x: fixed.hls4ml_config(m, x, bits=True), ValueError),
+        (lambda m, x: fixed.hls4ml_config(m, x, weight_bits=2.5), ValueError),
+        (lambda m, x: fixed.hls4ml_config(m, x.int()), TypeError),
+        (lambda m, x: fixed.hls4ml_config("model", x), TypeError),
+        (lambda m, x: fixed.emulate(m, {"LayerName": []}, x), TypeError),
+        (lambda m, x: fixed.emulate(m, {"Model": {"Precision": 16}}, x), TypeError),
+        (lambda m, x: fixed.emulate(m, {"LayerName": {"0": {"Precision": 3}}}, x), TypeError),
+        (lambda m, x: fixed.emulate(m, {"LayerName": {"0": {"Precision": "ap_fixed<0,0>"}}}, x), ValueError),
+        (lambda m, x: fixed.emulate(m, {}, x.numpy()), TypeError),
+        (lambda m, x: fixed.emulate(m, {}, x[:, :3]), RuntimeError),
+    ],
+)
+def test_the_model_level_refuses_bad_arguments(call, error):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    with pytest.raises(error):
+        call(model, torch.randn(5, 4))
+
+
+def test_the_bias_never_overflows_the_chosen_accumulator():
+    # A bias far larger than what the products can sum to: the accumulator holds it.
+    layer = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.fill_(0.01)
+        layer.bias.copy_(torch.tensor([100.0, -90.0]))
+    model = torch.nn.Sequential(layer)
+    x = torch.rand(50, 3)
+    _, report = fixed.emulate(model, fixed.hls4ml_config(model, x), x)
+    assert report["agreement"] == 1.0
+    assert sum(report["layers"]["0"]["overflows"]["accumulations"]) == 0

@@ -11,6 +11,10 @@ sum cast to the result's type. It counts the overflows per output channel: the a
 where models break (a jet tagger fell from 74.6 % to 20.2 % in hls4ml when its ``accum_t``
 overflowed). :func:`accum_type` is hls4ml's precision inference for the accumulator.
 
+:func:`conv2d` and :func:`conv1d` are hls4ml's convolutions, :func:`accum_bits` the width trained
+weights need, and ``emulate(model, config, x)`` runs a PyTorch model through these layers with the
+types of hls4ml's configuration dictionary, which ``hls4ml_config(model, x)`` chooses from data.
+
 Checked against hls4ml 1.3.0's C++ compiled with ``g++`` (``crates/xbquant-fixed/tests``). Example::
 
     >>> import torch
@@ -37,6 +41,8 @@ import numpy as np
 from . import _data, _xbquant
 from ._checks import check_flag
 
+# `emulate` and `hls4ml_config` (the model level, which needs torch) come from `_fixed_model` when
+# first asked for (see `__getattr__` below).
 __all__ = ["linear", "conv1d", "conv2d", "accum_type", "accum_bits"]
 
 _COUNTS = ("weights", "biases", "products", "accumulations", "results")
@@ -354,3 +360,12 @@ def conv1d(
     y, overflow = out if return_overflow else (out, None)
     y = y[:, :, 0, :]
     return (y, overflow) if return_overflow else y
+
+
+def __getattr__(name: str) -> Any:
+    # The model level needs torch: imported when first asked for.
+    if name in ("emulate", "hls4ml_config"):
+        from . import _fixed_model
+
+        return getattr(_fixed_model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
