@@ -1,6 +1,6 @@
 //! Times a 1024 x 1024 dense layer on a batch of 256 (16-bit inputs, 8-bit weights, float32
 //! values), with a wrapping and a saturating accumulator, to see where the time goes:
-//! `cargo run --release -p xbquant-fixed --example probe`.
+//! `cargo run --release -p xbquant-fixed --example probe [wrap|sat|counted]`.
 
 use std::time::Instant;
 
@@ -41,12 +41,17 @@ fn main() {
         "ap_fixed<16,6>",
     )
     .expect("types");
-    time("wrapping accumulator (dense)", 40, &|| {
-        let _ = dense(&x, rows, n, &w, out, None, &wrap).expect("dense");
-    });
-    time("saturating accumulator (dense)", 3, &|| {
-        let _ = dense(&x, rows, n, &w, out, None, &sat).expect("dense");
-    });
+    let only = std::env::args().nth(1).unwrap_or_default();
+    if only.is_empty() || only == "wrap" {
+        time("wrapping accumulator (dense)", 40, &|| {
+            let _ = dense(&x, rows, n, &w, out, None, &wrap).expect("dense");
+        });
+    }
+    if only.is_empty() || only == "sat" {
+        time("saturating accumulator (dense)", 10, &|| {
+            let _ = dense(&x, rows, n, &w, out, None, &sat).expect("dense");
+        });
+    }
     let counted = DenseTypes::parse(
         "ap_fixed<16,6>",
         "ap_fixed<8,3>",
@@ -55,7 +60,9 @@ fn main() {
         "ap_fixed<16,6>",
     )
     .expect("types");
-    time("wrapping (24 bits), each step counted", 3, &|| {
-        let _ = dense_with_overflows(&x, rows, n, &w, out, None, &counted).expect("dense");
-    });
+    if only.is_empty() || only == "counted" {
+        time("wrapping (24 bits), each step counted", 3, &|| {
+            let _ = dense_with_overflows(&x, rows, n, &w, out, None, &counted).expect("dense");
+        });
+    }
 }

@@ -304,21 +304,34 @@ fn fast<T: Element>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<Option<V
         };
         acc as f64 * step
     };
-    // The result's cast in pieces, through a small buffer.
+    Ok(Some(cast_values(result, &sums, accumulator)))
+}
+
+/// The accumulators' values `value(e, sums[e])` cast to `result` by the core's vectorized
+/// quantization, in pieces through a small buffer.
+fn cast_values<S: Copy + Sync>(
+    result: &FixedType,
+    sums: &[S],
+    value: impl Fn(usize, S) -> f64 + Sync,
+) -> Vec<f64> {
+    use rayon::prelude::*;
     let mut values = vec![0.0f64; sums.len()];
     const PIECE: usize = 1 << 16;
-    let mut buffer = vec![0.0f64; PIECE.min(sums.len())];
-    for (p, (piece, dst)) in sums.chunks(PIECE).zip(values.chunks_mut(PIECE)).enumerate() {
-        let buffer = &mut buffer[..piece.len()];
-        for (k, (b, &s)) in buffer.iter_mut().zip(piece).enumerate() {
-            *b = accumulator(p * PIECE + k, s);
-        }
-        result
-            .spec()
-            .quantize_into(buffer, dst)
-            .expect("the same lengths");
-    }
-    Ok(Some(values))
+    sums.par_chunks(PIECE)
+        .zip(values.par_chunks_mut(PIECE))
+        .enumerate()
+        .for_each(|(p, (piece, dst))| {
+            let buffer: Vec<f64> = piece
+                .iter()
+                .enumerate()
+                .map(|(k, &s)| value(p * PIECE + k, s))
+                .collect();
+            result
+                .spec()
+                .quantize_into(&buffer, dst)
+                .expect("the same lengths");
+        });
+    values
 }
 
 /// [`dense_codes`], each step as hls4ml takes it, with the overflows counted: where the
@@ -409,8 +422,17 @@ pub fn dense<T: Element>(
     b: Option<&[T]>,
     types: &DenseTypes,
 ) -> Result<Vec<f64>, Error> {
-    if let Some(values) = fast(&Layer::new(x, rows, n, w, out, b), types)? {
+    let layer = Layer::new(x, rows, n, w, out, b);
+    if let Some(values) = fast(&layer, types)? {
         return Ok(values);
+    }
+    if let Some(word) = crate::steps::Word::of(types) {
+        if types.result.width() <= 53 {
+            // The accumulators step by step, their values cast by the core's quantization.
+            let (acc, _) = stepped(&layer, types, word)?;
+            let step = 2f64.powi(-types.accum.frac());
+            return Ok(cast_values(&types.result, &acc, |_, a| f64::from(a) * step));
+        }
     }
     let codes = dense_codes(x, rows, n, w, out, b, types)?;
     let frac = types.result.frac();
@@ -424,6 +446,27 @@ fn vectorized<T: Element>(
     types: &DenseTypes,
     word: crate::steps::Word,
 ) -> Result<(Vec<i128>, Overflows), Error> {
+    let (acc, mut overflows) = stepped(layer, types, word)?;
+    let (accum_frac, out) = (types.accum.frac(), layer.out);
+    let codes = acc
+        .iter()
+        .enumerate()
+        .map(|(e, &a)| {
+            let (y, over) = types.result.cast(i128::from(a), accum_frac);
+            overflows.results[e % out.max(1)] += u64::from(over);
+            y
+        })
+        .collect();
+    Ok((codes, overflows))
+}
+
+/// The accumulators after the last input (`rows x out`), step by step in 32-bit lanes, and the
+/// overflows of every step but the results' casts.
+fn stepped<T: Element>(
+    layer: &Layer<'_, T>,
+    types: &DenseTypes,
+    word: crate::steps::Word,
+) -> Result<(Vec<i32>, Overflows), Error> {
     let Layer {
         x,
         rows,
@@ -436,15 +479,8 @@ fn vectorized<T: Element>(
     let (xc, x_over) = types.input.codes_with_overflows(x, "x")?;
     let (wc, w_over) = types.weight.codes_with_overflows(w, "w")?;
     let start = start(b, out, types)?;
-    // The weights transposed: input i's weights of every output, one after the other.
-    let mut wt = vec![0i32; wc.len()];
-    for (j, row) in wc.chunks(n.max(1)).enumerate().take(out) {
-        for (i, &v) in row.iter().enumerate() {
-            wt[i * out + j] = v;
-        }
-    }
     let first: Vec<i32> = start.iter().map(|&(c, _)| c as i32).collect();
-    let (acc, counts) = crate::steps::accumulate(&xc, rows, n, &wt, out, &first, word);
+    let (acc, counts) = crate::steps::accumulate(&xc, rows, n, &wc, out, &first, word);
     let mut overflows = Overflows {
         inputs: x_over.iter().filter(|&&o| o).count() as u64,
         weights: vec![0; out],
@@ -458,15 +494,5 @@ fn vectorized<T: Element>(
             overflows.weights[j] = row.iter().filter(|&&o| o).count() as u64;
         }
     }
-    let accum_frac = types.accum.frac();
-    let codes = acc
-        .iter()
-        .enumerate()
-        .map(|(e, &a)| {
-            let (y, over) = types.result.cast(i128::from(a), accum_frac);
-            overflows.results[e % out.max(1)] += u64::from(over);
-            y
-        })
-        .collect();
-    Ok((codes, overflows))
+    Ok((acc, overflows))
 }

@@ -1,8 +1,8 @@
 //! hls4ml's accumulation step by step, vectorized over the outputs: for an accumulator of at most
 //! 30 bits (each product shifted to its step, or rounded to it by `AP_TRN` or `AP_RND`), every
-//! cast and addition overflows as the
-//! type says (saturate, saturate symmetric, saturate to zero, wrap) in 32-bit lanes, 64 outputs
-//! at a time, the overflows counted as they happen. The order is hls4ml's (the inputs in turn,
+//! cast and addition overflows as the type says (saturate, saturate symmetric, saturate to zero,
+//! wrap) in 32-bit lanes, a vector of outputs for four rows at a time with the accumulators in
+//! registers, the overflows counted as they happen. The order is hls4ml's (the inputs in turn,
 //! from the bias), so a saturating accumulator gives its bits.
 
 use rayon::prelude::*;
@@ -10,8 +10,10 @@ use xbquant::Overflow;
 
 use crate::dense::DenseTypes;
 
-/// Outputs per block: one lane each.
-const OUTPUTS: usize = 64;
+/// Outputs per panel of the weights: one lane each (one vector of AVX-512, two of AVX2).
+const PANEL: usize = 16;
+/// Rows per pass over a panel: their accumulators stay in registers.
+const ROWS: usize = 4;
 
 /// The overflow of the accumulator's type, in 32-bit lanes.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +33,8 @@ pub(crate) struct Word {
     add: i32,
     plo: i32,
     phi: i32,
+    /// No product of the types' codes can overflow the accumulator (its checks are skipped).
+    exact_products: bool,
 }
 
 impl Word {
@@ -69,6 +73,15 @@ impl Word {
         // p << shift within [lo, hi] exactly when p is within [ceil(lo / 2^s), floor(hi / 2^s)].
         let plo = -((-i64::from(lo)) >> shift) as i32;
         let phi = hi >> shift;
+        // The extreme products of the codes, rounded as the products are: within the bounds,
+        // no product overflows.
+        let (xlo, xhi) = types.input.word_codes();
+        let (wlo, whi) = types.weight.word_codes();
+        let corners = [xlo * wlo, xlo * whi, xhi * wlo, xhi * whi];
+        let rounded = |p: i128| (p + i128::from(add)) >> right;
+        let exact_products = corners
+            .iter()
+            .all(|&p| (i128::from(plo)..=i128::from(phi)).contains(&rounded(p)));
         Some(Word {
             lo,
             hi,
@@ -80,6 +93,7 @@ impl Word {
             add,
             plo,
             phi,
+            exact_products,
         })
     }
 
@@ -111,77 +125,79 @@ impl Word {
     }
 }
 
-/// Counts of one block of outputs, per output.
+/// Counts of the outputs, per output.
 pub(crate) struct Counts {
     pub products: Vec<u64>,
     pub accumulations: Vec<u64>,
 }
 
-/// The accumulators after every input, for codes `x` (`rows x n`) and the transposed weights
-/// `wt` (`n x out`, row `i` the weights of input `i`), from `start` (the bias in the
-/// accumulator, per output): the accumulator codes (`rows x out`) and the overflows per output.
+/// The accumulators after every input, for codes `x` (`rows x n`) and the weights `w` (`out x
+/// n`, row `j` the weights of output `j`), from `start` (the bias in the accumulator, per
+/// output): the accumulator codes (`rows x out`) and the overflows per output.
 pub(crate) fn accumulate(
     x: &[i32],
     rows: usize,
     n: usize,
-    wt: &[i32],
+    w: &[i32],
     out: usize,
     start: &[i32],
     word: Word,
 ) -> (Vec<i32>, Counts) {
     let mut acc = vec![0i32; rows * out];
-    if out == 0 {
-        return (
-            acc,
-            Counts {
-                products: vec![],
-                accumulations: vec![],
-            },
-        );
+    let none = || Counts {
+        products: vec![0; out],
+        accumulations: vec![0; out],
+    };
+    if out == 0 || rows == 0 {
+        return (acc, none());
     }
-    // The weights in panels of whole blocks of outputs, each panel's inputs one after the other
-    // (a panel stays in cache while every row passes), padded with zeros (which never overflow).
-    let padded = out.next_multiple_of(OUTPUTS);
-    let mut wp = vec![0i32; n * padded];
-    for (jb, panel) in wp.chunks_mut((n * OUTPUTS).max(1)).enumerate() {
-        let (j0, width) = (jb * OUTPUTS, OUTPUTS.min(out.saturating_sub(jb * OUTPUTS)));
-        for i in 0..n {
-            panel[i * OUTPUTS..i * OUTPUTS + width]
-                .copy_from_slice(&wt[i * out + j0..i * out + j0 + width]);
-        }
+    // The weights in panels of `PANEL` outputs, each panel input by input (a panel stays in
+    // cache while every row passes), padded with zeros (which never overflow).
+    let panels = out.div_ceil(PANEL);
+    let mut wp = vec![0i32; panels * n * PANEL];
+    if n > 0 {
+        wp.par_chunks_mut(n * PANEL)
+            .enumerate()
+            .for_each(|(jb, panel)| {
+                for jj in 0..PANEL.min(out - jb * PANEL) {
+                    let row = &w[(jb * PANEL + jj) * n..(jb * PANEL + jj + 1) * n];
+                    for (i, &v) in row.iter().enumerate() {
+                        panel[i * PANEL + jj] = v;
+                    }
+                }
+            });
     }
-    let mut first = vec![0i32; padded];
+    let mut first = vec![0i32; panels * PANEL];
     first[..out].copy_from_slice(start);
-    let (wt, start) = (&wp[..], &first[..]);
+    let zeros = vec![0i32; n];
     // Blocks of rows on threads, each with its own counts.
-    let per = rows.div_ceil(rayon::current_num_threads()).max(1);
-    let counts: Vec<(Vec<u64>, Vec<u64>)> = acc
+    let per = rows
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(ROWS);
+    let counts: Vec<Counts> = acc
         .par_chunks_mut(per * out)
         .enumerate()
         .map(|(b, part)| {
             let mut op = Block {
-                x: &x[b * per * n..],
+                x: &x[b * per * n..(b * per * n + part.len() / out * n)],
+                zeros: &zeros,
                 n,
-                wt,
+                wp: &wp,
                 out,
-                start,
+                start: &first,
                 word,
                 part,
-                products: vec![0; out],
-                accumulations: vec![0; out],
+                counts: none(),
             };
             crate::simd::arch().dispatch(&mut op);
-            (op.products, op.accumulations)
+            op.counts
         })
         .collect();
-    let mut total = Counts {
-        products: vec![0; out],
-        accumulations: vec![0; out],
-    };
-    for (p, a) in counts {
+    let mut total = none();
+    for c in counts {
         for j in 0..out {
-            total.products[j] += p[j];
-            total.accumulations[j] += a[j];
+            total.products[j] += c.products[j];
+            total.accumulations[j] += c.accumulations[j];
         }
     }
     (acc, total)
@@ -189,112 +205,139 @@ pub(crate) fn accumulate(
 
 struct Block<'a> {
     x: &'a [i32],
+    zeros: &'a [i32],
     n: usize,
-    wt: &'a [i32],
+    wp: &'a [i32],
     out: usize,
     start: &'a [i32],
     word: Word,
     part: &'a mut [i32],
-    products: Vec<u64>,
-    accumulations: Vec<u64>,
+    counts: Counts,
 }
 
 impl pulp::WithSimd for &mut Block<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        // The lanes of a vector of 32-bit integers: the accumulators of four rows, their counts
+        // and a row of weights in registers.
+        if core::mem::size_of::<S::i32s>() >= 64 {
+            self.run::<16>();
+        } else {
+            self.run::<8>();
+        }
+    }
+}
+
+impl Block<'_> {
+    #[inline(always)]
+    fn run<const L: usize>(&mut self) {
+        match (self.word.mode, self.word.signed, self.word.exact_products) {
+            (0, _, true) => self.panels::<L, 0, true, true>(),
+            (0, _, false) => self.panels::<L, 0, true, false>(),
+            (1, _, true) => self.panels::<L, 1, true, true>(),
+            (1, _, false) => self.panels::<L, 1, true, false>(),
+            (_, true, true) => self.panels::<L, 2, true, true>(),
+            (_, true, false) => self.panels::<L, 2, true, false>(),
+            (_, false, true) => self.panels::<L, 2, false, true>(),
+            (_, false, false) => self.panels::<L, 2, false, false>(),
+        }
+    }
+
+    #[inline(always)]
+    fn panels<const L: usize, const MODE: u8, const SIGNED: bool, const EXACT: bool>(&mut self) {
         let (n, out, word) = (self.n, self.out, self.word);
         let rows = self.part.len() / out;
-        for j0 in (0..out).step_by(OUTPUTS) {
-            let width = OUTPUTS.min(out - j0);
-            let panel = &self.wt[j0 * n..(j0 + OUTPUTS) * n];
-            // Two rows at a time: each load of the panel serves both.
-            let mut r = 0;
-            while r < rows {
-                let pair = (rows - r).min(2);
-                let mut acc = [[0i32; OUTPUTS]; 2];
-                let mut over_p = [[0u32; OUTPUTS]; 2];
-                let mut over_s = [[0u32; OUTPUTS]; 2];
-                for a in &mut acc {
-                    a.copy_from_slice(&self.start[j0..j0 + OUTPUTS]);
-                }
-                for i in 0..n {
-                    let wrow: &[i32; OUTPUTS] = panel[i * OUTPUTS..(i + 1) * OUTPUTS]
-                        .try_into()
-                        .expect("a block");
-                    for q in 0..pair {
-                        let xi = self.x[(r + q) * n + i];
-                        let (a, p, s) = (&mut acc[q], &mut over_p[q], &mut over_s[q]);
-                        match (word.mode, word.signed) {
-                            (0, true) => step::<0, true>(a, p, s, xi, wrow, word),
-                            (0, false) => step::<0, false>(a, p, s, xi, wrow, word),
-                            (1, true) => step::<1, true>(a, p, s, xi, wrow, word),
-                            (1, false) => step::<1, false>(a, p, s, xi, wrow, word),
-                            (_, true) => step::<2, true>(a, p, s, xi, wrow, word),
-                            (_, false) => step::<2, false>(a, p, s, xi, wrow, word),
-                        }
+        for j0 in (0..out).step_by(L) {
+            let (jb, h) = (j0 / PANEL, j0 % PANEL);
+            let panel = &self.wp[jb * n * PANEL..(jb + 1) * n * PANEL];
+            let start: [i32; L] = self.start[j0..j0 + L].try_into().expect("lanes");
+            let width = L.min(out - j0);
+            let mut over_p = [0u32; L];
+            let mut over_s = [0u32; L];
+            for r in (0..rows).step_by(ROWS) {
+                let xs: [&[i32]; ROWS] = core::array::from_fn(|q| {
+                    if r + q < rows {
+                        &self.x[(r + q) * n..(r + q + 1) * n]
+                    } else {
+                        &self.zeros[..n]
+                    }
+                });
+                let mut acc = [start; ROWS];
+                for (i, w) in panel.chunks_exact(PANEL).enumerate() {
+                    let w: &[i32; L] = w[h..h + L].try_into().expect("lanes");
+                    for q in 0..ROWS {
+                        step::<L, MODE, SIGNED, EXACT>(
+                            &mut acc[q],
+                            &mut over_p,
+                            &mut over_s,
+                            xs[q][i],
+                            w,
+                            word,
+                        );
                     }
                 }
-                for q in 0..pair {
-                    self.part[(r + q) * out + j0..(r + q) * out + j0 + width]
-                        .copy_from_slice(&acc[q][..width]);
-                    for j in 0..width {
-                        self.products[j0 + j] += u64::from(over_p[q][j]);
-                        self.accumulations[j0 + j] += u64::from(over_s[q][j]);
-                    }
+                for (q, a) in acc.iter().enumerate().take(rows - r) {
+                    let at = (r + q) * out + j0;
+                    self.part[at..at + width].copy_from_slice(&a[..width]);
                 }
-                r += pair;
+            }
+            for j in 0..width {
+                self.counts.products[j0 + j] += u64::from(over_p[j]);
+                self.counts.accumulations[j0 + j] += u64::from(over_s[j]);
             }
         }
     }
 }
 
-/// One input's products added to a block of accumulators, each cast and each addition
-/// overflowing as the word says.
+/// One input's products added to a vector of accumulators, each cast and each addition
+/// overflowing as the word says (rows past the end add zeros, which never overflow).
 #[inline(always)]
-fn step<const MODE: u8, const SIGNED: bool>(
-    acc: &mut [i32; OUTPUTS],
-    over_p: &mut [u32; OUTPUTS],
-    over_s: &mut [u32; OUTPUTS],
+fn step<const L: usize, const MODE: u8, const SIGNED: bool, const EXACT: bool>(
+    acc: &mut [i32; L],
+    over_p: &mut [u32; L],
+    over_s: &mut [u32; L],
     xi: i32,
-    w: &[i32; OUTPUTS],
+    w: &[i32; L],
     word: Word,
 ) {
-    if MODE == 0 {
-        // Saturation: clamps, each product clamped one step beyond the bounds before its shift
-        // so that the shift cannot carry it back into range, then to the bounds.
-        let (plo, phi) = (word.plo - 1, word.phi + 1);
-        for j in 0..OUTPUTS {
-            let p = (xi * w[j] + word.add) >> word.right;
-            let q = p.clamp(plo, phi).wrapping_shl(word.shift);
+    for j in 0..L {
+        // The product (below 2^29) rounded to the accumulator's step, or shifted to it.
+        let p = (xi * w[j] + word.add) >> word.right;
+        let p_acc = if EXACT {
+            p << word.shift
+        } else if MODE == 0 {
+            // Saturation: each product clamped one step beyond the bounds before its shift,
+            // so that the shift cannot carry it back into range, then to the bounds.
+            let c = p.clamp(word.plo - 1, word.phi + 1);
+            let q = c.wrapping_shl(word.shift);
             let p_acc = q.clamp(word.lo, word.hi);
-            over_p[j] += u32::from(p_acc != q || p != p.clamp(plo, phi));
-            let sum = acc[j] + p_acc;
+            over_p[j] += u32::from(p_acc != q || p != c);
+            p_acc
+        } else {
+            // The product cast to the accumulator: in range when within the bounds before the
+            // shift.
+            let p_in = p >= word.plo && p <= word.phi;
+            let shifted = p.wrapping_shl(word.shift);
+            over_p[j] += u32::from(!p_in);
+            if p_in {
+                shifted
+            } else {
+                word.overflowed::<MODE, SIGNED>(p, shifted)
+            }
+        };
+        let sum = acc[j] + p_acc;
+        if MODE == 0 {
             acc[j] = sum.clamp(word.lo, word.hi);
             over_s[j] += u32::from(acc[j] != sum);
+        } else {
+            let s_in = sum >= word.lo && sum <= word.hi;
+            acc[j] = if s_in {
+                sum
+            } else {
+                word.overflowed::<MODE, SIGNED>(sum, sum)
+            };
+            over_s[j] += u32::from(!s_in);
         }
-        return;
-    }
-    for j in 0..OUTPUTS {
-        let wj = w[j];
-        // The product (below 2^29) rounded to the accumulator's step, or shifted to it.
-        let p = (xi * wj + word.add) >> word.right;
-        // The product cast to the accumulator: in range when within the bounds before the shift.
-        let p_in = p >= word.plo && p <= word.phi;
-        let shifted = p.wrapping_shl(word.shift);
-        let p_acc = if p_in {
-            shifted
-        } else {
-            word.overflowed::<MODE, SIGNED>(p, shifted)
-        };
-        over_p[j] += u32::from(!p_in);
-        let sum = acc[j] + p_acc;
-        let s_in = sum >= word.lo && sum <= word.hi;
-        acc[j] = if s_in {
-            sum
-        } else {
-            word.overflowed::<MODE, SIGNED>(sum, sum)
-        };
-        over_s[j] += u32::from(!s_in);
     }
 }

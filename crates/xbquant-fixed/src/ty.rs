@@ -5,6 +5,8 @@
 
 use std::cmp::Ordering;
 
+use rayon::prelude::*;
+
 use xbquant::{Element, Overflow, QuantSpec, Rounding};
 
 use crate::Error;
@@ -178,11 +180,11 @@ impl FixedType {
     /// # Errors
     ///
     /// [`Error::NotFinite`] naming `what` for NaN and infinities.
-    pub(crate) fn codes<T: Element, C>(
+    pub(crate) fn codes<T: Element, C: Copy + Default + Send>(
         &self,
         values: &[T],
         what: &'static str,
-        narrow: impl Fn(i64) -> C,
+        narrow: impl Fn(i64) -> C + Sync,
     ) -> Result<Vec<C>, Error> {
         if values.iter().any(|v| !v.to_f64().is_finite()) {
             return Err(Error::NotFinite(what));
@@ -200,29 +202,34 @@ impl FixedType {
                 v as i64
             })
         };
-        // In pieces through a small buffer: no second copy of the data in memory.
+        // In pieces on threads, each through a small buffer: no second copy of the data in
+        // memory.
         const PIECE: usize = 1 << 16;
-        let mut out = Vec::with_capacity(values.len());
+        let mut out = vec![C::default(); values.len()];
+        let pieces = values.par_chunks(PIECE).zip(out.par_chunks_mut(PIECE));
         if self.width <= T::SIGNIFICAND_BITS {
-            let mut buffer = vec![T::from_f64(0.0); PIECE.min(values.len())];
-            for piece in values.chunks(PIECE) {
-                let q = &mut buffer[..piece.len()];
-                self.spec.quantize_into(piece, q).expect("the same lengths");
-                out.extend(q.iter().map(|v| code(v.to_f64() * scale)));
-            }
+            pieces.for_each(|(piece, dst)| {
+                let mut q = vec![T::from_f64(0.0); piece.len()];
+                self.spec
+                    .quantize_into(piece, &mut q)
+                    .expect("the same lengths");
+                for (d, v) in dst.iter_mut().zip(&q) {
+                    *d = code(v.to_f64() * scale);
+                }
+            });
             return Ok(out);
         }
         if self.width <= 53 {
-            let piece = PIECE.min(values.len());
-            let (mut wide, mut q) = (vec![0.0f64; piece], vec![0.0f64; piece]);
-            for piece in values.chunks(PIECE) {
-                let (wide, q) = (&mut wide[..piece.len()], &mut q[..piece.len()]);
-                for (d, &v) in wide.iter_mut().zip(piece) {
-                    *d = v.to_f64();
+            pieces.for_each(|(piece, dst)| {
+                let wide: Vec<f64> = piece.iter().map(|v| v.to_f64()).collect();
+                let mut q = vec![0.0f64; piece.len()];
+                self.spec
+                    .quantize_into(&wide, &mut q)
+                    .expect("the same lengths");
+                for (d, &v) in dst.iter_mut().zip(&q) {
+                    *d = code(v * scale);
                 }
-                self.spec.quantize_into(wide, q).expect("the same lengths");
-                out.extend(q.iter().map(|&v| code(v * scale)));
-            }
+            });
             return Ok(out);
         }
         let (codes, _) = self.cast_all(values, what)?;
@@ -244,10 +251,22 @@ impl FixedType {
         if values.iter().any(|v| !v.to_f64().is_finite()) {
             return Err(Error::NotFinite(what));
         }
-        let wide: Vec<f64> = values.iter().map(|&v| v.to_f64()).collect();
-        let (q, mask) = self.spec.quantize_with_mask(&wide);
         let scale = 2f64.powi(self.frac);
-        Ok((q.into_iter().map(|v| (v * scale) as i32).collect(), mask))
+        // In pieces on threads.
+        const PIECE: usize = 1 << 16;
+        let (mut codes, mut over) = (vec![0i32; values.len()], vec![false; values.len()]);
+        values
+            .par_chunks(PIECE)
+            .zip(codes.par_chunks_mut(PIECE))
+            .zip(over.par_chunks_mut(PIECE))
+            .for_each(|((piece, codes), over)| {
+                let wide: Vec<f64> = piece.iter().map(|&v| v.to_f64()).collect();
+                let (q, mask) = self.spec.quantize_with_mask(&wide);
+                for ((c, o), (v, m)) in codes.iter_mut().zip(over).zip(q.into_iter().zip(mask)) {
+                    (*c, *o) = ((v * scale) as i32, m);
+                }
+            });
+        Ok((codes, over))
     }
 
     /// The core's spec of the type.

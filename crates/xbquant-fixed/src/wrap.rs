@@ -12,6 +12,8 @@ use crate::dense::DenseTypes;
 const ROWS: usize = 4;
 /// Rows of `w` per block (of 16-bit codes: 64 rows of 1,024 inputs are 128 KiB).
 const OUTPUTS: usize = 64;
+/// Rows of `w` per pass of the kernels: each load of a row of `x` serves them all.
+const COLS: usize = 2;
 
 /// The lanes of the dot products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +181,7 @@ fn narrow_block_with(
     out: usize,
     part: &mut [i64],
     chunk: usize,
-    sums: impl Fn(&[&[i16]; ROWS], &[i16], usize) -> [i64; ROWS],
+    sums: impl Fn(&[&[i16]; ROWS], &[&[i16]; COLS], usize) -> [[i64; ROWS]; COLS],
 ) {
     let rows = part.len() / out;
     // Blocks of OUTPUTS rows of `w`, which stay in the second-level cache while every row of
@@ -189,20 +191,29 @@ fn narrow_block_with(
         let mut r = 0;
         while r + ROWS <= rows {
             let xs: [&[i16]; ROWS] = std::array::from_fn(|q| &x[(r + q) * n..(r + q + 1) * n]);
-            for j in j0..j1 {
-                let wj = &w[j * n..(j + 1) * n];
-                let mut total = [0i64; ROWS];
+            // COLS rows of `w` at a time (the last repeated where they run out).
+            for j in (j0..j1).step_by(COLS) {
+                let ws: [&[i16]; COLS] = std::array::from_fn(|c| {
+                    let jc = (j + c).min(j1 - 1);
+                    &w[jc * n..(jc + 1) * n]
+                });
+                let mut total = [[0i64; ROWS]; COLS];
                 let mut start = 0;
                 while start < n {
                     let end = (start + chunk).min(n);
-                    let s = sums(&xs, &wj[start..end], start);
-                    for q in 0..ROWS {
-                        total[q] = total[q].wrapping_add(s[q]);
+                    let pieces = ws.map(|wc| &wc[start..end]);
+                    let s = sums(&xs, &pieces, start);
+                    for c in 0..COLS {
+                        for q in 0..ROWS {
+                            total[c][q] = total[c][q].wrapping_add(s[c][q]);
+                        }
                     }
                     start = end;
                 }
-                for q in 0..ROWS {
-                    part[(r + q) * out + j] = total[q];
+                for (c, t) in total.iter().enumerate().take(j1 - j) {
+                    for q in 0..ROWS {
+                        part[(r + q) * out + j + c] = t[q];
+                    }
                 }
             }
             r += ROWS;
@@ -238,37 +249,60 @@ fn wide_block(x: &[i64], n: usize, w: &[i64], out: usize, part: &mut [i64]) {
 /// Pairs of products per lane of a step: 32 codes, 16 lanes of 32 bits.
 const STEP: usize = 32;
 
-/// The sums over `w` (a chunk of a row of `w`) of the products with the same chunk of each row
+/// The sums over `ws` (chunks of rows of `w`) of the products with the same chunk of each row
 /// of `xs` (from `start`), modulo `2^32`: each step's codes loaded once for the four rows, each
 /// lane the sum of two products (the form of `vpmaddwd`).
 #[inline(always)]
-fn chunk_sums(xs: &[&[i16]; ROWS], w: &[i16], start: usize) -> [i64; ROWS] {
-    let mut acc = [[0i32; STEP / 2]; ROWS];
-    let full = w.len() - w.len() % STEP;
-    let mut i = 0;
-    while i < full {
-        let wv: &[i16; STEP] = w[i..i + STEP].try_into().expect("a step");
-        for q in 0..ROWS {
-            let xv: &[i16; STEP] = xs[q][start + i..start + i + STEP]
-                .try_into()
-                .expect("a step");
-            for l in 0..STEP / 2 {
-                let pair = (i32::from(xv[2 * l]) * i32::from(wv[2 * l]))
-                    .wrapping_add(i32::from(xv[2 * l + 1]) * i32::from(wv[2 * l + 1]));
-                acc[q][l] = acc[q][l].wrapping_add(pair);
+fn chunk_sums(xs: &[&[i16]; ROWS], ws: &[&[i16]; COLS], start: usize) -> [[i64; ROWS]; COLS] {
+    let mut out = [[0i64; ROWS]; COLS];
+    for (c, w) in ws.iter().enumerate() {
+        let mut acc = [[0i32; STEP / 2]; ROWS];
+        let full = w.len() - w.len() % STEP;
+        let mut i = 0;
+        while i < full {
+            let wv: &[i16; STEP] = w[i..i + STEP].try_into().expect("a step");
+            for q in 0..ROWS {
+                let xv: &[i16; STEP] = xs[q][start + i..start + i + STEP]
+                    .try_into()
+                    .expect("a step");
+                for l in 0..STEP / 2 {
+                    let pair = (i32::from(xv[2 * l]) * i32::from(wv[2 * l]))
+                        .wrapping_add(i32::from(xv[2 * l + 1]) * i32::from(wv[2 * l + 1]));
+                    acc[q][l] = acc[q][l].wrapping_add(pair);
+                }
             }
+            i += STEP;
         }
-        i += STEP;
+        let mut lanes = [0i64; ROWS];
+        for q in 0..ROWS {
+            lanes[q] = sum_lanes(&acc[q]);
+        }
+        out[c] = tails(xs, w, start, full, lanes);
     }
-    let mut sums = [0i64; ROWS];
+    out
+}
+
+/// The lanes of a vector of 32-bit sums added in 64 bits.
+#[inline(always)]
+fn sum_lanes(lanes: &[i32]) -> i64 {
+    lanes
+        .iter()
+        .fold(0i64, |a, &v| a.wrapping_add(i64::from(v)))
+}
+
+/// `sums` with the products past the last whole step (`full..`) added.
+#[inline(always)]
+fn tails(
+    xs: &[&[i16]; ROWS],
+    w: &[i16],
+    start: usize,
+    full: usize,
+    mut sums: [i64; ROWS],
+) -> [i64; ROWS] {
     for q in 0..ROWS {
-        let mut s = acc[q]
-            .iter()
-            .fold(0i64, |a, &v| a.wrapping_add(i64::from(v)));
         for e in full..w.len() {
-            s = s.wrapping_add(i64::from(xs[q][start + e]) * i64::from(w[e]));
+            sums[q] = sums[q].wrapping_add(i64::from(xs[q][start + e]) * i64::from(w[e]));
         }
-        sums[q] = s;
     }
     sums
 }
@@ -280,7 +314,7 @@ mod v4 {
     use pulp::x86::V4;
     use std::arch::x86_64::__m512i;
 
-    use super::{Narrow, ROWS, STEP};
+    use super::{sum_lanes, tails, Narrow, COLS, ROWS, STEP};
 
     /// A block as `pulp` runs it with AVX-512.
     pub(super) struct Block<'a>(pub V4, pub Narrow<'a>);
@@ -290,41 +324,46 @@ mod v4 {
         #[inline(always)]
         fn call(self) {
             let (simd, b) = (self.0, self.1);
-            super::narrow_block_with(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, w, start| {
-                sums(simd, xs, w, start)
+            super::narrow_block_with(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, ws, start| {
+                sums(simd, xs, ws, start)
             });
         }
     }
 
     #[inline(always)]
-    fn sums(simd: V4, xs: &[&[i16]; ROWS], w: &[i16], start: usize) -> [i64; ROWS] {
+    fn sums(
+        simd: V4,
+        xs: &[&[i16]; ROWS],
+        ws: &[&[i16]; COLS],
+        start: usize,
+    ) -> [[i64; ROWS]; COLS] {
         let load = |v: &[i16]| -> __m512i {
             let a: [i16; STEP] = v[..STEP].try_into().expect("a step");
             pulp::cast(a)
         };
         let zero: __m512i = pulp::cast([0i32; 16]);
-        let mut acc = [zero; ROWS];
-        let full = w.len() - w.len() % STEP;
+        let mut acc = [[zero; ROWS]; COLS];
+        let len = ws[0].len();
+        let full = len - len % STEP;
         let mut i = 0;
         while i < full {
-            let wv = load(&w[i..]);
+            let wv: [__m512i; COLS] = std::array::from_fn(|c| load(&ws[c][i..]));
             for q in 0..ROWS {
                 let xv = load(&xs[q][start + i..]);
-                let pairs = simd.avx512bw._mm512_madd_epi16(xv, wv);
-                acc[q] = simd.avx512f._mm512_add_epi32(acc[q], pairs);
+                for c in 0..COLS {
+                    let pairs = simd.avx512bw._mm512_madd_epi16(xv, wv[c]);
+                    acc[c][q] = simd.avx512f._mm512_add_epi32(acc[c][q], pairs);
+                }
             }
             i += STEP;
         }
-        let mut out = [0i64; ROWS];
-        for q in 0..ROWS {
-            let lanes: [i32; 16] = pulp::cast(acc[q]);
-            let mut s = lanes
-                .iter()
-                .fold(0i64, |a, &v| a.wrapping_add(i64::from(v)));
-            for e in full..w.len() {
-                s = s.wrapping_add(i64::from(xs[q][start + e]) * i64::from(w[e]));
+        let mut out = [[0i64; ROWS]; COLS];
+        for c in 0..COLS {
+            let mut lanes = [0i64; ROWS];
+            for q in 0..ROWS {
+                lanes[q] = sum_lanes(&pulp::cast::<__m512i, [i32; 16]>(acc[c][q]));
             }
-            out[q] = s;
+            out[c] = tails(xs, ws[c], start, full, lanes);
         }
         out
     }
@@ -336,7 +375,7 @@ mod v3 {
     use pulp::x86::V3;
     use std::arch::x86_64::__m256i;
 
-    use super::{Narrow, ROWS, STEP};
+    use super::{sum_lanes, tails, Narrow, COLS, ROWS, STEP};
 
     /// A block as `pulp` runs it with AVX2.
     pub(super) struct Block<'a>(pub V3, pub Narrow<'a>);
@@ -346,45 +385,49 @@ mod v3 {
         #[inline(always)]
         fn call(self) {
             let (simd, b) = (self.0, self.1);
-            super::narrow_block_with(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, w, start| {
-                sums(simd, xs, w, start)
+            super::narrow_block_with(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, ws, start| {
+                sums(simd, xs, ws, start)
             });
         }
     }
 
     #[inline(always)]
-    fn sums(simd: V3, xs: &[&[i16]; ROWS], w: &[i16], start: usize) -> [i64; ROWS] {
+    fn sums(
+        simd: V3,
+        xs: &[&[i16]; ROWS],
+        ws: &[&[i16]; COLS],
+        start: usize,
+    ) -> [[i64; ROWS]; COLS] {
         const HALF: usize = STEP / 2;
         let load = |v: &[i16]| -> __m256i {
             let a: [i16; HALF] = v[..HALF].try_into().expect("a step");
             pulp::cast(a)
         };
         let zero: __m256i = pulp::cast([0i32; 8]);
-        let mut acc = [[zero; 2]; ROWS];
-        let full = w.len() - w.len() % STEP;
+        let mut acc = [[zero; ROWS]; COLS];
+        let len = ws[0].len();
+        let full = len - len % STEP;
         let mut i = 0;
         while i < full {
             for h in 0..2 {
-                let wv = load(&w[i + h * HALF..]);
+                let wv: [__m256i; COLS] = std::array::from_fn(|c| load(&ws[c][i + h * HALF..]));
                 for q in 0..ROWS {
                     let xv = load(&xs[q][start + i + h * HALF..]);
-                    let pairs = simd.avx2._mm256_madd_epi16(xv, wv);
-                    acc[q][h] = simd.avx2._mm256_add_epi32(acc[q][h], pairs);
+                    for c in 0..COLS {
+                        let pairs = simd.avx2._mm256_madd_epi16(xv, wv[c]);
+                        acc[c][q] = simd.avx2._mm256_add_epi32(acc[c][q], pairs);
+                    }
                 }
             }
             i += STEP;
         }
-        let mut out = [0i64; ROWS];
-        for q in 0..ROWS {
-            let mut s = 0i64;
-            for half in acc[q] {
-                let lanes: [i32; 8] = pulp::cast(half);
-                s = lanes.iter().fold(s, |a, &v| a.wrapping_add(i64::from(v)));
+        let mut out = [[0i64; ROWS]; COLS];
+        for c in 0..COLS {
+            let mut lanes = [0i64; ROWS];
+            for q in 0..ROWS {
+                lanes[q] = sum_lanes(&pulp::cast::<__m256i, [i32; 8]>(acc[c][q]));
             }
-            for e in full..w.len() {
-                s = s.wrapping_add(i64::from(xs[q][start + e]) * i64::from(w[e]));
-            }
-            out[q] = s;
+            out[c] = tails(xs, ws[c], start, full, lanes);
         }
         out
     }

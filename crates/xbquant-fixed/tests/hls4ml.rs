@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use serde_json::Value;
-use xbquant_fixed::{dense_codes, dense_with_overflows, DenseTypes};
+use xbquant_fixed::{dense, dense_codes, dense_with_overflows, DenseTypes};
 
 fn reference() -> Value {
     let path = concat!(
@@ -54,6 +54,13 @@ fn every_result_equals_hls4mls_bit_for_bit() {
         // The fast path (a wrapping accumulator's dot products) gives the same codes.
         let fast = dense_codes(&x, rows, n, &w, out, Some(&b), &types).expect("dense");
         assert_eq!(fast, codes, "case {c}");
+        // And the values, where they are exact in f64.
+        if types.result.width() <= 53 {
+            let step = 2f64.powi(-types.result.frac());
+            let values = dense(&x, rows, n, &w, out, Some(&b), &types).expect("dense");
+            let from_codes: Vec<f64> = codes.iter().map(|&c| c as f64 * step).collect();
+            assert_eq!(values, from_codes, "case {c}");
+        }
         let width = types.result.width();
         let mask = if width == 128 {
             u128::MAX
