@@ -23,6 +23,7 @@ macro_rules! fallible_map {
 }
 
 mod analog;
+mod fixed;
 mod float;
 mod layer;
 mod op;
@@ -30,6 +31,7 @@ mod periphery;
 mod scheme;
 
 pub use analog::AnalogLinear;
+pub use fixed::{fixed_linear, FixedLinear};
 pub use float::{BlockQuantF, BlockShape, FloatQuantF};
 pub use layer::{quant_linear, QuantLinear};
 pub use op::{fixed_point_quantize_wrapper, FixedPointQuantF, Gradient, Quantizer};
@@ -38,6 +40,7 @@ pub use periphery::{
 };
 pub use scheme::SchemeF;
 pub use xbquant;
+pub use xbquant_fixed;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
