@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import xbquant
-from xbquant import analog
+from xbquant import analog, fixed, qonnx
 from xbquant.nn import Quant, QuantConv2d, QuantLinear
 from xbquant.quantizers import FixedPointQuantF, fixed_point_quantize_wrapper
 
@@ -21,6 +21,11 @@ ANALOG_IO = analog.IOParameters(out_noise=0.05, out_bound=2.0, bound_management=
 PCM = analog.PCMLikeNoise()
 XBT = analog.XBTorchDevice(write_noise=2.0, read_noise=1.0, drift_coefficient=0.05, stuck_fraction=0.1)
 SCHEME = xbquant.Scheme("fixed<6,3> overflow=wrap rounding=floor group=axis:0 scale=pow2")
+# An hls4ml layer's weights, bias and types (a saturating accumulator that overflows here).
+FIX_W = torch.randn(5, 12, generator=torch.Generator().manual_seed(11)) * 0.5
+FIX_B = torch.randn(5, generator=torch.Generator().manual_seed(12))
+FIX_TYPES = dict(input="ap_fixed<10,4>", weight="ap_fixed<8,2>", accum="ap_fixed<12,4,AP_RND,AP_SAT>", result="ap_fixed<10,5>")
+FIX_K = torch.randn(3, 2, 3, 3, generator=torch.Generator().manual_seed(13)) * 0.3
 # A scale per column, given as a tensor: one of them zero.
 SCALES = torch.tensor([0.5, 1.0, 2.0, 0.0, 3.0, 0.25, 1.5, 1.0, 4.0, 0.75, 2.0, 1.0])
 
@@ -73,6 +78,24 @@ def every_op(x):
         analog.mvm(x, TILE_W, ANALOG_IO, tile_size=(5, 4), seed=3),
         analog.mvm(x, TILE_W, ANALOG_IO, seed=4, input_bits=4),
         *devices(x),
+        *fixed_layers(x),
+        qonnx.quant(x, 0.25, 1.0, 6, signed=True, narrow=True, rounding_mode="HALF_EVEN"),
+        qonnx.bipolar_quant(x, 0.5),
+        qonnx.trunc(xbquant.quantize(x, 8, 3), 0.125, 0.0, 8, 0.5, 6),
+    )
+
+
+def fixed_layers(x):
+    """hls4ml's layers (each a registered operation): dense, with its counts, and convolutions."""
+    y, counts = fixed.linear(x, FIX_W, FIX_B, **FIX_TYPES, return_overflow=True)
+    images = x.reshape(2, 2, 8, 6)
+    return (
+        fixed.linear(x.double(), FIX_W.double(), None, input="ap_fixed<16,6>", weight="ap_fixed<8,3>"),
+        y,
+        torch.as_tensor(counts["inputs"]),
+        *(counts[k] for k in ("weights", "biases", "products", "accumulations", "results")),
+        fixed.conv2d(images, FIX_K, FIX_B[:3], (2, 1), 1, **FIX_TYPES),
+        fixed.conv1d(x.reshape(4, 4, 12), FIX_K[:, :, 0].repeat(1, 2, 1), None, 2, 0, **FIX_TYPES),
     )
 
 
@@ -231,6 +254,10 @@ def test_every_tensor_op_takes_vmap_and_grad():
         "pcm programming": lambda v: PCM.apply_programming_noise_to_conductance(v.abs() * 5, seed=1),
         "xbtorch drift": lambda v: XBT.apply_drift_noise_to_conductance(v.abs() * 5 + 50, v.abs() / 10, 9.0, seed=2),
         "conductances": lambda v: PCM.convert_to_conductances(v)[0][0],
+        "fixed linear": lambda v: fixed.linear(v, FIX_W[:, :5], FIX_B, **FIX_TYPES),
+        "fixed counts": lambda v: fixed.linear(v, FIX_W[:, :5], FIX_B, **FIX_TYPES, return_overflow=True)[1]["accumulations"],
+        "fixed conv2d": lambda v: fixed.conv2d(v.reshape(1, 2, 3, 5), FIX_K[:, :2], None, 1, 1, **FIX_TYPES),
+        "qonnx quant": lambda v: qonnx.quant(v, 0.5, 0.0, 4, rounding_mode="FLOOR"),
     }
     for name, f in ops.items():
         want = torch.stack([f(v) for v in x])
@@ -282,7 +309,8 @@ def test_every_op_backward_compiled_equals_eager():
 
     want = grads(floats)
     got = grads(compiled(floats))
-    # The device models' 12 results are data (no gradient).
-    assert len(want) == 42 and sum(g is not None for g in want) == 23
+    # The device models' 12 results are data, and hls4ml's layers (4) and QONNX's operators (3)
+    # emulate inference: no gradient.
+    assert len(want) == 49 and sum(g is not None for g in want) == 23
     for k, (a, b) in enumerate(zip(want, got)):
         assert (a is None and b is None) or torch.equal(a, b), k

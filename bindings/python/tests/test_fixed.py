@@ -202,3 +202,55 @@ def test_the_bias_never_overflows_the_chosen_accumulator():
     _, report = fixed.emulate(model, fixed.hls4ml_config(model, x), x)
     assert report["agreement"] == 1.0
     assert sum(report["layers"]["0"]["overflows"]["accumulations"]) == 0
+
+
+class _Layers(torch.nn.Module):
+    """hls4ml's convolution and dense layer, as a model calls them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = torch.nn.Linear(48, 4)
+
+    def forward(self, x):
+        kinds = dict(input="ap_fixed<12,5>", weight="ap_fixed<8,2>", accum="ap_fixed<14,6,AP_RND,AP_SAT>")
+        h = fixed.conv2d(x, self.conv.weight, self.conv.bias, 1, 1, result="ap_ufixed<12,5,AP_RND,AP_SAT>", **kinds)
+        kinds["accum"] = "ap_fixed<10,2,AP_RND,AP_SAT>"
+        y, counts = fixed.linear(h.flatten(1), self.fc.weight, self.fc.bias, return_overflow=True, **kinds)
+        return y, counts["accumulations"]
+
+
+def test_the_layers_export_and_compile_as_one_registered_operation_each(tmp_path):
+    import subprocess
+    import sys
+
+    torch.manual_seed(3)
+    model = _Layers().eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(8)
+    x = torch.randn(2, 2, 4, 4) * 3
+    want = model(x)
+    assert int(want[1].sum()) > 0  # the saturating accumulator overflows here
+    program = torch.export.export(model, (x,))
+    assert str(program.graph_module.code).count("xbquant.fixed_dense") == 2
+    path = tmp_path / "layers.pt2"
+    torch.export.save(program, path)
+    torch.save((x, want), tmp_path / "io.pt")
+    code = (
+        "import torch, xbquant.fixed\n"
+        f"program = torch.export.load({str(path)!r})\n"
+        f"x, want = torch.load({str(tmp_path / 'io.pt')!r})\n"
+        "got = program.module()(x)\n"
+        "assert all(torch.equal(a, b) for a, b in zip(got, want))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    got = torch.compile(model, fullgraph=True, backend="aot_eager")(x)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    # Traced, the input count is a 0-d tensor; eager, an int.
+    _, counts = torch.compile(
+        lambda v: fixed.linear(v, model.fc.weight, None, input="ap_fixed<4,2>", weight="ap_fixed<8,2>", return_overflow=True),
+        fullgraph=True,
+        backend="aot_eager",
+    )(x.reshape(1, 64)[:, :48] * 10)
+    _, eager = fixed.linear(x.reshape(1, 64)[:, :48] * 10, model.fc.weight, None, input="ap_fixed<4,2>", weight="ap_fixed<8,2>", return_overflow=True)
+    assert int(counts["inputs"]) == eager["inputs"] > 0

@@ -89,10 +89,11 @@ def register() -> Any:
 
     quantize.register_vmap(vmap_rule)
     _register_bit_slicing(torch)
-    from . import _devices, analog
+    from . import _devices, analog, fixed
 
     analog._register_op(torch)
     _devices._register_ops(torch)
+    fixed._register_op(torch)
     global _TEXT_OF
     _TEXT_OF = torch.compiler.assume_constant_result(_text_of)
     _straight_function()  # built here, not while traced (dynamo cannot trace a class definition)

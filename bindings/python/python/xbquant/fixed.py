@@ -34,11 +34,11 @@ Checked against hls4ml 1.3.0's C++ compiled with ``g++`` (``crates/xbquant-fixed
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _data, _xbquant
+from . import _data, _ops, _xbquant
 from ._checks import check_flag
 
 # `emulate` and `hls4ml_config` (the model level, which needs torch) come from `_fixed_model` when
@@ -174,45 +174,61 @@ def linear(
         ``"accumulations"`` (additions in it, over the batch) and ``"results"``. No gradient: this
         emulates inference.
 
+    Under ``torch.compile`` and ``torch.export``, and for the tensors of ``vmap``, the layer is one
+    registered operation, ``torch.ops.xbquant.fixed_dense`` (its types read once, at trace
+    time); traced, the ``"inputs"`` count is a 0-d tensor.
+
     Raises:
         TypeError: data that is not float32 or float64, of two dtypes, or not a tensor or array;
             a type that is not a string.
         ValueError: shapes that do not match, NaN or infinite values, or a type this cannot
             compute (wider than 64 bits).
     """
-    x_type, w_type = _type(input, "input"), _type(weight, "weight")
-    b_type = w_type if bias is None else _type(bias, "bias")
     check_flag(return_overflow, "return_overflow")
     tensor = _data.is_tensor(x)
-    xs, ws = _array(x, "x"), _array(w, "w")
-    bs = None if b is None else _array(b, "b")
+    traced = tensor and _ops.in_graph(x)
+    if traced:
+        _ops.register()
+    for name, value in (("x", x), ("w", w), ("b", b)):
+        if value is None:
+            continue
+        if _data.is_tensor(value):
+            _data.check_layout(value, name)
+        elif not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
     if tensor != _data.is_tensor(w) or (b is not None and tensor != _data.is_tensor(b)):
         raise TypeError("x, w and b must all be tensors or all numpy arrays")
-    dtype = str(xs.dtype)
-    for name, a in (("x", xs), ("w", ws), ("b", bs)):
-        if a is None:
+    dtype = _dtype_name(x)
+    for name, value in (("x", x), ("w", w), ("b", b)):
+        if value is None:
             continue
-        if str(a.dtype) not in ("float32", "float64"):
-            raise TypeError(f"{name} must hold float32 or float64 values, got {a.dtype}")
-        if str(a.dtype) != dtype:
-            raise TypeError(f"x, w and b must have one dtype, got {dtype} and {a.dtype} ({name})")
-    if ws.ndim != 2:
-        raise ValueError(f"w must be (out, in), got shape {ws.shape}")
-    if xs.ndim < 1 or xs.shape[-1] != ws.shape[1]:
-        raise ValueError(f"x must be (..., {ws.shape[1]}) for w of shape {ws.shape}, got {xs.shape}")
-    if bs is not None and bs.shape != (ws.shape[0],):
-        raise ValueError(f"b must be ({ws.shape[0]},) for w of shape {ws.shape}, got {bs.shape}")
-    a_type = (
-        accum_type(x_type, w_type, max(ws.shape[1], 1), None if b is None else b_type)
-        if accum is None
-        else _type(accum, "accum")
-    )
-    r_type = a_type if result is None else _type(result, "result")
-    lead = xs.shape[:-1]
-    flat = xs.reshape(-1, xs.shape[-1])
-    out = np.empty((flat.shape[0], ws.shape[0]), dtype=xs.dtype)
-    counts = _xbquant.fixed_dense(flat, ws, bs, (x_type, w_type, b_type, a_type, r_type), out, dtype, return_overflow)
-    y: Any = out.reshape(*lead, ws.shape[0])
+        got = _dtype_name(value)
+        if got not in ("float32", "float64"):
+            raise TypeError(f"{name} must hold float32 or float64 values, got {got}")
+        if got != dtype:
+            raise TypeError(f"x, w and b must have one dtype, got {dtype} and {got} ({name})")
+    w_shape, x_shape = tuple(w.shape), tuple(x.shape)
+    if len(w_shape) != 2:
+        raise ValueError(f"w must be (out, in), got shape {w_shape}")
+    if len(x_shape) < 1 or x_shape[-1] != w_shape[1]:
+        raise ValueError(f"x must be (..., {w_shape[1]}) for w of shape {w_shape}, got {x_shape}")
+    if b is not None and tuple(b.shape) != (w_shape[0],):
+        raise ValueError(f"b must be ({w_shape[0]},) for w of shape {w_shape}, got {tuple(b.shape)}")
+    # The five types (a constant of a traced graph: read once, at trace time).
+    types = _TYPES(input, weight, bias, accum, result, int(w_shape[1]), b is not None)
+    if traced:
+        # Traced, or a tensor of torch.func's transforms: the registered operation.
+        import torch
+
+        op = _register_op(torch)
+        flat_x = x.detach().reshape(-1, w_shape[1])
+        y, flat = op(flat_x, w.detach(), None if b is None else b.detach(), list(types), return_overflow)
+        y = y.reshape(*x_shape[:-1], w_shape[0])
+        return (y, _unflatten(flat, w_shape[0])) if return_overflow else y
+    xs, ws = _array(x, "x"), _array(w, "w")
+    bs = None if b is None else _array(b, "b")
+    y, counts = _dense(xs.reshape(-1, w_shape[1]), ws, bs, types, return_overflow)
+    y = y.reshape(*x_shape[:-1], w_shape[0])
     if tensor:
         import torch
 
@@ -224,6 +240,110 @@ def linear(
         counted = np.asarray(counts[key], dtype=np.int64)
         overflow[key] = torch.from_numpy(counted) if tensor else counted
     return y, overflow
+
+
+def _types(
+    input: Any,  # noqa: A002 (hls4ml's name)
+    weight: Any,
+    bias: Any,
+    accum: Any,
+    result: Any,
+    n: int,
+    has_bias: bool,
+) -> Tuple[str, str, str, str, str]:
+    """The layer's five HLS types in full, with :func:`linear`'s defaults."""
+    x_type, w_type = _type(input, "input"), _type(weight, "weight")
+    b_type = w_type if bias is None else _type(bias, "bias")
+    a_type = (
+        accum_type(x_type, w_type, max(n, 1), b_type if has_bias else None) if accum is None else _type(accum, "accum")
+    )
+    r_type = a_type if result is None else _type(result, "result")
+    return (x_type, w_type, b_type, a_type, r_type)
+
+
+# `_types`, or once the operation is registered, `_types` as a constant of traced graphs.
+_TYPES: Any = _types
+
+
+def _dtype_name(value: Any) -> str:
+    return str(value.dtype).replace("torch.", "")
+
+
+def _dense(xs: Any, ws: Any, bs: Any, types: Tuple[str, str, str, str, str], count: bool) -> Tuple[Any, Any]:
+    """The layer on arrays: ``xs`` (rows, in), the results (rows, out) and the counts (a dict,
+    or None without ``count``)."""
+    out = np.empty((xs.shape[0], ws.shape[0]), dtype=xs.dtype)
+    counts = _xbquant.fixed_dense(np.ascontiguousarray(xs), ws, bs, types, out, str(xs.dtype), count)
+    return out, counts
+
+
+def _unflatten(flat: Any, out: int) -> dict:
+    """The counts of the registered operation (``[inputs, weights..., biases..., products...,
+    accumulations..., results...]``) as :func:`linear` returns them."""
+    overflow: dict = {"inputs": flat[0]}
+    for k, key in enumerate(_COUNTS):
+        overflow[key] = flat[1 + k * out : 1 + (k + 1) * out]
+    return overflow
+
+
+_OP: Any = None
+
+
+def _register_op(torch: Any) -> Any:
+    """``torch.ops.xbquant.fixed_dense(x, w, b, types, count)``: the layer of ``x`` (rows, in) as
+    a registered operation (a fake implementation and a vmap rule by samples; no gradient), so
+    that torch.compile, torch.export and vmap see one node. ``types`` are the five HLS strings;
+    the counts are one int64 vector ``[inputs, weights..., biases..., products...,
+    accumulations..., results...]`` (empty without ``count``)."""
+    global _OP
+    if _OP is not None:
+        return _OP
+
+    @torch.library.custom_op(
+        "xbquant::fixed_dense",
+        mutates_args=(),
+        schema="(Tensor x, Tensor w, Tensor? b, str[] types, bool count) -> (Tensor, Tensor)",
+    )
+    def op(x: Any, w: Any, b: Any, types: Any, count: bool) -> Any:
+        """hls4ml's dense layer of `x` (rows, in) and `w` (out, in)."""
+        arrays = [None if t is None else t.detach().cpu().resolve_neg().contiguous().numpy() for t in (x, w, b)]
+        y, counts = _dense(arrays[0], arrays[1], arrays[2], (types[0], types[1], types[2], types[3], types[4]), count)
+        out = w.shape[0]
+        if count:
+            flat = [counts["inputs"]]
+            for key in _COUNTS:
+                flat += list(counts[key])
+            c = torch.tensor(flat, dtype=torch.int64)
+        else:
+            c = torch.zeros(0, dtype=torch.int64)
+        assert c.numel() in (0, 1 + 5 * out)
+        return torch.from_numpy(y).to(x.device), c.to(x.device)
+
+    @op.register_fake
+    def _(x: Any, w: Any, b: Any, types: Any, count: bool) -> Any:
+        size = 1 + 5 * w.shape[0] if count else 0
+        return x.new_empty((x.shape[0], w.shape[0])), x.new_empty((size,), dtype=torch.int64)
+
+    def vmap_rule(info: Any, in_dims: Any, x: Any, w: Any, b: Any, types: Any, count: bool) -> Any:
+        # Each sample as its own call, as a loop of calls would be.
+        size = info.batch_size
+
+        def samples(t: Any, dim: Any) -> Any:
+            if t is None:
+                return [None] * size
+            return [t] * size if dim is None else list(t.movedim(dim, 0).unbind(0))
+
+        calls = [
+            op(a, c, d, types, count)
+            for a, c, d in zip(samples(x, in_dims[0]), samples(w, in_dims[1]), samples(b, in_dims[2]))
+        ]
+        return (torch.stack([y for y, _ in calls]), torch.stack([k for _, k in calls])), (0, 0)
+
+    op.register_vmap(vmap_rule)
+    global _TYPES
+    _TYPES = torch.compiler.assume_constant_result(_types)
+    _OP = op
+    return op
 
 
 def _pair(value: Any, name: str) -> Tuple[int, int]:
@@ -272,17 +392,36 @@ def conv2d(
     if stride_h < 1 or stride_w < 1 or pad_h < 0 or pad_w < 0:
         raise ValueError(f"stride must be at least 1 and padding at least 0, got {stride!r} and {padding!r}")
     tensor = _data.is_tensor(x)
-    xs, ws = _array(x, "x"), _array(w, "w")
+    for name, value in (("x", x), ("w", w)):
+        if not (_data.is_tensor(value) or isinstance(value, np.ndarray)):
+            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
     if tensor != _data.is_tensor(w):
         raise TypeError("x, w and b must all be tensors or all numpy arrays")
-    if xs.ndim != 4 or ws.ndim != 4 or xs.shape[1] != ws.shape[1]:
-        raise ValueError(f"x must be (N, C, H, W) and w (F, C, kh, kw), got {xs.shape} and {ws.shape}")
-    n, c, h, wd = xs.shape
-    f, _, kh, kw = ws.shape
+    if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"x must be (N, C, H, W) and w (F, C, kh, kw), got {tuple(x.shape)} and {tuple(w.shape)}")
+    n, c, h, wd = (int(v) for v in x.shape)
+    f, _, kh, kw = (int(v) for v in w.shape)
     oh = (h + 2 * pad_h - kh) // stride_h + 1
     ow = (wd + 2 * pad_w - kw) // stride_w + 1
     if oh < 1 or ow < 1:
         raise ValueError(f"the kernel {kh}x{kw} of w is larger than the padded input x ({h}x{wd})")
+    kinds: Dict[str, Any] = dict(
+        input=input, weight=weight, bias=bias, accum=accum, result=result, return_overflow=return_overflow
+    )
+    if tensor and _ops.in_graph(x):
+        # Traced: hls4ml's im2col from torch's (whose rows are channels, then kernel rows and
+        # columns), then the registered dense layer.
+        import torch
+
+        _data.check_layout(x, "x")
+        unfolded = torch.nn.functional.unfold(x.detach(), (kh, kw), padding=(pad_h, pad_w), stride=(stride_h, stride_w))
+        cols_t = unfolded.reshape(n, c, kh, kw, oh * ow).permute(0, 4, 2, 3, 1).reshape(n * oh * ow, kh * kw * c)
+        wmat_t = w.detach().permute(0, 2, 3, 1).reshape(f, kh * kw * c)
+        out = linear(cols_t, wmat_t, b, **kinds)
+        y_t, overflow = out if return_overflow else (out, None)
+        y_t = y_t.reshape(n, oh, ow, f).permute(0, 3, 1, 2)
+        return (y_t, overflow) if return_overflow else y_t
+    xs, ws = _array(x, "x"), _array(w, "w")
     padded = np.zeros((n, c, h + 2 * pad_h, wd + 2 * pad_w), dtype=xs.dtype)
     padded[:, :, pad_h : pad_h + h, pad_w : pad_w + wd] = xs
     # hls4ml's im2col: for each output pixel, kernel rows, then columns, then channels.
@@ -294,17 +433,7 @@ def conv2d(
     cols = windows.reshape(n * oh * ow, kh * kw * c)
     wmat = np.ascontiguousarray(ws.transpose(0, 2, 3, 1).reshape(f, kh * kw * c))
     bs = None if b is None else _array(b, "b")
-    out = linear(
-        cols,
-        wmat,
-        bs,
-        input=input,
-        weight=weight,
-        bias=bias,
-        accum=accum,
-        result=result,
-        return_overflow=return_overflow,
-    )
+    out = linear(cols, wmat, bs, **kinds)
     y, overflow = out if return_overflow else (out, None)
     y = np.ascontiguousarray(y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
     if tensor:
@@ -337,16 +466,16 @@ def conv1d(
     Returns:
         ``(N, F, OL)`` results (and the overflow counts with ``return_overflow``).
     """
-    xs, ws = _array(x, "x"), _array(w, "w")
-    if xs.ndim != 3 or ws.ndim != 3:
-        raise ValueError(f"x must be (N, C, L) and w (F, C, k), got {xs.shape} and {ws.shape}")
+    for name, value in (("x", x), ("w", w)):
+        if not (_data.is_tensor(value) or isinstance(value, np.ndarray)):
+            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+    if len(x.shape) != 3 or len(w.shape) != 3:
+        raise ValueError(f"x must be (N, C, L) and w (F, C, k), got {tuple(x.shape)} and {tuple(w.shape)}")
     if isinstance(stride, (tuple, list)) or isinstance(padding, (tuple, list)):
         raise TypeError("stride and padding of a 1-D convolution are integers")
-    x2 = x[:, :, None, :] if _data.is_tensor(x) else xs[:, :, None, :]
-    w2 = w[:, :, None, :] if _data.is_tensor(w) else ws[:, :, None, :]
     out = conv2d(
-        x2,
-        w2,
+        x[:, :, None, :],
+        w[:, :, None, :],
         b,
         (1, stride),
         (0, padding),

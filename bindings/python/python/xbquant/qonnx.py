@@ -24,7 +24,7 @@ from typing import Any, Callable, Tuple
 
 import numpy as np
 
-from . import _data
+from . import _data, _ops
 from ._checks import check_flag
 
 __all__ = ["quant", "bipolar_quant", "trunc", "ROUNDING_MODES"]
@@ -88,23 +88,45 @@ def _data_of(x: Any) -> Tuple[Any, _Ops]:
 
 def _parameter(value: Any, name: str, x: Any, ops: _Ops, positive: bool = False) -> Any:
     """A scale or zero point: a number, or a tensor or array with x's number of dimensions (or a
-    scalar), in x's dtype (as a QONNX model's float32 initializers meet float32 data)."""
+    scalar), in x's dtype (as a QONNX model's float32 initializers meet float32 data). Traced
+    (torch.compile, torch.export, torch.func), a tensor's values cannot be checked: a scale that
+    is not finite or not above 0 gives infinities or NaN there."""
     if isinstance(value, bool) or isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
     if isinstance(value, numbers.Real):
-        array = np.asarray(float(value))
-    elif _data.is_tensor(value) or isinstance(value, np.ndarray):
-        array = value.detach().cpu().numpy() if _data.is_tensor(value) else value
-        if array.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must hold numbers, got {array.dtype}")
-        if array.ndim not in (0, x.ndim):
-            raise ValueError(f"{name} must be a scalar or have x's {x.ndim} dimensions, got shape {array.shape}")
-        try:
-            np.broadcast_shapes(array.shape, tuple(x.shape))
-        except ValueError:
-            raise ValueError(f"{name} of shape {array.shape} does not broadcast to x's {tuple(x.shape)}") from None
-    else:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be finite")
+        if positive and not number > 0:
+            raise ValueError(f"{name} must be above 0")
+        if ops.tensor:
+            return ops.lib.tensor(number, dtype=x.dtype, device=x.device)
+        return np.asarray(number).astype(x.dtype)
+    if not (_data.is_tensor(value) or isinstance(value, np.ndarray)):
         raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
+    if _data.is_tensor(value):
+        kind = (
+            "b"
+            if str(value.dtype) == "torch.bool"
+            else "c"
+            if value.is_complex()
+            else "f"
+            if value.is_floating_point()
+            else "i"
+        )
+    else:
+        kind = value.dtype.kind
+    if kind not in "fiu":
+        raise TypeError(f"{name} must hold numbers, got {value.dtype}")
+    shape = tuple(value.shape)
+    if len(shape) not in (0, x.ndim):
+        raise ValueError(f"{name} must be a scalar or have x's {x.ndim} dimensions, got shape {shape}")
+    # Same number of dimensions (or none): each of the parameter's is 1 or x's.
+    if shape and any(p != 1 and p != int(d) for p, d in zip(shape, x.shape)):
+        raise ValueError(f"{name} of shape {shape} does not broadcast to x's {tuple(x.shape)}")
+    if ops.tensor and _data.is_tensor(value) and (_ops.in_graph(x) or _ops.in_graph(value)):
+        return value.detach().to(dtype=x.dtype, device=x.device)
+    array = value.detach().cpu().numpy() if _data.is_tensor(value) else value
     as_float = np.asarray(array, dtype=np.float64)
     if not np.isfinite(as_float).all():
         raise ValueError(f"{name} must be finite")
