@@ -75,7 +75,9 @@ def test_defaults_shapes_kinds_and_overflow_counts():
 
 def test_accum_type_is_hls4mls_rule():
     assert fixed.accum_type("ap_fixed<16,6>", "ap_fixed<8,3>", 64) == "ap_fixed<30,15,AP_TRN,AP_WRAP,0>"
-    assert fixed.accum_type("ap_fixed<16,6>", "ap_fixed<8,3>", 64, "ap_fixed<8,3>") == "ap_fixed<31,16,AP_TRN,AP_WRAP,0>"
+    assert (
+        fixed.accum_type("ap_fixed<16,6>", "ap_fixed<8,3>", 64, "ap_fixed<8,3>") == "ap_fixed<31,16,AP_TRN,AP_WRAP,0>"
+    )
     assert fixed.accum_type("ap_ufixed<8,3>", "ap_ufixed<4,1>", 1) == "ap_ufixed<12,4,AP_TRN,AP_WRAP,0>"
     with pytest.raises(ValueError, match="64 bits"):
         fixed.accum_type("ap_fixed<40,6>", "ap_fixed<30,3>", 4)
@@ -129,12 +131,15 @@ def test_convolutions_equal_hls4mls():
 def test_a_model_runs_through_hls4mls_layers_with_its_configuration():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 24), torch.nn.ReLU(), torch.nn.Linear(24, 4))
+    with torch.no_grad():  # weights on the grid of 8-bit types (hls4ml writes them exactly)
+        for p in model.parameters():
+            p.copy_(torch.round(p * 128) / 128)
     x = torch.randn(120, 16)
     config = fixed.hls4ml_config(model, x)
-    assert set(config["LayerName"]) == {"input_1", "0", "1", "2"}
+    assert set(config["LayerName"]) == {"input_1", "_0", "_1", "_2"}
     y, report = fixed.emulate(model, config, x, target=model(x).argmax(-1))
     # The configuration's accumulators are the widths the weights need: nothing overflows.
-    for name in ("0", "2"):
+    for name in ("_0", "_2"):
         assert sum(report["layers"][name]["overflows"]["accumulations"]) == 0
     assert report["agreement"] > 0.9 and report["float_accuracy"] == 1.0
     # Layer by layer with the functions themselves: the same bits.
@@ -146,23 +151,28 @@ def test_a_model_runs_through_hls4mls_layers_with_its_configuration():
 
     h = cast(x.double(), p["input_1"]["result"])
     layers = [model[0], model[2]]
-    types = [p["0"], p["2"]]
-    inputs = [p["input_1"]["result"], p["1"]["result"]]
+    types = [p["_0"], p["_2"]]
+    inputs = [p["input_1"]["result"], p["_1"]["result"]]
     for i, (layer, t, kind) in enumerate(zip(layers, types, inputs)):
         h = fixed.linear(h, layer.weight.detach().double(), layer.bias.detach().double(), input=kind, **t)
         if i == 0:
-            h = cast(torch.clamp(h, min=0.0), p["1"]["result"])
+            h = cast(torch.clamp(h, min=0.0), p["_1"]["result"])
     assert torch.equal(h, y)
     # A narrow saturating accumulator: its overflows, per channel.
-    narrow = {"Model": {"Precision": "fixed<16,6>"}, "LayerName": {"0": {"Precision": {"accum": "fixed<6,1,AP_TRN,AP_SAT>"}}}}
+    narrow = {
+        "Model": {"Precision": "fixed<16,6>"},
+        "LayerName": {"_0": {"Precision": {"accum": "fixed<6,1,AP_TRN,AP_SAT>"}}},
+    }
     _, bad = fixed.emulate(model, narrow, x)
-    counts = bad["layers"]["0"]["overflows"]
+    counts = bad["layers"]["_0"]["overflows"]
     assert len(counts["accumulations"]) == 24 and sum(counts["accumulations"]) + sum(counts["products"]) > 0
     # Convolutions, flatten; and what the path does not cover.
-    conv = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(48, 2))
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(48, 2)
+    )
     xc = torch.randn(5, 2, 4, 4)
     yc, rc = fixed.emulate(conv, fixed.hls4ml_config(conv, xc), xc)
-    assert yc.shape == (5, 2) and "0" in rc["layers"]
+    assert yc.shape == (5, 2) and "_0" in rc["layers"]
     with pytest.raises(NotImplementedError, match="not covered"):
         fixed.emulate(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()), {}, torch.randn(2, 4))
     with pytest.raises(TypeError, match="config"):
@@ -179,8 +189,8 @@ def test_a_model_runs_through_hls4mls_layers_with_its_configuration():
         (lambda m, x: fixed.hls4ml_config("model", x), TypeError),
         (lambda m, x: fixed.emulate(m, {"LayerName": []}, x), TypeError),
         (lambda m, x: fixed.emulate(m, {"Model": {"Precision": 16}}, x), TypeError),
-        (lambda m, x: fixed.emulate(m, {"LayerName": {"0": {"Precision": 3}}}, x), TypeError),
-        (lambda m, x: fixed.emulate(m, {"LayerName": {"0": {"Precision": "ap_fixed<0,0>"}}}, x), ValueError),
+        (lambda m, x: fixed.emulate(m, {"LayerName": {"_0": {"Precision": 3}}}, x), TypeError),
+        (lambda m, x: fixed.emulate(m, {"LayerName": {"_0": {"Precision": "ap_fixed<0,0>"}}}, x), ValueError),
         (lambda m, x: fixed.emulate(m, {}, x.numpy()), TypeError),
         (lambda m, x: fixed.emulate(m, {}, x[:, :3]), RuntimeError),
     ],
@@ -201,7 +211,7 @@ def test_the_bias_never_overflows_the_chosen_accumulator():
     x = torch.rand(50, 3)
     _, report = fixed.emulate(model, fixed.hls4ml_config(model, x), x)
     assert report["agreement"] == 1.0
-    assert sum(report["layers"]["0"]["overflows"]["accumulations"]) == 0
+    assert sum(report["layers"]["_0"]["overflows"]["accumulations"]) == 0
 
 
 class _Layers(torch.nn.Module):
@@ -248,9 +258,60 @@ def test_the_layers_export_and_compile_as_one_registered_operation_each(tmp_path
     assert all(torch.equal(a, b) for a, b in zip(got, want))
     # Traced, the input count is a 0-d tensor; eager, an int.
     _, counts = torch.compile(
-        lambda v: fixed.linear(v, model.fc.weight, None, input="ap_fixed<4,2>", weight="ap_fixed<8,2>", return_overflow=True),
+        lambda v: fixed.linear(
+            v, model.fc.weight, None, input="ap_fixed<4,2>", weight="ap_fixed<8,2>", return_overflow=True
+        ),
         fullgraph=True,
         backend="aot_eager",
     )(x.reshape(1, 64)[:, :48] * 10)
-    _, eager = fixed.linear(x.reshape(1, 64)[:, :48] * 10, model.fc.weight, None, input="ap_fixed<4,2>", weight="ap_fixed<8,2>", return_overflow=True)
+    _, eager = fixed.linear(
+        x.reshape(1, 64)[:, :48] * 10,
+        model.fc.weight,
+        None,
+        input="ap_fixed<4,2>",
+        weight="ap_fixed<8,2>",
+        return_overflow=True,
+    )
     assert int(counts["inputs"]) == eager["inputs"] > 0
+
+
+def test_the_model_level_reads_the_configuration_as_hls4ml_does():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.031249, 1.0, 0.0], [0.5, -0.25, 0.0]]))
+    x = torch.tensor([[1.0, 0.0, 0.0], [2.0, 1.0, 3.0]])
+    # hls4ml writes the weights as decimals with as many places as fractional bits: 0.031249 is
+    # written 0.03125, which truncates to itself (a direct cast gives 0).
+    config = {"Model": {"Precision": "ap_fixed<16,6>"}, "LayerName": {"_0": {"Precision": {"weight": "fixed<8,3>"}}}}
+    y, report = fixed.emulate(model, config, x)
+    assert y[0, 0] == 0.03125
+    # No accumulator given: the model's default, as in hls4ml; the result 'auto'... not given
+    # either: the model's default too.
+    assert report["layers"]["_0"]["types"]["accum"] == "ap_fixed<16,6>"
+    # 'auto': the accumulator and result that hold every sum of 3 products and a bias.
+    auto = {
+        "Model": {"Precision": {"default": "ap_fixed<16,6>"}},
+        "LayerName": {"_0": {"Precision": {"accum": "auto", "result": "auto"}}},
+    }
+    _, r = fixed.emulate(model, auto, x)
+    want = fixed.accum_type("ap_fixed<16,6>", "ap_fixed<16,6>", 3, "ap_fixed<16,6>")
+    assert r["layers"]["_0"]["types"]["accum"] == r["layers"]["_0"]["types"]["result"] == want
+    # ... capped by the model's maximum.
+    capped = {
+        "Model": {"Precision": {"default": "ap_fixed<16,6>", "maximum": "ap_fixed<24,10>"}},
+        "LayerName": auto["LayerName"],
+    }
+    _, r = fixed.emulate(model, capped, x)
+    assert r["layers"]["_0"]["types"]["accum"] == "ap_fixed<24,10>"
+    # By class (LayerType), by the layer's own default, and hls4ml's integer spellings.
+    by_type = {
+        "LayerType": {"Dense": {"Precision": {"weight": "ap_fixed<4,1>", "accum": "int<12>", "result": "ap_int<12>"}}}
+    }
+    _, r = fixed.emulate(model, by_type, x)
+    assert r["layers"]["_0"]["types"]["weight"] == "ap_fixed<4,1>"
+    assert r["layers"]["_0"]["types"]["accum"] == "ap_fixed<12,12>"
+    _, r = fixed.emulate(model, {"LayerName": {"_0": {"Precision": "ap_fixed<10,4>"}}}, x)
+    assert set(r["layers"]["_0"]["types"].values()) == {"ap_fixed<10,4>", "ap_fixed<16,6>"}
+    with pytest.raises(ValueError, match="auto"):
+        fixed.emulate(model, {"Model": {"Precision": "auto"}}, x)
