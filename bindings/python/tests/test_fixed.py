@@ -315,3 +315,19 @@ def test_the_model_level_reads_the_configuration_as_hls4ml_does():
     assert set(r["layers"]["_0"]["types"].values()) == {"ap_fixed<10,4>", "ap_fixed<16,6>"}
     with pytest.raises(ValueError, match="auto"):
         fixed.emulate(model, {"Model": {"Precision": "auto"}}, x)
+
+
+def test_types_may_be_xbquant_schemes():
+    import xbquant
+
+    x, w = torch.randn(4, 6) * 3, torch.randn(2, 6)
+    wrap = xbquant.Scheme("fixed<8,4> overflow=wrap rounding=floor")
+    assert torch.equal(
+        fixed.linear(x, w, input=wrap, weight=xbquant.Scheme("fixed<8,6>")),
+        fixed.linear(x, w, input="ap_fixed<8,4,AP_TRN,AP_WRAP>", weight="ap_fixed<8,2,AP_RND_CONV,AP_SAT_SYM>"),
+    )
+    assert fixed.accum_type(wrap, "ap_fixed<8,2>", 4) == fixed.accum_type("ap_fixed<8,4>", "ap_fixed<8,2>", 4)
+    with pytest.raises(ValueError, match="input: e4m3fn has no HLS type"):
+        fixed.linear(x, w, input=xbquant.Scheme("e4m3fn"), weight="ap_fixed<8,2>")
+    with pytest.raises(ValueError, match="weight: .* has no HLS type"):
+        fixed.linear(x, w, input=wrap, weight=xbquant.Scheme("fixed<8,4> group=axis:0 scale=pow2"))

@@ -49,8 +49,17 @@ _COUNTS = ("weights", "biases", "products", "accumulations", "results")
 
 
 def _type(value: Any, name: str) -> str:
+    if isinstance(value, _xbquant.Scheme):
+        # An xbquant fixed-point scheme: its HLS type (`Scheme("fixed<8,4> overflow=wrap")`).
+        try:
+            value = value.to_hls()
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be an HLS type string such as 'ap_fixed<16,6>', got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be an HLS type string such as 'ap_fixed<16,6>' or a fixed-point xbquant.Scheme, "
+            f"got {type(value).__name__}"
+        )
     try:
         full: str = _xbquant.fixed_type(value)
     except ValueError as e:
@@ -158,7 +167,9 @@ def linear(
         x, w, b: float32 or float64 tensors (any device and strides; computed on the CPU) or
             numpy arrays, of one dtype. The values are cast to their types as the HLS types cast
             a ``double``: real weights need not be on the grid.
-        input, weight: HLS type strings (``"ap_fixed<16,6>"``, ``"ap_ufixed<8,3,AP_RND,AP_SAT>"``).
+        input, weight: HLS type strings (``"ap_fixed<16,6>"``, ``"ap_ufixed<8,3,AP_RND,AP_SAT>"``)
+            or fixed-point :class:`xbquant.Scheme` objects (their HLS type, ``Scheme.to_hls()``),
+            as every type here.
         bias: the bias's type; the weight's type by default.
         accum: the accumulator's type; by default hls4ml's inference (:func:`accum_type`), which
             never overflows.
