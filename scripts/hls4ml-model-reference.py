@@ -5,7 +5,7 @@ for `xbquant.fixed.emulate` to match bit for bit. The models and configurations 
 `config_from_pytorch_model`'s defaults (`auto` types, the model's default accumulator), per-layer
 types with saturating and wrapping accumulators that overflow, `LayerType` entries, unsigned
 activations, hls4ml's short spellings, weights off their type's grid (hls4ml writes them as
-decimals), and a 1-D convolution.
+decimals), and 1-D and 2-D convolutions.
 
 Needs torch and hls4ml (`pip install hls4ml==1.3.0`, with its dependencies) and `g++`; with
 xbquant importable too, it adds a model configured by `xbquant.fixed.hls4ml_config`:
@@ -45,6 +45,15 @@ def mlp() -> torch.nn.Module:
 def conv1d() -> torch.nn.Module:
     return torch.nn.Sequential(
         torch.nn.Conv1d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(24, 4)
+    )
+
+
+def conv2d() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, stride=(1, 2), padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(54, 4),
     )
 
 
@@ -153,6 +162,24 @@ def cases():
     )
 
 
+def more_cases():
+    """Cases added after the first data set (their own seeds, so the others keep theirs)."""
+    torch.manual_seed(12)
+    yield (
+        "conv2d",
+        on_grid(conv2d(), 6),
+        (2, 6, 6),
+        2.0,
+        {
+            "LayerName": {
+                "_0": {"Precision": {"weight": "fixed<8,2>", "bias": "fixed<8,2>", "accum": "ap_fixed<10,2,AP_RND,AP_SAT>"}},
+                "_1": {"Precision": {"result": "ufixed<10,3,AP_RND_CONV,AP_SAT>"}},
+                "_3": {"Precision": {"weight": "fixed<8,2>", "bias": "fixed<8,2>"}},
+            }
+        },
+    )
+
+
 def merge(config: dict, changes: dict) -> dict:
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
@@ -165,7 +192,7 @@ def merge(config: dict, changes: dict) -> dict:
 def main() -> None:
     out_path = pathlib.Path(sys.argv[1])
     results = []
-    for k, (name, model, shape, scale, changes) in enumerate(cases()):
+    for k, (name, model, shape, scale, changes) in enumerate([*cases(), *more_cases()]):
         model.eval()
         config = hls4ml.utils.config_from_pytorch_model(model, shape, granularity="name", default_precision="ap_fixed<16,6>")
         merge(config, changes)

@@ -27,6 +27,13 @@ class Named(torch.nn.Module):
 def _model(name):
     if name.startswith("named"):
         return Named()
+    if name.startswith("conv2d"):
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(2, 3, 3, stride=(1, 2), padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(54, 4),
+        )
     if name.startswith("conv1d"):
         return torch.nn.Sequential(
             torch.nn.Conv1d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(24, 4)
@@ -53,7 +60,7 @@ def test_every_output_equals_hls4mls_compiled_model(case):
     overflowed = sum(
         sum(layer["overflows"]["accumulations"]) for layer in report["layers"].values() if "overflows" in layer
     )
-    assert (overflowed > 0) == (case["name"] in ("mlp-saturating", "named-wrapping", "conv1d")), overflowed
+    assert (overflowed > 0) == (case["name"] in ("mlp-saturating", "named-wrapping", "conv1d", "conv2d")), overflowed
 
 
 def test_the_data_covers_what_a_direct_cast_of_the_weights_gets_wrong():
