@@ -203,11 +203,8 @@ def main() -> None:
             hls_model.compile()
             rng = np.random.default_rng(k)
             x = (rng.standard_normal((40, *shape)) * scale).astype(np.float32).astype(np.float64)
-            if len(shape) > 1:
-                # hls4ml's converter takes channels-last inputs ("full" conversion transposes inside).
-                y = hls_model.predict(np.ascontiguousarray(x))
-            else:
-                y = hls_model.predict(x)
+            # PyTorch's layout: hls4ml's "full" channels-last conversion transposes inside.
+            y = hls_model.predict(np.ascontiguousarray(x))
         saved = {key: value for key, value in config.items() if key in ("Model", "LayerName", "LayerType")}
         results.append(
             {
