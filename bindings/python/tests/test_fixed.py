@@ -173,6 +173,12 @@ def test_a_model_runs_through_hls4mls_layers_with_its_configuration():
     xc = torch.randn(5, 2, 4, 4)
     yc, rc = fixed.emulate(conv, fixed.hls4ml_config(conv, xc), xc)
     assert yc.shape == (5, 2) and "_0" in rc["layers"]
+    # Dropout is the identity at inference (hls4ml's converter skips it).
+    dropped = torch.nn.Sequential(model[0], torch.nn.Dropout(0.5), model[1], model[2]).eval()
+    assert torch.equal(
+        fixed.emulate(dropped, {"LayerName": {"_0": config["LayerName"]["_0"]}}, x)[0],
+        fixed.emulate(model, {"LayerName": {"_0": config["LayerName"]["_0"]}}, x)[0],
+    )
     with pytest.raises(NotImplementedError, match="not covered"):
         fixed.emulate(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()), {}, torch.randn(2, 4))
     with pytest.raises(TypeError, match="config"):

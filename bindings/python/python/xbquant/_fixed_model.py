@@ -143,7 +143,7 @@ def _layers(model: Any) -> Any:
 
 
 def emulate(model: Any, config: Any, x: Any, target: Any = None) -> Any:
-    """Runs ``model`` (Linear, Conv1d, Conv2d, ReLU, flatten and reshape) bit-exactly as hls4ml's
+    """Runs ``model`` (Linear, Conv1d, Conv2d, ReLU, Dropout, flatten and reshape) bit-exactly as hls4ml's
     fixed-point layers compute it, with the types of hls4ml's configuration dictionary ``config``
     (``{"Model": {"Precision": "ap_fixed<16,6>"}, "LayerName": {"fc1": {"Precision": {"weight":
     ..., "bias": ..., "accum": ..., "result": ...}}}}``, as ``hls4ml.utils.config_from_pytorch_model``
@@ -234,6 +234,9 @@ def emulate(model: Any, config: Any, x: Any, target: Any = None) -> Any:
             values[name] = _cast(torch.clamp(args[0], min=0.0), kind)
             kinds[name] = kind
             layers[name] = {"types": {"result": kind}}
+        elif isinstance(module, torch.nn.Dropout):
+            # hls4ml's converter skips dropout (the identity at inference).
+            values[name], kinds[name] = args[0], in_kind
         elif isinstance(module, torch.nn.Flatten) or node.target in (torch.flatten, "flatten", "view", "reshape"):
             if module is not None:
                 values[name] = module(args[0])
