@@ -1,6 +1,6 @@
 //! Times a 1024 x 1024 dense layer on a batch of 256 (16-bit inputs, 8-bit weights, float32
 //! values), with a wrapping and a saturating accumulator, to see where the time goes:
-//! `cargo run --release -p xbquant-fixed --example probe [wrap|sat|counted]`.
+//! `cargo run --release -p xbquant-fixed --example dense_probe [wrap|sat|counted]`.
 
 use std::time::Instant;
 

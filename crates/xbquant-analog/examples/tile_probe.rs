@@ -1,6 +1,6 @@
 //! Times the Rust call of a 512 x 512 tile on a batch of 256 (float32, 20 repeats) with parts of
 //! the forward pass switched off, to see where its time goes:
-//! `cargo run --release -p xbquant-analog --example probe`.
+//! `cargo run --release -p xbquant-analog --example tile_probe`.
 
 use std::time::Instant;
 
