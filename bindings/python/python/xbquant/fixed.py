@@ -139,6 +139,18 @@ def accum_bits(w: Any, input: str, weight: Optional[str] = None, *, x: Any = Non
     return out
 
 
+def _check_data(**values: Any) -> None:
+    """A TypeError naming the first of ``values`` (None skipped) that is not a tensor the kernels
+    can read or a numpy array."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        if _data.is_tensor(value):
+            _data.check_layout(value, name)
+        elif not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+
+
 def _array(value: Any, name: str) -> Any:
     if _data.is_tensor(value):
         _data.check_layout(value, name)
@@ -200,13 +212,7 @@ def linear(
     traced = tensor and _ops.in_graph(x)
     if traced:
         _ops.register()
-    for name, value in (("x", x), ("w", w), ("b", b)):
-        if value is None:
-            continue
-        if _data.is_tensor(value):
-            _data.check_layout(value, name)
-        elif not isinstance(value, np.ndarray):
-            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+    _check_data(x=x, w=w, b=b)
     if tensor != _data.is_tensor(w) or (b is not None and tensor != _data.is_tensor(b)):
         raise TypeError("x, w and b must all be tensors or all numpy arrays")
     dtype = _dtype_name(x)
@@ -403,9 +409,7 @@ def conv2d(
     if stride_h < 1 or stride_w < 1 or pad_h < 0 or pad_w < 0:
         raise ValueError(f"stride must be at least 1 and padding at least 0, got {stride!r} and {padding!r}")
     tensor = _data.is_tensor(x)
-    for name, value in (("x", x), ("w", w)):
-        if not (_data.is_tensor(value) or isinstance(value, np.ndarray)):
-            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+    _check_data(x=x, w=w)
     if tensor != _data.is_tensor(w):
         raise TypeError("x, w and b must all be tensors or all numpy arrays")
     if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[1] != w.shape[1]:
@@ -424,7 +428,6 @@ def conv2d(
         # columns), then the registered dense layer.
         import torch
 
-        _data.check_layout(x, "x")
         unfolded = torch.nn.functional.unfold(x.detach(), (kh, kw), padding=(pad_h, pad_w), stride=(stride_h, stride_w))
         cols_t = unfolded.reshape(n, c, kh, kw, oh * ow).permute(0, 4, 2, 3, 1).reshape(n * oh * ow, kh * kw * c)
         wmat_t = w.detach().permute(0, 2, 3, 1).reshape(f, kh * kw * c)
@@ -477,9 +480,7 @@ def conv1d(
     Returns:
         ``(N, F, OL)`` results (and the overflow counts with ``return_overflow``).
     """
-    for name, value in (("x", x), ("w", w)):
-        if not (_data.is_tensor(value) or isinstance(value, np.ndarray)):
-            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+    _check_data(x=x, w=w)
     if len(x.shape) != 3 or len(w.shape) != 3:
         raise ValueError(f"x must be (N, C, L) and w (F, C, k), got {tuple(x.shape)} and {tuple(w.shape)}")
     if isinstance(stride, (tuple, list)) or isinstance(padding, (tuple, list)):
