@@ -337,3 +337,18 @@ def test_types_may_be_xbquant_schemes():
         fixed.linear(x, w, input=xbquant.Scheme("e4m3fn"), weight="ap_fixed<8,2>")
     with pytest.raises(ValueError, match="weight: .* has no HLS type"):
         fixed.linear(x, w, input=wrap, weight=xbquant.Scheme("fixed<8,4> group=axis:0 scale=pow2"))
+
+
+def test_edge_shapes_and_sizes():
+    kw = dict(input="ap_fixed<8,3>", weight="ap_fixed<8,3>")
+    # No inputs per output: the accumulator is the bias alone (zero here).
+    y = fixed.linear(torch.zeros(3, 0), torch.ones(2, 0), **kw)
+    assert y.shape == (3, 2) and not y.any()
+    assert fixed.linear(torch.zeros(0, 5, 4), torch.ones(2, 4), **kw).shape == (0, 5, 2)
+    # A padding that would need terabytes of windows is a clear error, not an allocation.
+    with pytest.raises(ValueError, match="windows and padded input would hold"):
+        fixed.conv2d(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 1, 1), padding=10**6, **kw)
+    with pytest.raises(ValueError, match="windows"):
+        fixed.conv1d(torch.zeros(1, 1, 2), torch.ones(1, 1, 1), padding=2**40, **kw)
+    with pytest.raises(ValueError, match="empty"):
+        fixed.hls4ml_config(torch.nn.Sequential(torch.nn.Linear(3, 2)), torch.zeros(0, 3))

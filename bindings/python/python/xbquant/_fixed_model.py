@@ -304,6 +304,8 @@ def hls4ml_config(
     graph = _layers(model)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a float tensor")
+    if x.numel() == 0:
+        raise ValueError("x must hold data to choose the types from, got an empty tensor")
     for name, value, low, high in (("bits", bits, 2, 32), ("weight_bits", weight_bits, 2, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")

@@ -34,6 +34,7 @@ Checked against hls4ml 1.3.0's C++ compiled with ``g++`` (``crates/xbquant-fixed
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -46,6 +47,8 @@ from ._checks import check_flag
 __all__ = ["linear", "conv1d", "conv2d", "accum_type", "accum_bits"]
 
 _COUNTS = ("weights", "biases", "products", "accumulations", "results")
+# The most values a convolution's windows may hold (16 GiB of float64).
+_MAX_CELLS = 2**31
 
 
 def _type(value: Any, name: str) -> str:
@@ -238,13 +241,13 @@ def linear(
         import torch
 
         op = _register_op(torch)
-        flat_x = x.detach().reshape(-1, w_shape[1])
+        flat_x = x.detach().reshape(math.prod(x_shape[:-1]), w_shape[1])
         y, flat = op(flat_x, w.detach(), None if b is None else b.detach(), list(types), return_overflow)
         y = y.reshape(*x_shape[:-1], w_shape[0])
         return (y, _unflatten(flat, w_shape[0])) if return_overflow else y
     xs, ws = _array(x, "x"), _array(w, "w")
     bs = None if b is None else _array(b, "b")
-    y, counts = _dense(xs.reshape(-1, w_shape[1]), ws, bs, types, return_overflow)
+    y, counts = _dense(xs.reshape(math.prod(x_shape[:-1]), w_shape[1]), ws, bs, types, return_overflow)
     y = y.reshape(*x_shape[:-1], w_shape[0])
     if tensor:
         import torch
@@ -420,6 +423,13 @@ def conv2d(
     ow = (wd + 2 * pad_w - kw) // stride_w + 1
     if oh < 1 or ow < 1:
         raise ValueError(f"the kernel {kh}x{kw} of w is larger than the padded input x ({h}x{wd})")
+    # The windows are built whole (hls4ml's im2col): refuse sizes no memory holds.
+    cells = n * oh * ow * kh * kw * c + n * c * (h + 2 * pad_h) * (wd + 2 * pad_w)
+    if cells > _MAX_CELLS:
+        raise ValueError(
+            f"the convolution's windows and padded input would hold {cells} values (at most {_MAX_CELLS}); "
+            "use a smaller batch, input or padding"
+        )
     kinds: Dict[str, Any] = dict(
         input=input, weight=weight, bias=bias, accum=accum, result=result, return_overflow=return_overflow
     )
