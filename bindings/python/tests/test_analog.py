@@ -338,3 +338,13 @@ def test_gradients_stop_where_the_converters_clip():
     shut = IOParameters(out_noise=0.0, out_res=0.0, out_bound=1e-9, bound_management="none")
     mvm(x, w, shut, seed=0).sum().backward()
     assert bool((x.grad == 0).all() and (w.grad == 0).all())
+
+
+def test_no_inputs_per_output_is_no_error():
+    # Empty rows of inputs (numpy cannot reshape them to (-1, 0)): zero outputs, and gradients of
+    # the inputs' shapes.
+    assert torch.equal(mvm(torch.empty(3, 0), torch.empty(2, 0)), torch.zeros(3, 2))
+    assert mvm(np.empty((4, 3, 0)), np.empty((2, 0))).shape == (4, 3, 2)
+    x, w = torch.empty(3, 0, requires_grad=True), torch.empty(2, 0, requires_grad=True)
+    mvm(x, w).sum().backward()
+    assert x.grad.shape == (3, 0) and w.grad.shape == (2, 0)

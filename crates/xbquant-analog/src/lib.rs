@@ -139,6 +139,15 @@ fn shapes<T>(x: &[T], rows: usize, n: usize, w: &[T], k: usize) -> Result<(), Er
             )));
         }
     }
+    // With no inputs per output, the shapes alone can ask for more outputs than a buffer holds.
+    if rows
+        .checked_mul(k)
+        .is_none_or(|cells| cells > isize::MAX as usize / 8)
+    {
+        return Err(Error::ShapeMismatch(format!(
+            "an output of {rows} x {k} values is larger than any buffer"
+        )));
+    }
     Ok(())
 }
 

@@ -317,6 +317,14 @@ fn bad_parameters_and_shapes_are_errors() {
             other => panic!("{name}: {other:?}"),
         }
     }
+    // No inputs per output: the shapes alone ask for more outputs than any buffer holds.
+    for (rows, k) in [(1usize << 40, 1usize << 40), (usize::MAX, 2)] {
+        let r = mvm::<f64>(&[], rows, 0, &[], k, &base, (0, 0), 0);
+        assert!(
+            matches!(&r, Err(Error::ShapeMismatch(m)) if m.contains("larger than any buffer")),
+            "{rows} {k}: {r:?}"
+        );
+    }
     for (rows, n, k) in [(3, 3, 2), (2, 2, 2), (2, 3, 3), (usize::MAX, 2, 2)] {
         let r = mvm(&x, rows, n, &w, k, &base, (0, 0), 0);
         assert!(

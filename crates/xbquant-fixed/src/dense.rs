@@ -170,6 +170,16 @@ fn check<T>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<(), Error> {
             )));
         }
     }
+    // The result's `rows x out` codes (16 bytes each) must be a size a buffer can have: with no
+    // inputs per output, the shapes alone can ask for more.
+    if rows
+        .checked_mul(out)
+        .is_none_or(|cells| cells > isize::MAX as usize / 16)
+    {
+        return Err(Error::ShapeMismatch(format!(
+            "a result of {rows} x {out} codes is larger than any buffer"
+        )));
+    }
     // The product's magnitude has the sum of the two words' magnitude bits.
     let bits = |t: &FixedType| t.width() - u32::from(t.signed());
     if bits(&types.input) + bits(&types.weight) > 127 {

@@ -145,6 +145,20 @@ fn bad_shapes_values_and_types_are_clear_errors() {
     assert_eq!(dense(&[1.0f64; 3], 1, 3, &[], 0, None, &t).unwrap(), empty);
     let bias_alone = dense(&empty, 2, 0, &[], 2, Some(&[0.5, -1.0]), &t).unwrap();
     assert_eq!(bias_alone, [0.5, -1.0, 0.5, -1.0]);
+    // Shapes with no inputs that ask for more results than any buffer holds: an error, not an
+    // overflowing size.
+    for (rows, out) in [(1usize << 40, 1usize << 40), (usize::MAX, 2), (1 << 60, 1)] {
+        for result in [
+            dense(&empty, rows, 0, &[], out, None, &t).map(|_| ()),
+            dense_codes(&empty, rows, 0, &[], out, None, &t).map(|_| ()),
+            dense_with_overflows(&empty, rows, 0, &[], out, None, &t).map(|_| ()),
+        ] {
+            assert!(
+                matches!(&result, Err(Error::ShapeMismatch(m)) if m.contains("larger than any buffer")),
+                "{rows} x {out}: {result:?}"
+            );
+        }
+    }
     // Huge finite values saturate or wrap as the types say; f32 data.
     let (_, o) = dense_with_overflows(&[f32::MAX, 1.0], 1, 2, &[1.0f32; 2], 1, None, &t).unwrap();
     assert_eq!(o.inputs, 1);

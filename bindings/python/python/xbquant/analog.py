@@ -31,6 +31,7 @@ seed whatever the threads. Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -175,6 +176,12 @@ def _of_text(text: str) -> IOParameters:
 _OP: Any = None
 
 
+def _rows(a: Any) -> int:
+    """The number of vectors in `a` (all axes but the last): what `reshape(-1, n)` cannot find
+    when `a` is empty."""
+    return math.prod(a.shape[:-1])
+
+
 def _register_op(torch: Any) -> Any:
     """`torch.ops.xbquant.analog_mvm(x, w, io, tile, seed, input_bits)`: the tile's product as a
     registered operation (a fake implementation, the clip-aware gradient, a vmap rule by
@@ -223,7 +230,7 @@ def _register_op(torch: Any) -> Any:
         if ctx.input_bits > 0:
             # Bit-sliced inputs: the ideal product's gradient, as the eager call.
             gx = grad @ w
-            gw = grad.reshape(-1, grad.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+            gw = grad.reshape(_rows(grad), grad.shape[-1]).T @ x.reshape(_rows(x), x.shape[-1])
         else:
             gx, gw = gradients(x, w, grad, ctx.io, ctx.tile, seed)
         return gx, gw, None, None, None, None
@@ -266,9 +273,9 @@ def _gradients(x: Any, w: Any, grad: Any, io: IOParameters, tile: Tuple[int, int
     import torch
 
     device, dtype = x.device, x.dtype
-    xs = x.detach().cpu().resolve_neg().contiguous().reshape(-1, x.shape[-1]).numpy()
+    xs = x.detach().cpu().resolve_neg().contiguous().reshape(_rows(x), x.shape[-1]).numpy()
     ws = w.detach().cpu().resolve_neg().contiguous().numpy()
-    gs = grad.detach().cpu().resolve_neg().contiguous().reshape(-1, w.shape[0]).to(dtype).numpy()
+    gs = grad.detach().cpu().resolve_neg().contiguous().reshape(_rows(grad), w.shape[0]).to(dtype).numpy()
     gx, gw = np.empty_like(xs), np.empty_like(ws)
     _xbquant.analog_gradients(xs, ws, gs, gx, gw, io._fields(), tile, seed, str(xs.dtype))
     return torch.from_numpy(gx).reshape(x.shape).to(device), torch.from_numpy(gw).to(device)
@@ -284,7 +291,7 @@ def _run(x: Any, w: Any, io: IOParameters, tile: Tuple[int, int], seed: int, bit
     else:
         xs, ws = np.ascontiguousarray(x), np.ascontiguousarray(w)
     lead = xs.shape[:-1]
-    flat = xs.reshape(-1, xs.shape[-1])
+    flat = xs.reshape(_rows(xs), xs.shape[-1])
     out = np.empty((flat.shape[0], ws.shape[0]), dtype=flat.dtype)
     _xbquant.analog_mvm(flat, ws, out, io.__dict__["_native"], tile, seed, str(flat.dtype), bits)
     out = out.reshape(*lead, ws.shape[0])
@@ -319,9 +326,9 @@ def _fast(x: Any, w: Any, io: "IOParameters", seed: int) -> Any:
     out = np.empty(xs.shape[:-1] + (ws.shape[0],), dtype=xs.dtype)
     try:
         _xbquant.analog_mvm(
-            xs.reshape(-1, xs.shape[-1]),
+            xs.reshape(_rows(xs), xs.shape[-1]),
             ws,
-            out.reshape(-1, ws.shape[0]),
+            out.reshape(_rows(out), ws.shape[0]),
             io.__dict__["_native"],
             _DEFAULT_TILE,
             seed,
