@@ -352,3 +352,6 @@ def test_edge_shapes_and_sizes():
         fixed.conv1d(torch.zeros(1, 1, 2), torch.ones(1, 1, 1), padding=2**40, **kw)
     with pytest.raises(ValueError, match="empty"):
         fixed.hls4ml_config(torch.nn.Sequential(torch.nn.Linear(3, 2)), torch.zeros(0, 3))
+    # Widths of layers with no inputs: one bit (the zero accumulator), with and without data.
+    assert fixed.accum_bits(torch.empty(2, 0), "ap_fixed<8,3>", "ap_fixed<8,3>").tolist() == [1, 1]
+    assert fixed.accum_bits(torch.empty(2, 0), "ap_fixed<8,3>", "ap_fixed<8,3>", x=torch.empty(5, 0)).tolist() == [1, 1]

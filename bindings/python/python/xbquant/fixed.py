@@ -133,7 +133,8 @@ def accum_bits(w: Any, input: str, weight: Optional[str] = None, *, x: Any = Non
             raise TypeError(f"x must hold float32 or float64 values, got {xs.dtype}")
         if xs.ndim < 1 or xs.shape[-1] != ws.shape[1]:
             raise ValueError(f"x must be (..., {ws.shape[1]}) for w of shape {ws.shape}, got {xs.shape}")
-        bits = _xbquant.fixed_accum_bits_used(xs.reshape(-1, xs.shape[-1]).astype(np.float64), ws, x_type, w_type)
+        rows = math.prod(xs.shape[:-1])
+        bits = _xbquant.fixed_accum_bits_used(xs.reshape(rows, xs.shape[-1]).astype(np.float64), ws, x_type, w_type)
     out = np.asarray(bits, dtype=np.int64)
     if tensor:
         import torch
