@@ -137,6 +137,36 @@ fn bad_checkpoints_and_types_are_clear_errors() {
     )
     .unwrap();
     let p = path.to_str().unwrap();
+    // A weight with no outputs, and one with non-finite values.
+    let empty = dir.path().join("empty.safetensors");
+    safetensors::serialize_to_file(
+        vec![("w", TensorView::new(Dtype::F32, vec![0, 5], &[]).unwrap())],
+        None,
+        &empty,
+    )
+    .unwrap();
+    let nan = dir.path().join("nan.safetensors");
+    let nan_bytes: Vec<u8> = [1.0f32, f32::NAN]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    safetensors::serialize_to_file(
+        vec![(
+            "w",
+            TensorView::new(Dtype::F32, vec![1, 2], &nan_bytes).unwrap(),
+        )],
+        None,
+        &nan,
+    )
+    .unwrap();
+    let (e, n) = (empty.to_str().unwrap(), nan.to_str().unwrap());
+    let types = ["--input", "ap_fixed<8,3>", "--weight", "ap_fixed<8,3>"];
+    for (path, message) in [(e, "with an output"), (n, "not finite")] {
+        let out = xbquant(&[&["accum", path][..], &types[..]].concat());
+        assert!(!out.status.success(), "{path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{path}: {err}");
+    }
     for (args, message) in [
         (
             vec![

@@ -72,7 +72,7 @@ pub fn run(args: &AccumArgs) -> Result<()> {
     }
     if rows.is_empty() {
         bail!(
-            "{} holds no float tensor of 2 or more dimensions",
+            "{} holds no float tensor of 2 or more dimensions with an output",
             args.checkpoint.display()
         );
     }
