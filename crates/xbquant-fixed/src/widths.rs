@@ -78,7 +78,8 @@ fn bits_of(v: i128) -> u32 {
 ///
 /// # Errors
 ///
-/// [`Error::ShapeMismatch`] when `w` does not hold `out * n` codes.
+/// [`Error::ShapeMismatch`] when `w` does not hold `out * n` codes; [`Error::InvalidType`]
+/// when a worst-case sum does not fit 128 bits.
 ///
 /// # Examples
 ///
@@ -98,18 +99,27 @@ pub fn accum_bits(w: &[i64], out: usize, n: usize, input: &FixedType) -> Result<
         )));
     }
     let (lo, hi) = input.word_codes();
-    Ok((0..out)
+    (0..out)
         .map(|j| {
             let (mut top, mut bottom) = (0i128, 0i128);
             for &c in &w[j * n..(j + 1) * n] {
                 let c = i128::from(c);
+                // Each product fits (a 64-bit code times a 65-bit one); their sum may not.
                 let (a, b) = (c * lo, c * hi);
-                top += a.max(b);
-                bottom += a.min(b);
+                top = top.checked_add(a.max(b)).ok_or_else(too_wide)?;
+                bottom = bottom.checked_add(a.min(b)).ok_or_else(too_wide)?;
             }
-            bits_of(top).max(bits_of(bottom))
+            Ok(bits_of(top).max(bits_of(bottom)))
         })
-        .collect())
+        .collect()
+}
+
+/// The error of a sum beyond `i128`: an accumulator wider than any this crate computes.
+fn too_wide() -> Error {
+    Error::InvalidType(
+        "the accumulator".into(),
+        "the sums need more than 128 bits, beyond the 64 this crate computes".into(),
+    )
 }
 
 /// The accumulator width each output channel needed on the inputs `x` (integer codes, `rows`
@@ -119,7 +129,8 @@ pub fn accum_bits(w: &[i64], out: usize, n: usize, input: &FixedType) -> Result<
 ///
 /// # Errors
 ///
-/// [`Error::ShapeMismatch`] when `x` or `w` does not hold its shape.
+/// [`Error::ShapeMismatch`] when `x` or `w` does not hold its shape; [`Error::InvalidType`] when
+/// a partial sum does not fit 128 bits.
 ///
 /// # Examples
 ///
@@ -149,7 +160,9 @@ pub fn accum_bits_used(
         for (j, b) in bits.iter_mut().enumerate() {
             let mut sum = 0i128;
             for (&xi, &wi) in xr.iter().zip(&w[j * n..(j + 1) * n]) {
-                sum += i128::from(xi) * i128::from(wi);
+                sum = sum
+                    .checked_add(i128::from(xi) * i128::from(wi))
+                    .ok_or_else(too_wide)?;
                 *b = (*b).max(bits_of(sum));
             }
         }

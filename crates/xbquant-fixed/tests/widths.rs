@@ -6,7 +6,9 @@ use serde_json::Value;
 
 mod common;
 use common::codes;
-use xbquant_fixed::{accum_type, dense_with_overflows, DenseTypes, FixedType};
+use xbquant_fixed::{
+    accum_bits, accum_bits_used, accum_type, dense_with_overflows, DenseTypes, Error, FixedType,
+};
 
 fn ty(v: &Value) -> FixedType {
     let a = v.as_array().expect("[width, integer, signed]");
@@ -153,4 +155,23 @@ fn accum_bits_is_never_exceeded_and_tight() {
             );
         }
     }
+}
+
+#[test]
+fn sums_beyond_128_bits_are_errors_not_wrapped_widths() {
+    // 64-bit inputs and weight codes of 2^62: each worst-case product is 2^125, eight of them
+    // 2^128, beyond i128. The widths were once computed from the wrapped sum (66 bits).
+    let input = FixedType::parse("ap_fixed<64,64>").unwrap();
+    let w = [1i64 << 62; 8];
+    assert!(matches!(
+        accum_bits(&w, 1, 8, &input),
+        Err(Error::InvalidType(_, why)) if why.contains("more than 128 bits")
+    ));
+    // Four of them still fit: -2^127 needs all 128 bits.
+    assert_eq!(accum_bits(&w[..4], 1, 4, &input).unwrap(), [128]);
+    let x = [1i64 << 62; 8];
+    assert!(matches!(
+        accum_bits_used(&x, 1, 8, &w, 1),
+        Err(Error::InvalidType(..))
+    ));
 }
