@@ -23,8 +23,11 @@ def _hls(text: Any, where: str) -> Optional[str]:
         return None
     integer = re.fullmatch(r"(?:ap_)?(u?)int<\s*(\d+)\s*>", text)
     if integer:
-        return f"ap_{integer.group(1)}fixed<{integer.group(2)},{integer.group(2)}>"
-    return re.sub(r"^(u?)fixed<", lambda m: f"ap_{m.group(1)}fixed<", text)
+        text = f"ap_{integer.group(1)}fixed<{integer.group(2)},{integer.group(2)}>"
+    else:
+        text = re.sub(r"^(u?)fixed<", lambda m: f"ap_{m.group(1)}fixed<", text)
+    fixed._type(text, where)  # a type this computes, or an error naming where it stands
+    return text
 
 
 # hls4ml's class names of the layers here (its `LayerType` keys).
@@ -306,6 +309,8 @@ def hls4ml_config(
         raise TypeError("x must be a float tensor")
     if x.numel() == 0:
         raise ValueError("x must hold data to choose the types from, got an empty tensor")
+    if input_type is not None:
+        input_type = fixed._type(input_type, "input_type")
     for name, value, low, high in (("bits", bits, 2, 32), ("weight_bits", weight_bits, 2, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
