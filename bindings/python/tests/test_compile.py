@@ -96,6 +96,8 @@ def fixed_layers(x):
         *(counts[k] for k in ("weights", "biases", "products", "accumulations", "results")),
         fixed.conv2d(images, FIX_K, FIX_B[:3], (2, 1), 1, **FIX_TYPES),
         fixed.conv1d(x.reshape(4, 4, 12), FIX_K[:, :, 0].repeat(1, 2, 1), None, 2, 0, **FIX_TYPES),
+        fixed.accum_bits(FIX_W, "ap_fixed<10,4>", "ap_fixed<8,2>"),
+        fixed.accum_bits(FIX_W, "ap_fixed<10,4>", "ap_fixed<8,2>", x=x),
     )
 
 
@@ -258,6 +260,7 @@ def test_every_tensor_op_takes_vmap_and_grad():
         "fixed counts": lambda v: fixed.linear(v, FIX_W[:, :5], FIX_B, **FIX_TYPES, return_overflow=True)[1]["accumulations"],
         "fixed conv2d": lambda v: fixed.conv2d(v.reshape(1, 2, 3, 5), FIX_K[:, :2], None, 1, 1, **FIX_TYPES),
         "qonnx quant": lambda v: qonnx.quant(v, 0.5, 0.0, 4, rounding_mode="FLOOR"),
+        "fixed accum_bits": lambda v: fixed.accum_bits(FIX_W[:, :5], "ap_fixed<6,3>", "ap_fixed<8,2>", x=v),
     }
     for name, f in ops.items():
         want = torch.stack([f(v) for v in x])

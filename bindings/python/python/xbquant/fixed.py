@@ -115,10 +115,18 @@ def accum_bits(w: Any, input: str, weight: Optional[str] = None, *, x: Any = Non
         TypeError: data that is not float32 or float64, or types that are not strings.
         ValueError: shapes that do not match, values that are not integer codes where no
             ``weight`` is given, or types this cannot compute.
+
+    Under ``torch.compile``, ``torch.export`` and ``vmap`` it is one registered operation,
+    ``torch.ops.xbquant.fixed_accum_bits`` (its arguments checked when it runs).
     """
+    tensor = _data.is_tensor(w)
+    if tensor and (_ops.in_graph(w) or (_data.is_tensor(x) and _ops.in_graph(x))):
+        _ops.register()
+        if len(w.shape) != 2:
+            raise ValueError(f"w must be (out, in), got shape {tuple(w.shape)}")
+        return _ACCUM_BITS(w.detach(), input, weight, None if x is None else x.detach())
     x_type = _type(input, "input")
     w_type = None if weight is None else _type(weight, "weight")
-    tensor = _data.is_tensor(w)
     ws = _array(w, "w")
     if str(ws.dtype) not in ("float32", "float64"):
         raise TypeError(f"w must hold float32 or float64 values, got {ws.dtype}")
@@ -284,6 +292,8 @@ def _types(
 
 # `_types`, or once the operation is registered, `_types` as a constant of traced graphs.
 _TYPES: Any = _types
+# The registered `accum_bits` (set when the operations are registered).
+_ACCUM_BITS: Any = None
 
 
 def _dtype_name(value: Any) -> str:
@@ -361,8 +371,31 @@ def _register_op(torch: Any) -> Any:
         return (torch.stack([y for y, _ in calls]), torch.stack([k for _, k in calls])), (0, 0)
 
     op.register_vmap(vmap_rule)
-    global _TYPES
+
+    @torch.library.custom_op(
+        "xbquant::fixed_accum_bits",
+        mutates_args=(),
+        schema="(Tensor w, str input, str? weight, Tensor? x) -> Tensor",
+    )
+    def widths(w: Any, input: str, weight: Optional[str], x: Any) -> Any:  # noqa: A002
+        """:func:`accum_bits` of `w` (out, in), with the data `x` when given."""
+        return accum_bits(w, input, weight, x=x).to(w.device)
+
+    @widths.register_fake
+    def _(w: Any, input: str, weight: Optional[str], x: Any) -> Any:  # noqa: A002
+        return w.new_empty((w.shape[0],), dtype=torch.int64)
+
+    def widths_vmap(info: Any, in_dims: Any, w: Any, input: str, weight: Any, x: Any) -> Any:  # noqa: A002
+        # Each sample as its own call, as a loop of calls would be.
+        size = info.batch_size
+        ws = [w] * size if in_dims[0] is None else list(w.movedim(in_dims[0], 0).unbind(0))
+        xs = [x] * size if x is None or in_dims[3] is None else list(x.movedim(in_dims[3], 0).unbind(0))
+        return torch.stack([widths(a, input, weight, c) for a, c in zip(ws, xs)]), 0
+
+    widths.register_vmap(widths_vmap)
+    global _TYPES, _ACCUM_BITS
     _TYPES = torch.compiler.assume_constant_result(_types)
+    _ACCUM_BITS = widths
     _OP = op
     return op
 
