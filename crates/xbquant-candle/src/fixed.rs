@@ -22,16 +22,17 @@ struct FixedDense {
 }
 
 impl FixedDense {
-    /// The layer's outputs (`rows x k`) for `x`, `w` and `b` in any layouts, as `T`.
+    /// The layer's outputs (`rows x k`) for `x`, `w` and `b` (storages of `T`) in any layouts.
     fn values<T: xbquant::Element + candle_core::WithDType>(
         &self,
-        x: (&[T], &Layout),
-        w: (&[T], &Layout),
-        b: Option<(&[T], &Layout)>,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
         (rows, n, k): (usize, usize, usize),
     ) -> candle_core::Result<Vec<T>> {
-        let (x, w) = (row_major(x.0, x.1), row_major(w.0, w.1));
-        let b = b.map(|(b, l)| row_major(b, l));
+        let major = |(s, l): (&CpuStorage, &Layout)| s.as_slice::<T>().map(|d| row_major(d, l));
+        let (x, w) = (major(x)?, major(w)?);
+        let b = b.map(major).transpose()?;
         let values = match &self.counts {
             None => dense(&x, rows, n, &w, k, b.as_deref(), &self.types).map_err(fixed_error)?,
             Some(slot) => {
@@ -74,27 +75,17 @@ impl FixedDense {
             }
         }
         let shape = (rows, n, k);
-        let storage = match (x.0, w.0, b.map(|b| b.0)) {
-            (CpuStorage::F32(xs), CpuStorage::F32(ws), None) => {
-                CpuStorage::F32(self.values((xs, x.1), (ws, w.1), None, shape)?)
+        let storage = match (x.0.dtype(), w.0.dtype(), b.map(|b| b.0.dtype())) {
+            (DType::F32, DType::F32, None | Some(DType::F32)) => {
+                CpuStorage::F32(self.values(x, w, b, shape)?)
             }
-            (CpuStorage::F32(xs), CpuStorage::F32(ws), Some(CpuStorage::F32(bs))) => {
-                let bl = b.map(|b| b.1).expect("a bias");
-                CpuStorage::F32(self.values((xs, x.1), (ws, w.1), Some((bs, bl)), shape)?)
+            (DType::F64, DType::F64, None | Some(DType::F64)) => {
+                CpuStorage::F64(self.values(x, w, b, shape)?)
             }
-            (CpuStorage::F64(xs), CpuStorage::F64(ws), None) => {
-                CpuStorage::F64(self.values((xs, x.1), (ws, w.1), None, shape)?)
-            }
-            (CpuStorage::F64(xs), CpuStorage::F64(ws), Some(CpuStorage::F64(bs))) => {
-                let bl = b.map(|b| b.1).expect("a bias");
-                CpuStorage::F64(self.values((xs, x.1), (ws, w.1), Some((bs, bl)), shape)?)
-            }
-            _ => {
-                let bias = b.map_or(String::new(), |b| format!(", b {:?}", b.0.dtype()));
+            (xd, wd, bd) => {
+                let bias = bd.map_or(String::new(), |d| format!(", b {d:?}"));
                 return Err(Error::Msg(format!(
-                    "xbquant-fixed: x, w and b must all be F32 or all F64, got x {:?}, w {:?}{bias}",
-                    x.0.dtype(),
-                    w.0.dtype(),
+                    "xbquant-fixed: x, w and b must all be F32 or all F64, got x {xd:?}, w {wd:?}{bias}"
                 )));
             }
         };

@@ -260,7 +260,7 @@ def trunc(
     signed, narrow = check_flag(signed, "signed"), check_flag(narrow, "narrow")
     mode = _mode(rounding_mode)
     lib = ops.lib
-    y = lib.round(data / s + z) if ops.tensor else np.round(data / s + z)
+    y = lib.round(data / s + z)
     power = 2 ** lib.round(lib.log2(out_s / s))
     y = y / power
     lo, hi = _range(signed, narrow, bits)
