@@ -71,6 +71,25 @@ impl Overflows {
     pub fn accumulator(&self) -> u64 {
         self.products.iter().chain(&self.accumulations).sum()
     }
+
+    /// The counts of the operands' casts (whether each input and weight cast overflowed, `n`
+    /// weights per output, and the bias's start per output), the others zero.
+    fn of_operands(x_over: &[bool], w_over: &[bool], start: &[(i128, bool)], n: usize) -> Self {
+        let out = start.len();
+        let count = |over: &[bool]| over.iter().filter(|&&o| o).count() as u64;
+        Overflows {
+            inputs: count(x_over),
+            weights: if n == 0 {
+                vec![0; out]
+            } else {
+                w_over.chunks(n).take(out).map(count).collect()
+            },
+            biases: start.iter().map(|&(_, o)| u64::from(o)).collect(),
+            products: vec![0; out],
+            accumulations: vec![0; out],
+            results: vec![0; out],
+        }
+    }
 }
 
 /// A layer's data: `rows` input vectors `x` of `n`, the weight `w` (`out` rows of `n`), the bias.
@@ -247,12 +266,7 @@ pub fn dense_codes<T: Element>(
         .iter()
         .enumerate()
         .map(|(e, &s)| {
-            let at_step = if shift < 64 {
-                s.wrapping_shl(shift as u32)
-            } else {
-                0
-            };
-            let acc = at_step.wrapping_add(start[e % out.max(1)].0 as i64);
+            let acc = at_step(s, shift).wrapping_add(start[e % out.max(1)].0 as i64);
             let (acc, _) = accum.cast(i128::from(acc), accum.frac());
             result.cast(acc, accum.frac()).0
         })
@@ -299,12 +313,7 @@ fn fast<T: Element>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<Option<V
     let signed = accum.signed();
     let step = 2f64.powi(-accum.frac());
     let accumulator = |e: usize, s: i64| {
-        let at_step = if shift < 64 {
-            s.wrapping_shl(shift as u32)
-        } else {
-            0
-        };
-        let acc = at_step
+        let acc = at_step(s, shift)
             .wrapping_add(start[e % out.max(1)])
             .wrapping_shl(spare);
         let acc = if signed {
@@ -315,6 +324,16 @@ fn fast<T: Element>(layer: &Layer<'_, T>, types: &DenseTypes) -> Result<Option<V
         acc as f64 * step
     };
     Ok(Some(cast_values(result, &sums, accumulator)))
+}
+
+/// A sum of products `s` (modulo `2^64`) at the accumulator's step, `shift` bits finer than the
+/// products' (`0 <= shift`; all 64 bits shifted out beyond 63).
+fn at_step(s: i64, shift: i32) -> i64 {
+    if shift < 64 {
+        s.wrapping_shl(shift as u32)
+    } else {
+        0
+    }
 }
 
 /// The accumulators' values `value(e, sums[e])` cast to `result` by the core's vectorized
@@ -383,19 +402,7 @@ pub fn dense_with_overflows<T: Element>(
         return vectorized(&Layer::new(x, rows, n, w, out, b), types, word);
     }
     let ops = operands(&Layer::new(x, rows, n, w, out, b), types)?;
-    let mut overflows = Overflows {
-        inputs: ops.x_over.iter().filter(|&&o| o).count() as u64,
-        weights: vec![0; out],
-        biases: ops.start.iter().map(|&(_, o)| u64::from(o)).collect(),
-        products: vec![0; out],
-        accumulations: vec![0; out],
-        results: vec![0; out],
-    };
-    if n > 0 {
-        for (j, row) in ops.w_over.chunks(n).enumerate().take(out) {
-            overflows.weights[j] = row.iter().filter(|&&o| o).count() as u64;
-        }
-    }
+    let mut overflows = Overflows::of_operands(&ops.x_over, &ops.w_over, &ops.start, n);
     let (product_frac, accum_frac) = (types.input.frac() + types.weight.frac(), types.accum.frac());
     let mut result = vec![0i128; rows * out];
     for r in 0..rows {
@@ -491,18 +498,10 @@ fn stepped<T: Element>(
     let start = start(b, out, types)?;
     let first: Vec<i32> = start.iter().map(|&(c, _)| c as i32).collect();
     let (acc, counts) = crate::steps::accumulate(&xc, rows, n, &wc, out, &first, word);
-    let mut overflows = Overflows {
-        inputs: x_over.iter().filter(|&&o| o).count() as u64,
-        weights: vec![0; out],
-        biases: start.iter().map(|&(_, o)| u64::from(o)).collect(),
+    let overflows = Overflows {
         products: counts.products,
         accumulations: counts.accumulations,
-        results: vec![0; out],
+        ..Overflows::of_operands(&x_over, &w_over, &start, n)
     };
-    if n > 0 {
-        for (j, row) in w_over.chunks(n).enumerate().take(out) {
-            overflows.weights[j] = row.iter().filter(|&&o| o).count() as u64;
-        }
-    }
     Ok((acc, overflows))
 }
