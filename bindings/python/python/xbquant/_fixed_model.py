@@ -261,25 +261,19 @@ def emulate(model: Any, config: Any, x: Any, target: Any = None) -> Any:
 
 def _frac(hls: str) -> int:
     """The fractional bits ``W - I`` of an HLS type string."""
-    m = re.search(r"<\s*(\d+)\s*,\s*(-?\d+)", hls)
-    if m is None:
-        raise ValueError(f"not an HLS type: {hls!r}")
-    return int(m.group(1)) - int(m.group(2))
+    width, integer = _width(hls)
+    return width - integer
 
 
 def _plain(v: Any) -> Any:
     return v.tolist() if hasattr(v, "tolist") else v
 
 
-def _cast(values: Any, kind: Optional[str]) -> Any:
+def _cast(values: Any, kind: str) -> Any:
     """`values` cast to the HLS type `kind` (as a layer's result is), element by element."""
-    import torch
+    from . import quantize
 
-    if kind is None:
-        return values
-    flat = values.reshape(-1, 1)
-    y = fixed.linear(flat, torch.ones(1, 1, dtype=torch.float64), input=kind, weight="ap_fixed<2,2>", result=kind)
-    return y.reshape(values.shape)
+    return quantize(values, hls=kind)
 
 
 def hls4ml_config(
@@ -359,8 +353,7 @@ def hls4ml_config(
         if module.bias is not None:
             # The accumulator starts at the bias: one bit more than the wider of the products'
             # sums and the bias type's whole range in the accumulator's fractional bits.
-            b_int = int(re.search(r"<\s*\d+\s*,\s*(-?\d+)", precision["bias"]).group(1))  # type: ignore[union-attr]
-            needed = max(needed, b_int + frac_in + frac_w) + 1
+            needed = max(needed, _width(precision["bias"])[1] + frac_in + frac_w) + 1
         precision["accum"] = f"ap_fixed<{needed},{needed - frac_in - frac_w}>"
         precision["result"] = kind(bits, outputs.get(node.target, 0.0))
         layers[name] = {"Precision": precision}
