@@ -123,8 +123,8 @@ pub(crate) fn narrow_sums(
             };
             #[cfg(target_arch = "x86_64")]
             match crate::simd::arch() {
-                pulp::Arch::V4(simd) => return simd.vectorize(v4::Block(simd, block)),
-                pulp::Arch::V3(simd) => return simd.vectorize(v3::Block(simd, block)),
+                pulp::Arch::V4(simd) => return simd.vectorize(Kernel(simd, block)),
+                pulp::Arch::V3(simd) => return simd.vectorize(Kernel(simd, block)),
                 _ => {}
             }
             crate::simd::arch().dispatch(block);
@@ -146,7 +146,25 @@ impl pulp::WithSimd for Narrow<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        narrow_block(self.x, self.n, self.w, self.out, self.part, self.chunk);
+        let b = self;
+        narrow_block(b.x, b.n, b.w, b.out, b.part, b.chunk, chunk_sums);
+    }
+}
+
+/// A block of rows of 16-bit codes with the registers of `P`, as `pulp` runs it with the
+/// instruction set's features.
+#[cfg(target_arch = "x86_64")]
+struct Kernel<'a, P>(P, Narrow<'a>);
+
+#[cfg(target_arch = "x86_64")]
+impl<P: PairSums> pulp::NullaryFnOnce for Kernel<'_, P> {
+    type Output = ();
+    #[inline(always)]
+    fn call(self) {
+        let (p, b) = (self.0, self.1);
+        narrow_block(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, ws, start| {
+            register_sums(p, xs, ws, start)
+        });
     }
 }
 
@@ -167,14 +185,9 @@ impl pulp::WithSimd for Wide<'_> {
     }
 }
 
+/// The sums of a block of rows of 16-bit codes, those of one chunk from `sums`.
 #[inline(always)]
-fn narrow_block(x: &[i16], n: usize, w: &[i16], out: usize, part: &mut [i64], chunk: usize) {
-    narrow_block_with(x, n, w, out, part, chunk, chunk_sums);
-}
-
-/// [`narrow_block`] with the sums of one chunk from `sums` (the kernel of an instruction set).
-#[inline(always)]
-fn narrow_block_with(
+fn narrow_block(
     x: &[i16],
     n: usize,
     w: &[i16],
@@ -249,9 +262,27 @@ fn wide_block(x: &[i64], n: usize, w: &[i64], out: usize, part: &mut [i64]) {
 /// Pairs of products per lane of a step: 32 codes, 16 lanes of 32 bits.
 const STEP: usize = 32;
 
+/// `vpmaddwd` in one instruction set's registers: 16-bit codes multiplied, the products of
+/// each pair of neighbours added into a 32-bit lane, modulo `2^32`.
+#[cfg(target_arch = "x86_64")]
+trait PairSums: Copy {
+    /// A register: codes, or their pair sums.
+    type V: Copy;
+    /// Codes in a register: a divisor of [`STEP`].
+    const CODES: usize;
+    fn zero(self) -> Self::V;
+    /// The first [`Self::CODES`] codes of `v`.
+    fn load(self, v: &[i16]) -> Self::V;
+    /// `acc` plus the pair sums of the products of `x` and `w`.
+    fn madd(self, acc: Self::V, x: Self::V, w: Self::V) -> Self::V;
+    /// The lanes of pair sums added in 64 bits.
+    fn total(self, v: Self::V) -> i64;
+}
+
 /// The sums over `ws` (chunks of rows of `w`) of the products with the same chunk of each row
-/// of `xs` (from `start`), modulo `2^32`: each step's codes loaded once for the four rows, each
-/// lane the sum of two products (the form of `vpmaddwd`).
+/// of `xs` (from `start`), modulo `2^32` per lane, in plain arrays for any instruction set: each
+/// step's codes loaded once for the four rows, each lane the sum of two products (the form of
+/// `vpmaddwd`).
 #[inline(always)]
 fn chunk_sums(xs: &[&[i16]; ROWS], ws: &[&[i16]; COLS], start: usize) -> [[i64; ROWS]; COLS] {
     let mut out = [[0i64; ROWS]; COLS];
@@ -273,11 +304,42 @@ fn chunk_sums(xs: &[&[i16]; ROWS], ws: &[&[i16]; COLS], start: usize) -> [[i64; 
             }
             i += STEP;
         }
-        let mut lanes = [0i64; ROWS];
-        for q in 0..ROWS {
-            lanes[q] = sum_lanes(&acc[q]);
-        }
+        let lanes: [i64; ROWS] = std::array::from_fn(|q| sum_lanes(&acc[q]));
         out[c] = tails(xs, w, start, full, lanes);
+    }
+    out
+}
+
+/// [`chunk_sums`] in the registers of `P`: each register of `w`'s codes loaded once for the
+/// four rows, and each of `x`'s for both rows of `w`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn register_sums<P: PairSums>(
+    p: P,
+    xs: &[&[i16]; ROWS],
+    ws: &[&[i16]; COLS],
+    start: usize,
+) -> [[i64; ROWS]; COLS] {
+    let mut acc = [[p.zero(); ROWS]; COLS];
+    let len = ws[0].len();
+    let full = len - len % STEP;
+    let mut i = 0;
+    while i < full {
+        for h in (0..STEP).step_by(P::CODES) {
+            let wv: [P::V; COLS] = std::array::from_fn(|c| p.load(&ws[c][i + h..]));
+            for q in 0..ROWS {
+                let xv = p.load(&xs[q][start + i + h..]);
+                for c in 0..COLS {
+                    acc[c][q] = p.madd(acc[c][q], xv, wv[c]);
+                }
+            }
+        }
+        i += STEP;
+    }
+    let mut out = [[0i64; ROWS]; COLS];
+    for c in 0..COLS {
+        let lanes: [i64; ROWS] = std::array::from_fn(|q| p.total(acc[c][q]));
+        out[c] = tails(xs, ws[c], start, full, lanes);
     }
     out
 }
@@ -307,128 +369,57 @@ fn tails(
     sums
 }
 
-/// The 16-bit kernel with AVX-512: `vpmaddwd` on 32 codes a step, the step's codes of `w` loaded
-/// once for the four rows.
+/// [`PairSums`] with AVX-512 (`vpmaddwd` on 32 codes) and with AVX2 (on 16).
 #[cfg(target_arch = "x86_64")]
-mod v4 {
-    use pulp::x86::V4;
-    use std::arch::x86_64::__m512i;
+mod x86 {
+    use pulp::x86::{V3, V4};
+    use std::arch::x86_64::{__m256i, __m512i};
 
-    use super::{sum_lanes, tails, Narrow, COLS, ROWS, STEP};
+    use super::{sum_lanes, PairSums};
 
-    /// A block as `pulp` runs it with AVX-512.
-    pub(super) struct Block<'a>(pub V4, pub Narrow<'a>);
-
-    impl pulp::NullaryFnOnce for Block<'_> {
-        type Output = ();
+    impl PairSums for V4 {
+        type V = __m512i;
+        const CODES: usize = 32;
         #[inline(always)]
-        fn call(self) {
-            let (simd, b) = (self.0, self.1);
-            super::narrow_block_with(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, ws, start| {
-                sums(simd, xs, ws, start)
-            });
+        fn zero(self) -> __m512i {
+            pulp::cast([0i32; 16])
         }
-    }
-
-    #[inline(always)]
-    fn sums(
-        simd: V4,
-        xs: &[&[i16]; ROWS],
-        ws: &[&[i16]; COLS],
-        start: usize,
-    ) -> [[i64; ROWS]; COLS] {
-        let load = |v: &[i16]| -> __m512i {
-            let a: [i16; STEP] = v[..STEP].try_into().expect("a step");
-            pulp::cast(a)
-        };
-        let zero: __m512i = pulp::cast([0i32; 16]);
-        let mut acc = [[zero; ROWS]; COLS];
-        let len = ws[0].len();
-        let full = len - len % STEP;
-        let mut i = 0;
-        while i < full {
-            let wv: [__m512i; COLS] = std::array::from_fn(|c| load(&ws[c][i..]));
-            for q in 0..ROWS {
-                let xv = load(&xs[q][start + i..]);
-                for c in 0..COLS {
-                    let pairs = simd.avx512bw._mm512_madd_epi16(xv, wv[c]);
-                    acc[c][q] = simd.avx512f._mm512_add_epi32(acc[c][q], pairs);
-                }
-            }
-            i += STEP;
-        }
-        let mut out = [[0i64; ROWS]; COLS];
-        for c in 0..COLS {
-            let mut lanes = [0i64; ROWS];
-            for q in 0..ROWS {
-                lanes[q] = sum_lanes(&pulp::cast::<__m512i, [i32; 16]>(acc[c][q]));
-            }
-            out[c] = tails(xs, ws[c], start, full, lanes);
-        }
-        out
-    }
-}
-
-/// The 16-bit kernel with AVX2: `vpmaddwd` on 16 codes a step, twice a step of [`STEP`].
-#[cfg(target_arch = "x86_64")]
-mod v3 {
-    use pulp::x86::V3;
-    use std::arch::x86_64::__m256i;
-
-    use super::{sum_lanes, tails, Narrow, COLS, ROWS, STEP};
-
-    /// A block as `pulp` runs it with AVX2.
-    pub(super) struct Block<'a>(pub V3, pub Narrow<'a>);
-
-    impl pulp::NullaryFnOnce for Block<'_> {
-        type Output = ();
         #[inline(always)]
-        fn call(self) {
-            let (simd, b) = (self.0, self.1);
-            super::narrow_block_with(b.x, b.n, b.w, b.out, b.part, b.chunk, |xs, ws, start| {
-                sums(simd, xs, ws, start)
-            });
+        fn load(self, v: &[i16]) -> __m512i {
+            let codes: [i16; 32] = v[..32].try_into().expect("a register");
+            pulp::cast(codes)
+        }
+        #[inline(always)]
+        fn madd(self, acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
+            let pairs = self.avx512bw._mm512_madd_epi16(x, w);
+            self.avx512f._mm512_add_epi32(acc, pairs)
+        }
+        #[inline(always)]
+        fn total(self, v: __m512i) -> i64 {
+            sum_lanes(&pulp::cast::<__m512i, [i32; 16]>(v))
         }
     }
 
-    #[inline(always)]
-    fn sums(
-        simd: V3,
-        xs: &[&[i16]; ROWS],
-        ws: &[&[i16]; COLS],
-        start: usize,
-    ) -> [[i64; ROWS]; COLS] {
-        const HALF: usize = STEP / 2;
-        let load = |v: &[i16]| -> __m256i {
-            let a: [i16; HALF] = v[..HALF].try_into().expect("a step");
-            pulp::cast(a)
-        };
-        let zero: __m256i = pulp::cast([0i32; 8]);
-        let mut acc = [[zero; ROWS]; COLS];
-        let len = ws[0].len();
-        let full = len - len % STEP;
-        let mut i = 0;
-        while i < full {
-            for h in 0..2 {
-                let wv: [__m256i; COLS] = std::array::from_fn(|c| load(&ws[c][i + h * HALF..]));
-                for q in 0..ROWS {
-                    let xv = load(&xs[q][start + i + h * HALF..]);
-                    for c in 0..COLS {
-                        let pairs = simd.avx2._mm256_madd_epi16(xv, wv[c]);
-                        acc[c][q] = simd.avx2._mm256_add_epi32(acc[c][q], pairs);
-                    }
-                }
-            }
-            i += STEP;
+    impl PairSums for V3 {
+        type V = __m256i;
+        const CODES: usize = 16;
+        #[inline(always)]
+        fn zero(self) -> __m256i {
+            pulp::cast([0i32; 8])
         }
-        let mut out = [[0i64; ROWS]; COLS];
-        for c in 0..COLS {
-            let mut lanes = [0i64; ROWS];
-            for q in 0..ROWS {
-                lanes[q] = sum_lanes(&pulp::cast::<__m256i, [i32; 8]>(acc[c][q]));
-            }
-            out[c] = tails(xs, ws[c], start, full, lanes);
+        #[inline(always)]
+        fn load(self, v: &[i16]) -> __m256i {
+            let codes: [i16; 16] = v[..16].try_into().expect("a register");
+            pulp::cast(codes)
         }
-        out
+        #[inline(always)]
+        fn madd(self, acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+            let pairs = self.avx2._mm256_madd_epi16(x, w);
+            self.avx2._mm256_add_epi32(acc, pairs)
+        }
+        #[inline(always)]
+        fn total(self, v: __m256i) -> i64 {
+            sum_lanes(&pulp::cast::<__m256i, [i32; 8]>(v))
+        }
     }
 }
