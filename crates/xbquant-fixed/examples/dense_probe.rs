@@ -1,6 +1,7 @@
 //! Times a 1024 x 1024 dense layer on a batch of 256 (16-bit inputs, 8-bit weights, float32
 //! values), with a wrapping and a saturating accumulator, to see where the time goes:
-//! `cargo run --release -p xbquant-fixed --example dense_probe [wrap|sat|counted]`.
+//! `cargo run --release -p xbquant-fixed --example dense_probe [wrap|sat|counted] [avx2|baseline]`
+//! (the last, to run with at most that instruction set).
 
 use std::time::Instant;
 
@@ -42,6 +43,12 @@ fn main() {
     )
     .expect("types");
     let only = std::env::args().nth(1).unwrap_or_default();
+    match std::env::args().nth(2).as_deref() {
+        Some("avx2") => xbquant::set_max_instruction_set(xbquant::InstructionSet::Avx2),
+        Some("baseline") => xbquant::set_max_instruction_set(xbquant::InstructionSet::Baseline),
+        _ => {}
+    }
+    println!("instruction set: {}", xbquant::instruction_set());
     if only.is_empty() || only == "wrap" {
         time("wrapping accumulator (dense)", 40, &|| {
             let _ = dense(&x, rows, n, &w, out, None, &wrap).expect("dense");
