@@ -1,25 +1,9 @@
-//! The instruction set the tiles' kernels run with: the best this CPU has, at most the limit of
-//! `xbquant::set_max_instruction_set` (results are the same bits with each).
+//! The instruction set the tiles' kernels run with: the core's dispatcher (the best this CPU has,
+//! at most the limit of `xbquant::set_max_instruction_set`; results are the same bits with each).
 
 use xbquant::InstructionSet;
 
-/// The `pulp` dispatcher for `xbquant::instruction_set()`.
-pub(crate) fn arch() -> pulp::Arch {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match xbquant::instruction_set() {
-            InstructionSet::Avx512 => pulp::Arch::new(),
-            InstructionSet::Avx2 => {
-                pulp::x86::V3::try_new().map_or(pulp::Arch::Scalar, pulp::Arch::V3)
-            }
-            _ => pulp::Arch::Scalar,
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        pulp::Arch::new()
-    }
-}
+pub(crate) use xbquant::pulp_arch as arch;
 
 /// AVX-512, when this CPU has it and the limit allows it.
 #[cfg(target_arch = "x86_64")]

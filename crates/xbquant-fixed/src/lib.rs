@@ -2,7 +2,6 @@
 
 mod dense;
 mod error;
-mod simd;
 mod steps;
 mod ty;
 mod widths;

@@ -189,7 +189,7 @@ pub(crate) fn accumulate(
                 part,
                 counts: none(),
             };
-            crate::simd::arch().dispatch(&mut op);
+            xbquant::pulp_arch().dispatch(&mut op);
             op.counts
         })
         .collect();

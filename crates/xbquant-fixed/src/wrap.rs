@@ -71,7 +71,7 @@ pub(crate) fn sums(
             s.par_chunks_mut(out * ROWS)
                 .enumerate()
                 .for_each(|(b, part)| {
-                    crate::simd::arch().dispatch(Wide {
+                    xbquant::pulp_arch().dispatch(Wide {
                         x: &x[b * ROWS * n..],
                         n,
                         w,
@@ -122,12 +122,12 @@ pub(crate) fn narrow_sums(
                 chunk,
             };
             #[cfg(target_arch = "x86_64")]
-            match crate::simd::arch() {
+            match xbquant::pulp_arch() {
                 pulp::Arch::V4(simd) => return simd.vectorize(Kernel(simd, block)),
                 pulp::Arch::V3(simd) => return simd.vectorize(Kernel(simd, block)),
                 _ => {}
             }
-            crate::simd::arch().dispatch(block);
+            xbquant::pulp_arch().dispatch(block);
         });
     s
 }

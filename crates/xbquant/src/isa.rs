@@ -83,9 +83,12 @@ pub fn set_max_instruction_set(max: InstructionSet) {
     MAX.store(code(max), Ordering::Relaxed);
 }
 
-/// The `pulp` dispatcher for [`instruction_set`].
+/// The `pulp` dispatcher for [`instruction_set`]: the one the workspace's kernel crates
+/// (`xbquant-analog`, `xbquant-fixed`) dispatch with, as `xbquant::pulp_arch`. Hidden from the
+/// docs: its type is `pulp`'s, not part of this crate's API.
 #[inline]
-pub(crate) fn arch() -> pulp::Arch {
+#[must_use]
+pub fn arch() -> pulp::Arch {
     #[cfg(target_arch = "x86_64")]
     {
         match MAX.load(Ordering::Relaxed) {

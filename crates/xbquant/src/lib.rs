@@ -28,6 +28,8 @@ pub use format::{
     get_range_fixed_point, FixedPoint, FixedPointFormat, MAX_FRAC_LENGTH, MAX_WORD_LENGTH,
 };
 pub use grid::{Grid, Levels};
+#[doc(hidden)]
+pub use isa::arch as pulp_arch;
 pub use isa::{detected_instruction_set, instruction_set, set_max_instruction_set, InstructionSet};
 pub use overflow::Overflow;
 pub use quantizer::{Data, Part, Quantizer};
