@@ -168,6 +168,12 @@ def _range(signed: bool, narrow: bool, bits: int) -> Tuple[int, int]:
     return (0, 2**bits - 1 - int(narrow))
 
 
+def _signs(y: Any, ops: _Ops) -> Any:
+    """``+1`` where ``y >= 0``, else ``-1`` (NaN gives ``-1``, as the specification's comparison)."""
+    ones = ops.lib.ones_like(y)
+    return ops.where(y >= 0.0, ones, -ones)
+
+
 def _clip(y: Any, lo: int, hi: int, ops: _Ops) -> Any:
     # Comparisons, so that NaN passes through as in the specification's `np.where`.
     y = ops.where(y > hi, ops.lib.full_like(y, hi), y)
@@ -208,8 +214,7 @@ def quant(
     y = data / s
     y = y + z
     if bits == 1 and signed:
-        ones = ops.lib.ones_like(y)
-        y = ops.where(y >= 0.0, ones, -ones)
+        y = _signs(y, ops)
     else:
         lo, hi = _range(signed, narrow, bits)
         y = ops.rounding(mode)(_clip(y, lo, hi, ops))
@@ -226,8 +231,7 @@ def bipolar_quant(x: Any, scale: Any) -> Any:
     """
     data, ops = _data_of(x)
     s = _parameter(scale, "scale", data, ops, positive=True)
-    ones = ops.lib.ones_like(data)
-    return ops.where(data >= 0.0, ones, -ones) * s
+    return _signs(data, ops) * s
 
 
 def trunc(
