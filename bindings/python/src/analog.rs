@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use xbquant_analog::{BoundManagement, Float, IoParameters, NoiseManagement, WeightNoise};
 
-use crate::call::typed;
+use crate::call::{dense_shapes, slice_error, typed};
 
 fn field<'py, T: FromPyObjectOwned<'py>>(io: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
     io.get_item(name)?
@@ -110,22 +110,10 @@ fn run<T: Float + numpy::Element>(
     let x = typed::<T>(x, "x", dtype)?.try_readonly()?;
     let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
     let mut out = typed::<T>(out, "out", dtype)?.try_readwrite()?;
-    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
-    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
-        return Err(PyValueError::new_err(format!(
-            "x must be (rows, in) and w (out, in), got {xs:?} and {ws:?}"
-        )));
-    }
-    let (rows, n, k) = (xs[0], xs[1], ws[0]);
-    let x = x
-        .as_slice()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let w = w
-        .as_slice()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let out = out
-        .as_slice_mut()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (rows, n, k) = dense_shapes(x.shape(), w.shape())?;
+    let x = x.as_slice().map_err(slice_error)?;
+    let w = w.as_slice().map_err(slice_error)?;
+    let out = out.as_slice_mut().map_err(slice_error)?;
     if out.len() != rows * k {
         return Err(PyValueError::new_err("out must hold rows x out values"));
     }
@@ -155,24 +143,17 @@ fn gradients<T: Float + numpy::Element>(
     let grad = typed::<T>(grad, "grad", dtype)?.try_readonly()?;
     let mut gx = typed::<T>(gx, "gx", dtype)?.try_readwrite()?;
     let mut gw = typed::<T>(gw, "gw", dtype)?.try_readwrite()?;
-    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
-    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
-        return Err(PyValueError::new_err(
-            "x must be (rows, in) and w (out, in)",
-        ));
-    }
-    let (rows, n, k) = (xs[0], xs[1], ws[0]);
-    let slice = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+    let (rows, n, k) = dense_shapes(x.shape(), w.shape())?;
     let (x, w, grad) = (
-        x.as_slice().map_err(slice)?,
-        w.as_slice().map_err(slice)?,
-        grad.as_slice().map_err(slice)?,
+        x.as_slice().map_err(slice_error)?,
+        w.as_slice().map_err(slice_error)?,
+        grad.as_slice().map_err(slice_error)?,
     );
     let (a, b) = py
         .detach(|| xbquant_analog::mvm_gradients(x, rows, n, w, k, io, tile, seed, grad))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    gx.as_slice_mut().map_err(slice)?.copy_from_slice(&a);
-    gw.as_slice_mut().map_err(slice)?.copy_from_slice(&b);
+    gx.as_slice_mut().map_err(slice_error)?.copy_from_slice(&a);
+    gw.as_slice_mut().map_err(slice_error)?.copy_from_slice(&b);
     Ok(())
 }
 
@@ -323,23 +304,16 @@ fn device_run<T: Float + numpy::Element>(
 ) -> PyResult<()> {
     let g = typed::<T>(g, "g", dtype)?.try_readonly()?;
     let mut out = typed::<T>(out, "out", dtype)?.try_readwrite()?;
-    let g = g
-        .as_slice()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let g = g.as_slice().map_err(slice_error)?;
     let nu_array = match nu {
         Some(nu) => Some(typed::<T>(nu, "nu", dtype)?.try_readonly()?),
         None => None,
     };
     let nu = match &nu_array {
-        Some(a) => Some(
-            a.as_slice()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?,
-        ),
+        Some(a) => Some(a.as_slice().map_err(slice_error)?),
         None => None,
     };
-    let out = out
-        .as_slice_mut()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let out = out.as_slice_mut().map_err(slice_error)?;
     let values = py
         .detach(|| model.apply(kind, g, nu, t, seed))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -391,18 +365,16 @@ fn device_split<T: Float + numpy::Element>(
     let w = typed::<T>(w, "w", dtype)?.try_readonly()?;
     let mut plus = typed::<T>(plus, "plus", dtype)?.try_readwrite()?;
     let mut minus = typed::<T>(minus, "minus", dtype)?.try_readwrite()?;
-    let w = w
-        .as_slice()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let w = w.as_slice().map_err(slice_error)?;
     let (p, m, ratio) = py
         .detach(|| model.split(w))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     plus.as_slice_mut()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?
+        .map_err(slice_error)?
         .copy_from_slice(&p);
     minus
         .as_slice_mut()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?
+        .map_err(slice_error)?
         .copy_from_slice(&m);
     Ok(ratio)
 }

@@ -110,8 +110,20 @@ fn detached<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -
     }
 }
 
-fn slice_error(e: numpy::AsSliceError) -> PyErr {
+/// A `ValueError` for an array that is not one contiguous slice.
+pub fn slice_error(e: numpy::AsSliceError) -> PyErr {
     PyValueError::new_err(e.to_string())
+}
+
+/// The sizes `(rows, in, out)` of a layer's input `x` (`rows x in`) and weights `w`
+/// (`out x in`), from their shapes, or a `ValueError` that gives both.
+pub fn dense_shapes(x: &[usize], w: &[usize]) -> PyResult<(usize, usize, usize)> {
+    match (x, w) {
+        (&[rows, n], &[k, n2]) if n == n2 => Ok((rows, n, k)),
+        _ => Err(PyValueError::new_err(format!(
+            "x must be (rows, in) and w (out, in), got {x:?} and {w:?}"
+        ))),
+    }
 }
 
 /// One call on buffers of one layout: into a new array (returned), into `dst`, or in place

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use xbquant_fixed::{DenseTypes, FixedType};
 
-use crate::call::typed;
+use crate::call::{dense_shapes, slice_error, typed};
 
 fn value_error(e: xbquant_fixed::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -100,21 +100,17 @@ fn dense<'py, T: Narrow>(
     let b = b.map(|b| typed::<T>(b, "b", dtype)).transpose()?;
     let b = b.map(|b| b.try_readonly()).transpose()?;
     let mut out = typed::<T>(out, "out", dtype)?.try_readwrite()?;
-    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
-    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
-        return Err(PyValueError::new_err(format!(
-            "x must be (rows, in) and w (out, in), got {xs:?} and {ws:?}"
-        )));
-    }
-    let (rows, n, k) = (xs[0], xs[1], ws[0]);
-    let slice = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
-    let (x, w) = (x.as_slice().map_err(slice)?, w.as_slice().map_err(slice)?);
+    let (rows, n, k) = dense_shapes(x.shape(), w.shape())?;
+    let (x, w) = (
+        x.as_slice().map_err(slice_error)?,
+        w.as_slice().map_err(slice_error)?,
+    );
     let b = b
         .as_ref()
         .map(|b| b.as_slice())
         .transpose()
-        .map_err(slice)?;
-    let out = out.as_slice_mut().map_err(slice)?;
+        .map_err(slice_error)?;
+    let out = out.as_slice_mut().map_err(slice_error)?;
     if out.len() != rows * k {
         return Err(PyValueError::new_err("out must hold rows x out values"));
     }
@@ -191,12 +187,7 @@ pub fn fixed_accum_bits(
             "w must be (out, in), got {shape:?}"
         )));
     }
-    let codes = integer_codes(
-        w.as_slice()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?,
-        weight_type,
-        "w",
-    )?;
+    let codes = integer_codes(w.as_slice().map_err(slice_error)?, weight_type, "w")?;
     let input = FixedType::parse(input_type).map_err(value_error)?;
     xbquant_fixed::accum_bits(&codes, shape[0], shape[1], &input).map_err(value_error)
 }
@@ -213,14 +204,8 @@ pub fn fixed_accum_bits_used(
 ) -> PyResult<Vec<u32>> {
     let x = typed::<f64>(x, "x", "float64")?.try_readonly()?;
     let w = typed::<f64>(w, "w", "float64")?.try_readonly()?;
-    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
-    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
-        return Err(PyValueError::new_err(format!(
-            "x must be (rows, in) and w (out, in), got {xs:?} and {ws:?}"
-        )));
-    }
-    let slice = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
-    let wc = integer_codes(w.as_slice().map_err(slice)?, weight_type, "w")?;
-    let xc = integer_codes(x.as_slice().map_err(slice)?, Some(input_type), "x")?;
-    xbquant_fixed::accum_bits_used(&xc, xs[0], xs[1], &wc, ws[0]).map_err(value_error)
+    let (rows, n, k) = dense_shapes(x.shape(), w.shape())?;
+    let wc = integer_codes(w.as_slice().map_err(slice_error)?, weight_type, "w")?;
+    let xc = integer_codes(x.as_slice().map_err(slice_error)?, Some(input_type), "x")?;
+    xbquant_fixed::accum_bits_used(&xc, rows, n, &wc, k).map_err(value_error)
 }
