@@ -84,12 +84,18 @@ fn turn(u: f64) -> (f64, f64) {
         f * FRAC_PI_4
     };
     let (s, c) = sin_cos_octant(a);
-    // (cos, sin) of k pi/4 + angle, without branches (selects the compiler vectorizes): octants
-    // 1, 2, 5 and 6 swap the two, octants 2 to 5 negate the cosine and 4 to 7 the sine.
+    place(k as u32, s, c)
+}
+
+/// `(cos, sin)` of `k pi/4 + a` (octant `k`, `a` the angle from its nearer axis) from
+/// `s = sin a` and `c = cos a`, without branches (selects the compiler vectorizes): octants 1, 2,
+/// 5 and 6 swap the two, octants 2 to 5 negate the cosine and 4 to 7 the sine.
+#[inline(always)]
+fn place<F: Copy + std::ops::Mul<Output = F> + From<i8>>(k: u32, s: F, c: F) -> (F, F) {
     let swap = ((k + 1) & 2) != 0;
     let (x, y) = (if swap { s } else { c }, if swap { c } else { s });
-    let cos_sign = if (2..=5).contains(&k) { -1.0 } else { 1.0 };
-    let sin_sign = if k >= 4 { -1.0 } else { 1.0 };
+    let cos_sign = F::from(if (2..=5).contains(&k) { -1 } else { 1 });
+    let sin_sign = F::from(if k >= 4 { -1 } else { 1 });
     (x * cos_sign, y * sin_sign)
 }
 
@@ -213,12 +219,7 @@ fn turn32(v: u32) -> (f32, f32) {
     for b in [1.0 / 90.0, 1.0 / 56.0, 1.0 / 30.0, 1.0 / 12.0, 1.0 / 2.0] {
         c = 1.0 - a2 * b * c;
     }
-    let s = a * s;
-    let swap = ((k + 1) & 2) != 0;
-    let (x, y) = (if swap { s } else { c }, if swap { c } else { s });
-    let cos_sign = if (2..=5).contains(&k) { -1.0 } else { 1.0 };
-    let sin_sign = if k >= 4 { -1.0 } else { 1.0 };
-    (x * cos_sign, y * sin_sign)
+    place(k, a * s, c)
 }
 
 /// The `f32` Box-Muller pair of pair index `pair` in the stream `key`.
