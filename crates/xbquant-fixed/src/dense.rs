@@ -246,16 +246,16 @@ pub fn dense_codes<T: Element>(
     b: Option<&[T]>,
     types: &DenseTypes,
 ) -> Result<Vec<i128>, Error> {
-    if let Some(values) = fast(&Layer::new(x, rows, n, w, out, b), types)? {
+    let layer = Layer::new(x, rows, n, w, out, b);
+    if let Some(values) = fast(&layer, types)? {
         let scale = 2f64.powi(types.result.frac());
         return Ok(values.into_iter().map(|v| (v * scale) as i128).collect());
     }
-    if crate::wrap::lanes(types).is_none() {
+    let Some(lanes) = crate::wrap::lanes(types) else {
         return dense_with_overflows(x, rows, n, w, out, b, types).map(|(codes, _)| codes);
-    }
+    };
     // A wrapping accumulator or result too wide for f64's values: the codes in integers.
-    check(&Layer::new(x, rows, n, w, out, b), types)?;
-    let lanes = crate::wrap::lanes(types).expect("checked above");
+    check(&layer, types)?;
     let xc = types.input.codes(x, "x", |v| v)?;
     let wc = types.weight.codes(w, "w", |v| v)?;
     let start = start(b, out, types)?;
@@ -398,10 +398,11 @@ pub fn dense_with_overflows<T: Element>(
     b: Option<&[T]>,
     types: &DenseTypes,
 ) -> Result<(Vec<i128>, Overflows), Error> {
+    let layer = Layer::new(x, rows, n, w, out, b);
     if let Some(word) = crate::steps::Word::of(types) {
-        return vectorized(&Layer::new(x, rows, n, w, out, b), types, word);
+        return vectorized(&layer, types, word);
     }
-    let ops = operands(&Layer::new(x, rows, n, w, out, b), types)?;
+    let ops = operands(&layer, types)?;
     let mut overflows = Overflows::of_operands(&ops.x_over, &ops.w_over, &ops.start, n);
     let (product_frac, accum_frac) = (types.input.frac() + types.weight.frac(), types.accum.frac());
     let mut result = vec![0i128; rows * out];
