@@ -274,8 +274,7 @@ def _register_ops(torch: Any) -> Any:
     ) -> Any:
         # Each sample as its own call, as a loop of calls would be.
         size = info.batch_size
-        gs = [g] * size if in_dims[0] is None else list(g.movedim(in_dims[0], 0).unbind(0))
-        nus = [nu] * size if nu is None or in_dims[1] is None else list(nu.movedim(in_dims[1], 0).unbind(0))
+        gs, nus = _ops.vmap_samples(g, in_dims[0], size), _ops.vmap_samples(nu, in_dims[1], size)
         return torch.stack([apply(a, b, model, params, kind, t, seed) for a, b in zip(gs, nus)]), 0
 
     apply.register_vmap(apply_vmap)

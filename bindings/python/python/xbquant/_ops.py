@@ -250,6 +250,14 @@ def slicing_op(name: str) -> Any:
     return _BIT_SLICES if name == "bit_slices" else _FROM_BIT_SLICES
 
 
+def vmap_samples(t: Any, dim: Any, size: int) -> list:
+    """The ``size`` samples of an argument ``t`` of a vmap rule, batched along ``dim``: ``t``
+    itself for each when it is not batched (``dim`` None), None for each when ``t`` is None."""
+    if t is None:
+        return [None] * size
+    return [t] * size if dim is None else list(t.movedim(dim, 0).unbind(0))
+
+
 def wrapped(x: Any) -> bool:
     """Whether `x` is a tensor of a functorch transform (`vmap`, `grad`): its data has no
     storage the kernels can read, so the call goes through the registered operation."""

@@ -240,8 +240,7 @@ def _register_op(torch: Any) -> Any:
     def vmap_rule(info: Any, in_dims: Any, x: Any, w: Any, io: str, tile: Any, seed: Any, bits: int) -> Any:
         # Each sample as its own call, as a loop of calls would be.
         size = info.batch_size
-        xs = [x] * size if in_dims[0] is None else list(x.movedim(in_dims[0], 0).unbind(0))
-        ws = [w] * size if in_dims[1] is None else list(w.movedim(in_dims[1], 0).unbind(0))
+        xs, ws = _ops.vmap_samples(x, in_dims[0], size), _ops.vmap_samples(w, in_dims[1], size)
         return torch.stack([op(a, b, io, tile, seed, bits) for a, b in zip(xs, ws)]), 0
 
     op.register_vmap(vmap_rule)

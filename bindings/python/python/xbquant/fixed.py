@@ -155,21 +155,24 @@ def _check_data(**values: Any) -> None:
     """A TypeError naming the first of ``values`` (None skipped) that is not a tensor the kernels
     can read or a numpy array."""
     for name, value in values.items():
-        if value is None:
-            continue
-        if _data.is_tensor(value):
-            _data.check_layout(value, name)
-        elif not isinstance(value, np.ndarray):
-            raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+        if value is not None:
+            _check_value(value, name)
+
+
+def _check_value(value: Any, name: str) -> None:
+    if _data.is_tensor(value):
+        _data.check_layout(value, name)
+    elif not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
 
 
 def _array(value: Any, name: str) -> Any:
+    """``value`` (a tensor the kernels can read or a numpy array) as a C-contiguous numpy array on
+    the CPU."""
+    _check_value(value, name)
     if _data.is_tensor(value):
-        _data.check_layout(value, name)
         return value.detach().cpu().resolve_neg().contiguous().numpy()
-    if isinstance(value, np.ndarray):
-        return np.ascontiguousarray(value)
-    raise TypeError(f"{name} must be a torch.Tensor or a numpy array of floats, got {type(value).__name__}")
+    return np.ascontiguousarray(value)
 
 
 def linear(
@@ -337,7 +340,7 @@ def _register_op(torch: Any) -> Any:
     )
     def op(x: Any, w: Any, b: Any, types: Any, count: bool) -> Any:
         """hls4ml's dense layer of `x` (rows, in) and `w` (out, in)."""
-        arrays = [None if t is None else t.detach().cpu().resolve_neg().contiguous().numpy() for t in (x, w, b)]
+        arrays = [None if t is None else _array(t, name) for t, name in ((x, "x"), (w, "w"), (b, "b"))]
         y, counts = _dense(arrays[0], arrays[1], arrays[2], (types[0], types[1], types[2], types[3], types[4]), count)
         out = w.shape[0]
         if count:
@@ -358,16 +361,8 @@ def _register_op(torch: Any) -> Any:
     def vmap_rule(info: Any, in_dims: Any, x: Any, w: Any, b: Any, types: Any, count: bool) -> Any:
         # Each sample as its own call, as a loop of calls would be.
         size = info.batch_size
-
-        def samples(t: Any, dim: Any) -> Any:
-            if t is None:
-                return [None] * size
-            return [t] * size if dim is None else list(t.movedim(dim, 0).unbind(0))
-
-        calls = [
-            op(a, c, d, types, count)
-            for a, c, d in zip(samples(x, in_dims[0]), samples(w, in_dims[1]), samples(b, in_dims[2]))
-        ]
+        x_s, w_s, b_s = (_ops.vmap_samples(t, d, size) for t, d in zip((x, w, b), in_dims))
+        calls = [op(a, c, d, types, count) for a, c, d in zip(x_s, w_s, b_s)]
         return (torch.stack([y for y, _ in calls]), torch.stack([k for _, k in calls])), (0, 0)
 
     op.register_vmap(vmap_rule)
@@ -388,8 +383,7 @@ def _register_op(torch: Any) -> Any:
     def widths_vmap(info: Any, in_dims: Any, w: Any, input: str, weight: Any, x: Any) -> Any:  # noqa: A002
         # Each sample as its own call, as a loop of calls would be.
         size = info.batch_size
-        ws = [w] * size if in_dims[0] is None else list(w.movedim(in_dims[0], 0).unbind(0))
-        xs = [x] * size if x is None or in_dims[3] is None else list(x.movedim(in_dims[3], 0).unbind(0))
+        ws, xs = _ops.vmap_samples(w, in_dims[0], size), _ops.vmap_samples(x, in_dims[3], size)
         return torch.stack([widths(a, input, weight, c) for a, c in zip(ws, xs)]), 0
 
     widths.register_vmap(widths_vmap)
