@@ -80,12 +80,11 @@ class _Config:
 
     def lookup(self, name: str, cls: str, var: str) -> Optional[str]:
         """The type of `var` of the layer `name` of hls4ml class `cls` (None: ``auto``)."""
-        for table, key in ((self.by_name.get(name.lower()), var), (self.by_name.get(name.lower()), "default")):
-            if table is not None and key in table:
-                return _hls(table[key], f"config['LayerName'][{name!r}]['Precision'][{key!r}]")
-        for table, key in ((self.by_type.get(cls.lower()), var), (self.by_type.get(cls.lower()), "default")):
-            if table is not None and key in table:
-                return _hls(table[key], f"config['LayerType'][{cls!r}]['Precision'][{key!r}]")
+        for section, tables, entry in (("LayerName", self.by_name, name), ("LayerType", self.by_type, cls)):
+            table = tables.get(entry.lower(), {})
+            for key in (var, "default"):
+                if key in table:
+                    return _hls(table[key], f"config[{section!r}][{entry!r}]['Precision'][{key!r}]")
         if var in self.model:
             return _hls(self.model[var], f"config['Model']['Precision'][{var!r}]")
         return self.default
@@ -135,6 +134,23 @@ def _as_written(values: Any, kind: str) -> Any:
     places = max(0, w - i)
     flat = [float(f"{v:.{places}f}") for v in values.reshape(-1).tolist()]
     return torch.tensor(flat, dtype=torch.float64).reshape(values.shape)
+
+
+def _weighted(module: Any) -> bool:
+    """Whether `module` is a layer of weights this covers (Linear, Conv1d, Conv2d)."""
+    import torch
+
+    return isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))
+
+
+def _is_relu(node: Any, module: Any) -> bool:
+    """Whether the graph's `node` (calling `module`, if any) is a ReLU: the module, the function
+    or the method."""
+    import torch
+
+    return isinstance(module, torch.nn.ReLU) or (
+        node.op in ("call_function", "call_method") and node.target in (torch.relu, torch.nn.functional.relu, "relu")
+    )
 
 
 def _layers(model: Any) -> Any:
@@ -207,8 +223,8 @@ def emulate(model: Any, config: Any, x: Any, target: Any = None) -> Any:
         args: Any = [values.get(a.name) if hasattr(a, "name") else a for a in node.args]
         source = node.args[0].name if node.args and hasattr(node.args[0], "name") else None
         in_kind = kinds.get(source, cfg.default) if source else cfg.default
-        module = modules.get(node.target) if node.op == "call_module" else None
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+        module: Any = modules.get(node.target) if node.op == "call_module" else None
+        if _weighted(module):
             cls = _CLASSES[type(module).__name__] if type(module).__name__ in _CLASSES else "Dense"
             n = int(module.weight[0].numel())
             types = cfg.dense(name, cls, in_kind, n)
@@ -229,10 +245,7 @@ def emulate(model: Any, config: Any, x: Any, target: Any = None) -> Any:
                 y, counts = conv(args[0], weight, bias, stride, padding, **kw)
             layers[name] = {"types": used, "overflows": {k: _plain(v) for k, v in counts.items()}}
             values[name], kinds[name] = y, types["result"]
-        elif isinstance(module, torch.nn.ReLU) or (
-            node.op in ("call_function", "call_method")
-            and node.target in (torch.relu, torch.nn.functional.relu, "relu")
-        ):
+        elif _is_relu(node, module):
             kind = cfg.result(name, "Activation")
             values[name] = _cast(torch.clamp(args[0], min=0.0), kind)
             kinds[name] = kind
@@ -318,10 +331,10 @@ def hls4ml_config(
     outputs: Dict[str, float] = {}
     hooks = []
     modules = dict(graph.named_modules())
-    for path, module in modules.items():
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+    for path, layer in modules.items():
+        if _weighted(layer):
             hooks.append(
-                module.register_forward_hook(
+                layer.register_forward_hook(
                     lambda m, i, o, path=path: outputs.__setitem__(path, float(o.detach().abs().max()))
                 )
             )
@@ -334,13 +347,13 @@ def hls4ml_config(
     layers: Dict[str, Any] = {first: {"Precision": {"result": in_kind}}}
     previous = in_kind
     for node in graph.graph.nodes:
-        module = modules.get(node.target) if node.op == "call_module" else None
+        module: Any = modules.get(node.target) if node.op == "call_module" else None
         name = node.name
-        if isinstance(module, torch.nn.ReLU) or node.target in (torch.relu, torch.nn.functional.relu, "relu"):
+        if _is_relu(node, module):
             # The activation keeps the type of what it follows.
             layers[name] = {"Precision": {"result": previous}}
             continue
-        if not isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+        if not _weighted(module):
             continue
         w = module.weight.detach().double()
         w_kind = kind(weight_bits, float(w.abs().max()))
