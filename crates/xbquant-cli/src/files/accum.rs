@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use bytemuck::Pod;
 use half::{bf16, f16};
 use xbquant_fixed::{accum_bits, accum_type, FixedType};
 
 use super::dtypes::{Float, Order};
 use super::source::Source;
+use super::stream::swap_bytes;
 use super::{npy, st};
 
 /// Options of `xbquant accum`.
@@ -44,17 +46,20 @@ struct Row {
 pub fn run(args: &AccumArgs) -> Result<()> {
     let input = FixedType::parse(&args.input).context("--input")?;
     let weight = FixedType::parse(&args.weight).context("--weight")?;
-    let tensors = read(&args.checkpoint)?;
+    let mut src = Source::open(&args.checkpoint)?;
     let mut rows = Vec::new();
-    for (name, shape, values) in tensors {
+    // One weight in memory at a time; biases, scalars and empty tensors are not read.
+    for tensor in tensors(&mut src, &args.checkpoint)? {
+        let shape = &tensor.shape;
         if shape.len() < 2 || shape[0] == 0 {
-            continue; // biases, scalars and empty tensors: not weights
+            continue;
         }
+        let values = values(&mut src, &tensor)?;
         let out = shape[0] as usize;
         let n = values.len() / out;
         let (codes, _) = weight
             .cast_all(&values, "the weights")
-            .with_context(|| name.clone())?;
+            .with_context(|| tensor.name.clone())?;
         let codes: Vec<i64> = codes.into_iter().map(|c| c as i64).collect();
         let bits = accum_bits(&codes, out, n, &input)?;
         let needed = (
@@ -63,13 +68,14 @@ pub fn run(args: &AccumArgs) -> Result<()> {
         );
         let hls4ml = accum_type(&input, &weight, n, None).map_err(|e| e.to_string());
         rows.push(Row {
-            name,
+            name: tensor.name,
             n: n as u64,
-            shape,
+            shape: tensor.shape,
             hls4ml,
             needed,
         });
     }
+    src.check_unchanged()?;
     if rows.is_empty() {
         bail!(
             "{} holds no float tensor of 2 or more dimensions with an output",
@@ -142,17 +148,22 @@ fn print_json(rows: &[Row], args: &AccumArgs, input: &FixedType, weight: &FixedT
     Ok(())
 }
 
-/// Tensors by name, with their shapes and values.
-type Tensors = Vec<(String, Vec<u64>, Vec<f64>)>;
+/// A float tensor of a checkpoint: its name, shape, and where its values lie.
+struct Tensor {
+    name: String,
+    shape: Vec<u64>,
+    start: u64,
+    elements: u64,
+    float: Float,
+    order: Order,
+}
 
-/// The float tensors of a `.npy` or `.safetensors` file: name, shape and values (C order).
-fn read(path: &Path) -> Result<Tensors> {
-    let mut src = Source::open(path)?;
+/// The float tensors of a `.npy` or `.safetensors` file (C order).
+fn tensors(src: &mut Source, path: &Path) -> Result<Vec<Tensor>> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let mut out = Vec::new();
     match extension {
         "npy" => {
-            let header = npy::read_header(&mut src)?;
+            let header = npy::read_header(src)?;
             let npy::Dtype::Float(float, order) = header.dtype else {
                 bail!("{}: not a float array", path.display());
             };
@@ -167,65 +178,64 @@ fn read(path: &Path) -> Result<Tensors> {
                 .and_then(|s| s.to_str())
                 .unwrap_or("array")
                 .to_string();
-            let values = values(&mut src, header.data_start, header.elements, float, order)?;
-            out.push((name, header.shape, values));
+            Ok(vec![Tensor {
+                name,
+                shape: header.shape,
+                start: header.data_start,
+                elements: header.elements,
+                float,
+                order,
+            }])
         }
         "safetensors" => {
-            let header = st::read_header(&mut src)?;
-            for (name, info) in header.tensors() {
-                let Ok(float) = Float::try_from(info.dtype) else {
-                    continue;
-                };
-                let shape: Vec<u64> = info.shape.iter().map(|&d| d as u64).collect();
-                let elements = shape.iter().product::<u64>();
-                let start = header.data_start + info.data_offsets.0 as u64;
-                out.push((
-                    name,
-                    shape,
-                    values(&mut src, start, elements, float, Order::Little)?,
-                ));
-            }
+            let header = st::read_header(src)?;
+            Ok(header
+                .tensors()
+                .into_iter()
+                .filter_map(|(name, info)| {
+                    let float = Float::try_from(info.dtype).ok()?;
+                    let shape: Vec<u64> = info.shape.iter().map(|&d| d as u64).collect();
+                    Some(Tensor {
+                        name,
+                        elements: shape.iter().product::<u64>(),
+                        shape,
+                        start: header.data_start + info.data_offsets.0 as u64,
+                        float,
+                        order: Order::Little,
+                    })
+                })
+                .collect())
         }
         _ => bail!("{}: expected a .npy or .safetensors file", path.display()),
     }
-    src.check_unchanged()?;
-    Ok(out)
 }
 
-/// `elements` values of type `float` in byte order `order` at `offset`, as `f64`.
-fn values(
-    src: &mut Source,
-    offset: u64,
-    elements: u64,
-    float: Float,
-    order: Order,
-) -> Result<Vec<f64>> {
-    let size = float.size();
-    let bytes = usize::try_from(elements)
-        .ok()
-        .and_then(|e| e.checked_mul(size))
-        .context("a tensor too large for this machine")?;
-    let mut raw = vec![0u8; bytes];
-    src.read_at(offset, &mut raw)?;
-    let little = order == Order::Little;
-    let word = |c: &[u8]| -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b[..c.len()].copy_from_slice(c);
-        if !little {
-            b[..c.len()].reverse();
-        }
-        b
-    };
-    Ok(raw
-        .chunks_exact(size)
-        .map(|c| {
-            let b = word(c);
-            match float {
-                Float::F16 => f16::from_le_bytes([b[0], b[1]]).to_f64(),
-                Float::BF16 => bf16::from_le_bytes([b[0], b[1]]).to_f64(),
-                Float::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                Float::F64 => f64::from_le_bytes(b),
-            }
-        })
-        .collect())
+/// The values of `tensor`, as `f64`.
+fn values(src: &mut Source, tensor: &Tensor) -> Result<Vec<f64>> {
+    Ok(match tensor.float {
+        Float::F16 => typed::<f16>(src, tensor)?
+            .iter()
+            .map(|v| v.to_f64())
+            .collect(),
+        Float::BF16 => typed::<bf16>(src, tensor)?
+            .iter()
+            .map(|v| v.to_f64())
+            .collect(),
+        Float::F32 => typed::<f32>(src, tensor)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        Float::F64 => typed::<f64>(src, tensor)?,
+    })
+}
+
+/// The values of `tensor` read as `T`, in this machine's byte order.
+fn typed<T: Pod + Default>(src: &mut Source, tensor: &Tensor) -> Result<Vec<T>> {
+    let len = usize::try_from(tensor.elements).context("a tensor too large for this machine")?;
+    let mut values = vec![T::default(); len];
+    src.read_at(tensor.start, bytemuck::cast_slice_mut(&mut values))?;
+    if tensor.order != Order::native() {
+        swap_bytes(bytemuck::cast_slice_mut(&mut values), size_of::<T>());
+    }
+    Ok(values)
 }

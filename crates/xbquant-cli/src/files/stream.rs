@@ -330,7 +330,7 @@ fn scheme_fls(rule: &Scheme, chosen: &Scheme) -> Option<Vec<i32>> {
 }
 
 /// Reverses the bytes of each element of `bytes` (elements of `size` bytes).
-fn swap_bytes(bytes: &mut [u8], size: usize) {
+pub(crate) fn swap_bytes(bytes: &mut [u8], size: usize) {
     for e in bytes.chunks_exact_mut(size) {
         e.reverse();
     }
