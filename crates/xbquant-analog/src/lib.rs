@@ -81,7 +81,7 @@ pub fn mvm<T: Float>(
     io.check()?;
     shapes(x, rows, n, w, k)?;
     let mut y = vec![T::ZERO; rows * k];
-    mvm_checked(x, rows, n, w, k, io, tile, seed, &mut y);
+    mvm_into(x, rows, n, w, k, io, tile, seed, &mut y)?;
     Ok(y)
 }
 
@@ -123,27 +123,11 @@ pub fn mvm_into<T: Float>(
             out.len()
         )));
     }
-    mvm_checked(x, rows, n, w, k, io, tile, seed, out);
-    Ok(())
-}
-
-/// [`mvm_into`] once its arguments are checked.
-#[allow(clippy::too_many_arguments)]
-fn mvm_checked<T: Float>(
-    x: &[T],
-    rows: usize,
-    n: usize,
-    w: &[T],
-    k: usize,
-    io: &IoParameters,
-    tile: (usize, usize),
-    seed: u64,
-    out: &mut [T],
-) {
     let in_sizes = split_sizes(n, tile.0);
     let out_sizes = split_sizes(k, tile.1);
     // The whole batch at once: aihwkit's bound management decides for the batch.
     run_tiles(x, 0, rows, n, w, k, io, &in_sizes, &out_sizes, seed, out);
+    Ok(())
 }
 
 /// Whether `x` holds `rows x n` values and `w` `k x n`.
